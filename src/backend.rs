@@ -1,0 +1,107 @@
+//! The backend contract: what every operating-system backend in `sys/` must provide.
+//!
+//! [`SharedMemory`](crate::SharedMemory) and [`SystemSemaphore`](crate::SystemSemaphore) hold
+//! their OS objects as `sys::Segment` and `sys::Semaphore`, enums that dispatch to one
+//! implementation of these traits per backend (System V today; POSIX, Windows and others are
+//! new files under `sys/` plus one enum variant). A platform without any backend compiles
+//! `sys/unsupported.rs`, whose types cannot be constructed, so every operation reports
+//! [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+//!
+//! The traits are private and sealed: only this crate implements them.
+
+use std::time::Duration;
+
+use crate::error::{Operation, Result};
+use crate::{AccessMode, NativeKey};
+
+/// How long an acquire may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Block until acquired.
+    Forever,
+    /// Fail with `WouldBlock` at once if it cannot be acquired.
+    NoWait,
+    /// Fail with `Timeout` after this long.
+    For(Duration),
+}
+
+/// Whether a semaphore operation is undone by the kernel when the process dies.
+///
+/// The segment lock uses [`Undo::Yes`] on its paired acquire and release, so that a holder
+/// that crashes gives the lock back. Counting uses of a semaphore use [`Undo::No`]: a release
+/// by a process that then exits stays released (Qt undoes it, spec §8.12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Undo {
+    Yes,
+    No,
+}
+
+/// How a named semaphore is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SemOpen {
+    /// Open it, creating it with the initial value if it does not exist. Never changes the
+    /// value of an existing semaphore (this is what the segment lock uses: Qt's Create mode
+    /// resets a held lock, spec §8.4).
+    OpenOrCreate,
+    /// Qt's `QSystemSemaphore::Create`: as `OpenOrCreate`, and an existing semaphore's value
+    /// is reset to the initial value.
+    CreateOrReset,
+}
+
+/// A named semaphore, the primitive a segment's lock is built on.
+///
+/// # Contract
+///
+/// * `open` resolves the name and returns a handle whose `acquire`/`release` act on the
+///   semaphore every other process (Qt's included) finds under the same native key.
+/// * `acquire` and `release` are each one system call on the uncontended path and are
+///   safe to call from several threads at once.
+/// * When the semaphore was removed underneath the handle (another process deleted it),
+///   `acquire` reopens it by name and retries, as Qt does.
+/// * `remove` deletes the name and the object; processes still holding a handle see it
+///   vanish and reopen by name.
+pub(crate) trait RawSemaphore: Sized + Send + Sync + sealed::Sealed {
+    /// Opens the semaphore named by `key`. Returns the handle and whether this call created
+    /// the semaphore.
+    fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Self, bool)>;
+    /// Decrements by one, waiting as `wait` says.
+    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<()>;
+    /// Increments by `n` (`n > 0`).
+    fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()>;
+    /// How many processes are blocked in `acquire` right now, as far as the OS can tell.
+    fn waiters(&self) -> usize;
+    /// Deletes the semaphore and its name.
+    fn remove(&self) -> Result<()>;
+}
+
+/// A shared memory segment mapped into this process.
+///
+/// # Contract
+///
+/// * `create` is called with the segment's lock held, creates the segment exclusively
+///   (failing with `AlreadyExists` when the key is taken) and maps it; a failure leaves no
+///   object behind that the call created.
+/// * `attach` maps an existing segment; a `ReadOnly` mapping is mapped without write
+///   permission, so a write through it faults at the OS level instead of changing the data.
+/// * `ptr()`/`len()` describe the mapping for as long as the value lives; the memory is
+///   shared with other processes, so the crate hands out slices of it only to the holder of
+///   the lock (see `lock.rs`).
+/// * `detach` unmaps and, when this was the last attachment anywhere, destroys the segment
+///   and (when `remove_key_file`) its key file. It returns whether it destroyed it.
+pub(crate) trait RawSegment: Sized + Send + Sync + sealed::Sealed {
+    /// Creates and maps a new segment of exactly `size` bytes (`size > 0`).
+    fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<Self>;
+    /// Maps an existing segment.
+    fn attach(key: &NativeKey, access: AccessMode) -> Result<Self>;
+    /// The first byte of the mapping.
+    fn ptr(&self) -> *mut u8;
+    /// The size of the segment in bytes, as the OS reports it.
+    fn len(&self) -> usize;
+    /// Unmaps; destroys the segment when nobody else has it attached.
+    fn detach(self, remove_key_file: bool) -> Result<bool>;
+}
+
+pub(crate) mod sealed {
+    /// Keeps the backend traits implementable only inside this crate.
+    pub(crate) trait Sealed {}
+}

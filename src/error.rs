@@ -1,0 +1,296 @@
+//! The error type: Qt's `QSharedMemory::SharedMemoryError` kinds, with the operation, the key
+//! and the operating-system cause.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io;
+
+/// What went wrong, in Qt's terms (`QSharedMemory::SharedMemoryError`), plus the kinds Qt
+/// has no name for.
+///
+/// # Examples
+///
+/// ```
+/// use qshm::{AccessMode, ErrorKind, SharedMemory};
+///
+/// let mut shm = SharedMemory::new();
+/// let err = shm.create(1024, AccessMode::ReadWrite).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::KeyError);
+/// assert_eq!(err.kind().qt_code(), 3);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller lacks the permissions the operation needs (`EACCES`, `EPERM`).
+    PermissionDenied,
+    /// `create` was given a size of zero, or one the system cannot provide in one segment.
+    InvalidSize,
+    /// The key is empty, too long, or not a valid name for its backend.
+    KeyError,
+    /// `create` found a segment with this key already.
+    AlreadyExists,
+    /// `attach` found no segment with this key.
+    NotFound,
+    /// Taking or releasing the lock failed, or there is nothing to lock.
+    LockError,
+    /// The system ran out of memory, identifiers, file descriptors or space.
+    OutOfResources,
+    /// Any other failure; [`Error::raw_os_error`] tells the cause.
+    Unknown,
+    /// This platform or build has no backend for the key's type.
+    Unsupported,
+    /// The operation needs an attached segment and this object is not attached.
+    NotAttached,
+    /// `attach` or `create` was called on an object that is already attached.
+    AlreadyAttached,
+    /// `lock_timeout` gave up: the lock stayed held for the whole timeout.
+    Timeout,
+    /// `try_lock` or `try_acquire` found the lock held.
+    WouldBlock,
+}
+
+impl ErrorKind {
+    /// The numeric value of the matching `QSharedMemory::SharedMemoryError` (1–8); kinds Qt
+    /// has no value for report 8 (`UnknownError`), or 6 (`LockError`) for lock time-outs.
+    pub fn qt_code(self) -> i32 {
+        match self {
+            ErrorKind::PermissionDenied => 1,
+            ErrorKind::InvalidSize => 2,
+            ErrorKind::KeyError => 3,
+            ErrorKind::AlreadyExists => 4,
+            ErrorKind::NotFound => 5,
+            ErrorKind::LockError | ErrorKind::Timeout | ErrorKind::WouldBlock => 6,
+            ErrorKind::OutOfResources => 7,
+            ErrorKind::Unknown
+            | ErrorKind::Unsupported
+            | ErrorKind::NotAttached
+            | ErrorKind::AlreadyAttached => 8,
+        }
+    }
+
+    /// A short lower-case description, used as the cause when there is no OS error.
+    pub fn description(self) -> &'static str {
+        match self {
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::InvalidSize => "invalid size",
+            ErrorKind::KeyError => "invalid key",
+            ErrorKind::AlreadyExists => "already exists",
+            ErrorKind::NotFound => "does not exist",
+            ErrorKind::LockError => "lock error",
+            ErrorKind::OutOfResources => "out of resources",
+            ErrorKind::Unknown => "unknown error",
+            ErrorKind::Unsupported => "not supported on this platform",
+            ErrorKind::NotAttached => "not attached",
+            ErrorKind::AlreadyAttached => "already attached",
+            ErrorKind::Timeout => "timed out waiting for the lock",
+            ErrorKind::WouldBlock => "the lock is held by someone else",
+        }
+    }
+
+    /// The kind an `errno` value maps to (Qt's `setUnixErrorString` table, extended).
+    pub(crate) fn from_errno(errno: i32) -> ErrorKind {
+        crate::sys::errno_kind(errno)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+/// The operation that failed, named in [`Error`]'s message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// `SharedMemory::create`.
+    Create,
+    /// `SharedMemory::attach`.
+    Attach,
+    /// `SharedMemory::detach`.
+    Detach,
+    /// `SharedMemory::lock` and its variants.
+    Lock,
+    /// Releasing the segment's lock.
+    Unlock,
+    /// Writing through the lock guard.
+    Write,
+    /// Removing a segment and its lock by key.
+    Remove,
+    /// Parsing a native key's text form.
+    ParseKey,
+    /// Opening or creating a `SystemSemaphore`.
+    SemaphoreOpen,
+    /// `SystemSemaphore::acquire` and its variants.
+    Acquire,
+    /// `SystemSemaphore::release`.
+    Release,
+}
+
+impl Operation {
+    fn verb(self) -> &'static str {
+        match self {
+            Operation::Create => "cannot create shared memory",
+            Operation::Attach => "cannot attach shared memory",
+            Operation::Detach => "cannot detach shared memory",
+            Operation::Lock => "cannot lock shared memory",
+            Operation::Unlock => "cannot unlock shared memory",
+            Operation::Write => "cannot write shared memory",
+            Operation::Remove => "cannot remove shared memory",
+            Operation::ParseKey => "cannot parse native key",
+            Operation::SemaphoreOpen => "cannot open system semaphore",
+            Operation::Acquire => "cannot acquire system semaphore",
+            Operation::Release => "cannot release system semaphore",
+        }
+    }
+}
+
+/// An error from a shared memory or semaphore operation.
+///
+/// It carries Qt's [`ErrorKind`], the [`Operation`] that failed, the key it was done on and,
+/// where the operating system gave one, the `errno` value. Its `Display` names all three:
+///
+/// ```text
+/// cannot create shared memory `systemv:/tmp/qipc_sharedmemory_helloaaf4…?legacyKey=hello`: already exists (os error 17)
+/// ```
+#[derive(Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    op: Operation,
+    key: String,
+    errno: Option<i32>,
+    detail: Option<Cow<'static, str>>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, op: Operation, key: impl Into<String>) -> Error {
+        Error {
+            kind,
+            op,
+            key: key.into(),
+            errno: None,
+            detail: None,
+        }
+    }
+
+    /// An error from an `errno` value, with the kind Qt maps it to.
+    pub(crate) fn from_errno(errno: i32, op: Operation, key: impl Into<String>) -> Error {
+        Error::new(ErrorKind::from_errno(errno), op, key).with_errno(errno)
+    }
+
+    pub(crate) fn with_errno(mut self, errno: i32) -> Error {
+        self.errno = Some(errno);
+        self
+    }
+
+    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Error {
+        self.kind = kind;
+        self
+    }
+
+    pub(crate) fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Error {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub(crate) fn with_op(mut self, op: Operation) -> Error {
+        self.op = op;
+        self
+    }
+
+    pub(crate) fn with_key(mut self, key: impl Into<String>) -> Error {
+        self.key = key.into();
+        self
+    }
+
+    /// Qt's kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The operation that failed.
+    pub fn operation(&self) -> Operation {
+        self.op
+    }
+
+    /// The key the operation was done on, in Qt's text form where one was set.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The operating system's error number, where the failure came from a system call.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.errno
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("operation", &self.op)
+            .field("key", &self.key)
+            .field("errno", &self.errno)
+            .field("detail", &self.detail)
+            .finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.op.verb())?;
+        if self.key.is_empty() {
+            f.write_str(" (no key set)")?;
+        } else {
+            write!(f, " `{}`", self.key)?;
+        }
+        match &self.detail {
+            Some(detail) => write!(f, ": {detail}")?,
+            None => write!(f, ": {}", self.kind)?,
+        }
+        if let Some(errno) = self.errno {
+            write!(f, " ({})", io::Error::from_raw_os_error(errno))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for io::Error {
+    fn from(err: Error) -> io::Error {
+        let kind = match err.kind {
+            ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
+            ErrorKind::InvalidSize | ErrorKind::KeyError => io::ErrorKind::InvalidInput,
+            ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
+            ErrorKind::NotFound => io::ErrorKind::NotFound,
+            ErrorKind::OutOfResources => io::ErrorKind::OutOfMemory,
+            ErrorKind::Unsupported => io::ErrorKind::Unsupported,
+            ErrorKind::Timeout => io::ErrorKind::TimedOut,
+            ErrorKind::WouldBlock => io::ErrorKind::WouldBlock,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, err)
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_operation_key_and_cause() {
+        let e = Error::from_errno(libc::EEXIST, Operation::Create, "systemv:/tmp/x");
+        let s = e.to_string();
+        assert!(
+            s.starts_with("cannot create shared memory `systemv:/tmp/x`: already exists"),
+            "{s}"
+        );
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+        let io: io::Error = e.into();
+        assert_eq!(io.kind(), io::ErrorKind::AlreadyExists);
+    }
+}

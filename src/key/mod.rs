@@ -1,0 +1,600 @@
+//! Keys: Qt's `QNativeIpcKey` and the derivation of native names from Qt keys.
+//!
+//! The mapping from a Qt key (`"hello"`) to the names the operating system sees
+//! (`/tmp/qipc_sharedmemory_helloaaf4…`) is a compatibility protocol shared with every Qt
+//! program and every other version of this crate. Changing it is a breaking change.
+//!
+//! # Platform-specific behavior
+//!
+//! ### Unix (System V keys)
+//!
+//! A legacy key `k` becomes `TEMP/qipc_sharedmemory_<letters><sha1>` for a segment and
+//! `TEMP/qipc_systemsem_<letters><sha1>` for a semaphore, where `<letters>` are the ASCII
+//! letters of `k` in order, `<sha1>` is the lower-case hexadecimal SHA-1 of the UTF-8 bytes of
+//! `k`, and `TEMP` is `$TMPDIR` cleaned as `QDir::cleanPath` does (made absolute against the
+//! current directory; `/tmp` when unset or empty). That file's `ftok(path, id)` is the System V
+//! key, with `id` = `'Q'` (0x51) or the project id of a [`KeyType::SystemVProject`] key.
+//!
+//! Qt 5.15 to 6.8 additionally resolved symbolic links in `$TMPDIR` and used an empty
+//! directory when `$TMPDIR` did not exist; Qt 6.9 and later do not. The default here is the
+//! Qt 6.9+ rule; [`TempDirStyle::Canonical`] gives the older one.
+//!
+//! ### Unix (POSIX realtime keys)
+//!
+//! A legacy key becomes `/qipc_sharedmemory_<letters><sha1>` (segment) and
+//! `/qipc_systemsem_<letters><sha1>` (semaphore). On Apple platforms both become
+//! `/<first 29 hex digits of the sha1>`, the same name for both.
+
+mod text;
+
+use std::fmt;
+use std::num::NonZeroU8;
+use std::str::FromStr;
+
+use sha1::{Digest, Sha1};
+
+use crate::error::{Error, ErrorKind, Operation};
+use crate::sys;
+
+/// The kind of native key, and so the operating system API a segment or semaphore uses.
+///
+/// This is Qt's `QNativeIpcKey::Type`. Two processes meet only when they use the same
+/// type and the same native key.
+///
+/// # Examples
+///
+/// ```
+/// use qshm::KeyType;
+/// assert_eq!(KeyType::SystemV.ftok_project_id(), Some(b'Q'));
+/// assert_eq!(KeyType::from_raw(0x51), Some(KeyType::SystemV));
+/// assert_eq!(KeyType::from_raw(0x52).unwrap().ftok_project_id(), Some(0x52));
+/// assert_eq!(KeyType::from_raw(0), None);
+/// ```
+#[derive(Clone, Copy, Debug, Eq)]
+pub enum KeyType {
+    /// System V IPC with the ftok project id `'Q'` (0x51), Qt's default on Linux for Qt keys.
+    SystemV,
+    /// System V IPC with another ftok project id (1–255). A value of 0x51 is the same as
+    /// [`KeyType::SystemV`]: they compare equal and print the same.
+    SystemVProject(NonZeroU8),
+    /// POSIX realtime IPC (`shm_open`, `sem_open`), the default type of `QNativeIpcKey` in Qt 6.
+    PosixRealtime,
+    /// Windows named file mappings and semaphores.
+    Windows,
+}
+
+impl KeyType {
+    /// Qt's numeric value of the type: 1–255 for System V (the ftok project id), 0x100 for
+    /// POSIX realtime, 0x101 for Windows.
+    pub fn to_raw(self) -> u16 {
+        match self {
+            KeyType::SystemV => 0x51,
+            KeyType::SystemVProject(id) => u16::from(id.get()),
+            KeyType::PosixRealtime => 0x100,
+            KeyType::Windows => 0x101,
+        }
+    }
+
+    /// The type with Qt's numeric value `raw`, or `None` when no type has that value
+    /// (0 is Qt's invalid type).
+    pub fn from_raw(raw: u16) -> Option<KeyType> {
+        match raw {
+            0x51 => Some(KeyType::SystemV),
+            1..=0xff => NonZeroU8::new(raw as u8).map(KeyType::SystemVProject),
+            0x100 => Some(KeyType::PosixRealtime),
+            0x101 => Some(KeyType::Windows),
+            _ => None,
+        }
+    }
+
+    /// The ftok project id of a System V type, `None` for the others.
+    pub fn ftok_project_id(self) -> Option<u8> {
+        match self.to_raw() {
+            raw @ 1..=0xff => Some(raw as u8),
+            _ => None,
+        }
+    }
+
+    /// True for [`KeyType::SystemV`] and every [`KeyType::SystemVProject`].
+    pub fn is_system_v(self) -> bool {
+        self.ftok_project_id().is_some()
+    }
+
+    /// The type Qt 6 uses for a `QNativeIpcKey` made without a type: POSIX realtime on Unix,
+    /// Windows on Windows.
+    pub fn default_for_os() -> KeyType {
+        sys::DEFAULT_KEY_TYPE
+    }
+
+    /// The type Qt uses for Qt keys (`QSharedMemory::setKey`, the `QString` constructor):
+    /// System V on Linux (as the official Qt builds are configured), Windows on Windows.
+    pub fn legacy_default_for_os() -> KeyType {
+        sys::LEGACY_DEFAULT_KEY_TYPE
+    }
+
+    /// Whether this build of qshm can create and attach segments of this type on this
+    /// platform (Qt's `QSharedMemory::isKeyTypeSupported`).
+    pub fn is_supported(self) -> bool {
+        sys::is_key_type_supported(self)
+    }
+}
+
+impl PartialEq for KeyType {
+    fn eq(&self, other: &KeyType) -> bool {
+        self.to_raw() == other.to_raw()
+    }
+}
+
+impl std::hash::Hash for KeyType {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.to_raw().hash(state);
+    }
+}
+
+/// How `$TMPDIR` becomes the directory of legacy System V key files.
+///
+/// Qt changed this in 6.9. Processes that derive different directories never meet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TempDirStyle {
+    /// Qt 6.9 and later: `$TMPDIR` cleaned (`//`, `.` and `..` resolved, trailing `/`
+    /// removed) and made absolute against the current directory, without resolving symbolic
+    /// links; `/tmp` when unset or empty.
+    #[default]
+    Current,
+    /// Qt 5.15 to 6.8: as [`TempDirStyle::Current`], then symbolic links resolved
+    /// (`realpath`); a directory that does not exist gives the empty string, so key files go
+    /// to `/`.
+    Canonical,
+}
+
+/// A native key: Qt's `QNativeIpcKey`.
+///
+/// It names a segment or semaphore the way the operating system sees it, together with the
+/// [`KeyType`] that picks the API and, for keys derived from a Qt key, that Qt key (the
+/// *legacy key*), which decides the name of a segment's lock semaphore.
+///
+/// Its text form is Qt's (`QNativeIpcKey::toString`), so a key can be handed to a Qt program
+/// on a command line and back.
+///
+/// # Examples
+///
+/// ```
+/// use qshm::{KeyType, NativeKey};
+///
+/// let k: NativeKey = "posix:/my-app".parse()?;
+/// assert_eq!(k.key_type(), KeyType::PosixRealtime);
+/// assert_eq!(k.native_key(), "/my-app");
+/// assert_eq!(k.to_string(), "posix:/my-app");
+///
+/// let legacy = NativeKey::legacy("hello", KeyType::PosixRealtime);
+/// assert_eq!(legacy.native_key(), "/qipc_sharedmemory_helloaaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d");
+/// assert_eq!(legacy.legacy_key(), Some("hello"));
+/// # Ok::<(), qshm::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct NativeKey {
+    key_type: KeyType,
+    native: String,
+    legacy: Option<String>,
+}
+
+impl NativeKey {
+    /// A native key used verbatim, with no legacy key (Qt's `QNativeIpcKey(key, type)`).
+    ///
+    /// ```
+    /// use qshm::{KeyType, NativeKey};
+    /// let k = NativeKey::new("/tmp/my-ftok-file", KeyType::SystemV);
+    /// assert_eq!(k.to_string(), "systemv:/tmp/my-ftok-file");
+    /// ```
+    pub fn new(native: impl Into<String>, key_type: KeyType) -> NativeKey {
+        NativeKey {
+            key_type,
+            native: native.into(),
+            legacy: None,
+        }
+    }
+
+    /// The native key Qt derives for the Qt key `key` of a shared memory segment
+    /// (`QSharedMemory::legacyNativeKey`), the one `SharedMemory::with_key` uses.
+    ///
+    /// An empty `key` gives an empty native key, which `create` and `attach` refuse.
+    pub fn legacy(key: &str, key_type: KeyType) -> NativeKey {
+        NativeKey::legacy_with_style(key, key_type, TempDirStyle::Current)
+    }
+
+    /// As [`NativeKey::legacy`], with the `$TMPDIR` rule of a given Qt version.
+    pub fn legacy_with_style(key: &str, key_type: KeyType, style: TempDirStyle) -> NativeKey {
+        NativeKey::legacy_for(IpcKind::SharedMemory, key, key_type, style)
+    }
+
+    pub(crate) fn legacy_for(
+        kind: IpcKind,
+        key: &str,
+        key_type: KeyType,
+        style: TempDirStyle,
+    ) -> NativeKey {
+        NativeKey {
+            key_type,
+            native: legacy_native_name(kind, key, key_type, style, &sys::NAMING),
+            legacy: if key.is_empty() {
+                None
+            } else {
+                Some(key.to_owned())
+            },
+        }
+    }
+
+    /// The native key Qt 6.6+ derives for a portable name (`QSharedMemory::platformSafeKey`).
+    ///
+    /// POSIX realtime: `/` + `key`. System V: `key` when it starts with `/`, else
+    /// `$XDG_RUNTIME_DIR/key` (or Qt's fallback `$TMPDIR/runtime-$USER`). The result has no
+    /// legacy key, so a segment's lock semaphore uses the same native key.
+    ///
+    /// ```
+    /// use qshm::{KeyType, NativeKey};
+    /// let k = NativeKey::platform_safe("hello", KeyType::PosixRealtime);
+    /// assert_eq!(k.native_key(), "/hello");
+    /// assert_eq!(k.legacy_key(), None);
+    /// ```
+    pub fn platform_safe(key: &str, key_type: KeyType) -> NativeKey {
+        let native = if key.is_empty() || !sys::NAMING.names(key_type) {
+            String::new()
+        } else if key_type.is_system_v() {
+            if key.starts_with('/') {
+                key.to_owned()
+            } else {
+                format!("{}/{}", sys::runtime_dir(), key)
+            }
+        } else if key_type == KeyType::PosixRealtime {
+            sys::NAMING.posix_platform_safe(key)
+        } else {
+            key.to_owned()
+        };
+        NativeKey {
+            key_type,
+            native,
+            legacy: None,
+        }
+    }
+
+    /// The key's type.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The native key: the System V key file path or the POSIX name.
+    pub fn native_key(&self) -> &str {
+        &self.native
+    }
+
+    /// The Qt key this native key was derived from, if any.
+    pub fn legacy_key(&self) -> Option<&str> {
+        self.legacy.as_deref()
+    }
+
+    /// True when the native key is empty; `create` and `attach` refuse such a key.
+    pub fn is_empty(&self) -> bool {
+        self.native.is_empty()
+    }
+
+    /// The native key of the semaphore that locks a segment with this key (Qt 6.6.1+ rule):
+    /// for a key derived from a Qt key, the `qipc_systemsem_` name of that Qt key (derived
+    /// again with this process's `$TMPDIR`); otherwise this very key.
+    pub fn lock_key(&self) -> NativeKey {
+        match &self.legacy {
+            Some(legacy) => NativeKey::legacy_for(
+                IpcKind::Semaphore,
+                legacy,
+                self.key_type,
+                TempDirStyle::Current,
+            ),
+            None => self.clone(),
+        }
+    }
+
+    /// The key with its legacy key dropped (what Qt's `setNativeKey` does).
+    pub fn without_legacy_key(mut self) -> NativeKey {
+        self.legacy = None;
+        self
+    }
+}
+
+impl Default for NativeKey {
+    /// An empty key of [`KeyType::default_for_os`] (Qt's `QNativeIpcKey()`).
+    fn default() -> NativeKey {
+        NativeKey::new(String::new(), KeyType::default_for_os())
+    }
+}
+
+impl fmt::Debug for NativeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NativeKey({self})")
+    }
+}
+
+impl fmt::Display for NativeKey {
+    /// Qt's `QNativeIpcKey::toString` form: `systemv:/tmp/qipc_…?legacyKey=hello`,
+    /// `posix:/name`, `systemv-82:/x`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&text::format(
+            self.key_type,
+            &self.native,
+            self.legacy.as_deref(),
+        ))
+    }
+}
+
+impl FromStr for NativeKey {
+    type Err = Error;
+
+    /// Parses Qt's text form (`QNativeIpcKey::fromString`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::KeyError`] for text Qt considers invalid: an unknown scheme, a
+    /// `systemv-N` with N outside 1–255, a host or port, or a query item other than
+    /// `legacyKey`.
+    fn from_str(s: &str) -> Result<NativeKey, Error> {
+        match text::parse(s) {
+            Some((key_type, native, legacy)) => Ok(NativeKey {
+                key_type,
+                native,
+                legacy,
+            }),
+            None => Err(
+                Error::new(ErrorKind::KeyError, Operation::ParseKey, s).with_detail(
+                    "not a valid native key text (expected e.g. `posix:/name` or `systemv:/path`)",
+                ),
+            ),
+        }
+    }
+}
+
+/// What a legacy name is derived for: the prefix differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IpcKind {
+    SharedMemory,
+    Semaphore,
+}
+
+impl IpcKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            IpcKind::SharedMemory => "qipc_sharedmemory_",
+            IpcKind::Semaphore => "qipc_systemsem_",
+        }
+    }
+}
+
+/// Platform naming rules that key derivation depends on. Kept as data so that every
+/// platform's rules are tested on every platform.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NamingRules {
+    /// Apple: POSIX names are `/` + 29 hex digits, and platform-safe names are cut to 29.
+    pub(crate) apple_posix: bool,
+    /// Windows: only Windows keys have names; elsewhere only the Unix types do.
+    pub(crate) windows: bool,
+}
+
+impl NamingRules {
+    /// Whether keys of this type have native names on the platform (Qt's
+    /// `isIpcSupported`, which decides key derivation; an unsupported type derives "").
+    fn names(&self, key_type: KeyType) -> bool {
+        self.windows == (key_type == KeyType::Windows)
+    }
+
+    fn posix_platform_safe(&self, key: &str) -> String {
+        if self.apple_posix {
+            let cut: String = key.chars().take(29).collect();
+            format!("/{cut}")
+        } else {
+            format!("/{key}")
+        }
+    }
+}
+
+/// The lower-case hexadecimal SHA-1 of the UTF-8 bytes of `key`.
+pub(crate) fn sha1_hex(key: &str) -> String {
+    let digest = Sha1::digest(key.as_bytes());
+    let mut out = String::with_capacity(40);
+    for byte in digest {
+        use fmt::Write;
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+/// Qt's `legacyPlatformSafeKey`.
+pub(crate) fn legacy_native_name(
+    kind: IpcKind,
+    key: &str,
+    key_type: KeyType,
+    style: TempDirStyle,
+    rules: &NamingRules,
+) -> String {
+    if key.is_empty() || !rules.names(key_type) {
+        return String::new();
+    }
+    let hex = sha1_hex(key);
+    if key_type == KeyType::PosixRealtime && rules.apple_posix {
+        return format!("/{}", &hex[..29]);
+    }
+    let letters: String = key.chars().filter(char::is_ascii_alphabetic).collect();
+    let name = format!("{}{letters}{hex}", kind.prefix());
+    match key_type {
+        KeyType::PosixRealtime => format!("/{name}"),
+        KeyType::Windows => name,
+        _ => format!("{}/{name}", temp_dir(style)),
+    }
+}
+
+/// Qt's temporary directory for key files, by the rule of `style`.
+pub(crate) fn temp_dir(style: TempDirStyle) -> String {
+    let tmpdir = std::env::var_os("TMPDIR")
+        .map(|v| v.to_string_lossy().into_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "/tmp".to_owned());
+    let absolute = if tmpdir.starts_with('/') {
+        tmpdir
+    } else {
+        let cwd = std::env::current_dir().map(|p| p.to_string_lossy().into_owned());
+        format!("{}/{tmpdir}", cwd.unwrap_or_default())
+    };
+    let cleaned = clean_path(&absolute);
+    match style {
+        TempDirStyle::Current => cleaned,
+        TempDirStyle::Canonical => std::fs::canonicalize(&cleaned)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    }
+}
+
+/// `QDir::cleanPath` for absolute paths: `//` folded, `.` dropped, `..` resolved (never
+/// above `/`), no trailing `/` except for the root itself.
+pub(crate) fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for part in &parts {
+        out.push('/');
+        out.push_str(part);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINUX: NamingRules = NamingRules {
+        apple_posix: false,
+        windows: false,
+    };
+    const APPLE: NamingRules = NamingRules {
+        apple_posix: true,
+        windows: false,
+    };
+    const WINDOWS: NamingRules = NamingRules {
+        apple_posix: false,
+        windows: true,
+    };
+
+    #[test]
+    fn sha1_of_hello() {
+        assert_eq!(
+            sha1_hex("hello"),
+            "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
+        );
+    }
+
+    #[test]
+    fn legacy_names_match_qt_table() {
+        let rows = [
+            ("hello", "helloaaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"),
+            ("my key/ä!", "mykey0eede1c3d5b68f1af7c03a9ff7f3aecfdccb5908"),
+            ("A-b_C 9", "AbC65798d6f8f9431ce31dac0d019babbb1426a1892"),
+            ("日本", "44da6bbcf285cdb317aa91174217990d1b94d64d"),
+            (
+                "/abs/path",
+                "abspath16a4cd887c98ef63349c48d5f574a425f41314e7",
+            ),
+        ];
+        for (key, tail) in rows {
+            let posix = legacy_native_name(
+                IpcKind::SharedMemory,
+                key,
+                KeyType::PosixRealtime,
+                TempDirStyle::Current,
+                &LINUX,
+            );
+            assert_eq!(posix, format!("/qipc_sharedmemory_{tail}"));
+            let sem = legacy_native_name(
+                IpcKind::Semaphore,
+                key,
+                KeyType::Windows,
+                TempDirStyle::Current,
+                &WINDOWS,
+            );
+            assert_eq!(sem, format!("qipc_systemsem_{tail}"));
+            // Windows keys have no name on Unix (Qt 6.11 on Linux: "").
+            let none = legacy_native_name(
+                IpcKind::Semaphore,
+                key,
+                KeyType::Windows,
+                TempDirStyle::Current,
+                &LINUX,
+            );
+            assert_eq!(none, "");
+        }
+        assert_eq!(
+            legacy_native_name(
+                IpcKind::SharedMemory,
+                "",
+                KeyType::SystemV,
+                TempDirStyle::Current,
+                &LINUX
+            ),
+            ""
+        );
+    }
+
+    #[test]
+    fn apple_posix_names_are_29_hex_digits() {
+        let name = legacy_native_name(
+            IpcKind::SharedMemory,
+            "hello",
+            KeyType::PosixRealtime,
+            TempDirStyle::Current,
+            &APPLE,
+        );
+        assert_eq!(name, "/aaf4c61ddcc5e8a2dabede0f3b482");
+        let sem = legacy_native_name(
+            IpcKind::Semaphore,
+            "hello",
+            KeyType::PosixRealtime,
+            TempDirStyle::Current,
+            &APPLE,
+        );
+        assert_eq!(name, sem);
+        assert_eq!(
+            APPLE.posix_platform_safe(&"x".repeat(40)),
+            format!("/{}", "x".repeat(29))
+        );
+    }
+
+    #[test]
+    fn clean_path_like_qdir() {
+        assert_eq!(clean_path("/tmp/x/"), "/tmp/x");
+        assert_eq!(clean_path("/tmp//x/./y/../z"), "/tmp/x/z");
+        assert_eq!(clean_path("/"), "/");
+        assert_eq!(clean_path("/.."), "/");
+        assert_eq!(clean_path("//"), "/");
+    }
+
+    #[test]
+    fn key_type_raw_round_trip() {
+        for raw in 0..=0x102u16 {
+            if let Some(t) = KeyType::from_raw(raw) {
+                assert_eq!(t.to_raw(), raw);
+            } else {
+                assert!(raw == 0 || raw > 0x101);
+            }
+        }
+        assert_eq!(
+            KeyType::SystemVProject(NonZeroU8::new(0x51).unwrap()),
+            KeyType::SystemV
+        );
+    }
+}

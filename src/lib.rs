@@ -1,0 +1,64 @@
+//! Qt's `QSharedMemory` and `QSystemSemaphore`, done right, in Rust.
+//!
+//! Named shared memory segments shared by threads and processes, with a cross-process lock,
+//! named exactly as Qt names them: a Rust process and a Qt program given the same key attach
+//! to the same segment and exclude each other through the same lock.
+//!
+//! ```
+//! use qshm::{AccessMode, SharedMemory};
+//! # let key = format!("qshm-doc-crate-{}", std::process::id());
+//!
+//! // Create a 1 KiB segment under a Qt key ("my-app-state" in a Qt program).
+//! let mut shm = SharedMemory::with_key(&key);
+//! shm.create(1024, AccessMode::ReadWrite)?;
+//!
+//! // Lock it, write, unlock (dropping the guard unlocks).
+//! let mut guard = shm.lock()?;
+//! guard.as_mut_slice()?[..6].copy_from_slice(b"hello!");
+//! drop(guard);
+//!
+//! // Detach: the last detach anywhere destroys the segment.
+//! shm.detach()?;
+//! # Ok::<(), qshm::Error>(())
+//! ```
+//!
+//! * [`SharedMemory`]: create, attach, detach, lock ([`LockGuard`]), size, Qt's errors.
+//! * [`NativeKey`] and [`KeyType`]: Qt's `QNativeIpcKey`, its text form and key derivation.
+//! * [`SystemSemaphore`]: Qt's `QSystemSemaphore`.
+//! * [`Error`] and [`ErrorKind`]: Qt's nine error kinds, with the operation, key and cause.
+//!
+//! # Platform-specific behavior
+//!
+//! Linux has the System V backend, the one Qt's Linux builds use for Qt keys. On targets
+//! without a backend the crate compiles and every operation reports
+//! [`ErrorKind::Unsupported`]. See [`NativeKey`] for how keys become native names.
+#![deny(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+mod backend;
+mod error;
+mod key;
+mod lock;
+mod semaphore;
+mod shared_memory;
+mod sys;
+
+pub use error::{Error, ErrorKind, Operation, Result};
+pub use key::{KeyType, NativeKey, TempDirStyle};
+pub use lock::LockGuard;
+pub use semaphore::{SemaphoreGuard, SemaphoreMode, SystemSemaphore};
+pub use shared_memory::{AccessMode, SharedMemory};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_types_are_send_sync_as_documented() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<SharedMemory>();
+        send_sync::<SystemSemaphore>();
+        send_sync::<NativeKey>();
+        send_sync::<Error>();
+    }
+}

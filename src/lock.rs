@@ -1,0 +1,97 @@
+//! [`LockGuard`]: the holder of a segment's lock, which lends its bytes.
+
+use std::fmt;
+
+use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::shared_memory::SharedMemory;
+use crate::sys::Locked;
+
+/// Holds a segment's cross-process lock and lends the segment's bytes; dropping it unlocks.
+///
+/// The slices it lends are the only safe way to reach the memory: they exist only while the
+/// lock is held, so no cooperating thread or process changes the bytes under them.
+///
+/// # What remains assumed
+///
+/// The lock excludes only those who take it. Every process that writes the segment must
+/// take the lock first (Qt programs do when they call `lock()`); one that writes without it,
+/// or releases the lock without holding it, breaks the exclusion, as with Qt. qshm detects
+/// the second case within one process and refuses to lend the memory twice.
+///
+/// The guard is neither `Send` nor `Sync`: it is released by the thread that took it.
+///
+/// # Examples
+///
+/// ```
+/// use qshm::{AccessMode, SharedMemory};
+/// # let key = format!("qshm-doc-guard-{}", std::process::id());
+/// let mut shm = SharedMemory::with_key(&key);
+/// shm.create(64, AccessMode::ReadWrite)?;
+/// let mut guard = shm.lock()?;
+/// guard.as_mut_slice()?.fill(7);
+/// assert!(guard.as_slice().iter().all(|&b| b == 7));
+/// guard.unlock()?;
+/// # Ok::<(), qshm::Error>(())
+/// ```
+#[must_use = "if unused the lock will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct LockGuard<'a> {
+    locked: Locked<'a>,
+    shm: &'a SharedMemory,
+}
+
+impl<'a> LockGuard<'a> {
+    pub(crate) fn new(locked: Locked<'a>, shm: &'a SharedMemory) -> LockGuard<'a> {
+        LockGuard { locked, shm }
+    }
+
+    /// The segment's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.locked.bytes()
+    }
+
+    /// The segment's bytes, to write.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::PermissionDenied`] when the segment is attached
+    /// [`ReadOnly`](crate::AccessMode::ReadOnly).
+    pub fn as_mut_slice(&mut self) -> Result<&mut [u8]> {
+        let key = self.shm.native_key();
+        self.locked.bytes_mut().ok_or_else(|| {
+            Error::new(
+                ErrorKind::PermissionDenied,
+                Operation::Write,
+                key.to_string(),
+            )
+            .with_detail("the segment is attached read-only")
+        })
+    }
+
+    /// The size of the segment in bytes.
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// True for a segment of no bytes (never the case for an attached segment).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Unlocks, reporting failure (dropping the guard unlocks and ignores it).
+    pub fn unlock(self) -> Result<()> {
+        let key = self.shm.native_key();
+        self.locked
+            .release()
+            .map_err(|e| e.with_op(Operation::Unlock).with_key(key.to_string()))
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("key", self.shm.native_key())
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,502 @@
+//! [`SharedMemory`]: Qt's `QSharedMemory`.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::backend::{RawSegment, RawSemaphore, SemOpen, Undo, Wait};
+use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::key::{KeyType, NativeKey};
+use crate::lock::LockGuard;
+use crate::sys::{InProcessLock, Locked, Segment, Semaphore};
+
+/// How a segment is mapped into this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessMode {
+    /// Read only: the segment is mapped without write permission, so
+    /// [`LockGuard::as_mut_slice`] refuses, and a write through [`SharedMemory::as_mut_ptr`]
+    /// faults (the process gets `SIGSEGV`) instead of changing the data.
+    ReadOnly,
+    /// Reading and writing.
+    ReadWrite,
+}
+
+/// A named shared memory segment shared by threads and processes: Qt's `QSharedMemory`.
+///
+/// A `SharedMemory` names a segment by a key. [`create`](SharedMemory::create) makes the
+/// segment and attaches to it; [`attach`](SharedMemory::attach) attaches to one another
+/// process (a Rust or a Qt program) made. The bytes are reached through
+/// [`lock`](SharedMemory::lock), whose guard lends them as slices while it holds the
+/// segment's cross-process lock, the same lock Qt's `lock()` takes.
+///
+/// # Ownership
+///
+/// As on Unix in Qt, the segment belongs to all its users together: the last
+/// [`detach`](SharedMemory::detach) (or drop) anywhere destroys it, along with its key file
+/// and its lock. A process that dies without detaching leaves its attachment counted until
+/// the kernel notices its death; a segment whose every user died is an orphan, which the
+/// next `attach` adopts (its detach then removes it) and [`SharedMemory::remove_orphan`]
+/// removes.
+///
+/// # Threads
+///
+/// `SharedMemory` is `Send + Sync`. Threads share one through an `Arc` and exclude each other
+/// with [`lock`](SharedMemory::lock), exactly as processes do. `create`, `attach` and `detach`
+/// take `&mut self`, so they cannot run while a guard lends the bytes.
+///
+/// # Examples
+///
+/// ```
+/// use qshm::{AccessMode, SharedMemory};
+/// # let key = format!("qshm-doc-shared-memory-{}", std::process::id());
+///
+/// let mut shm = SharedMemory::with_key(&key);
+/// shm.create(4096, AccessMode::ReadWrite)?;
+/// {
+///     let mut guard = shm.lock()?;
+///     guard.as_mut_slice()?[..5].copy_from_slice(b"hello");
+/// }
+/// let mut other = SharedMemory::with_key(&key);
+/// other.attach(AccessMode::ReadOnly)?;
+/// assert_eq!(&other.lock()?.as_slice()[..5], b"hello");
+/// # Ok::<(), qshm::Error>(())
+/// ```
+pub struct SharedMemory {
+    key: NativeKey,
+    lock: Option<Semaphore>,
+    segment: Option<Segment>,
+    access: AccessMode,
+    inproc: InProcessLock,
+    mode: u32,
+    last_error: Mutex<Option<Error>>,
+}
+
+impl SharedMemory {
+    /// An object with no key: set one with [`set_key`](SharedMemory::set_key) or
+    /// [`set_native_key`](SharedMemory::set_native_key) before `create` or `attach`.
+    pub fn new() -> SharedMemory {
+        SharedMemory::with_native_key(NativeKey::default())
+    }
+
+    /// An object for the Qt key `key`, named exactly as Qt names it
+    /// ([`NativeKey::legacy`] with Qt's default type, System V on Linux), so that it meets a
+    /// Qt program's `QSharedMemory(key)`.
+    pub fn with_key(key: &str) -> SharedMemory {
+        SharedMemory::with_native_key(NativeKey::legacy(key, KeyType::legacy_default_for_os()))
+    }
+
+    /// An object for a native key, which also picks the backend.
+    ///
+    /// ```
+    /// use qshm::SharedMemory;
+    /// let shm = SharedMemory::with_native_key("systemv:/tmp/my-key-file".parse()?);
+    /// assert_eq!(shm.native_key().native_key(), "/tmp/my-key-file");
+    /// assert_eq!(shm.key(), None);
+    /// # Ok::<(), qshm::Error>(())
+    /// ```
+    pub fn with_native_key(key: NativeKey) -> SharedMemory {
+        SharedMemory {
+            key,
+            lock: None,
+            segment: None,
+            access: AccessMode::ReadWrite,
+            inproc: InProcessLock::default(),
+            mode: 0o600,
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// Sets the Qt key, detaching first when attached (Qt's `setKey`). Setting the key the
+    /// object already has does nothing.
+    pub fn set_key(&mut self, key: &str) {
+        self.set_native_key(NativeKey::legacy(key, KeyType::legacy_default_for_os()));
+    }
+
+    /// Sets the native key, detaching first when attached (Qt's `setNativeKey`). Setting the
+    /// key the object already has does nothing.
+    pub fn set_native_key(&mut self, key: NativeKey) {
+        if key == self.key {
+            return;
+        }
+        if self.is_attached() {
+            let _ = self.detach();
+        }
+        self.key = key;
+    }
+
+    /// The Qt key, or `None` when the object was given a native key without one.
+    pub fn key(&self) -> Option<&str> {
+        self.key.legacy_key()
+    }
+
+    /// The native key: what the operating system calls the segment.
+    pub fn native_key(&self) -> &NativeKey {
+        &self.key
+    }
+
+    /// Creates a segment of `size` bytes and attaches to it with `mode` (Qt's `create`).
+    ///
+    /// The segment's bytes start zeroed. Creation is serialised with every other `create`,
+    /// `attach` and `detach` on the key (Qt programs' included) by the segment's lock.
+    ///
+    /// # Errors
+    ///
+    /// * [`ErrorKind::AlreadyExists`]: a segment with this key exists; [`attach`] to it.
+    /// * [`ErrorKind::InvalidSize`]: `size` is 0, or larger than the system allows for one
+    ///   segment.
+    /// * [`ErrorKind::OutOfResources`]: the system is out of memory or segments.
+    /// * [`ErrorKind::KeyError`]: the key is empty or cannot name a segment.
+    /// * [`ErrorKind::AlreadyAttached`]: this object is attached already.
+    /// * [`ErrorKind::PermissionDenied`], [`ErrorKind::Unsupported`], [`ErrorKind::Unknown`].
+    ///
+    /// [`attach`]: SharedMemory::attach
+    #[doc(alias = "shmget")]
+    pub fn create(&mut self, size: usize, mode: AccessMode) -> Result<()> {
+        let result = self.create_inner(size, mode);
+        self.record(result)
+    }
+
+    fn create_inner(&mut self, size: usize, access: AccessMode) -> Result<()> {
+        self.check_can_attach(Operation::Create)?;
+        if size == 0 || isize::try_from(size).is_err() {
+            return Err(self
+                .make_error(ErrorKind::InvalidSize, Operation::Create)
+                .with_detail(if size == 0 {
+                    "size is 0"
+                } else {
+                    "size is larger than isize::MAX"
+                }));
+        }
+        self.with_lock(Operation::Create, |key, mode| {
+            Segment::create(key, size, access, mode)
+        })
+        .map(|seg| {
+            self.segment = Some(seg);
+            self.access = access;
+        })
+    }
+
+    /// Attaches to the segment with this object's key (Qt's `attach`).
+    ///
+    /// # Errors
+    ///
+    /// * [`ErrorKind::NotFound`]: no segment has this key.
+    /// * [`ErrorKind::PermissionDenied`]: the segment's permissions forbid `mode`.
+    /// * [`ErrorKind::KeyError`], [`ErrorKind::AlreadyAttached`], [`ErrorKind::Unsupported`],
+    ///   [`ErrorKind::Unknown`].
+    #[doc(alias = "shmat")]
+    pub fn attach(&mut self, mode: AccessMode) -> Result<()> {
+        let result = self.attach_inner(mode);
+        self.record(result)
+    }
+
+    fn attach_inner(&mut self, access: AccessMode) -> Result<()> {
+        self.check_can_attach(Operation::Attach)?;
+        self.with_lock(Operation::Attach, |key, _| Segment::attach(key, access))
+            .map(|seg| {
+                self.segment = Some(seg);
+                self.access = access;
+            })
+    }
+
+    fn check_can_attach(&self, op: Operation) -> Result<()> {
+        if self.segment.is_some() {
+            return Err(self.make_error(ErrorKind::AlreadyAttached, op));
+        }
+        if self.key.is_empty() {
+            return Err(self
+                .make_error(ErrorKind::KeyError, op)
+                .with_detail("key is empty"));
+        }
+        if !self.key.key_type().is_supported() {
+            return Err(self
+                .make_error(ErrorKind::Unsupported, op)
+                .with_detail("no backend for this key type on this platform"));
+        }
+        Ok(())
+    }
+
+    /// Opens the lock, takes it, runs `f`, and keeps the lock open on success. A lock this
+    /// call created is removed again on failure, unless someone waits for it.
+    fn with_lock(
+        &mut self,
+        op: Operation,
+        f: impl FnOnce(&NativeKey, u32) -> Result<Segment>,
+    ) -> Result<Segment> {
+        let (sem, created) =
+            Semaphore::open(&self.key.lock_key(), 1, SemOpen::OpenOrCreate, self.mode).map_err(
+                |e| {
+                    let detail = format!("cannot open its lock ({})", e);
+                    e.with_op(op)
+                        .with_key(self.key.to_string())
+                        .with_detail(detail)
+                },
+            )?;
+        sem.acquire(Wait::Forever, Undo::Yes, op)?;
+        match f(&self.key, self.mode) {
+            Ok(seg) => {
+                sem.release(1, Undo::Yes, op)?;
+                self.lock = Some(sem);
+                Ok(seg)
+            }
+            Err(err) => {
+                if created && err.kind() != ErrorKind::AlreadyExists && sem.waiters() == 0 {
+                    let _ = sem.remove();
+                } else {
+                    let _ = sem.release(1, Undo::Yes, op);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Detaches from the segment (Qt's `detach`). When this was the last attachment
+    /// anywhere, the segment is destroyed, with its key file and, when nobody waits for it,
+    /// its lock.
+    ///
+    /// Unlike Qt, success is reported whenever the segment was detached, even if its key
+    /// file had already been removed by someone else.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotAttached`] when not attached; a lock failure leaves the object
+    /// attached.
+    #[doc(alias = "shmdt")]
+    pub fn detach(&mut self) -> Result<()> {
+        let result = self.detach_inner();
+        self.record(result)
+    }
+
+    fn detach_inner(&mut self) -> Result<()> {
+        let (Some(seg), Some(sem)) = (self.segment.take(), self.lock.take()) else {
+            return Err(self.make_error(ErrorKind::NotAttached, Operation::Detach));
+        };
+        if let Err(err) = sem.acquire(Wait::Forever, Undo::Yes, Operation::Detach) {
+            self.segment = Some(seg);
+            self.lock = Some(sem);
+            return Err(err);
+        }
+        // A System V key without a Qt key shares its key file with its lock (spec §2): the
+        // file goes with the lock, not with the segment.
+        let shares_key_file = self.key.legacy_key().is_none();
+        match seg.detach(!shares_key_file) {
+            Ok(true) if sem.waiters() == 0 => sem.remove(),
+            Ok(_) => sem.release(1, Undo::Yes, Operation::Detach),
+            Err(err) => {
+                let _ = sem.release(1, Undo::Yes, Operation::Detach);
+                Err(err.with_key(self.key.to_string()))
+            }
+        }
+    }
+
+    /// True while attached.
+    pub fn is_attached(&self) -> bool {
+        self.segment.is_some()
+    }
+
+    /// The size of the attached segment in bytes, as the system reports it (at least the
+    /// size given to `create`); 0 when not attached.
+    pub fn size(&self) -> usize {
+        self.segment.as_ref().map_or(0, RawSegment::len)
+    }
+
+    /// The access mode of the current attachment, `None` when not attached.
+    pub fn access_mode(&self) -> Option<AccessMode> {
+        self.segment.as_ref().map(|_| self.access)
+    }
+
+    /// Takes the segment's lock, waiting as long as it takes (Qt's `lock`).
+    ///
+    /// The guard lends the segment's bytes and releases the lock when dropped. The lock is
+    /// the one Qt programs take for the same key, so they and this process exclude each
+    /// other. A process that dies holding it gives it back (System V `SEM_UNDO`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::LockError`] when not attached, when this thread already holds the lock
+    /// through this object (a second lock would deadlock; Qt returns true instead), or when
+    /// the system call fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use qshm::{AccessMode, SharedMemory};
+    /// # let mut shm = SharedMemory::with_key(&format!("qshm-doc-lock-{}", std::process::id()));
+    /// # shm.create(8, AccessMode::ReadWrite)?;
+    /// let mut guard = shm.lock()?;
+    /// guard.as_mut_slice()?[0] += 1;
+    /// drop(guard); // unlocks
+    /// # Ok::<(), qshm::Error>(())
+    /// ```
+    #[doc(alias = "semop")]
+    pub fn lock(&self) -> Result<LockGuard<'_>> {
+        self.lock_with(Wait::Forever)
+    }
+
+    /// Takes the lock if it is free, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::WouldBlock`] when it is held; otherwise as [`lock`](SharedMemory::lock).
+    pub fn try_lock(&self) -> Result<LockGuard<'_>> {
+        self.lock_with(Wait::NoWait)
+    }
+
+    /// Takes the lock, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when it stayed held; otherwise as [`lock`](SharedMemory::lock).
+    #[doc(alias = "semtimedop")]
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
+        self.lock_with(Wait::For(timeout))
+    }
+
+    fn lock_with(&self, wait: Wait) -> Result<LockGuard<'_>> {
+        let (Some(seg), Some(sem)) = (&self.segment, &self.lock) else {
+            let err = self
+                .make_error(ErrorKind::LockError, Operation::Lock)
+                .with_detail("not attached: create() or attach() first");
+            return Err(self.record_err(err));
+        };
+        let writable = self.access == AccessMode::ReadWrite;
+        match Locked::acquire(sem, seg, writable, &self.inproc, wait, &self.key) {
+            Ok(locked) => Ok(LockGuard::new(locked, self)),
+            Err(err) => {
+                Err(self.record_err(err.with_op(Operation::Lock).with_key(self.key.to_string())))
+            }
+        }
+    }
+
+    /// A pointer to the first byte of the segment, null when not attached (Qt's
+    /// `constData`).
+    ///
+    /// Reading through it is a data race unless you hold the lock and every other process
+    /// honours it; prefer [`lock`](SharedMemory::lock) and the guard's slices.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.segment
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s.ptr().cast_const())
+    }
+
+    /// A mutable pointer to the first byte of the segment, null when not attached (Qt's
+    /// `data`). Writing through it on a read-only attachment faults.
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        self.segment
+            .as_ref()
+            .map_or(std::ptr::null_mut(), RawSegment::ptr)
+    }
+
+    /// The kind of the last error, `None` when the last operation succeeded (Qt's `error`).
+    pub fn error(&self) -> Option<ErrorKind> {
+        self.last_error().map(|e| e.kind())
+    }
+
+    /// The message of the last error, empty when the last operation succeeded (Qt's
+    /// `errorString`).
+    pub fn error_string(&self) -> String {
+        self.last_error().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    /// The last error.
+    pub fn last_error(&self) -> Option<Error> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The permission bits `create` gives the segment and its lock (default `0o600`).
+    pub fn permissions(&self) -> u32 {
+        self.mode
+    }
+
+    /// Sets the permission bits `create` gives the segment and its lock (Unix mode bits;
+    /// default `0o600`, Qt's). Use e.g. `0o660` to share with a group.
+    pub fn set_permissions(&mut self, mode: u32) {
+        self.mode = mode & 0o777;
+    }
+
+    /// Removes the segment named by `key` if nobody is attached to it, with its key file and
+    /// lock: what a crashed last user leaves behind. Returns whether a segment was removed.
+    ///
+    /// The check and the removal happen under the segment's lock, so a process that is
+    /// attaching (under the same lock) is never cut off.
+    pub fn remove_orphan(key: &NativeKey) -> Result<bool> {
+        SharedMemory::remove_with(key, true)
+    }
+
+    /// Removes the segment named by `key`, with its key file and lock, even while processes
+    /// are attached (they keep their mapping until they detach; nobody new can attach).
+    pub fn force_remove(key: &NativeKey) -> Result<bool> {
+        SharedMemory::remove_with(key, false)
+    }
+
+    fn remove_with(key: &NativeKey, only_if_unattached: bool) -> Result<bool> {
+        if key.is_empty() {
+            return Err(
+                Error::new(ErrorKind::KeyError, Operation::Remove, key.to_string())
+                    .with_detail("key is empty"),
+            );
+        }
+        let (sem, _) = Semaphore::open(&key.lock_key(), 1, SemOpen::OpenOrCreate, 0o600)?;
+        let wait = if only_if_unattached {
+            Wait::For(Duration::from_secs(10))
+        } else {
+            Wait::NoWait
+        };
+        let locked = sem.acquire(wait, Undo::Yes, Operation::Remove);
+        if let (true, Err(err)) = (only_if_unattached, &locked) {
+            return Err(err.clone());
+        }
+        let removed = crate::sys::remove_segment(key, only_if_unattached);
+        let gone = matches!(removed, Ok(true)) || !crate::sys::segment_exists(key);
+        if gone && sem.waiters() == 0 {
+            let _ = sem.remove();
+        } else if locked.is_ok() {
+            let _ = sem.release(1, Undo::Yes, Operation::Remove);
+        }
+        removed
+    }
+
+    fn make_error(&self, kind: ErrorKind, op: Operation) -> Error {
+        Error::new(kind, op, self.key.to_string())
+    }
+
+    fn record<T>(&self, result: Result<T>) -> Result<T> {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = result.as_ref().err().cloned();
+        result
+    }
+
+    fn record_err(&self, err: Error) -> Error {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(err.clone());
+        err
+    }
+}
+
+impl Default for SharedMemory {
+    fn default() -> SharedMemory {
+        SharedMemory::new()
+    }
+}
+
+impl Drop for SharedMemory {
+    fn drop(&mut self) {
+        if self.is_attached() {
+            // Errors are ignored: the only way to report them would be through panicking.
+            let _ = self.detach();
+        }
+    }
+}
+
+impl fmt::Debug for SharedMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedMemory")
+            .field("key", &self.key)
+            .field("attached", &self.is_attached())
+            .field("access", &self.access_mode())
+            .field("size", &self.size())
+            .field("ptr", &self.as_ptr())
+            .finish()
+    }
+}

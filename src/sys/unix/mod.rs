@@ -1,0 +1,270 @@
+//! Linux: the System V backend, plus what every Unix backend shares (errno mapping, key
+//! files, the runtime directory).
+
+mod sysv;
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+
+use crate::backend::{RawSegment, RawSemaphore, SemOpen, Undo, Wait};
+use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::key::{KeyType, NamingRules};
+use crate::{AccessMode, NativeKey};
+
+pub(crate) use sysv::{SysvSegment, SysvSemaphore};
+
+pub(crate) const NAMING: NamingRules = NamingRules {
+    apple_posix: false,
+    windows: false,
+};
+pub(crate) const DEFAULT_KEY_TYPE: KeyType = KeyType::PosixRealtime;
+pub(crate) const LEGACY_DEFAULT_KEY_TYPE: KeyType = KeyType::SystemV;
+
+/// Which key types have a backend here.
+pub(crate) fn is_key_type_supported(key_type: KeyType) -> bool {
+    key_type.is_system_v()
+}
+
+/// Qt's errno table (spec §3.7 and §4.3), with the errors Qt has no entry for placed where a
+/// caller would look for them.
+pub(crate) fn errno_kind(errno: i32) -> ErrorKind {
+    match errno {
+        libc::EACCES | libc::EPERM => ErrorKind::PermissionDenied,
+        libc::EEXIST => ErrorKind::AlreadyExists,
+        libc::ENOENT | libc::EIDRM => ErrorKind::NotFound,
+        libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOSPC | libc::ERANGE => {
+            ErrorKind::OutOfResources
+        }
+        libc::ENAMETOOLONG => ErrorKind::KeyError,
+        libc::EAGAIN => ErrorKind::WouldBlock,
+        libc::ETIMEDOUT => ErrorKind::Timeout,
+        libc::ENOSYS | libc::EOPNOTSUPP => ErrorKind::Unsupported,
+        _ => ErrorKind::Unknown,
+    }
+}
+
+/// The calling thread's `errno`.
+pub(super) fn errno() -> i32 {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// What a system call failed in: builds [`Error`]s with the operation and key filled in.
+#[derive(Clone, Copy)]
+pub(super) struct Ctx<'a> {
+    pub(super) op: Operation,
+    pub(super) key: &'a NativeKey,
+}
+
+impl Ctx<'_> {
+    pub(super) fn err(self, errno: i32) -> Error {
+        Error::from_errno(errno, self.op, self.key.to_string())
+    }
+
+    pub(super) fn kind(self, kind: ErrorKind, detail: &'static str) -> Error {
+        Error::new(kind, self.op, self.key.to_string()).with_detail(detail)
+    }
+
+    pub(super) fn io(self, err: &io::Error) -> Error {
+        match err.raw_os_error() {
+            Some(errno) => self.err(errno),
+            None => self.kind(ErrorKind::Unknown, "unexpected I/O error"),
+        }
+    }
+}
+
+/// The native key as a C path, refused when it cannot be one.
+pub(super) fn c_path(ctx: Ctx<'_>) -> Result<CString> {
+    let native = ctx.key.native_key();
+    if native.is_empty() {
+        return Err(ctx.kind(ErrorKind::KeyError, "key is empty"));
+    }
+    CString::new(native).map_err(|_| ctx.kind(ErrorKind::KeyError, "key contains a NUL character"))
+}
+
+/// Creates Qt's empty ftok key file (`O_CREAT|O_EXCL`, mode 0640 less the umask; a symbolic
+/// link planted in its place is not followed). Returns whether this call created it.
+pub(super) fn create_key_file(ctx: Ctx<'_>) -> Result<bool> {
+    let path = ctx.key.native_key();
+    let open = |path: &str| {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    match open(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && is_runtime_fallback(path) => {
+            // Qt creates its fallback runtime directory on first use.
+            let _ = fs::DirBuilder::new()
+                .mode(0o700)
+                .recursive(true)
+                .create(runtime_dir());
+            match open(path) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(ctx.io(&e)),
+            }
+        }
+        Err(e) => Err(ctx.io(&e)),
+    }
+}
+
+fn is_runtime_fallback(path: &str) -> bool {
+    path.starts_with(&format!("{}/", runtime_dir()))
+}
+
+/// Removes a key file; a file already gone is not an error (Qt reports one, spec §8.11).
+pub(super) fn remove_key_file(path: &str) {
+    let _ = fs::remove_file(path);
+}
+
+/// `$XDG_RUNTIME_DIR` when it is absolute, owned by this user and mode 0700, else Qt's
+/// fallback `TEMP/runtime-<user>`.
+pub(crate) fn runtime_dir() -> String {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        let dir = dir.to_string_lossy().into_owned();
+        if dir.starts_with('/') {
+            if let Ok(meta) = fs::metadata(&dir) {
+                if meta.is_dir() && meta.uid() == uid && meta.mode() & 0o777 == 0o700 {
+                    return crate::key::clean_path(&dir);
+                }
+            }
+        }
+    }
+    format!(
+        "{}/runtime-{}",
+        crate::key::temp_dir(Default::default()),
+        user_name(uid)
+    )
+}
+
+/// The login name of `uid` (`getpwuid_r`), or the number when it has none.
+fn user_name(uid: libc::uid_t) -> String {
+    let mut buf = vec![0 as libc::c_char; 1024];
+    // SAFETY: an all-zero passwd is a valid value of a plain C struct of integers and
+    // pointers; getpwuid_r overwrites it.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the duration of the call and `buf.len()` is the
+    // size of the buffer behind `buf`.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
+        // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`, which
+        // outlives this borrow.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return name.to_string_lossy().into_owned();
+    }
+    uid.to_string()
+}
+
+/// Removes the segment behind `key` (see `SharedMemory::remove_orphan`); the caller holds
+/// its lock.
+pub(crate) fn remove_segment(key: &NativeKey, only_if_unattached: bool) -> Result<bool> {
+    if key.key_type().is_system_v() {
+        return SysvSegment::remove(key, only_if_unattached);
+    }
+    Err(unsupported(Operation::Remove, key))
+}
+
+/// Whether a segment exists behind `key`.
+pub(crate) fn segment_exists(key: &NativeKey) -> bool {
+    key.key_type().is_system_v() && SysvSegment::stat(key).is_ok()
+}
+
+/// The segment backends available here.
+#[derive(Debug)]
+pub(crate) enum Segment {
+    SystemV(SysvSegment),
+}
+
+/// The semaphore backends available here.
+#[derive(Debug)]
+pub(crate) enum Semaphore {
+    SystemV(SysvSemaphore),
+}
+
+impl crate::backend::sealed::Sealed for Segment {}
+impl crate::backend::sealed::Sealed for Semaphore {}
+
+fn unsupported(op: Operation, key: &NativeKey) -> Error {
+    Error::new(ErrorKind::Unsupported, op, key.to_string())
+        .with_detail("no backend for this key type on this platform")
+}
+
+impl RawSegment for Segment {
+    fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<Segment> {
+        if key.key_type().is_system_v() {
+            return SysvSegment::create(key, size, access, mode).map(Segment::SystemV);
+        }
+        Err(unsupported(Operation::Create, key))
+    }
+
+    fn attach(key: &NativeKey, access: AccessMode) -> Result<Segment> {
+        if key.key_type().is_system_v() {
+            return SysvSegment::attach(key, access).map(Segment::SystemV);
+        }
+        Err(unsupported(Operation::Attach, key))
+    }
+
+    fn ptr(&self) -> *mut u8 {
+        match self {
+            Segment::SystemV(s) => s.ptr(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Segment::SystemV(s) => s.len(),
+        }
+    }
+
+    fn detach(self, remove_key_file: bool) -> Result<bool> {
+        match self {
+            Segment::SystemV(s) => s.detach(remove_key_file),
+        }
+    }
+}
+
+impl RawSemaphore for Semaphore {
+    fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Semaphore, bool)> {
+        if key.key_type().is_system_v() {
+            let (sem, created) = SysvSemaphore::open(key, initial, how, mode)?;
+            return Ok((Semaphore::SystemV(sem), created));
+        }
+        Err(unsupported(Operation::SemaphoreOpen, key))
+    }
+
+    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<()> {
+        match self {
+            Semaphore::SystemV(s) => s.acquire(wait, undo, op),
+        }
+    }
+
+    fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()> {
+        match self {
+            Semaphore::SystemV(s) => s.release(n, undo, op),
+        }
+    }
+
+    fn waiters(&self) -> usize {
+        match self {
+            Semaphore::SystemV(s) => s.waiters(),
+        }
+    }
+
+    fn remove(&self) -> Result<()> {
+        match self {
+            Semaphore::SystemV(s) => s.remove(),
+        }
+    }
+}

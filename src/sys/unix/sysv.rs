@@ -1,0 +1,600 @@
+//! System V shared memory and semaphores, with Qt's system calls and permissions (spec §3, §4).
+//!
+//! # References
+//!
+//! * <https://man7.org/linux/man-pages/man2/shmget.2.html>, `shmat(2)`, `shmctl(2)`
+//! * <https://man7.org/linux/man-pages/man2/semget.2.html>, `semop(2)`, `semctl(2)`
+//! * <https://man7.org/linux/man-pages/man3/ftok.3.html>
+
+use std::ffi::{c_int, c_ushort, CStr, CString};
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{c_path, create_key_file, errno, remove_key_file, Ctx};
+use crate::backend::{RawSemaphore, SemOpen, Undo, Wait};
+use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::{AccessMode, NativeKey};
+
+/// `SEMVMX`: the largest value of a System V semaphore on Linux.
+const SEMVMX: u32 = 32767;
+
+/// The fourth argument of `semctl` (`union semun`, which callers must define themselves).
+#[repr(C)]
+#[allow(dead_code)] // the other members give the union its C size and alignment
+union Semun {
+    val: c_int,
+    buf: *mut libc::semid_ds,
+    array: *mut c_ushort,
+}
+
+/// `ftok(path, proj)`: the System V key of a key file.
+fn ftok(path: &CStr, proj: u8) -> std::result::Result<libc::key_t, i32> {
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+    let key = unsafe { libc::ftok(path.as_ptr(), c_int::from(proj)) };
+    if key == -1 {
+        Err(errno())
+    } else {
+        Ok(key)
+    }
+}
+
+fn project_id(key: &NativeKey) -> u8 {
+    key.key_type().ftok_project_id().unwrap_or(b'Q')
+}
+
+/// `shmctl(id, IPC_STAT)`.
+fn shm_stat(id: c_int) -> std::result::Result<libc::shmid_ds, i32> {
+    // SAFETY: shmid_ds is a plain C struct of integers, for which all-zero is valid.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: `ds` is a valid, writable shmid_ds for the kernel to fill.
+    let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
+    if rc == -1 {
+        Err(errno())
+    } else {
+        Ok(ds)
+    }
+}
+
+/// `shmctl(id, IPC_RMID)`: the segment goes when its last attachment does.
+fn shm_remove(id: c_int) -> std::result::Result<(), i32> {
+    // SAFETY: IPC_RMID takes no buffer; a null pointer is what the man page prescribes.
+    let rc = unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    if rc == -1 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// A mapped System V segment.
+pub(crate) struct SysvSegment {
+    id: c_int,
+    addr: NonNull<u8>,
+    len: usize,
+    sysv_key: libc::key_t,
+    path: CString,
+    proj: u8,
+    attached: bool,
+}
+
+// SAFETY: the struct owns an attachment (a process-wide mapping) and an id, neither of which
+// is tied to the thread that made them; shmdt may be called from any thread. The struct
+// never reads or writes the bytes behind `addr` itself: access goes through `Locked`, which
+// requires the cross-process lock. Checked at compile time in `tests::send_sync`.
+unsafe impl Send for SysvSegment {}
+// SAFETY: `&SysvSegment` only exposes the address, the length and the id (plain values);
+// see the `Send` justification for the bytes.
+unsafe impl Sync for SysvSegment {}
+
+impl fmt::Debug for SysvSegment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SysvSegment")
+            .field("shmid", &self.id)
+            .field("key", &format_args!("{:#010x}", self.sysv_key))
+            .field("addr", &self.addr)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl SysvSegment {
+    /// `shmget(ftok(path), size, mode|IPC_CREAT|IPC_EXCL)`, then `shmat`. Qt's sequence, with
+    /// the new segment's id attached directly instead of looked up again by key.
+    #[doc(alias = "shmget")]
+    pub(crate) fn create(
+        key: &NativeKey,
+        size: usize,
+        access: AccessMode,
+        mode: u32,
+    ) -> Result<SysvSegment> {
+        let ctx = Ctx {
+            op: Operation::Create,
+            key,
+        };
+        let path = c_path(ctx)?;
+        let proj = project_id(key);
+        let created_file = create_key_file(ctx)?;
+        let undo_file = || {
+            if created_file {
+                remove_key_file(key.native_key());
+            }
+        };
+        let sysv_key = ftok(&path, proj).map_err(|e| {
+            undo_file();
+            ctx.err(e)
+        })?;
+        let flags = (mode & 0o777) as c_int | libc::IPC_CREAT | libc::IPC_EXCL;
+        // SAFETY: shmget takes plain integers.
+        let id = unsafe { libc::shmget(sysv_key, size, flags) };
+        if id == -1 {
+            let e = errno();
+            if e != libc::EEXIST {
+                undo_file();
+            }
+            return Err(match e {
+                libc::EINVAL => ctx.err(e).with_kind(ErrorKind::InvalidSize).with_detail(
+                    "size outside the system's limits for one segment (kernel.shmmax)",
+                ),
+                libc::ENOSPC => ctx.err(e).with_detail(
+                    "out of resources (kernel.shmmni segments or kernel.shmall pages in use)",
+                ),
+                _ => ctx.err(e),
+            });
+        }
+        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access).map_err(|err| {
+            let _ = shm_remove(id);
+            undo_file();
+            err
+        })
+    }
+
+    /// `shmget(ftok(path), 0, 0400|0600)`, `shmat`, `shmctl(IPC_STAT)`: Qt's attach.
+    #[doc(alias = "shmat")]
+    pub(crate) fn attach(key: &NativeKey, access: AccessMode) -> Result<SysvSegment> {
+        let ctx = Ctx {
+            op: Operation::Attach,
+            key,
+        };
+        let path = c_path(ctx)?;
+        let proj = project_id(key);
+        let sysv_key = ftok(&path, proj).map_err(|e| {
+            let err = ctx.err(e);
+            if e == libc::ENOENT {
+                err.with_detail("does not exist (no key file)")
+            } else {
+                err
+            }
+        })?;
+        let perms = match access {
+            AccessMode::ReadOnly => 0o400,
+            AccessMode::ReadWrite => 0o600,
+        };
+        // SAFETY: shmget takes plain integers.
+        let id = unsafe { libc::shmget(sysv_key, 0, perms) };
+        if id == -1 {
+            return Err(ctx.err(errno()));
+        }
+        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access)
+    }
+
+    fn attach_id(
+        ctx: Ctx<'_>,
+        id: c_int,
+        sysv_key: libc::key_t,
+        path: CString,
+        proj: u8,
+        access: AccessMode,
+    ) -> Result<SysvSegment> {
+        let flags = match access {
+            AccessMode::ReadOnly => libc::SHM_RDONLY,
+            AccessMode::ReadWrite => 0,
+        };
+        // SAFETY: a null address lets the kernel choose where to map; this creates a new
+        // mapping and does not modify any existing one.
+        let addr = unsafe { libc::shmat(id, std::ptr::null(), flags) };
+        if addr as isize == -1 {
+            let e = errno();
+            let err = ctx.err(e);
+            return Err(if e == libc::EINVAL || e == libc::EIDRM {
+                err.with_kind(ErrorKind::NotFound)
+                    .with_detail("does not exist (removed meanwhile)")
+            } else {
+                err
+            });
+        }
+        let Some(addr) = NonNull::new(addr.cast::<u8>()) else {
+            return Err(ctx.kind(ErrorKind::Unknown, "shmat returned a null address"));
+        };
+        let mut segment = SysvSegment {
+            id,
+            addr,
+            len: 0,
+            sysv_key,
+            path,
+            proj,
+            attached: true,
+        };
+        match shm_stat(id) {
+            Ok(ds) => {
+                segment.len = ds.shm_segsz;
+                Ok(segment)
+            }
+            Err(e) => Err(ctx.err(e)), // `segment` drops here and detaches
+        }
+    }
+
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `shmdt`; then, when `shm_nattch` is 0, `IPC_RMID` and (when asked) the key file.
+    pub(crate) fn detach(mut self, remove_key_file: bool) -> Result<bool> {
+        let err = |e: i32, path: &CStr| {
+            Error::from_errno(e, Operation::Detach, path.to_string_lossy().into_owned())
+        };
+        self.attached = false;
+        // SAFETY: `addr` is this object's own attachment, made by shmat and not detached
+        // before (`attached` was true; Drop now skips it); nothing borrows the bytes, since
+        // borrows come from `Locked`, which borrows the segment, and this consumes it.
+        let rc = unsafe { libc::shmdt(self.addr.as_ptr().cast()) };
+        if rc == -1 {
+            return Err(err(errno(), &self.path));
+        }
+        let ds = match shm_stat(self.id) {
+            Ok(ds) => ds,
+            Err(libc::EINVAL | libc::EIDRM) => return Ok(false),
+            Err(e) => return Err(err(e, &self.path)),
+        };
+        if ds.shm_nattch != 0 {
+            return Ok(false);
+        }
+        match shm_remove(self.id) {
+            Ok(()) => {}
+            // Removed meanwhile, or not ours to remove (shared through its mode): it stays
+            // for its owner.
+            Err(libc::EINVAL | libc::EIDRM | libc::EPERM) => return Ok(false),
+            Err(e) => return Err(err(e, &self.path)),
+        }
+        // The key file may have been replaced meanwhile (a tmp cleaner, another program):
+        // only remove the one that names this segment.
+        if remove_key_file && ftok(&self.path, self.proj) == Ok(self.sysv_key) {
+            remove_key_file_at(&self.path);
+        }
+        Ok(true)
+    }
+
+    /// Information about the segment behind `key`, without attaching.
+    pub(crate) fn stat(key: &NativeKey) -> Result<libc::shmid_ds> {
+        let ctx = Ctx {
+            op: Operation::Attach,
+            key,
+        };
+        let path = c_path(ctx)?;
+        let sysv_key = ftok(&path, project_id(key)).map_err(|e| ctx.err(e))?;
+        // SAFETY: shmget takes plain integers.
+        let id = unsafe { libc::shmget(sysv_key, 0, 0) };
+        if id == -1 {
+            return Err(ctx.err(errno()));
+        }
+        shm_stat(id).map_err(|e| ctx.err(e))
+    }
+
+    /// Removes the segment behind `key` (when `only_if_unattached`, only if nobody is
+    /// attached) and its key file. Returns whether a segment was removed.
+    pub(crate) fn remove(key: &NativeKey, only_if_unattached: bool) -> Result<bool> {
+        let ctx = Ctx {
+            op: Operation::Remove,
+            key,
+        };
+        let path = c_path(ctx)?;
+        let sysv_key = match ftok(&path, project_id(key)) {
+            Ok(k) => k,
+            Err(libc::ENOENT) => return Ok(false),
+            Err(e) => return Err(ctx.err(e)),
+        };
+        // SAFETY: shmget takes plain integers.
+        let id = unsafe { libc::shmget(sysv_key, 0, 0) };
+        if id == -1 {
+            let e = errno();
+            if e == libc::ENOENT {
+                // A key file without a segment is what a crash leaves: remove it too.
+                remove_key_file(key.native_key());
+                return Ok(false);
+            }
+            return Err(ctx.err(e));
+        }
+        if only_if_unattached {
+            let ds = shm_stat(id).map_err(|e| ctx.err(e))?;
+            if ds.shm_nattch != 0 {
+                return Ok(false);
+            }
+        }
+        shm_remove(id).map_err(|e| ctx.err(e))?;
+        remove_key_file(key.native_key());
+        Ok(true)
+    }
+}
+
+fn remove_key_file_at(path: &CStr) {
+    remove_key_file(&path.to_string_lossy());
+}
+
+impl Drop for SysvSegment {
+    fn drop(&mut self) {
+        if self.attached {
+            // SAFETY: `addr` is this object's own attachment, not yet detached; nothing
+            // borrows the bytes once the segment is being dropped.
+            unsafe { libc::shmdt(self.addr.as_ptr().cast()) };
+        }
+    }
+}
+
+/// A one-element System V semaphore set, as `QSystemSemaphore` makes it.
+pub(crate) struct SysvSemaphore {
+    key: NativeKey,
+    path: CString,
+    id: AtomicI32,
+    mode: u32,
+    initial: u32,
+}
+
+impl fmt::Debug for SysvSemaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SysvSemaphore")
+            .field("key", &self.key.native_key())
+            .field("semid", &self.id.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl SysvSemaphore {
+    /// Qt's `QSystemSemaphore::handle`: key file (0640, `O_EXCL`), `ftok`,
+    /// `semget(key, 1, mode|IPC_CREAT|IPC_EXCL)` and `SETVAL` when it was created, else
+    /// `semget(key, 1, 0600)` to open the existing one.
+    #[doc(alias = "semget")]
+    pub(crate) fn open(
+        key: &NativeKey,
+        initial: u32,
+        how: SemOpen,
+        mode: u32,
+    ) -> Result<(SysvSemaphore, bool)> {
+        let ctx = Ctx {
+            op: Operation::SemaphoreOpen,
+            key,
+        };
+        if initial > SEMVMX {
+            return Err(ctx.kind(
+                ErrorKind::OutOfResources,
+                "initial value above 32767 (SEMVMX)",
+            ));
+        }
+        let path = c_path(ctx)?;
+        let (id, created) = get(ctx, &path, initial, how, mode)?;
+        let sem = SysvSemaphore {
+            key: key.clone(),
+            path,
+            id: AtomicI32::new(id),
+            mode,
+            initial,
+        };
+        Ok((sem, created))
+    }
+
+    fn reopen(&self, op: Operation) -> Result<()> {
+        let ctx = Ctx { op, key: &self.key };
+        let (id, _) = get(
+            ctx,
+            &self.path,
+            self.initial,
+            SemOpen::OpenOrCreate,
+            self.mode,
+        )?;
+        self.id.store(id, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One `semop` (or `semtimedop` with a timeout) of `delta`, retried on `EINTR`, and
+    /// after reopening when the semaphore was removed underneath us.
+    fn op(&self, delta: i16, wait: Wait, undo: Undo, op: Operation) -> Result<()> {
+        let mut flags = if undo == Undo::Yes {
+            libc::SEM_UNDO as i16
+        } else {
+            0
+        };
+        if wait == Wait::NoWait {
+            flags |= libc::IPC_NOWAIT as i16;
+        }
+        let mut sop = libc::sembuf {
+            sem_num: 0,
+            sem_op: delta,
+            sem_flg: flags,
+        };
+        let deadline = match wait {
+            Wait::For(d) => Some(Instant::now().checked_add(d).unwrap_or_else(far_future)),
+            _ => None,
+        };
+        let mut reopened = 0;
+        loop {
+            let id = self.id.load(Ordering::Relaxed);
+            let rc = match deadline {
+                None => {
+                    // SAFETY: `sop` is one valid sembuf, and the count says one.
+                    unsafe { libc::semop(id, &mut sop, 1) }
+                }
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let ts = libc::timespec {
+                        tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t,
+                        tv_nsec: left.subsec_nanos() as libc::c_long,
+                    };
+                    // SAFETY: `sop` is one valid sembuf and `ts` a valid relative timeout, as
+                    // semtimedop(2) takes them (libc has no wrapper for it).
+                    unsafe {
+                        libc::syscall(
+                            libc::SYS_semtimedop,
+                            id,
+                            &mut sop as *mut libc::sembuf,
+                            1usize,
+                            &ts as *const libc::timespec,
+                        ) as c_int
+                    }
+                }
+            };
+            if rc == 0 {
+                return Ok(());
+            }
+            let ctx = Ctx { op, key: &self.key };
+            match errno() {
+                libc::EINTR => continue,
+                libc::EAGAIN if deadline.is_some() => {
+                    return Err(ctx.err(libc::EAGAIN).with_kind(ErrorKind::Timeout))
+                }
+                libc::EAGAIN => return Err(ctx.err(libc::EAGAIN)),
+                libc::EINVAL | libc::EIDRM if reopened < 16 => {
+                    // Removed by another process (Qt's owner does that): open it again by
+                    // name, as Qt does, and retry.
+                    reopened += 1;
+                    self.reopen(op)?;
+                }
+                libc::ERANGE => {
+                    return Err(ctx
+                        .err(libc::ERANGE)
+                        .with_detail("the value or its undo count would pass 32767 (SEMVMX)"))
+                }
+                e => return Err(ctx.err(e)),
+            }
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 100)
+}
+
+/// Opens or creates the semaphore of `path`.
+fn get(ctx: Ctx<'_>, path: &CStr, initial: u32, how: SemOpen, mode: u32) -> Result<(c_int, bool)> {
+    create_key_file(ctx)?;
+    let sysv_key = ftok(path, project_id(ctx.key)).map_err(|e| ctx.err(e))?;
+    let perms = (mode & 0o777) as c_int;
+    loop {
+        // SAFETY: semget takes plain integers.
+        let id = unsafe { libc::semget(sysv_key, 1, perms | libc::IPC_CREAT | libc::IPC_EXCL) };
+        if id != -1 {
+            set_value(ctx, id, initial)?;
+            return Ok((id, true));
+        }
+        let e = errno();
+        if e != libc::EEXIST {
+            return Err(ctx.err(e));
+        }
+        // SAFETY: semget takes plain integers; 0600 asks for read and write permission.
+        let id = unsafe { libc::semget(sysv_key, 1, 0o600) };
+        if id != -1 {
+            if how == SemOpen::CreateOrReset {
+                set_value(ctx, id, initial)?;
+            }
+            return Ok((id, false));
+        }
+        match errno() {
+            libc::ENOENT => continue, // removed between the two calls: create it again
+            e => return Err(ctx.err(e)),
+        }
+    }
+}
+
+/// `semctl(id, 0, SETVAL, value)`.
+fn set_value(ctx: Ctx<'_>, id: c_int, value: u32) -> Result<()> {
+    let arg = Semun {
+        val: value as c_int,
+    };
+    // SAFETY: SETVAL reads the `val` member of the union passed by value, as semctl(2)
+    // prescribes; `value` ≤ SEMVMX was checked by the caller.
+    let rc = unsafe { libc::semctl(id, 0, libc::SETVAL, arg) };
+    if rc == -1 {
+        return Err(ctx.err(errno()));
+    }
+    Ok(())
+}
+
+impl crate::backend::sealed::Sealed for SysvSemaphore {}
+
+impl RawSemaphore for SysvSemaphore {
+    fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Self, bool)> {
+        SysvSemaphore::open(key, initial, how, mode)
+    }
+
+    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<()> {
+        self.op(-1, wait, undo, op)
+    }
+
+    fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()> {
+        let mut left = n;
+        while left > 0 {
+            let step = left.min(SEMVMX);
+            self.op(step as i16, Wait::Forever, undo, op)?;
+            left -= step;
+        }
+        Ok(())
+    }
+
+    fn waiters(&self) -> usize {
+        // SAFETY: GETNCNT takes no fourth argument.
+        let n = unsafe { libc::semctl(self.id.load(Ordering::Relaxed), 0, libc::GETNCNT) };
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    fn remove(&self) -> Result<()> {
+        remove_key_file(self.key.native_key());
+        // SAFETY: IPC_RMID takes no fourth argument.
+        let rc = unsafe { libc::semctl(self.id.load(Ordering::Relaxed), 0, libc::IPC_RMID) };
+        if rc == -1 {
+            let e = errno();
+            if e != libc::EINVAL && e != libc::EIDRM {
+                return Err(Error::from_errno(
+                    e,
+                    Operation::Remove,
+                    self.key.to_string(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl crate::backend::sealed::Sealed for SysvSegment {}
+
+impl crate::backend::RawSegment for SysvSegment {
+    fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<Self> {
+        SysvSegment::create(key, size, access, mode)
+    }
+    fn attach(key: &NativeKey, access: AccessMode) -> Result<Self> {
+        SysvSegment::attach(key, access)
+    }
+    fn ptr(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn detach(self, remove_key_file: bool) -> Result<bool> {
+        SysvSegment::detach(self, remove_key_file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<SysvSegment>();
+        assert_send_sync::<SysvSemaphore>();
+    }
+}

@@ -1,0 +1,93 @@
+//! Targets without a backend: everything compiles, nothing can be created or attached, and
+//! every operation reports [`ErrorKind::Unsupported`].
+
+use crate::backend::{RawSegment, RawSemaphore, SemOpen, Undo, Wait};
+use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::key::{KeyType, NamingRules};
+use crate::{AccessMode, NativeKey};
+
+pub(crate) const NAMING: NamingRules = NamingRules {
+    apple_posix: cfg!(target_vendor = "apple"),
+    windows: cfg!(windows),
+};
+pub(crate) const DEFAULT_KEY_TYPE: KeyType = if cfg!(windows) {
+    KeyType::Windows
+} else {
+    KeyType::PosixRealtime
+};
+pub(crate) const LEGACY_DEFAULT_KEY_TYPE: KeyType = if cfg!(windows) {
+    KeyType::Windows
+} else {
+    KeyType::SystemV
+};
+
+pub(crate) fn is_key_type_supported(_: KeyType) -> bool {
+    false
+}
+
+pub(crate) fn runtime_dir() -> String {
+    std::env::temp_dir().to_string_lossy().into_owned()
+}
+
+pub(crate) fn errno_kind(_: i32) -> ErrorKind {
+    ErrorKind::Unknown
+}
+
+fn unsupported<T>(op: Operation, key: &NativeKey) -> Result<T> {
+    Err(Error::new(ErrorKind::Unsupported, op, key.to_string()))
+}
+
+pub(crate) fn remove_segment(key: &NativeKey, _: bool) -> Result<bool> {
+    unsupported(Operation::Remove, key)
+}
+
+pub(crate) fn segment_exists(_: &NativeKey) -> bool {
+    false
+}
+
+/// Uninhabited: no segment can exist on this target.
+#[derive(Debug)]
+pub(crate) enum Segment {}
+
+/// Uninhabited: no semaphore can exist on this target.
+#[derive(Debug)]
+pub(crate) enum Semaphore {}
+
+impl crate::backend::sealed::Sealed for Segment {}
+impl crate::backend::sealed::Sealed for Semaphore {}
+
+impl RawSegment for Segment {
+    fn create(key: &NativeKey, _: usize, _: AccessMode, _: u32) -> Result<Segment> {
+        unsupported(Operation::Create, key)
+    }
+    fn attach(key: &NativeKey, _: AccessMode) -> Result<Segment> {
+        unsupported(Operation::Attach, key)
+    }
+    fn ptr(&self) -> *mut u8 {
+        match *self {}
+    }
+    fn len(&self) -> usize {
+        match *self {}
+    }
+    fn detach(self, _: bool) -> Result<bool> {
+        match self {}
+    }
+}
+
+impl RawSemaphore for Semaphore {
+    fn open(key: &NativeKey, _: u32, _: SemOpen, _: u32) -> Result<(Semaphore, bool)> {
+        unsupported(Operation::SemaphoreOpen, key)
+    }
+    fn acquire(&self, _: Wait, _: Undo, _: Operation) -> Result<()> {
+        match *self {}
+    }
+    fn release(&self, _: u32, _: Undo, _: Operation) -> Result<()> {
+        match *self {}
+    }
+    fn waiters(&self) -> usize {
+        match *self {}
+    }
+    fn remove(&self) -> Result<()> {
+        match *self {}
+    }
+}

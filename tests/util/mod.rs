@@ -1,0 +1,307 @@
+//! Helpers shared by the integration tests: unique keys, unconditional cleanup, a watchdog
+//! that turns a deadlock into a failure, and child processes (this very test binary run
+//! again in a child role).
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part
+
+pub mod qt;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use qshm::{NativeKey, SemaphoreMode, SharedMemory, SystemSemaphore};
+
+/// A key no other test, run or machine user shares: the test's own name, the process id,
+/// the time and a counter.
+pub fn unique_key(name: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "qshmtest-{name}-{}-{nanos:x}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+static REGISTERED_KEYS: Mutex<Vec<NativeKey>> = Mutex::new(Vec::new());
+static REGISTERED_SEMS: Mutex<Vec<NativeKey>> = Mutex::new(Vec::new());
+static REGISTERED_PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Removes every IPC object of a key when dropped, whether the test passed or failed.
+pub struct Cleanup {
+    keys: Vec<NativeKey>,
+    sems: Vec<NativeKey>,
+}
+
+impl Cleanup {
+    pub fn new() -> Cleanup {
+        Cleanup {
+            keys: Vec::new(),
+            sems: Vec::new(),
+        }
+    }
+
+    /// Cleans a segment key (segment, key file, lock semaphore).
+    pub fn segment(mut self, key: &NativeKey) -> Cleanup {
+        self.keys.push(key.clone());
+        REGISTERED_KEYS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(key.clone());
+        self
+    }
+
+    /// Cleans a Qt segment key on System V (the Linux default).
+    pub fn qt_key(self, key: &str) -> Cleanup {
+        self.segment(&NativeKey::legacy(key, qshm::KeyType::SystemV))
+    }
+
+    /// Cleans a semaphore key.
+    pub fn semaphore(mut self, key: &NativeKey) -> Cleanup {
+        self.sems.push(key.clone());
+        REGISTERED_SEMS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(key.clone());
+        self
+    }
+}
+
+fn remove_segment(key: &NativeKey) {
+    let _ = SharedMemory::force_remove(key);
+}
+
+fn remove_semaphore(key: &NativeKey) {
+    if let Ok(mut sem) = SystemSemaphore::with_native_key(key.clone(), 0, SemaphoreMode::Open) {
+        sem.set_remove_on_drop(true);
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for key in &self.keys {
+            remove_segment(key);
+        }
+        for key in &self.sems {
+            remove_semaphore(key);
+        }
+    }
+}
+
+/// Fails the whole test binary (after cleaning up) if not dropped within `limit`: a
+/// deadlock becomes a failure, not a hang.
+pub struct Watchdog {
+    done: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    pub fn new(name: &'static str, limit: Duration) -> Watchdog {
+        let (done, rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!(
+                    "WATCHDOG: test `{name}` still running after {limit:?}: deadlock? aborting"
+                );
+                emergency_cleanup();
+                std::process::exit(99);
+            }
+        });
+        Watchdog { done }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let _ = self.done.send(());
+    }
+}
+
+fn emergency_cleanup() {
+    for pid in REGISTERED_PIDS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    for key in REGISTERED_KEYS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        remove_segment(key);
+    }
+    for key in REGISTERED_SEMS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        remove_semaphore(key);
+    }
+}
+
+/// The environment variable that tells a re-run test binary which role to play.
+pub const CHILD_ENV: &str = "QSHM_TEST_CHILD";
+
+/// A child process: this test binary run again with `CHILD_ENV` set, so that the test
+/// named `child_entry` plays `role`. Killed (SIGKILL) when dropped if still running.
+pub struct ChildProc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl ChildProc {
+    pub fn spawn(role: &str, args: &[&str]) -> ChildProc {
+        let exe = std::env::current_exe().expect("test binary path");
+        let spec = std::iter::once(role)
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join("\u{1f}");
+        let mut child = Command::new(exe)
+            .args([
+                "child_entry",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+                "-q",
+            ])
+            .env(CHILD_ENV, spec)
+            .env("QSHM_TEST_PARENT", std::process::id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn child test process");
+        REGISTERED_PIDS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child.id());
+        let stdout: ChildStdout = child.stdout.take().expect("child stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(msg) = line.strip_prefix("@@ ") {
+                    if tx.send(msg.to_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        ChildProc {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next `@@ ` line the child prints; panics after `timeout`.
+    pub fn expect_line(&self, timeout: Duration) -> String {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => line,
+            Err(e) => panic!("child {} said nothing within {timeout:?}: {e}", self.pid()),
+        }
+    }
+
+    /// Writes a line to the child's standard input.
+    pub fn send(&mut self, line: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = writeln!(stdin, "{line}");
+            let _ = stdin.flush();
+        }
+    }
+
+    /// Closes the child's standard input (children waiting for EOF then finish).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the child to exit, at most `timeout`; panics if it does not.
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!("child {} did not exit within {timeout:?}", self.pid());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// In a child process: the role and its arguments; `None` in the parent test run.
+pub fn child_role() -> Option<Vec<String>> {
+    let spec = std::env::var(CHILD_ENV).ok()?;
+    // Exit when the parent test process goes away, so that a failed run leaves nothing.
+    if let Some(parent) = std::env::var("QSHM_TEST_PARENT")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    {
+        std::thread::spawn(move || loop {
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(98);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        });
+    }
+    Some(spec.split('\u{1f}').map(str::to_owned).collect())
+}
+
+/// Prints a line the parent's `expect_line` reads.
+pub fn say(msg: &str) {
+    println!("@@ {msg}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Reads one line from standard input (blocks; `None` at EOF).
+pub fn read_stdin_line() -> Option<String> {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim_end().to_owned()),
+    }
+}
+
+/// Whether `path` exists (a key file, say).
+pub fn exists(path: &str) -> bool {
+    std::path::Path::new(path).exists()
+}
+
+/// A u64 stored little-endian at the start of `bytes`.
+pub fn read_u64(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+}
+
+/// Stores a u64 little-endian at the start of `bytes`.
+pub fn write_u64(bytes: &mut [u8], v: u64) {
+    bytes[..8].copy_from_slice(&v.to_le_bytes());
+}
