@@ -74,7 +74,8 @@ and one QSystemSemaphore `sem` (initially none).
                              unlock(). ok <t> at the end (for counting tests).
   sleep <ms>                 sleep, then ok <t>  (`sleep 0` is a clock ping)
   lockhold <ms>              lock(); answer `ok <t_locked>` at once; sleep ms;
-                             unlock(); answer a SECOND line `ok <t_unlocked>`
+                             unlock(); answer a SECOND line
+                             `ok <t_unlocked> <t_just_before_unlock>`
                              (or `err ...` if unlock failed). If lock() fails
                              there is only the one `err` line. Commands sent
                              meanwhile are read after the second line.
@@ -341,8 +342,9 @@ class Peer:
         self.check(self.mem.lock())
         out("ok %d" % now())
         time.sleep(ms / 1000.0)
+        before_unlock = now()
         self.check(self.mem.unlock())
-        return []
+        return [str(before_unlock)]
 
     def _new_sem(self, key, args):
         initial = int(args[1]) if len(args) > 1 else 0
@@ -425,5 +427,22 @@ class Peer:
         self.destroy()
 
 
+def die_with_parent():
+    """SIGKILL this peer when the test process that spawned it dies (prctl
+    PR_SET_PDEATHSIG), so that a test run killed by its watchdog leaves no Qt
+    process behind, even one blocked in lock()."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the parent died before prctl
+            os._exit(1)
+    except Exception:  # not Linux: rely on stdin EOF
+        pass
+
+
 if __name__ == "__main__":
+    die_with_parent()
     Peer().run()
