@@ -20,7 +20,7 @@ pub(crate) enum Wait {
     /// Block until acquired.
     Forever,
     /// Fail with `WouldBlock` at once if it cannot be acquired.
-    NoWait,
+    Poll,
     /// Fail with `Timeout` after this long.
     For(Duration),
 }

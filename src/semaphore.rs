@@ -139,7 +139,7 @@ impl SystemSemaphore {
     ///
     /// [`ErrorKind::WouldBlock`] when none is.
     pub fn try_acquire(&self) -> Result<()> {
-        self.record(self.sem.acquire(Wait::NoWait, Undo::No, Operation::Acquire))
+        self.record(self.sem.acquire(Wait::Poll, Undo::No, Operation::Acquire))
     }
 
     /// Takes one unit, waiting at most `timeout`.

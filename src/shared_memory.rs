@@ -339,7 +339,7 @@ impl SharedMemory {
     ///
     /// [`ErrorKind::WouldBlock`] when it is held; otherwise as [`lock`](SharedMemory::lock).
     pub fn try_lock(&self) -> Result<LockGuard<'_>> {
-        self.lock_with(Wait::NoWait)
+        self.lock_with(Wait::Poll)
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -443,7 +443,7 @@ impl SharedMemory {
         let wait = if only_if_unattached {
             Wait::For(Duration::from_secs(10))
         } else {
-            Wait::NoWait
+            Wait::Poll
         };
         let locked = sem.acquire(wait, Undo::Yes, Operation::Remove);
         if let (true, Err(err)) = (only_if_unattached, &locked) {

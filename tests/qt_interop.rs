@@ -5,7 +5,9 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use qshm::{AccessMode, ErrorKind, KeyType, NativeKey, SemaphoreMode, SharedMemory, SystemSemaphore};
+use qshm::{
+    AccessMode, ErrorKind, KeyType, NativeKey, SemaphoreMode, SharedMemory, SystemSemaphore,
+};
 use util::qt::{hex, QtPeer, QtVersion};
 use util::{Cleanup, Watchdog};
 
@@ -30,20 +32,41 @@ fn qt_creates_rust_reads() {
     for v in QtVersion::ALL {
         let (key, _c) = qt_key("qtcreates");
         let mut qt = QtPeer::spawn(v);
-        qt.cmd(&format!("key {}", hex(key.as_bytes()))).expect_ok("key");
+        qt.cmd(&format!("key {}", hex(key.as_bytes())))
+            .expect_ok("key");
         qt.cmd("create 1000 rw").expect_ok("create");
         let data = message(v);
-        qt.cmd(&format!("write 0 {}", hex(&data))).expect_ok("write");
+        qt.cmd(&format!("write 0 {}", hex(&data)))
+            .expect_ok("write");
 
         let mut shm = SharedMemory::with_key(&key);
-        assert_eq!(shm.create(1000, AccessMode::ReadWrite).unwrap_err().kind(), ErrorKind::AlreadyExists);
+        assert_eq!(
+            shm.create(1000, AccessMode::ReadWrite).unwrap_err().kind(),
+            ErrorKind::AlreadyExists
+        );
         shm.attach(AccessMode::ReadOnly).unwrap();
-        assert_eq!(shm.size(), 1000, "{v}: size is shm_segsz, exactly what Qt asked");
-        assert_eq!(&shm.lock().unwrap().as_slice()[..data.len()], &data[..], "{v}");
+        assert_eq!(
+            shm.size(),
+            1000,
+            "{v}: size is shm_segsz, exactly what Qt asked"
+        );
+        assert_eq!(
+            &shm.lock().unwrap().as_slice()[..data.len()],
+            &data[..],
+            "{v}"
+        );
         let info = qt.cmd("info").expect_ok("info");
-        assert_eq!(info.field_str(0), shm.native_key().native_key(), "{v}: native key");
+        assert_eq!(
+            info.field_str(0),
+            shm.native_key().native_key(),
+            "{v}: native key"
+        );
         if v == QtVersion::Qt6 {
-            assert_eq!(info.field_str(1), shm.native_key().to_string(), "{v}: key text");
+            assert_eq!(
+                info.field_str(1),
+                shm.native_key().to_string(),
+                "{v}: key text"
+            );
         }
         assert_eq!(info.field_str(2), key);
     }
@@ -62,24 +85,38 @@ fn rust_creates_qt_reads_and_writes() {
         shm.lock().unwrap().as_mut_slice().unwrap()[..data.len()].copy_from_slice(&data);
 
         let mut qt = QtPeer::spawn(v);
-        qt.cmd(&format!("key {}", hex(key.as_bytes()))).expect_ok("key");
-        qt.cmd("create 4096 rw").expect_err("create on an existing key");
+        qt.cmd(&format!("key {}", hex(key.as_bytes())))
+            .expect_ok("key");
+        qt.cmd("create 4096 rw")
+            .expect_err("create on an existing key");
         qt.cmd("attach ro").expect_ok("attach ro");
         assert_eq!(qt.cmd("size").expect_ok("size").field_u64(0), 4096);
         qt.cmd("lock").expect_ok("lock");
         let read = qt.cmd(&format!("read 0 {}", data.len())).expect_ok("read");
         qt.cmd("unlock").expect_ok("unlock");
-        assert_eq!(read.field_bytes(0), data, "{v}: Qt read-only sees Rust's bytes");
+        assert_eq!(
+            read.field_bytes(0),
+            data,
+            "{v}: Qt read-only sees Rust's bytes"
+        );
         qt.cmd("detach").expect_ok("detach");
 
         qt.cmd("attach rw").expect_ok("attach rw");
         let reply = format!("written back by {v}").into_bytes();
         qt.cmd("lock").expect_ok("lock");
-        qt.cmd(&format!("write 100 {}", hex(&reply))).expect_ok("write");
+        qt.cmd(&format!("write 100 {}", hex(&reply)))
+            .expect_ok("write");
         qt.cmd("unlock").expect_ok("unlock");
-        assert_eq!(&shm.lock().unwrap().as_slice()[100..100 + reply.len()], &reply[..], "{v}");
+        assert_eq!(
+            &shm.lock().unwrap().as_slice()[100..100 + reply.len()],
+            &reply[..],
+            "{v}"
+        );
         qt.cmd("detach").expect_ok("detach");
-        assert!(util::exists(shm.native_key().native_key()), "Qt's detach removed a segment Rust holds");
+        assert!(
+            util::exists(shm.native_key().native_key()),
+            "Qt's detach removed a segment Rust holds"
+        );
         shm.detach().unwrap();
         assert!(!util::exists(shm.native_key().native_key()));
     }
@@ -94,12 +131,17 @@ fn read_only_is_enforced_by_the_os_for_qt_too() {
     let mut shm = SharedMemory::with_key(&key);
     shm.create(64, AccessMode::ReadWrite).unwrap();
     let mut qt = QtPeer::spawn(QtVersion::Qt6);
-    qt.cmd(&format!("key {}", hex(key.as_bytes()))).expect_ok("key");
+    qt.cmd(&format!("key {}", hex(key.as_bytes())))
+        .expect_ok("key");
     qt.cmd("attach ro").expect_ok("attach ro");
     qt.send("write 0 41");
     let status = qt.wait();
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(11), "Qt wrote through a read-only mapping: {status:?}");
+    assert_eq!(
+        status.signal(),
+        Some(11),
+        "Qt wrote through a read-only mapping: {status:?}"
+    );
     assert_eq!(shm.lock().unwrap().as_slice()[0], 0);
 }
 
@@ -112,7 +154,8 @@ fn lock_exclusion_both_ways() {
         let mut shm = SharedMemory::with_key(&key);
         shm.create(64, AccessMode::ReadWrite).unwrap();
         let mut qt = QtPeer::spawn(v);
-        qt.cmd(&format!("key {}", hex(key.as_bytes()))).expect_ok("key");
+        qt.cmd(&format!("key {}", hex(key.as_bytes())))
+            .expect_ok("key");
         qt.cmd("attach rw").expect_ok("attach");
 
         // Qt holds the lock for 300 ms; Rust's lock() waits until Qt unlocks.
@@ -131,7 +174,11 @@ fn lock_exclusion_both_ways() {
             "{v}: Rust got the lock {:?} before Qt began to unlock",
             unlocking.saturating_duration_since(got)
         );
-        assert!(got - asked >= Duration::from_millis(200), "{v}: Rust did not wait: {:?}", got - asked);
+        assert!(
+            got - asked >= Duration::from_millis(200),
+            "{v}: Rust did not wait: {:?}",
+            got - asked
+        );
 
         // Rust holds the lock for 300 ms; Qt's lock() waits until Rust unlocks.
         let guard = shm.lock().unwrap();
@@ -148,7 +195,11 @@ fn lock_exclusion_both_ways() {
         );
         assert!(qt_locked.t > held_since);
         // And now Rust must wait for Qt.
-        assert_eq!(shm.try_lock().unwrap_err().kind(), ErrorKind::WouldBlock, "{v}");
+        assert_eq!(
+            shm.try_lock().unwrap_err().kind(),
+            ErrorKind::WouldBlock,
+            "{v}"
+        );
         qt.cmd("unlock").expect_ok("unlock");
         drop(shm.lock_timeout(Duration::from_secs(5)).unwrap());
     }
@@ -163,7 +214,8 @@ fn mixed_increments_are_exact() {
     shm.create(64, AccessMode::ReadWrite).unwrap();
     let mut peers: Vec<QtPeer> = QtVersion::ALL.iter().map(|&v| QtPeer::spawn(v)).collect();
     for qt in &mut peers {
-        qt.cmd(&format!("key {}", hex(key.as_bytes()))).expect_ok("key");
+        qt.cmd(&format!("key {}", hex(key.as_bytes())))
+            .expect_ok("key");
         qt.cmd("attach rw").expect_ok("attach");
         qt.send("incr 0 2000");
     }
@@ -191,35 +243,59 @@ fn last_detach_on_either_side_removes() {
         let mut shm = SharedMemory::with_key(&key);
         shm.create(128, AccessMode::ReadWrite).unwrap();
         let mut qt = QtPeer::spawn(v);
-        qt.cmd(&format!("key {}", hex(key.as_bytes()))).expect_ok("key");
+        qt.cmd(&format!("key {}", hex(key.as_bytes())))
+            .expect_ok("key");
         qt.cmd("attach rw").expect_ok("attach");
         shm.detach().unwrap();
-        assert!(util::exists(native.native_key()), "{v}: removed while Qt is attached");
+        assert!(
+            util::exists(native.native_key()),
+            "{v}: removed while Qt is attached"
+        );
         qt.cmd("detach").expect_ok("detach");
-        assert!(!util::exists(native.native_key()), "{v}: Qt's last detach left the key file");
-        assert_eq!(shm.attach(AccessMode::ReadWrite).unwrap_err().kind(), ErrorKind::NotFound);
+        assert!(
+            !util::exists(native.native_key()),
+            "{v}: Qt's last detach left the key file"
+        );
+        assert_eq!(
+            shm.attach(AccessMode::ReadWrite).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
         qt.close();
         // Qt removes only semaphores it created, and qshm's creator must not remove one
         // while Qt still uses it: the lock semaphore outlives a Qt last detach. The clean-up
         // path removes it (and the next create or attach would simply reuse it).
         assert!(!SharedMemory::remove_orphan(&native).unwrap());
-        assert!(!util::exists(native.lock_key().native_key()), "{v}: lock key file left");
+        assert!(
+            !util::exists(native.lock_key().native_key()),
+            "{v}: lock key file left"
+        );
 
         // Qt creates, Qt detaches first, Rust detaches last.
         let (key, _c2) = qt_key("lastdetach-rust");
         let native = NativeKey::legacy(&key, KeyType::SystemV);
         let mut qt = QtPeer::spawn(v);
-        qt.cmd(&format!("key {}", hex(key.as_bytes()))).expect_ok("key");
+        qt.cmd(&format!("key {}", hex(key.as_bytes())))
+            .expect_ok("key");
         qt.cmd("create 128 rw").expect_ok("create");
         let mut shm = SharedMemory::with_key(&key);
         shm.attach(AccessMode::ReadWrite).unwrap();
         qt.cmd("detach").expect_ok("detach");
-        assert!(util::exists(native.native_key()), "{v}: Qt removed while Rust is attached");
+        assert!(
+            util::exists(native.native_key()),
+            "{v}: Qt removed while Rust is attached"
+        );
         shm.detach().unwrap();
-        assert!(!util::exists(native.native_key()), "{v}: Rust's last detach left the key file");
-        qt.cmd("attach rw").expect_err("attach after the last detach");
+        assert!(
+            !util::exists(native.native_key()),
+            "{v}: Rust's last detach left the key file"
+        );
+        qt.cmd("attach rw")
+            .expect_err("attach after the last detach");
         qt.close();
-        assert!(!util::exists(native.lock_key().native_key()), "{v}: lock key file left");
+        assert!(
+            !util::exists(native.lock_key().native_key()),
+            "{v}: lock key file left"
+        );
     }
 }
 
@@ -230,7 +306,8 @@ fn qt_killed_holding_the_lock_does_not_deadlock() {
     for v in QtVersion::ALL {
         let (key, _c) = qt_key("qtkilled");
         let mut qt = QtPeer::spawn(v);
-        qt.cmd(&format!("key {}", hex(key.as_bytes()))).expect_ok("key");
+        qt.cmd(&format!("key {}", hex(key.as_bytes())))
+            .expect_ok("key");
         qt.cmd("create 256 rw").expect_ok("create");
         let mut shm = SharedMemory::with_key(&key);
         shm.attach(AccessMode::ReadWrite).unwrap();
@@ -239,13 +316,19 @@ fn qt_killed_holding_the_lock_does_not_deadlock() {
         qt.send("crash");
         qt.wait();
         let start = Instant::now();
-        drop(shm.lock_timeout(Duration::from_secs(1)).expect("the dead holder's lock came back"));
+        drop(
+            shm.lock_timeout(Duration::from_secs(1))
+                .expect("the dead holder's lock came back"),
+        );
         assert!(start.elapsed() < Duration::from_secs(1));
         // The crashed creator is gone: Rust's detach is the last and removes everything.
         shm.detach().unwrap();
         let native = NativeKey::legacy(&key, KeyType::SystemV);
         assert!(!util::exists(native.native_key()));
-        assert!(!util::exists(native.lock_key().native_key()), "{v}: orphaned lock left");
+        assert!(
+            !util::exists(native.lock_key().native_key()),
+            "{v}: orphaned lock left"
+        );
     }
 }
 
@@ -270,7 +353,9 @@ fn native_keys_identical_to_qt() {
     for v in QtVersion::ALL {
         let mut qt = QtPeer::spawn(v);
         for key in &keys {
-            let r = qt.cmd(&format!("keys {}", hex(key.as_bytes()))).expect_ok("keys");
+            let r = qt
+                .cmd(&format!("keys {}", hex(key.as_bytes())))
+                .expect_ok("keys");
             let ours = NativeKey::legacy(key, KeyType::SystemV);
             assert_eq!(r.field_str(0), ours.native_key(), "{v}: shm key of {key:?}");
             if v == QtVersion::Qt6 {
@@ -278,17 +363,32 @@ fn native_keys_identical_to_qt() {
                 assert_eq!(r.field_str(1), sem.native_key(), "{v}: sem key of {key:?}");
                 assert_eq!(ours.lock_key().native_key(), sem.native_key());
                 let posix = NativeKey::legacy(key, KeyType::PosixRealtime);
-                assert_eq!(r.field_str(2), posix.native_key(), "{v}: posix key of {key:?}");
+                assert_eq!(
+                    r.field_str(2),
+                    posix.native_key(),
+                    "{v}: posix key of {key:?}"
+                );
                 let safe_posix = NativeKey::platform_safe(key, KeyType::PosixRealtime);
-                assert_eq!(r.field_str(4), safe_posix.native_key(), "{v}: platformSafeKey posix of {key:?}");
-                assert_eq!(r.field_str(5), ours.to_string(), "{v}: text form of {key:?}");
+                assert_eq!(
+                    r.field_str(4),
+                    safe_posix.native_key(),
+                    "{v}: platformSafeKey posix of {key:?}"
+                );
+                assert_eq!(
+                    r.field_str(5),
+                    ours.to_string(),
+                    "{v}: text form of {key:?}"
+                );
             }
         }
         // A 300-letter key names a file too long for the file system: KeyError on both sides.
         let long = "x".repeat(300);
         let _c = Cleanup::new().qt_key(&long);
-        qt.cmd(&format!("key {}", hex(long.as_bytes()))).expect_ok("key");
-        let qt_err = qt.cmd("create 64 rw").expect_err("create with a 300-letter key");
+        qt.cmd(&format!("key {}", hex(long.as_bytes())))
+            .expect_ok("key");
+        let qt_err = qt
+            .cmd("create 64 rw")
+            .expect_err("create with a 300-letter key");
         assert_eq!(qt_err.code, 3, "{v}: {}", qt_err.message);
         let mut shm = SharedMemory::with_key(&long);
         let err = shm.create(64, AccessMode::ReadWrite).unwrap_err();
@@ -297,7 +397,10 @@ fn native_keys_identical_to_qt() {
         qt.cmd("key -").expect_ok("key");
         assert_eq!(qt.cmd("create 64 rw").expect_err("empty key").code, 3);
         let mut shm = SharedMemory::with_key("");
-        assert_eq!(shm.create(64, AccessMode::ReadWrite).unwrap_err().kind(), ErrorKind::KeyError);
+        assert_eq!(
+            shm.create(64, AccessMode::ReadWrite).unwrap_err().kind(),
+            ErrorKind::KeyError
+        );
     }
 }
 
@@ -313,7 +416,8 @@ fn qt6_native_system_v_key() {
     shm.create(100, AccessMode::ReadWrite).unwrap();
     shm.lock().unwrap().as_mut_slice().unwrap()[..3].copy_from_slice(b"abc");
     let mut qt = QtPeer::spawn(QtVersion::Qt6);
-    qt.cmd(&format!("nkey {}", hex(key.to_string().as_bytes()))).expect_ok("nkey");
+    qt.cmd(&format!("nkey {}", hex(key.to_string().as_bytes())))
+        .expect_ok("nkey");
     qt.cmd("attach rw").expect_ok("attach");
     assert_eq!(qt.cmd("read 0 3").expect_ok("read").field_bytes(0), b"abc");
     qt.cmd("lock").expect_ok("lock");
@@ -335,7 +439,8 @@ fn system_semaphore_both_ways() {
         let native = SystemSemaphore::legacy_native_key(&key, KeyType::SystemV);
         let _c = Cleanup::new().semaphore(&native);
         let mut qt = QtPeer::spawn(v);
-        qt.cmd(&format!("sem {} 0 create", hex(key.as_bytes()))).expect_ok("sem");
+        qt.cmd(&format!("sem {} 0 create", hex(key.as_bytes())))
+            .expect_ok("sem");
         let sem = SystemSemaphore::new(&key, 0, SemaphoreMode::Open).unwrap();
         assert_eq!(sem.try_acquire().unwrap_err().kind(), ErrorKind::WouldBlock);
         // Rust releases, Qt acquires.

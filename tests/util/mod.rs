@@ -242,6 +242,11 @@ impl ChildProc {
         }
     }
 
+    /// True while the child is still running.
+    pub fn expect_no_exit(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGKILL, and reap.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -143,10 +143,9 @@ impl SysvSegment {
                 _ => ctx.err(e),
             });
         }
-        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access).map_err(|err| {
+        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access).inspect_err(|_| {
             let _ = shm_remove(id);
             undo_file();
-            err
         })
     }
 
@@ -407,7 +406,7 @@ impl SysvSemaphore {
         } else {
             0
         };
-        if wait == Wait::NoWait {
+        if wait == Wait::Poll {
             flags |= libc::IPC_NOWAIT as i16;
         }
         let mut sop = libc::sembuf {

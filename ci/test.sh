@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need (PyQt6/PyQt5 into .venv, the
+# Debian libraries QtCore needs), checks formatting, lints and docs, runs every test of
+# the workspace, and fails if the run left any IPC object behind.
+#
+#   ci/test.sh                 # everything
+#   ci/test.sh --test qt_interop     # extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "Qt peers (PyQt6 for Qt 6.11, PyQt5 for Qt 5.15)"
+QSHM_PYTHON="$(ci/setup-venv.sh)"
+export QSHM_PYTHON
+"$QSHM_PYTHON" -c 'import PyQt6.QtCore as a, PyQt5.QtCore as b; print("Qt", a.qVersion(), "and Qt", b.qVersion())'
+
+# Everything a test could leave: System V segments and semaphores, POSIX objects, key files.
+snapshot() {
+    ipcs -m 2>/dev/null | awk '$1 ~ /^0x/ {print "shm", $1, $2}'
+    ipcs -s 2>/dev/null | awk '$1 ~ /^0x/ {print "sem", $1, $2}'
+    ls -1 /dev/shm 2>/dev/null | sed 's|^|/dev/shm/|'
+    ls -1d "${TMPDIR:-/tmp}"/qipc_* /tmp/qipc_* 2>/dev/null || true
+    ls -1d /tmp/runtime-*/qshm* "${XDG_RUNTIME_DIR:-/nonexistent}"/qshm* /tmp/qshmtest* 2>/dev/null || true
+}
+before="$(snapshot | sort -u)"
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "tests"
+cargo test --workspace "$@"
+
+step "leak guard"
+after="$(snapshot | sort -u)"
+leaked="$(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | sed '/^$/d')"
+if [ -n "$leaked" ]; then
+    echo "the test suite left these IPC objects behind:" >&2
+    printf '  %s\n' "$leaked" >&2
+    exit 1
+fi
+echo "no segment, semaphore or key file left behind" >&2

@@ -1,0 +1,276 @@
+//! tst_qsystemsemaphore, ported, with real child processes; plus the fixes of spec §8.12.
+
+mod util;
+
+use std::time::{Duration, Instant};
+
+use qshm::{ErrorKind, KeyType, NativeKey, SemaphoreMode, SystemSemaphore};
+use util::{ChildProc, Cleanup, Watchdog};
+
+fn setup(name: &'static str) -> (Watchdog, String, Cleanup) {
+    let key = util::unique_key(name);
+    let native = SystemSemaphore::legacy_native_key(&key, KeyType::SystemV);
+    (
+        Watchdog::new(name, Duration::from_secs(120)),
+        key,
+        Cleanup::new().semaphore(&native),
+    )
+}
+
+#[test]
+fn native_key() {
+    let (_w, key, _c) = setup("sem-nativekey");
+    let native = NativeKey::platform_safe(&key, KeyType::SystemV);
+    let _c2 = Cleanup::new().semaphore(&native);
+    let sem = SystemSemaphore::with_native_key(native.clone(), 0, SemaphoreMode::Open).unwrap();
+    assert_eq!(sem.native_key(), &native);
+    assert_eq!(sem.key(), None);
+    assert_eq!(sem.error(), None);
+    assert_eq!(sem.error_string(), "");
+    // Another type of the same name is another semaphore.
+    let other = NativeKey::platform_safe(&key, KeyType::from_raw(0x54).unwrap());
+    let _c3 = Cleanup::new().semaphore(&other);
+    let sem2 = SystemSemaphore::with_native_key(other, 1, SemaphoreMode::Open).unwrap();
+    sem2.try_acquire().unwrap();
+    assert_eq!(sem.try_acquire().unwrap_err().kind(), ErrorKind::WouldBlock);
+}
+
+#[test]
+fn legacy_key() {
+    let (_w, key, _c) = setup("sem-legacykey");
+    let sem = SystemSemaphore::new(&key, 0, SemaphoreMode::Open).unwrap();
+    assert_eq!(sem.key(), Some(key.as_str()));
+    assert!(sem.native_key().native_key().contains("/qipc_systemsem_"));
+    assert_eq!(
+        sem.native_key(),
+        &SystemSemaphore::legacy_native_key(&key, KeyType::SystemV)
+    );
+}
+
+#[test]
+fn empty_key_is_a_key_error() {
+    let err = SystemSemaphore::new("", 0, SemaphoreMode::Open).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::KeyError);
+    let err = SystemSemaphore::new("x", 40_000, SemaphoreMode::Create).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OutOfResources);
+}
+
+#[test]
+fn basic_acquire() {
+    let (_w, key, _c) = setup("sem-basicacquire");
+    let sem = SystemSemaphore::new(&key, 1, SemaphoreMode::Create).unwrap();
+    sem.acquire().unwrap();
+    assert_eq!(sem.error(), None);
+    sem.release(1).unwrap();
+    assert_eq!(sem.error(), None);
+}
+
+#[test]
+fn complex_acquire() {
+    let (_w, key, _c) = setup("sem-complexacquire");
+    let sem = SystemSemaphore::new(&key, 2, SemaphoreMode::Create).unwrap();
+    sem.acquire().unwrap();
+    sem.release(1).unwrap();
+    sem.acquire().unwrap();
+    sem.release(1).unwrap();
+    sem.acquire().unwrap();
+    sem.acquire().unwrap();
+    assert_eq!(sem.try_acquire().unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert_eq!(sem.error(), Some(ErrorKind::WouldBlock));
+    sem.release(1).unwrap();
+    sem.release(1).unwrap();
+    assert_eq!(sem.error(), None);
+}
+
+#[test]
+fn release() {
+    let (_w, key, _c) = setup("sem-release");
+    let sem = SystemSemaphore::new(&key, 0, SemaphoreMode::Create).unwrap();
+    sem.release(1).unwrap();
+    sem.release(1).unwrap();
+    sem.acquire().unwrap();
+    sem.acquire().unwrap();
+    sem.release(1).unwrap();
+    sem.release(1).unwrap();
+    sem.release(0).unwrap();
+    sem.acquire().unwrap();
+    sem.acquire().unwrap();
+    assert_eq!(sem.try_acquire().unwrap_err().kind(), ErrorKind::WouldBlock);
+}
+
+#[test]
+fn two_semaphores() {
+    let (_w, key, _c) = setup("sem-twosemaphores");
+    let sem1 = SystemSemaphore::new(&key, 1, SemaphoreMode::Create).unwrap();
+    let sem2 = SystemSemaphore::new(&key, 1, SemaphoreMode::Open).unwrap();
+    sem1.acquire().unwrap();
+    sem2.release(1).unwrap();
+    sem1.acquire().unwrap();
+    sem2.release(1).unwrap();
+    assert_eq!(sem1.error(), None);
+    assert_eq!(sem2.error(), None);
+}
+
+#[test]
+fn create_resets_open_does_not() {
+    let (_w, key, _c) = setup("sem-createresets");
+    let a = SystemSemaphore::new(&key, 3, SemaphoreMode::Create).unwrap();
+    let _b = SystemSemaphore::new(&key, 0, SemaphoreMode::Open).unwrap();
+    for _ in 0..3 {
+        a.try_acquire().unwrap();
+    }
+    assert!(a.try_acquire().is_err());
+    let _c2 = SystemSemaphore::new(&key, 1, SemaphoreMode::Create).unwrap();
+    a.try_acquire().unwrap();
+}
+
+#[test]
+fn timeout() {
+    let (_w, key, _c) = setup("sem-timeout");
+    let sem = SystemSemaphore::new(&key, 0, SemaphoreMode::Create).unwrap();
+    let start = Instant::now();
+    assert_eq!(
+        sem.acquire_timeout(Duration::from_millis(100))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Timeout
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(100) && waited < Duration::from_secs(1),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn basic_processes() {
+    let (_w, key, _c) = setup("sem-basicprocesses");
+    let _sem = SystemSemaphore::new(&key, 0, SemaphoreMode::Create).unwrap();
+    let mut acquirer = ChildProc::spawn("acquire", &[&key]);
+    assert_eq!(acquirer.expect_line(Duration::from_secs(30)), "acquiring");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(acquirer.expect_no_exit(), "the acquirer did not block");
+    acquirer.kill9();
+    let mut releaser = ChildProc::spawn("release", &[&key, "1"]);
+    assert!(releaser.wait(Duration::from_secs(30)).success());
+}
+
+fn processes(helpers: usize) {
+    let (_w, key, _c) = setup("sem-processes");
+    let _sem = SystemSemaphore::new(&key, 1, SemaphoreMode::Create).unwrap();
+    let mut children: Vec<_> = (0..helpers)
+        .map(|_| ChildProc::spawn("acquire_release", &[&key, "5"]))
+        .collect();
+    for c in &mut children {
+        assert!(c.wait(Duration::from_secs(60)).success());
+    }
+}
+
+#[test]
+fn processes_1() {
+    processes(1);
+}
+
+#[test]
+fn processes_3() {
+    processes(3);
+}
+
+#[test]
+fn processes_10() {
+    processes(10);
+}
+
+/// Qt's `undo` test, on the guard qshm offers for it: a holder that exits gives its unit back.
+#[test]
+fn undo_with_guard() {
+    let (_w, key, _c) = setup("sem-undo");
+    let sem = SystemSemaphore::new(&key, 1, SemaphoreMode::Create).unwrap();
+    let mut child = ChildProc::spawn("acquire_guard_exit", &[&key]);
+    assert!(child.wait(Duration::from_secs(30)).success());
+    let mut second = ChildProc::spawn("acquire_guard_exit", &[&key]);
+    assert!(second.wait(Duration::from_secs(30)).success());
+    sem.try_acquire().unwrap();
+}
+
+/// Qt's `initialValue` test, on the guard.
+#[test]
+fn initial_value() {
+    let (_w, key, _c) = setup("sem-initialvalue");
+    let _sem = SystemSemaphore::new(&key, 1, SemaphoreMode::Create).unwrap();
+    let mut child = ChildProc::spawn("acquire_guard_exit", &[&key]);
+    assert!(child.wait(Duration::from_secs(30)).success());
+    let mut two = ChildProc::spawn("acquire_n", &[&key, "2"]);
+    assert_eq!(two.expect_line(Duration::from_secs(30)), "acquired 1");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(two.expect_no_exit(), "acquired 2 units of 1");
+    two.kill9();
+    let mut releaser = ChildProc::spawn("release", &[&key, "1"]);
+    assert!(releaser.wait(Duration::from_secs(30)).success());
+}
+
+/// Spec §8.12: a release by a process that then exits stays released (Qt undoes it).
+#[test]
+fn release_by_exiting_process_is_kept() {
+    let (_w, key, _c) = setup("sem-releasekept");
+    let sem = SystemSemaphore::new(&key, 0, SemaphoreMode::Create).unwrap();
+    let mut releaser = ChildProc::spawn("release", &[&key, "3"]);
+    assert!(releaser.wait(Duration::from_secs(30)).success());
+    for _ in 0..3 {
+        sem.acquire_timeout(Duration::from_secs(1)).unwrap();
+    }
+    assert_eq!(sem.try_acquire().unwrap_err().kind(), ErrorKind::WouldBlock);
+}
+
+/// Spec §8.12: a release-only producer does not fail after 32 767 releases.
+#[test]
+fn release_only_producer_passes_32767() {
+    let (_w, key, _c) = setup("sem-producer");
+    let sem = SystemSemaphore::new(&key, 0, SemaphoreMode::Create).unwrap();
+    let mut consumer = ChildProc::spawn("acquire_n", &[&key, "40000"]);
+    for i in 0..40_000 {
+        sem.release(1)
+            .unwrap_or_else(|e| panic!("release number {i}: {e}"));
+    }
+    assert!(consumer.wait(Duration::from_secs(60)).success());
+}
+
+#[test]
+fn child_entry() {
+    let Some(args) = util::child_role() else {
+        return;
+    };
+    let key = &args[1];
+    let sem = SystemSemaphore::new(key, 0, SemaphoreMode::Open).expect("open");
+    match args[0].as_str() {
+        "acquire" => {
+            util::say("acquiring");
+            sem.acquire().unwrap();
+            util::say("acquired");
+        }
+        "acquire_n" => {
+            let n: u32 = args[2].parse().unwrap();
+            for i in 1..=n {
+                sem.acquire().unwrap();
+                if i == 1 {
+                    util::say("acquired 1");
+                }
+            }
+        }
+        "release" => sem.release(args[2].parse().unwrap()).unwrap(),
+        "acquire_release" => {
+            for _ in 0..args[2].parse::<u32>().unwrap() {
+                sem.acquire().unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+                sem.release(1).unwrap();
+            }
+        }
+        "acquire_guard_exit" => {
+            let guard = sem.acquire_guard().unwrap();
+            std::mem::forget(guard);
+            std::process::exit(0); // dies holding the unit
+        }
+        other => panic!("unknown role {other}"),
+    }
+    std::process::exit(0);
+}
