@@ -3,7 +3,6 @@
 use std::fmt;
 
 use crate::error::{Error, ErrorKind, Operation, Result};
-use crate::shared_memory::SharedMemory;
 use crate::sys::Locked;
 
 /// Holds a segment's cross-process lock and lends the segment's bytes; dropping it unlocks.
@@ -37,12 +36,12 @@ use crate::sys::Locked;
 #[clippy::has_significant_drop]
 pub struct LockGuard<'a> {
     locked: Locked<'a>,
-    shm: &'a SharedMemory,
+    label: &'a dyn fmt::Display,
 }
 
 impl<'a> LockGuard<'a> {
-    pub(crate) fn new(locked: Locked<'a>, shm: &'a SharedMemory) -> LockGuard<'a> {
-        LockGuard { locked, shm }
+    pub(crate) fn new(locked: Locked<'a>, label: &'a dyn fmt::Display) -> LockGuard<'a> {
+        LockGuard { locked, label }
     }
 
     /// The segment's bytes.
@@ -57,12 +56,12 @@ impl<'a> LockGuard<'a> {
     /// [`ErrorKind::PermissionDenied`] when the segment is attached
     /// [`ReadOnly`](crate::AccessMode::ReadOnly).
     pub fn as_mut_slice(&mut self) -> Result<&mut [u8]> {
-        let key = self.shm.native_key();
+        let label = self.label;
         self.locked.bytes_mut().ok_or_else(|| {
             Error::new(
                 ErrorKind::PermissionDenied,
                 Operation::Write,
-                key.to_string(),
+                label.to_string(),
             )
             .with_detail("the segment is attached read-only")
         })
@@ -78,20 +77,34 @@ impl<'a> LockGuard<'a> {
         self.len() == 0
     }
 
+    /// Whether the previous holder of the lock died holding it, so that the data may be
+    /// half-written. Locks that cannot tell (the System V segment lock, which the kernel
+    /// gives back silently) report `false`.
+    pub fn owner_died(&self) -> bool {
+        self.locked.owner_died()
+    }
+
+    /// After [`owner_died`](LockGuard::owner_died): declares the data repaired, so that the
+    /// next holder is not told again.
+    pub fn mark_consistent(&mut self) {
+        self.locked.mark_consistent();
+    }
+
     /// Unlocks, reporting failure (dropping the guard unlocks and ignores it).
     pub fn unlock(self) -> Result<()> {
-        let key = self.shm.native_key();
+        let label = self.label;
         self.locked
             .release()
-            .map_err(|e| e.with_op(Operation::Unlock).with_key(key.to_string()))
+            .map_err(|e| e.with_op(Operation::Unlock).with_key(label.to_string()))
     }
 }
 
 impl fmt::Debug for LockGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
-            .field("key", self.shm.native_key())
+            .field("key", &format_args!("{}", self.label))
             .field("len", &self.len())
+            .field("owner_died", &self.owner_died())
             .finish_non_exhaustive()
     }
 }

@@ -359,9 +359,8 @@ impl SharedMemory {
                 .with_detail("not attached: create() or attach() first");
             return Err(self.record_err(err));
         };
-        let writable = self.access == AccessMode::ReadWrite;
-        match Locked::acquire(sem, seg, writable, &self.inproc, wait, &self.key) {
-            Ok(locked) => Ok(LockGuard::new(locked, self)),
+        match Locked::acquire(sem, seg, &self.inproc, wait, &self.key) {
+            Ok(locked) => Ok(LockGuard::new(locked, &self.key)),
             Err(err) => {
                 Err(self.record_err(err.with_op(Operation::Lock).with_key(self.key.to_string())))
             }

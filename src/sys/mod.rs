@@ -18,4 +18,6 @@ mod imp;
 mod locked;
 
 pub(crate) use imp::*;
-pub(crate) use locked::{InProcessLock, Locked};
+#[allow(unused_imports)] // implemented by the backends that land next
+pub(crate) use locked::SegmentLock;
+pub(crate) use locked::{InProcessLock, Locked, Mapping};

@@ -74,6 +74,19 @@ impl RawSegment for Segment {
     }
 }
 
+// SAFETY: `Segment` is uninhabited: no value exists to break the contract.
+unsafe impl crate::sys::Mapping for Segment {
+    fn ptr(&self) -> *mut u8 {
+        match *self {}
+    }
+    fn len(&self) -> usize {
+        match *self {}
+    }
+    fn writable(&self) -> bool {
+        match *self {}
+    }
+}
+
 impl RawSemaphore for Semaphore {
     fn open(key: &NativeKey, _: u32, _: SemOpen, _: u32) -> Result<(Semaphore, bool)> {
         unsupported(Operation::SemaphoreOpen, key)

@@ -235,6 +235,24 @@ impl RawSegment for Segment {
     }
 }
 
+// SAFETY: each variant's segment is attached (mapped) from its creation until `detach`
+// consumes it or it is dropped, so the range is mapped while a borrow of the value lives;
+// System V zero-fills new segments; `writable` is true only for attachments made without
+// SHM_RDONLY.
+unsafe impl crate::sys::Mapping for Segment {
+    fn ptr(&self) -> *mut u8 {
+        RawSegment::ptr(self)
+    }
+    fn len(&self) -> usize {
+        RawSegment::len(self)
+    }
+    fn writable(&self) -> bool {
+        match self {
+            Segment::SystemV(s) => s.writable(),
+        }
+    }
+}
+
 impl RawSemaphore for Semaphore {
     fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Semaphore, bool)> {
         if key.key_type().is_system_v() {

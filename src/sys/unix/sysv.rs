@@ -76,6 +76,7 @@ pub(crate) struct SysvSegment {
     sysv_key: libc::key_t,
     path: CString,
     proj: u8,
+    writable: bool,
     attached: bool,
 }
 
@@ -213,6 +214,7 @@ impl SysvSegment {
             sysv_key,
             path,
             proj,
+            writable: access == AccessMode::ReadWrite,
             attached: true,
         };
         match shm_stat(id) {
@@ -230,6 +232,10 @@ impl SysvSegment {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
     }
 
     /// `shmdt`; then, when `shm_nattch` is 0, `IPC_RMID` and (when asked) the key file.
