@@ -64,14 +64,21 @@ pub(crate) trait RawSemaphore: Sized + Send + Sync + sealed::Sealed {
     /// Opens the semaphore named by `key`. Returns the handle and whether this call created
     /// the semaphore.
     fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Self, bool)>;
-    /// Decrements by one, waiting as `wait` says.
-    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<()>;
+    /// Decrements by one, waiting as `wait` says. With [`Undo::Yes`] (the segment lock) a
+    /// holder that dies must not block the others forever; returns whether the previous
+    /// holder died holding it, where the backend can tell.
+    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<bool>;
     /// Increments by `n` (`n > 0`).
     fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()>;
     /// How many processes are blocked in `acquire` right now, as far as the OS can tell.
     fn waiters(&self) -> usize;
     /// Deletes the semaphore and its name.
     fn remove(&self) -> Result<()>;
+    /// Whether the name still refers to the object this handle has open. A backend whose
+    /// handles notice removal by themselves (System V: `EIDRM`) always says yes.
+    fn still_named(&self) -> bool {
+        true
+    }
 }
 
 /// A shared memory segment mapped into this process.
@@ -87,7 +94,8 @@ pub(crate) trait RawSemaphore: Sized + Send + Sync + sealed::Sealed {
 ///   shared with other processes, so the crate hands out slices of it only to the holder of
 ///   the lock (see `lock.rs`).
 /// * `detach` unmaps and, when this was the last attachment anywhere, destroys the segment
-///   and (when `remove_key_file`) its key file. It returns whether it destroyed it.
+///   and (when `remove_key_file`) its key file, unless `remove_if_last` is false (Qt's
+///   leave-it-behind policy). It returns whether it destroyed it.
 pub(crate) trait RawSegment: Sized + Send + Sync + sealed::Sealed {
     /// Creates and maps a new segment of exactly `size` bytes (`size > 0`).
     fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<Self>;
@@ -98,7 +106,7 @@ pub(crate) trait RawSegment: Sized + Send + Sync + sealed::Sealed {
     /// The size of the segment in bytes, as the OS reports it.
     fn len(&self) -> usize;
     /// Unmaps; destroys the segment when nobody else has it attached.
-    fn detach(self, remove_key_file: bool) -> Result<bool>;
+    fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<bool>;
 }
 
 pub(crate) mod sealed {

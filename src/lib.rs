@@ -47,7 +47,7 @@ pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{KeyType, NativeKey, TempDirStyle};
 pub use lock::LockGuard;
 pub use semaphore::{SemaphoreGuard, SemaphoreMode, SystemSemaphore};
-pub use shared_memory::{AccessMode, SharedMemory};
+pub use shared_memory::{AccessMode, LastDetach, SharedMemory};
 
 #[cfg(test)]
 mod tests {

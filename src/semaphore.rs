@@ -129,7 +129,8 @@ impl SystemSemaphore {
     pub fn acquire(&self) -> Result<()> {
         self.record(
             self.sem
-                .acquire(Wait::Forever, Undo::No, Operation::Acquire),
+                .acquire(Wait::Forever, Undo::No, Operation::Acquire)
+                .map(drop),
         )
     }
 
@@ -139,7 +140,11 @@ impl SystemSemaphore {
     ///
     /// [`ErrorKind::WouldBlock`] when none is.
     pub fn try_acquire(&self) -> Result<()> {
-        self.record(self.sem.acquire(Wait::Poll, Undo::No, Operation::Acquire))
+        self.record(
+            self.sem
+                .acquire(Wait::Poll, Undo::No, Operation::Acquire)
+                .map(drop),
+        )
     }
 
     /// Takes one unit, waiting at most `timeout`.
@@ -150,7 +155,8 @@ impl SystemSemaphore {
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
         self.record(
             self.sem
-                .acquire(Wait::For(timeout), Undo::No, Operation::Acquire),
+                .acquire(Wait::For(timeout), Undo::No, Operation::Acquire)
+                .map(drop),
         )
     }
 
@@ -163,7 +169,8 @@ impl SystemSemaphore {
     pub fn acquire_guard(&self) -> Result<SemaphoreGuard<'_>> {
         self.record(
             self.sem
-                .acquire(Wait::Forever, Undo::Yes, Operation::Acquire),
+                .acquire(Wait::Forever, Undo::Yes, Operation::Acquire)
+                .map(drop),
         )?;
         Ok(SemaphoreGuard { sem: self })
     }

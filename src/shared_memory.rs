@@ -68,7 +68,55 @@ pub struct SharedMemory {
     access: AccessMode,
     inproc: InProcessLock,
     mode: u32,
+    last_detach: LastDetach,
     last_error: Mutex<Option<Error>>,
+}
+
+/// What the last detach does with a segment.
+///
+/// ```
+/// use qshm::{LastDetach, SharedMemory};
+/// let mut shm = SharedMemory::with_key("my-app");
+/// shm.set_last_detach(LastDetach::Keep); // Qt's POSIX behaviour: the segment stays
+/// assert_eq!(shm.last_detach(), LastDetach::Keep);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LastDetach {
+    /// Unix ownership (Qt's System V behaviour): the last detach anywhere destroys the
+    /// segment, its key file and its lock.
+    #[default]
+    Remove,
+    /// Leave the segment behind for the next user (Qt's POSIX behaviour on Linux). It is
+    /// removed by [`SharedMemory::remove_orphan`] or [`SharedMemory::force_remove`].
+    Keep,
+}
+
+/// Opens the lock of the segment `key` and takes it. A lock whose name was removed or
+/// replaced meanwhile (the last detach removes it; a Qt creator replaces it) is opened again,
+/// so that everyone serialises on the one the name now refers to. Returns the lock and
+/// whether this call created it.
+fn lock_by_name(
+    key: &NativeKey,
+    mode: u32,
+    op: Operation,
+    wait: Wait,
+) -> Result<(Semaphore, bool)> {
+    let lock_key = key.lock_key();
+    for _ in 0..100 {
+        let (sem, created) =
+            Semaphore::open(&lock_key, 1, SemOpen::OpenOrCreate, mode).map_err(|e| {
+                let detail = format!("cannot open its lock ({e})");
+                e.with_op(op).with_key(key.to_string()).with_detail(detail)
+            })?;
+        sem.acquire(wait, Undo::Yes, op)?;
+        if sem.still_named() {
+            return Ok((sem, created));
+        }
+        let _ = sem.release(1, Undo::Yes, op);
+    }
+    Err(Error::new(ErrorKind::LockError, op, key.to_string())
+        .with_detail("the lock kept being replaced while being taken"))
 }
 
 impl SharedMemory {
@@ -102,6 +150,7 @@ impl SharedMemory {
             access: AccessMode::ReadWrite,
             inproc: InProcessLock::default(),
             mode: 0o600,
+            last_detach: LastDetach::Remove,
             last_error: Mutex::new(None),
         }
     }
@@ -223,16 +272,7 @@ impl SharedMemory {
         op: Operation,
         f: impl FnOnce(&NativeKey, u32) -> Result<Segment>,
     ) -> Result<Segment> {
-        let (sem, created) =
-            Semaphore::open(&self.key.lock_key(), 1, SemOpen::OpenOrCreate, self.mode).map_err(
-                |e| {
-                    let detail = format!("cannot open its lock ({})", e);
-                    e.with_op(op)
-                        .with_key(self.key.to_string())
-                        .with_detail(detail)
-                },
-            )?;
-        sem.acquire(Wait::Forever, Undo::Yes, op)?;
+        let (sem, created) = lock_by_name(&self.key, self.mode, op, Wait::Forever)?;
         match f(&self.key, self.mode) {
             Ok(seg) => {
                 sem.release(1, Undo::Yes, op)?;
@@ -276,10 +316,26 @@ impl SharedMemory {
             self.lock = Some(sem);
             return Err(err);
         }
+        // A lock replaced under its name (a Qt creator does that, spec §8.5): serialise on
+        // the one the name refers to now, as every newcomer does.
+        let sem = if sem.still_named() {
+            sem
+        } else {
+            let _ = sem.release(1, Undo::Yes, Operation::Detach);
+            match lock_by_name(&self.key, self.mode, Operation::Detach, Wait::Forever) {
+                Ok((fresh, _)) => fresh,
+                Err(err) => {
+                    self.segment = Some(seg);
+                    self.lock = Some(sem);
+                    return Err(err);
+                }
+            }
+        };
         // A System V key without a Qt key shares its key file with its lock (spec §2): the
         // file goes with the lock, not with the segment.
         let shares_key_file = self.key.legacy_key().is_none();
-        match seg.detach(!shares_key_file) {
+        let remove = self.last_detach == LastDetach::Remove;
+        match seg.detach(remove, !shares_key_file) {
             Ok(true) if sem.waiters() == 0 => sem.remove(),
             Ok(_) => sem.release(1, Undo::Yes, Operation::Detach),
             Err(err) => {
@@ -438,24 +494,42 @@ impl SharedMemory {
                     .with_detail("key is empty"),
             );
         }
-        let (sem, _) = Semaphore::open(&key.lock_key(), 1, SemOpen::OpenOrCreate, 0o600)?;
+        // Removing an orphan waits for the lock (its holder may be attaching); forcing does
+        // not wait for a lock a live process holds.
         let wait = if only_if_unattached {
             Wait::For(Duration::from_secs(10))
         } else {
             Wait::Poll
         };
-        let locked = sem.acquire(wait, Undo::Yes, Operation::Remove);
-        if let (true, Err(err)) = (only_if_unattached, &locked) {
-            return Err(err.clone());
-        }
+        let (sem, locked) = match lock_by_name(key, 0o600, Operation::Remove, wait) {
+            Ok((sem, _)) => (sem, true),
+            Err(err) if only_if_unattached || err.kind() != ErrorKind::WouldBlock => {
+                return Err(err)
+            }
+            Err(_) => (
+                Semaphore::open(&key.lock_key(), 1, SemOpen::OpenOrCreate, 0o600)?.0,
+                false,
+            ),
+        };
         let removed = crate::sys::remove_segment(key, only_if_unattached);
         let gone = matches!(removed, Ok(true)) || !crate::sys::segment_exists(key);
         if gone && sem.waiters() == 0 {
             let _ = sem.remove();
-        } else if locked.is_ok() {
+        } else if locked {
             let _ = sem.release(1, Undo::Yes, Operation::Remove);
         }
         removed
+    }
+
+    /// What the last detach does with the segment (default [`LastDetach::Remove`]).
+    pub fn last_detach(&self) -> LastDetach {
+        self.last_detach
+    }
+
+    /// Sets what the last detach does with the segment. [`LastDetach::Keep`] is Qt's POSIX
+    /// behaviour on Linux, for programs that rely on the segment outliving its users.
+    pub fn set_last_detach(&mut self, policy: LastDetach) {
+        self.last_detach = policy;
     }
 
     fn make_error(&self, kind: ErrorKind, op: Operation) -> Error {

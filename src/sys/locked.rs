@@ -52,7 +52,7 @@ pub(crate) trait SegmentLock: Sync {
 /// `SEM_UNDO` so that a holder that dies gives it back.
 impl SegmentLock for Semaphore {
     fn lock(&self, wait: Wait, op: Operation) -> Result<bool> {
-        self.acquire(wait, Undo::Yes, op).map(|()| false)
+        self.acquire(wait, Undo::Yes, op)
     }
 
     fn unlock(&self) -> Result<()> {

@@ -69,7 +69,7 @@ impl RawSegment for Segment {
     fn len(&self) -> usize {
         match *self {}
     }
-    fn detach(self, _: bool) -> Result<bool> {
+    fn detach(self, _: bool, _: bool) -> Result<bool> {
         match self {}
     }
 }
@@ -91,7 +91,7 @@ impl RawSemaphore for Semaphore {
     fn open(key: &NativeKey, _: u32, _: SemOpen, _: u32) -> Result<(Semaphore, bool)> {
         unsupported(Operation::SemaphoreOpen, key)
     }
-    fn acquire(&self, _: Wait, _: Undo, _: Operation) -> Result<()> {
+    fn acquire(&self, _: Wait, _: Undo, _: Operation) -> Result<bool> {
         match *self {}
     }
     fn release(&self, _: u32, _: Undo, _: Operation) -> Result<()> {

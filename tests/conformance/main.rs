@@ -68,6 +68,7 @@ macro_rules! instantiate {
 
 instantiate!(sysv, KeyType::SystemV);
 instantiate!(sysv_project_t, KeyType::from_raw(0x54).expect("systemv-84"));
+instantiate!(posix, KeyType::PosixRealtime);
 
 /// The child roles of this test binary; a no-op in a normal test run.
 #[test]

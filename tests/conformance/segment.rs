@@ -8,6 +8,21 @@ use qshm::{AccessMode, ErrorKind, KeyType, NativeKey, SharedMemory};
 
 use crate::util::{self, ChildProc, Cleanup};
 
+/// Whether any OS object of the segment `key` or of its lock is left: the System V key
+/// files, or the POSIX `/dev/shm` entries.
+fn objects_left(key: &NativeKey) -> Vec<String> {
+    let lock = key.lock_key();
+    let paths = if key.key_type().is_system_v() {
+        vec![key.native_key().to_owned(), lock.native_key().to_owned()]
+    } else {
+        vec![
+            format!("/dev/shm{}", key.native_key()),
+            format!("/dev/shm/sem.{}", &lock.native_key()[1..]),
+        ]
+    };
+    paths.into_iter().filter(|p| util::exists(p)).collect()
+}
+
 /// A legacy (Qt key) native key of type `t` for a fresh unique name.
 fn legacy(t: KeyType, name: &str) -> (NativeKey, Cleanup) {
     let key = NativeKey::legacy(&util::unique_key(name), t);
@@ -87,7 +102,11 @@ pub(crate) fn create(t: KeyType) {
     assert_eq!(err.kind(), ErrorKind::InvalidSize);
     assert!(shm.as_ptr().is_null());
     assert!(!shm.error_string().is_empty());
-    assert!(!util::exists(key.native_key()) || !t.is_system_v());
+    assert_eq!(
+        objects_left(&key),
+        Vec::<String>::new(),
+        "size 0 left objects"
+    );
 
     // 1024: fine.
     shm.create(1024, AccessMode::ReadWrite).unwrap();
@@ -249,7 +268,7 @@ fn attach_before_create(key: NativeKey) {
     shm.create(1024, AccessMode::ReadWrite).unwrap();
     assert!(shm.is_attached());
     shm.detach().unwrap();
-    assert!(!util::exists(key.native_key()), "key file left behind");
+    assert_eq!(objects_left(&key), Vec::<String>::new());
 }
 
 pub(crate) fn attach_before_create_legacy(t: KeyType) {
@@ -446,9 +465,7 @@ pub(crate) fn orphan_after_crash_is_adopted(t: KeyType) {
     shm.attach(AccessMode::ReadWrite).unwrap();
     assert_eq!(&shm.lock().unwrap().as_slice()[..13], b"orphaned data");
     shm.detach().unwrap();
-    if t.is_system_v() {
-        assert!(!util::exists(key.native_key()));
-    }
+    assert_eq!(objects_left(&key), Vec::<String>::new());
     assert_eq!(
         shm.attach(AccessMode::ReadWrite).unwrap_err().kind(),
         ErrorKind::NotFound
@@ -465,10 +482,7 @@ pub(crate) fn remove_orphan_cleans_up(t: KeyType) {
     assert!(!SharedMemory::remove_orphan(&key).unwrap());
     child.kill9();
     assert!(SharedMemory::remove_orphan(&key).unwrap());
-    if t.is_system_v() {
-        assert!(!util::exists(key.native_key()));
-        assert!(!util::exists(key.lock_key().native_key()));
-    }
+    assert_eq!(objects_left(&key), Vec::<String>::new());
     let mut shm = SharedMemory::with_native_key(key);
     assert_eq!(
         shm.attach(AccessMode::ReadWrite).unwrap_err().kind(),
@@ -549,20 +563,16 @@ pub(crate) fn last_detach_removes_everything(t: KeyType) {
         let mut b = SharedMemory::with_native_key(key.clone());
         b.attach(AccessMode::ReadOnly).unwrap();
         a.detach().unwrap();
-        if t.is_system_v() {
-            assert!(
-                util::exists(key.native_key()),
-                "removed while still attached"
-            );
-        }
+        assert!(
+            !objects_left(&key).is_empty(),
+            "removed while still attached"
+        );
         b.detach().unwrap();
-        if t.is_system_v() {
-            assert!(!util::exists(key.native_key()), "segment key file left");
-            assert!(
-                !util::exists(key.lock_key().native_key()),
-                "lock key file left"
-            );
-        }
+        assert_eq!(
+            objects_left(&key),
+            Vec::<String>::new(),
+            "left by the last detach"
+        );
         let mut c = SharedMemory::with_native_key(key.clone());
         assert_eq!(
             c.attach(AccessMode::ReadWrite).unwrap_err().kind(),

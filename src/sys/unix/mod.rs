@@ -1,6 +1,7 @@
-//! Linux: the System V backend, plus what every Unix backend shares (errno mapping, key
+//! Linux: the System V and POSIX backends, plus what every Unix backend shares (errno mapping, key
 //! files, the runtime directory).
 
+mod posix;
 mod sysv;
 
 use std::ffi::CString;
@@ -13,6 +14,7 @@ use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{KeyType, NamingRules};
 use crate::{AccessMode, NativeKey};
 
+pub(crate) use posix::{PosixSegment, PosixSemaphore};
 pub(crate) use sysv::{SysvSegment, SysvSemaphore};
 
 pub(crate) const NAMING: NamingRules = NamingRules {
@@ -24,7 +26,7 @@ pub(crate) const LEGACY_DEFAULT_KEY_TYPE: KeyType = KeyType::SystemV;
 
 /// Which key types have a backend here.
 pub(crate) fn is_key_type_supported(key_type: KeyType) -> bool {
-    key_type.is_system_v()
+    key_type.is_system_v() || key_type == KeyType::PosixRealtime
 }
 
 /// Qt's errno table (spec §3.7 and §4.3), with the errors Qt has no entry for placed where a
@@ -170,75 +172,97 @@ fn user_name(uid: libc::uid_t) -> String {
 /// Removes the segment behind `key` (see `SharedMemory::remove_orphan`); the caller holds
 /// its lock.
 pub(crate) fn remove_segment(key: &NativeKey, only_if_unattached: bool) -> Result<bool> {
-    if key.key_type().is_system_v() {
-        return SysvSegment::remove(key, only_if_unattached);
+    match Backend::of(key, Operation::Remove)? {
+        Backend::SystemV => SysvSegment::remove(key, only_if_unattached),
+        Backend::Posix => PosixSegment::remove(key, only_if_unattached),
     }
-    Err(unsupported(Operation::Remove, key))
 }
 
 /// Whether a segment exists behind `key`.
 pub(crate) fn segment_exists(key: &NativeKey) -> bool {
-    key.key_type().is_system_v() && SysvSegment::stat(key).is_ok()
+    match Backend::of(key, Operation::Remove) {
+        Ok(Backend::SystemV) => SysvSegment::stat(key).is_ok(),
+        Ok(Backend::Posix) => PosixSegment::exists(key),
+        Err(_) => false,
+    }
+}
+
+/// The backend a key type selects here.
+#[derive(Clone, Copy)]
+enum Backend {
+    SystemV,
+    Posix,
+}
+
+impl Backend {
+    fn of(key: &NativeKey, op: Operation) -> Result<Backend> {
+        match key.key_type() {
+            t if t.is_system_v() => Ok(Backend::SystemV),
+            KeyType::PosixRealtime => Ok(Backend::Posix),
+            _ => Err(Error::new(ErrorKind::Unsupported, op, key.to_string())
+                .with_detail("no backend for this key type on this platform")),
+        }
+    }
 }
 
 /// The segment backends available here.
 #[derive(Debug)]
 pub(crate) enum Segment {
     SystemV(SysvSegment),
+    Posix(PosixSegment),
 }
 
 /// The semaphore backends available here.
 #[derive(Debug)]
 pub(crate) enum Semaphore {
     SystemV(SysvSemaphore),
+    Posix(PosixSemaphore),
 }
 
 impl crate::backend::sealed::Sealed for Segment {}
 impl crate::backend::sealed::Sealed for Semaphore {}
 
-fn unsupported(op: Operation, key: &NativeKey) -> Error {
-    Error::new(ErrorKind::Unsupported, op, key.to_string())
-        .with_detail("no backend for this key type on this platform")
-}
-
 impl RawSegment for Segment {
     fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<Segment> {
-        if key.key_type().is_system_v() {
-            return SysvSegment::create(key, size, access, mode).map(Segment::SystemV);
-        }
-        Err(unsupported(Operation::Create, key))
+        Ok(match Backend::of(key, Operation::Create)? {
+            Backend::SystemV => Segment::SystemV(SysvSegment::create(key, size, access, mode)?),
+            Backend::Posix => Segment::Posix(PosixSegment::create(key, size, access, mode)?),
+        })
     }
 
     fn attach(key: &NativeKey, access: AccessMode) -> Result<Segment> {
-        if key.key_type().is_system_v() {
-            return SysvSegment::attach(key, access).map(Segment::SystemV);
-        }
-        Err(unsupported(Operation::Attach, key))
+        Ok(match Backend::of(key, Operation::Attach)? {
+            Backend::SystemV => Segment::SystemV(SysvSegment::attach(key, access)?),
+            Backend::Posix => Segment::Posix(PosixSegment::attach(key, access)?),
+        })
     }
 
     fn ptr(&self) -> *mut u8 {
         match self {
             Segment::SystemV(s) => s.ptr(),
+            Segment::Posix(s) => s.ptr(),
         }
     }
 
     fn len(&self) -> usize {
         match self {
             Segment::SystemV(s) => s.len(),
+            Segment::Posix(s) => s.len(),
         }
     }
 
-    fn detach(self, remove_key_file: bool) -> Result<bool> {
+    fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<bool> {
         match self {
-            Segment::SystemV(s) => s.detach(remove_key_file),
+            Segment::SystemV(s) => s.detach(remove_if_last, remove_key_file),
+            Segment::Posix(s) => s.detach(remove_if_last),
         }
     }
 }
 
-// SAFETY: each variant's segment is attached (mapped) from its creation until `detach`
-// consumes it or it is dropped, so the range is mapped while a borrow of the value lives;
-// System V zero-fills new segments; `writable` is true only for attachments made without
-// SHM_RDONLY.
+// SAFETY: each variant's segment is mapped from its creation until `detach` consumes it or
+// it is dropped, so the range is mapped while a borrow of the value lives; new segments are
+// zero-filled by the kernel; `writable` is true only for mappings made with write access
+// (no SHM_RDONLY, PROT_WRITE).
 unsafe impl crate::sys::Mapping for Segment {
     fn ptr(&self) -> *mut u8 {
         RawSegment::ptr(self)
@@ -249,40 +273,57 @@ unsafe impl crate::sys::Mapping for Segment {
     fn writable(&self) -> bool {
         match self {
             Segment::SystemV(s) => s.writable(),
+            Segment::Posix(s) => s.writable(),
         }
     }
 }
 
 impl RawSemaphore for Semaphore {
     fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Semaphore, bool)> {
-        if key.key_type().is_system_v() {
-            let (sem, created) = SysvSemaphore::open(key, initial, how, mode)?;
-            return Ok((Semaphore::SystemV(sem), created));
-        }
-        Err(unsupported(Operation::SemaphoreOpen, key))
+        Ok(match Backend::of(key, Operation::SemaphoreOpen)? {
+            Backend::SystemV => {
+                let (sem, created) = SysvSemaphore::open(key, initial, how, mode)?;
+                (Semaphore::SystemV(sem), created)
+            }
+            Backend::Posix => {
+                let (sem, created) = PosixSemaphore::open(key, initial, how, mode)?;
+                (Semaphore::Posix(sem), created)
+            }
+        })
     }
 
-    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<()> {
+    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<bool> {
         match self {
             Semaphore::SystemV(s) => s.acquire(wait, undo, op),
+            Semaphore::Posix(s) => s.acquire(wait, undo, op),
         }
     }
 
     fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()> {
         match self {
             Semaphore::SystemV(s) => s.release(n, undo, op),
+            Semaphore::Posix(s) => s.release(n, undo, op),
         }
     }
 
     fn waiters(&self) -> usize {
         match self {
             Semaphore::SystemV(s) => s.waiters(),
+            Semaphore::Posix(s) => s.waiters(),
         }
     }
 
     fn remove(&self) -> Result<()> {
         match self {
             Semaphore::SystemV(s) => s.remove(),
+            Semaphore::Posix(s) => s.remove(),
+        }
+    }
+
+    fn still_named(&self) -> bool {
+        match self {
+            Semaphore::SystemV(s) => s.still_named(),
+            Semaphore::Posix(s) => s.still_named(),
         }
     }
 }

@@ -239,7 +239,7 @@ impl SysvSegment {
     }
 
     /// `shmdt`; then, when `shm_nattch` is 0, `IPC_RMID` and (when asked) the key file.
-    pub(crate) fn detach(mut self, remove_key_file: bool) -> Result<bool> {
+    pub(crate) fn detach(mut self, remove_if_last: bool, remove_key_file: bool) -> Result<bool> {
         let err = |e: i32, path: &CStr| {
             Error::from_errno(e, Operation::Detach, path.to_string_lossy().into_owned())
         };
@@ -256,7 +256,7 @@ impl SysvSegment {
             Err(libc::EINVAL | libc::EIDRM) => return Ok(false),
             Err(e) => return Err(err(e, &self.path)),
         };
-        if ds.shm_nattch != 0 {
+        if ds.shm_nattch != 0 || !remove_if_last {
             return Ok(false);
         }
         match shm_remove(self.id) {
@@ -534,8 +534,9 @@ impl RawSemaphore for SysvSemaphore {
         SysvSemaphore::open(key, initial, how, mode)
     }
 
-    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<()> {
-        self.op(-1, wait, undo, op)
+    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<bool> {
+        // The kernel gives a dead holder's unit back silently (SEM_UNDO): nothing to tell.
+        self.op(-1, wait, undo, op).map(|()| false)
     }
 
     fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()> {
@@ -587,8 +588,8 @@ impl crate::backend::RawSegment for SysvSegment {
     fn len(&self) -> usize {
         self.len
     }
-    fn detach(self, remove_key_file: bool) -> Result<bool> {
-        SysvSegment::detach(self, remove_key_file)
+    fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<bool> {
+        SysvSegment::detach(self, remove_if_last, remove_key_file)
     }
 }
 

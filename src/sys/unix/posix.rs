@@ -1,0 +1,850 @@
+//! POSIX realtime shared memory and glibc named semaphores, as Qt uses them (spec §4.2, §5),
+//! with the two things Qt's POSIX backend lacks: segments removed by the last detach, and a
+//! lock that survives its holder's death.
+//!
+//! # Names
+//!
+//! A native key `/name` is the file `/dev/shm/name` (glibc's `shm_open`, which is what
+//! `open("/dev/shm/name", …|O_NOFOLLOW|O_CLOEXEC)` is) and the semaphore `/dev/shm/sem.name`
+//! (glibc's `sem_open`). Names are checked before any system call.
+//!
+//! # Attach counting
+//!
+//! Every qshm attachment holds a shared `flock` on its own descriptor of the segment; the
+//! kernel drops it when the process dies, so a crash cannot corrupt the count. A detacher
+//! that can turn its lock exclusive is the last qshm user; it then removes the segment only
+//! if no other process maps it (Qt takes no part in the count, so `/proc/*/maps` is read for
+//! the segment's file). All of this happens under the segment's lock.
+//!
+//! # The lock and its owner record
+//!
+//! The lock is the glibc semaphore Qt uses (`sem_wait`/`sem_post`), so Qt and qshm exclude
+//! each other. glibc's 64-bit `sem_t` is 32 bytes, of which `struct new_sem` uses the first
+//! 16 (value and waiter count, `private`, padding); `sem_open` zero-fills the rest of the
+//! file. qshm keeps an *owner record* in bytes 16..24: the holder's pid and process start
+//! time, written after `sem_wait` and cleared before `sem_post`. A waiter that has waited
+//! [`SLICE`] without success reads it; when the recorded process is gone (or its pid now
+//! belongs to a younger process) while the semaphore is still taken, the waiter takes the
+//! record over with a compare-and-swap (exactly one waiter wins), and with it the unit the
+//! dead holder never gave back, and reports that the owner died.
+//!
+//! What remains: a Qt process writes no record, so a Qt holder that dies still blocks
+//! everyone, Qt and qshm (Qt's own behaviour, spec §8.2); and a qshm process killed in the
+//! few instructions between taking the semaphore and writing its record, or between
+//! clearing it and posting, cannot be recognised.
+//!
+//! # References
+//!
+//! * <https://man7.org/linux/man-pages/man3/shm_open.3.html>, `sem_open(3)`,
+//!   `sem_overview(7)`, `flock(2)`, `posix_fallocate(3)`, `proc_pid_maps(5)`
+
+use std::ffi::{c_int, c_uint, CString};
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rustix::fd::OwnedFd;
+use rustix::fs::{FallocateFlags, FlockOperation, Mode, OFlags};
+use rustix::mm::{MapFlags, ProtFlags};
+
+use super::{errno, Ctx};
+use crate::backend::{RawSemaphore, SemOpen, Undo, Wait};
+use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::{AccessMode, NativeKey};
+
+/// Where glibc keeps POSIX shared memory and semaphores.
+const SHM_DIR: &str = "/dev/shm/";
+
+/// The longest file name Linux allows.
+const NAME_MAX: usize = 255;
+
+/// How long a waiter sleeps on the semaphore before it checks whether the holder died.
+const SLICE: Duration = Duration::from_millis(50);
+
+/// The longest value of a POSIX semaphore (`SEM_VALUE_MAX`).
+const SEM_VALUE_MAX: u32 = i32::MAX as u32;
+
+/// Checks a POSIX native key and returns the file name under `/dev/shm` (without the `/`).
+/// `prefix` is what glibc puts before it (`"sem."` for semaphores).
+fn file_name<'k>(ctx: Ctx<'_>, native: &'k str, prefix: &str) -> Result<&'k str> {
+    let err = |detail: String| {
+        Error::new(ErrorKind::KeyError, ctx.op, ctx.key.to_string()).with_detail(detail)
+    };
+    let Some(name) = native.strip_prefix('/') else {
+        return Err(err("a POSIX name must start with `/`".into()));
+    };
+    if name.is_empty() {
+        return Err(err("the name after the `/` is empty".into()));
+    }
+    if name.contains('/') {
+        return Err(err(
+            "a POSIX name has no `/` after the first character".into()
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(err(format!("`{native}` is not a valid POSIX name")));
+    }
+    if name.contains('\0') {
+        return Err(err("the name contains a NUL character".into()));
+    }
+    let len = prefix.len() + name.len();
+    if len > NAME_MAX {
+        return Err(err(format!(
+            "the name is {} bytes; Linux allows {} here",
+            name.len(),
+            NAME_MAX - prefix.len()
+        )));
+    }
+    Ok(name)
+}
+
+fn shm_path(name: &str) -> String {
+    format!("{SHM_DIR}{name}")
+}
+
+fn io_err(ctx: Ctx<'_>, e: rustix::io::Errno) -> Error {
+    ctx.err(e.raw_os_error())
+}
+
+/// A mapped POSIX shared memory segment.
+pub(crate) struct PosixSegment {
+    fd: OwnedFd,
+    addr: NonNull<u8>,
+    len: usize,
+    writable: bool,
+    path: String,
+    mapped: bool,
+}
+
+// SAFETY: the struct owns a descriptor and a mapping, neither tied to the thread that made
+// them; munmap and close may run on any thread. It never reads or writes the mapped bytes
+// itself: access goes through `Locked`, which requires the cross-process lock. Checked at
+// compile time in `tests::send_sync`.
+unsafe impl Send for PosixSegment {}
+// SAFETY: `&PosixSegment` exposes only the address, the length and the descriptor's number;
+// see the `Send` justification for the bytes.
+unsafe impl Sync for PosixSegment {}
+
+impl fmt::Debug for PosixSegment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PosixSegment")
+            .field("path", &self.path)
+            .field("addr", &self.addr)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+fn open_existing(path: &str, access: AccessMode) -> rustix::io::Result<OwnedFd> {
+    let rw = match access {
+        AccessMode::ReadOnly => OFlags::RDONLY,
+        AccessMode::ReadWrite => OFlags::RDWR,
+    };
+    rustix::fs::open(path, rw | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+}
+
+impl PosixSegment {
+    /// `shm_open(name, O_RDWR|O_CREAT|O_EXCL, mode)`, `ftruncate`, `posix_fallocate` (so that
+    /// a full `/dev/shm` fails here and not with SIGBUS later), then the attach steps.
+    #[doc(alias = "shm_open")]
+    pub(crate) fn create(
+        key: &NativeKey,
+        size: usize,
+        access: AccessMode,
+        mode: u32,
+    ) -> Result<PosixSegment> {
+        let ctx = Ctx {
+            op: Operation::Create,
+            key,
+        };
+        let name = file_name(ctx, key.native_key(), "")?;
+        let path = shm_path(name);
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mode = Mode::from_raw_mode(mode & 0o777);
+        let mut retried = false;
+        let fd = loop {
+            match rustix::fs::open(&path, flags, mode) {
+                Ok(fd) => break fd,
+                Err(rustix::io::Errno::EXIST) if !retried && is_half_created(&path) => {
+                    // Size 0 under the lock: its creator died between shm_open and
+                    // ftruncate. Nobody can be using it; replace it.
+                    retried = true;
+                    let _ = rustix::fs::unlink(&path);
+                }
+                Err(e) => return Err(io_err(ctx, e)),
+            }
+        };
+        let undo = |err: Error| {
+            let _ = rustix::fs::unlink(&path);
+            err
+        };
+        // The mode is exact, as for System V objects (open applies the umask).
+        rustix::fs::fchmod(&fd, mode).map_err(|e| undo(io_err(ctx, e)))?;
+        let len = u64::try_from(size)
+            .map_err(|_| undo(ctx.kind(ErrorKind::InvalidSize, "size too large")))?;
+        rustix::fs::ftruncate(&fd, len).map_err(|e| {
+            let err = io_err(ctx, e);
+            undo(
+                if matches!(e, rustix::io::Errno::INVAL | rustix::io::Errno::FBIG) {
+                    err.with_kind(ErrorKind::InvalidSize)
+                } else {
+                    err
+                },
+            )
+        })?;
+        match rustix::fs::fallocate(&fd, FallocateFlags::empty(), 0, len) {
+            Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => {}
+            Err(e) => {
+                let err = io_err(ctx, e);
+                return Err(undo(match e {
+                    rustix::io::Errno::NOSPC | rustix::io::Errno::FBIG => err
+                        .with_kind(ErrorKind::OutOfResources)
+                        .with_detail("not enough room in /dev/shm for the segment"),
+                    _ => err,
+                }));
+            }
+        }
+        PosixSegment::map(ctx, fd, path.clone(), access).map_err(undo)
+    }
+
+    /// `shm_open(name, O_RDONLY|O_RDWR)`, `fstat` for the size, `flock(LOCK_SH)`, `mmap`.
+    pub(crate) fn attach(key: &NativeKey, access: AccessMode) -> Result<PosixSegment> {
+        let ctx = Ctx {
+            op: Operation::Attach,
+            key,
+        };
+        let name = file_name(ctx, key.native_key(), "")?;
+        let path = shm_path(name);
+        let fd = open_existing(&path, access).map_err(|e| io_err(ctx, e))?;
+        PosixSegment::map(ctx, fd, path, access)
+    }
+
+    fn map(ctx: Ctx<'_>, fd: OwnedFd, path: String, access: AccessMode) -> Result<PosixSegment> {
+        let st = rustix::fs::fstat(&fd).map_err(|e| io_err(ctx, e))?;
+        let Ok(len) = usize::try_from(st.st_size) else {
+            return Err(ctx.kind(
+                ErrorKind::InvalidSize,
+                "the segment is larger than the address space",
+            ));
+        };
+        if len == 0 {
+            // Only a creator that died between shm_open and ftruncate leaves this (creation
+            // happens under the lock, which we hold).
+            return Err(ctx.kind(
+                ErrorKind::NotFound,
+                "does not exist (its creator died creating it)",
+            ));
+        }
+        // Count this attachment. A detacher checking whether it is last holds the lock
+        // exclusively for an instant (under the segment lock, which we hold too).
+        rustix::fs::flock(&fd, FlockOperation::LockShared).map_err(|e| io_err(ctx, e))?;
+        let (prot, writable) = match access {
+            AccessMode::ReadOnly => (ProtFlags::READ, false),
+            AccessMode::ReadWrite => (ProtFlags::READ | ProtFlags::WRITE, true),
+        };
+        // SAFETY: a null address hint lets the kernel choose where to map, so this creates a
+        // new mapping and does not modify any existing one; `fd` is a valid descriptor open
+        // for the access `prot` asks for, and `len` is its size.
+        let addr =
+            unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, &fd, 0) }
+                .map_err(|e| {
+                    let err = io_err(ctx, e);
+                    if e == rustix::io::Errno::NOMEM {
+                        err.with_kind(ErrorKind::OutOfResources)
+                    } else {
+                        err
+                    }
+                })?;
+        let Some(addr) = NonNull::new(addr.cast::<u8>()) else {
+            return Err(ctx.kind(ErrorKind::Unknown, "mmap returned a null address"));
+        };
+        Ok(PosixSegment {
+            fd,
+            addr,
+            len,
+            writable,
+            path,
+            mapped: true,
+        })
+    }
+
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
+    }
+
+    fn unmap(&mut self) {
+        if self.mapped {
+            self.mapped = false;
+            // SAFETY: `addr`/`len` are this object's own mapping, made by mmap and not
+            // unmapped before (`mapped` was true); no borrow of the bytes outlives the
+            // object, since borrows come from `Locked`, which borrows it.
+            let _ = unsafe { rustix::mm::munmap(self.addr.as_ptr().cast(), self.len) };
+        }
+    }
+
+    /// Unmaps; when this was the last attachment anywhere (qshm's shared `flock`s and every
+    /// process's mappings), removes the segment. Returns whether it removed it.
+    pub(crate) fn detach(mut self, remove_if_last: bool) -> Result<bool> {
+        self.unmap();
+        if !remove_if_last || !is_last_user(&self.fd, &self.path) {
+            return Ok(false);
+        }
+        match rustix::fs::unlink(&self.path) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(true),
+            Err(e) => Err(Error::from_errno(
+                e.raw_os_error(),
+                Operation::Detach,
+                self.path.clone(),
+            )),
+        }
+    }
+
+    /// Removes the segment behind `key` (only when nobody uses it, if `only_if_unused`).
+    /// Returns whether one was removed. The caller holds the segment's lock.
+    pub(crate) fn remove(key: &NativeKey, only_if_unused: bool) -> Result<bool> {
+        let ctx = Ctx {
+            op: Operation::Remove,
+            key,
+        };
+        let name = file_name(ctx, key.native_key(), "")?;
+        let path = shm_path(name);
+        if only_if_unused {
+            let fd = match open_existing(&path, AccessMode::ReadOnly) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::NOENT) => return Ok(false),
+                Err(e) => return Err(io_err(ctx, e)),
+            };
+            if !is_last_user(&fd, &path) {
+                return Ok(false);
+            }
+        }
+        match rustix::fs::unlink(&path) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(io_err(ctx, e)),
+        }
+    }
+
+    /// Whether a segment exists behind `key`.
+    pub(crate) fn exists(key: &NativeKey) -> bool {
+        let ctx = Ctx {
+            op: Operation::Remove,
+            key,
+        };
+        file_name(ctx, key.native_key(), "")
+            .is_ok_and(|name| std::path::Path::new(&shm_path(name)).exists())
+    }
+}
+
+impl Drop for PosixSegment {
+    fn drop(&mut self) {
+        self.unmap();
+    }
+}
+
+/// A segment of size 0: what a creator that died between `shm_open` and `ftruncate` leaves.
+fn is_half_created(path: &str) -> bool {
+    open_existing(path, AccessMode::ReadOnly)
+        .and_then(|fd| rustix::fs::fstat(&fd))
+        .is_ok_and(|st| st.st_size == 0)
+}
+
+/// Whether nobody but the caller uses the segment open as `fd`: no other qshm attachment
+/// holds its shared `flock`, and no other process maps the file.
+fn is_last_user(fd: &OwnedFd, path: &str) -> bool {
+    if rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_err() {
+        return false;
+    }
+    !mapped_by_another_process(path)
+}
+
+/// Whether a process other than this one maps `path` (read from `/proc/<pid>/maps`;
+/// processes of other users whose maps cannot be read cannot open a 0600 segment either).
+pub(crate) fn mapped_by_another_process(path: &str) -> bool {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let plain = format!(" {path}");
+    let deleted = format!(" {path} (deleted)");
+    dir.filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.bytes().all(|b| b.is_ascii_digit()) && name != me
+        })
+        .any(|e| {
+            std::fs::read_to_string(e.path().join("maps")).is_ok_and(|maps| {
+                maps.lines()
+                    .any(|l| l.ends_with(&plain) || l.ends_with(&deleted))
+            })
+        })
+}
+
+/// This process's identity for the owner record: pid in the high half, the low 32 bits of
+/// its start time (clock ticks since boot, `/proc/self/stat` field 22) in the low half.
+fn my_identity() -> u64 {
+    static CACHE: AtomicU64 = AtomicU64::new(0);
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| {
+        extern "C" fn forget() {
+            CACHE.store(0, Ordering::Relaxed);
+        }
+        // SAFETY: registers a handler that only stores to an atomic, which is
+        // async-signal-safe, in the child after fork; the handler lives for the program.
+        unsafe { libc::pthread_atfork(None, None, Some(forget)) };
+    });
+    let cached = CACHE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    let pid = std::process::id();
+    let id = identity_of(pid).unwrap_or(u64::from(pid) << 32);
+    CACHE.store(id, Ordering::Relaxed);
+    id
+}
+
+/// The identity of a running process, `None` when there is no process `pid` (a zombie,
+/// dead but not yet reaped, counts as none).
+fn identity_of(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2 (the command) is in parentheses and may contain anything: count from the
+    // last `)`. After it come field 3 (the state) and on; field 22 is the start time.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_ascii_whitespace();
+    if matches!(fields.next()?, "Z" | "X" | "x") {
+        return None;
+    }
+    let start: u64 = fields.nth(18)?.parse().ok()?;
+    Some(u64::from(pid) << 32 | (start & 0xffff_ffff))
+}
+
+/// Whether the process an owner record names is still running.
+fn is_alive(record: u64) -> bool {
+    let pid = (record >> 32) as u32;
+    if pid == 0 {
+        return true; // not a record qshm wrote: assume a live holder
+    }
+    identity_of(pid).is_some_and(|id| id == record || (record & 0xffff_ffff) == 0)
+}
+
+/// A glibc named semaphore (`sem_open`).
+pub(crate) struct PosixSemaphore {
+    sem: NonNull<libc::sem_t>,
+    key: NativeKey,
+    name: CString,
+    path: String,
+    /// The inode of the semaphore file when opened, to notice a semaphore replaced under
+    /// the same name.
+    ino: u64,
+}
+
+// SAFETY: a `sem_t*` from sem_open points into a process-wide mapping of the semaphore
+// file and may be used from any thread (sem_wait/sem_post are thread-safe); the record
+// word is accessed only atomically. `sem_close` in Drop may run on any thread.
+unsafe impl Send for PosixSemaphore {}
+// SAFETY: every operation through `&PosixSemaphore` is a thread-safe glibc call or an
+// atomic access.
+unsafe impl Sync for PosixSemaphore {}
+
+impl fmt::Debug for PosixSemaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PosixSemaphore")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+fn file_inode(path: &str) -> Option<u64> {
+    rustix::fs::stat(path).ok().map(|st| st.st_ino)
+}
+
+impl PosixSemaphore {
+    /// `sem_open(name, O_CREAT|O_EXCL, mode, initial)`, or `sem_open(name, 0)` when it
+    /// exists (Qt's Open mode).
+    #[doc(alias = "sem_open")]
+    pub(crate) fn open(
+        key: &NativeKey,
+        initial: u32,
+        how: SemOpen,
+        mode: u32,
+    ) -> Result<(PosixSemaphore, bool)> {
+        let ctx = Ctx {
+            op: Operation::SemaphoreOpen,
+            key,
+        };
+        let file = file_name(ctx, key.native_key(), "sem.")?;
+        if initial > SEM_VALUE_MAX {
+            return Err(ctx.kind(
+                ErrorKind::OutOfResources,
+                "initial value above SEM_VALUE_MAX",
+            ));
+        }
+        let name = CString::new(key.native_key())
+            .map_err(|_| ctx.kind(ErrorKind::KeyError, "NUL in name"))?;
+        let path = format!("{SHM_DIR}sem.{file}");
+        for _ in 0..100 {
+            // SAFETY: `name` is a valid C string; with O_CREAT, sem_open reads a mode_t and
+            // an unsigned int from its variadic arguments, which are passed as such.
+            let sem = unsafe {
+                libc::sem_open(
+                    name.as_ptr(),
+                    libc::O_CREAT | libc::O_EXCL,
+                    (mode & 0o777) as libc::mode_t as c_uint,
+                    initial as c_uint,
+                )
+            };
+            if sem != libc::SEM_FAILED {
+                // The mode is exact, as for System V (sem_open applies the umask).
+                let _ = rustix::fs::chmod(&path, Mode::from_raw_mode(mode & 0o777));
+                return Ok((PosixSemaphore::new(sem, key, name, path)?, true));
+            }
+            let e = errno();
+            if e != libc::EEXIST {
+                return Err(sem_error(ctx, e));
+            }
+            // SAFETY: `name` is a valid C string; without O_CREAT no more arguments are read.
+            let sem = unsafe { libc::sem_open(name.as_ptr(), 0) };
+            if sem != libc::SEM_FAILED {
+                let sem = PosixSemaphore::new(sem, key, name, path)?;
+                if how == SemOpen::CreateOrReset {
+                    sem.reset(initial, ctx)?;
+                }
+                return Ok((sem, false));
+            }
+            let e = errno();
+            if e != libc::ENOENT {
+                return Err(sem_error(ctx, e));
+            }
+            // Removed between the two calls: create it again.
+        }
+        Err(ctx.kind(
+            ErrorKind::Unknown,
+            "the semaphore kept vanishing while being opened",
+        ))
+    }
+
+    fn new(sem: *mut libc::sem_t, key: &NativeKey, name: CString, path: String) -> Result<Self> {
+        let Some(sem) = NonNull::new(sem) else {
+            return Err(Error::new(
+                ErrorKind::Unknown,
+                Operation::SemaphoreOpen,
+                key.to_string(),
+            ));
+        };
+        let ino = file_inode(&path).unwrap_or(0);
+        Ok(PosixSemaphore {
+            sem,
+            key: key.clone(),
+            name,
+            path,
+            ino,
+        })
+    }
+
+    /// Brings the value to `value` (Qt's Create mode resets; Qt unlinks and recreates,
+    /// which cuts off every process that has it open, spec §5).
+    fn reset(&self, value: u32, ctx: Ctx<'_>) -> Result<()> {
+        // SAFETY: `self.sem` is a live semaphore from sem_open.
+        while unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {}
+        for _ in 0..value {
+            // SAFETY: as above.
+            if unsafe { libc::sem_post(self.sem.as_ptr()) } == -1 {
+                return Err(sem_error(ctx, errno()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The owner record in the unused tail of glibc's 64-bit `sem_t` (see the module docs).
+    fn record(&self) -> &AtomicU64 {
+        const _: () = assert!(std::mem::size_of::<libc::sem_t>() >= 24);
+        // SAFETY: sem_open maps the whole 32-byte semaphore file at a page boundary, so
+        // bytes 16..24 are mapped, 8-byte aligned, and live as long as `self` (until
+        // sem_close). glibc's `struct new_sem` ends at byte 16 on 64-bit targets and never
+        // touches them; every access to them is atomic, in every process.
+        unsafe { &*self.sem.as_ptr().cast::<u8>().add(16).cast::<AtomicU64>() }
+    }
+
+    fn value(&self) -> i32 {
+        let mut v: c_int = 0;
+        // SAFETY: `self.sem` is live; `v` is a valid out-pointer.
+        unsafe { libc::sem_getvalue(self.sem.as_ptr(), &mut v) };
+        v
+    }
+
+    fn wait_until(&self, deadline: Instant) -> std::result::Result<(), i32> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+        let nanos = now.tv_nsec as u64 + u64::from(left.subsec_nanos());
+        let abs = libc::timespec {
+            tv_sec: now.tv_sec
+                + left.as_secs() as libc::time_t
+                + (nanos / 1_000_000_000) as libc::time_t,
+            tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: `self.sem` is live; `abs` is a valid absolute CLOCK_REALTIME time.
+        if unsafe { libc::sem_timedwait(self.sem.as_ptr(), &abs) } == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
+    }
+
+    /// Takes the dead holder's unit when the record names a process that is gone while the
+    /// semaphore is still taken. Exactly one waiter wins the compare-and-swap.
+    fn take_over_from_dead_holder(&self) -> bool {
+        let record = self.record();
+        let old = record.load(Ordering::Acquire);
+        if old == 0 || is_alive(old) || self.value() > 0 {
+            return false;
+        }
+        record
+            .compare_exchange(old, my_identity(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// One `sem_wait` / `sem_trywait` / `sem_timedwait`, retried on `EINTR`.
+    fn wait_once(&self, wait: Wait, deadline: Option<Instant>) -> std::result::Result<(), i32> {
+        loop {
+            let rc = match (wait, deadline) {
+                (Wait::Poll, _) => {
+                    // SAFETY: `self.sem` is a live semaphore from sem_open.
+                    if unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {
+                        Ok(())
+                    } else {
+                        Err(errno())
+                    }
+                }
+                (_, Some(deadline)) => self.wait_until(deadline),
+                (_, None) => {
+                    // SAFETY: `self.sem` is a live semaphore from sem_open.
+                    if unsafe { libc::sem_wait(self.sem.as_ptr()) } == 0 {
+                        Ok(())
+                    } else {
+                        Err(errno())
+                    }
+                }
+            };
+            match rc {
+                Err(libc::EINTR) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// A plain counting acquire (no owner record).
+    fn acquire_plain(&self, wait: Wait, op: Operation) -> Result<()> {
+        let deadline = match wait {
+            Wait::For(d) => Some(Instant::now().checked_add(d).unwrap_or_else(far_future)),
+            _ => None,
+        };
+        self.wait_once(wait, deadline)
+            .map_err(|e| wait_error(Ctx { op, key: &self.key }, e))
+    }
+
+    /// The segment lock: `sem_wait` in slices, recording the holder, recovering from a dead
+    /// one. Returns whether the previous holder died.
+    fn acquire_tracked(&self, wait: Wait, op: Operation) -> Result<bool> {
+        let ctx = Ctx { op, key: &self.key };
+        let me = my_identity();
+        let deadline = match wait {
+            Wait::Forever => None,
+            Wait::Poll => Some(Instant::now()),
+            Wait::For(d) => Some(Instant::now().checked_add(d).unwrap_or_else(far_future)),
+        };
+        // The uncontended path: one sem_trywait, no system call when the value is positive.
+        let mut result = self.wait_once(Wait::Poll, None);
+        loop {
+            match result {
+                Ok(()) => {
+                    self.record().store(me, Ordering::Release);
+                    return Ok(false);
+                }
+                Err(libc::EAGAIN | libc::ETIMEDOUT) => {}
+                Err(e) => return Err(wait_error(ctx, e)),
+            }
+            if self.take_over_from_dead_holder() {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(wait_error(
+                    ctx,
+                    if wait == Wait::Poll {
+                        libc::EAGAIN
+                    } else {
+                        libc::ETIMEDOUT
+                    },
+                ));
+            }
+            let slice_end = deadline.map_or(now + SLICE, |d| d.min(now + SLICE));
+            result = self.wait_once(Wait::Forever, Some(slice_end));
+        }
+    }
+
+    /// Whether the name still refers to the semaphore this handle has open (it may have
+    /// been removed by the last detach, or replaced by a Qt creator, meanwhile).
+    pub(crate) fn still_named(&self) -> bool {
+        file_inode(&self.path) == Some(self.ino)
+    }
+
+    /// The waiter count glibc keeps in the high half of `struct new_sem`'s first word.
+    fn nwaiters(&self) -> usize {
+        // SAFETY: bytes 0..8 of a live, mapped, aligned sem_t are glibc's `data` word, which
+        // glibc itself accesses atomically.
+        let data = unsafe { &*self.sem.as_ptr().cast::<AtomicU64>() };
+        (data.load(Ordering::Relaxed) >> 32) as usize
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 100)
+}
+
+/// The error of a failed wait.
+fn wait_error(ctx: Ctx<'_>, e: i32) -> Error {
+    match e {
+        libc::ETIMEDOUT => ctx.err(e).with_kind(ErrorKind::Timeout),
+        _ => sem_error(ctx, e),
+    }
+}
+
+/// Qt's error table for semaphores (spec §4.3), with name errors as key errors.
+fn sem_error(ctx: Ctx<'_>, e: i32) -> Error {
+    let err = ctx.err(e);
+    match e {
+        libc::EINVAL => err
+            .with_kind(ErrorKind::KeyError)
+            .with_detail("invalid POSIX semaphore name"),
+        libc::EAGAIN => err.with_kind(ErrorKind::WouldBlock),
+        _ => err,
+    }
+}
+
+impl Drop for PosixSemaphore {
+    fn drop(&mut self) {
+        // SAFETY: `self.sem` came from sem_open and is closed exactly once, here.
+        unsafe { libc::sem_close(self.sem.as_ptr()) };
+    }
+}
+
+impl crate::backend::sealed::Sealed for PosixSemaphore {}
+
+impl RawSemaphore for PosixSemaphore {
+    fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Self, bool)> {
+        PosixSemaphore::open(key, initial, how, mode)
+    }
+
+    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<bool> {
+        match undo {
+            Undo::Yes => self.acquire_tracked(wait, op),
+            Undo::No => self.acquire_plain(wait, op).map(|()| false),
+        }
+    }
+
+    fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()> {
+        if undo == Undo::Yes {
+            let record = self.record();
+            let _ = record.compare_exchange(my_identity(), 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+        for done in 0..n {
+            // SAFETY: `self.sem` is a live semaphore from sem_open.
+            if unsafe { libc::sem_post(self.sem.as_ptr()) } == -1 {
+                let e = errno();
+                // Roll back the posts already made, as Qt does.
+                for _ in 0..done {
+                    // SAFETY: as above.
+                    unsafe { libc::sem_trywait(self.sem.as_ptr()) };
+                }
+                let err = Ctx { op, key: &self.key }.err(e);
+                return Err(if e == libc::EOVERFLOW {
+                    err.with_kind(ErrorKind::OutOfResources)
+                } else {
+                    err
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn waiters(&self) -> usize {
+        self.nwaiters()
+    }
+
+    fn remove(&self) -> Result<()> {
+        // SAFETY: `self.name` is a valid C string.
+        if unsafe { libc::sem_unlink(self.name.as_ptr()) } == -1 {
+            let e = errno();
+            if e != libc::ENOENT {
+                return Err(Error::from_errno(
+                    e,
+                    Operation::Remove,
+                    self.key.to_string(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<PosixSegment>();
+        assert_send_sync::<PosixSemaphore>();
+    }
+
+    #[test]
+    fn identity_is_this_process() {
+        let me = my_identity();
+        assert_eq!((me >> 32) as u32, std::process::id());
+        assert!(is_alive(me));
+        assert_eq!(identity_of(std::process::id()), Some(me));
+        // A start time that does not match: a reused pid, so not the recorded process.
+        assert!(!is_alive(me ^ 1));
+        assert!(identity_of(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let key = NativeKey::new("/x", crate::KeyType::PosixRealtime);
+        let ctx = Ctx {
+            op: Operation::Create,
+            key: &key,
+        };
+        assert_eq!(file_name(ctx, "/ok", "").unwrap(), "ok");
+        for bad in ["", "/", "noslash", "/a/b", "/.", "/..", "/a\0b"] {
+            assert_eq!(
+                file_name(ctx, bad, "").unwrap_err().kind(),
+                ErrorKind::KeyError,
+                "{bad:?}"
+            );
+        }
+        let long = format!("/{}", "x".repeat(255));
+        assert!(file_name(ctx, &long, "").is_ok());
+        assert_eq!(
+            file_name(ctx, &long, "sem.").unwrap_err().kind(),
+            ErrorKind::KeyError
+        );
+        assert!(file_name(ctx, &format!("/{}", "x".repeat(256)), "").is_err());
+    }
+}

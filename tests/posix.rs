@@ -1,0 +1,379 @@
+//! The POSIX realtime backend: Qt 6.11 interop on `PosixRealtime` keys, the crash-robust
+//! lock, ownership without leaks, a full `/dev/shm`, names.
+
+mod util;
+
+use std::time::{Duration, Instant};
+
+use qshm::{AccessMode, ErrorKind, KeyType, LastDetach, NativeKey, SharedMemory};
+use util::qt::{hex, QtPeer, QtVersion};
+use util::{ChildProc, Cleanup, Watchdog};
+
+fn watchdog(name: &'static str) -> Watchdog {
+    Watchdog::new(name, Duration::from_secs(240))
+}
+
+/// A legacy and a non-legacy POSIX key for a fresh name.
+fn keys(name: &str) -> [(NativeKey, Cleanup); 2] {
+    let legacy = NativeKey::legacy(&util::unique_key(name), KeyType::PosixRealtime);
+    let native = NativeKey::platform_safe(&util::unique_key(name), KeyType::PosixRealtime);
+    let c1 = Cleanup::new().segment(&legacy);
+    let c2 = Cleanup::new().segment(&native);
+    [(legacy, c1), (native, c2)]
+}
+
+fn shm_file(key: &NativeKey) -> String {
+    format!("/dev/shm{}", key.native_key())
+}
+
+fn sem_file(key: &NativeKey) -> String {
+    format!("/dev/shm/sem.{}", &key.lock_key().native_key()[1..])
+}
+
+fn peer_for(key: &NativeKey) -> QtPeer {
+    let mut qt = QtPeer::spawn(QtVersion::Qt6);
+    qt.cmd(&format!("nkey {}", hex(key.to_string().as_bytes())))
+        .expect_ok("nkey");
+    let info = qt.cmd("info").expect_ok("info");
+    assert_eq!(
+        info.field_str(1),
+        key.to_string(),
+        "Qt parsed the key text differently"
+    );
+    qt
+}
+
+#[test]
+fn qt_creates_rust_attaches_both_modes() {
+    let _w = watchdog("qt_creates_rust_attaches_both_modes");
+    for (key, _c) in keys("posix-qtcreates") {
+        let mut qt = peer_for(&key);
+        qt.cmd("create 3000 rw").expect_ok("create");
+        qt.cmd(&format!("write 0 {}", hex(b"from Qt")))
+            .expect_ok("write");
+        let mut ro = SharedMemory::with_native_key(key.clone());
+        ro.attach(AccessMode::ReadOnly).unwrap();
+        assert_eq!(ro.size(), 3000, "size from fstat: exactly Qt's ftruncate");
+        assert_eq!(&ro.lock().unwrap().as_slice()[..7], b"from Qt");
+        assert_eq!(
+            ro.lock().unwrap().as_mut_slice().unwrap_err().kind(),
+            ErrorKind::PermissionDenied
+        );
+        let mut rw = SharedMemory::with_native_key(key.clone());
+        rw.attach(AccessMode::ReadWrite).unwrap();
+        rw.lock().unwrap().as_mut_slice().unwrap()[100..107].copy_from_slice(b"from Rs");
+        assert_eq!(
+            qt.cmd("read 100 7").expect_ok("read").field_bytes(0),
+            b"from Rs"
+        );
+        ro.detach().unwrap();
+        rw.detach().unwrap();
+        // Qt still maps it: qshm's last detach must not remove it.
+        assert!(
+            util::exists(&shm_file(&key)),
+            "removed while Qt has it attached"
+        );
+        qt.cmd("detach").expect_ok("detach");
+        qt.close();
+        // Qt leaves POSIX segments behind (spec §8.1); the clean-up path removes them.
+        assert!(SharedMemory::remove_orphan(&key).unwrap());
+        assert!(!util::exists(&shm_file(&key)));
+        assert!(!util::exists(&sem_file(&key)));
+    }
+}
+
+#[test]
+fn rust_creates_qt_attaches_both_modes() {
+    let _w = watchdog("rust_creates_qt_attaches_both_modes");
+    for (key, _c) in keys("posix-rustcreates") {
+        let mut shm = SharedMemory::with_native_key(key.clone());
+        shm.create(5000, AccessMode::ReadWrite).unwrap();
+        shm.lock().unwrap().as_mut_slice().unwrap()[..8].copy_from_slice(b"from Rs!");
+        let mut qt = peer_for(&key);
+        qt.cmd("create 5000 rw")
+            .expect_err("create on an existing POSIX key");
+        qt.cmd("attach ro").expect_ok("attach ro");
+        assert_eq!(qt.cmd("size").expect_ok("size").field_u64(0), 5000);
+        assert_eq!(
+            qt.cmd("read 0 8").expect_ok("read").field_bytes(0),
+            b"from Rs!"
+        );
+        qt.cmd("detach").expect_ok("detach");
+        qt.cmd("attach rw").expect_ok("attach rw");
+        qt.cmd(&format!("write 200 {}", hex(b"from Qt")))
+            .expect_ok("write");
+        assert_eq!(&shm.lock().unwrap().as_slice()[200..207], b"from Qt");
+        qt.cmd("detach").expect_ok("detach");
+        // Qt detached (and unmapped): qshm's detach is the last and removes everything.
+        shm.detach().unwrap();
+        assert!(!util::exists(&shm_file(&key)), "segment left");
+        assert!(!util::exists(&sem_file(&key)), "lock left");
+        qt.close();
+    }
+}
+
+#[test]
+fn lock_exclusion_both_ways_with_qt() {
+    let _w = watchdog("lock_exclusion_both_ways_with_qt");
+    for (key, _c) in keys("posix-lockexcl") {
+        let mut shm = SharedMemory::with_native_key(key.clone());
+        shm.create(64, AccessMode::ReadWrite).unwrap();
+        let mut qt = peer_for(&key);
+        qt.cmd("attach rw").expect_ok("attach");
+        let slack = qt.clock_error();
+
+        qt.send("lockhold 300");
+        let locked = qt.recv().expect_ok("lockhold");
+        let asked = Instant::now();
+        assert_eq!(shm.try_lock().unwrap_err().kind(), ErrorKind::WouldBlock);
+        let guard = shm.lock().unwrap();
+        let got = Instant::now();
+        assert!(!guard.owner_died());
+        drop(guard);
+        let unlocked = qt.recv().expect_ok("lockhold: unlocked");
+        let unlocking = qt.instant(unlocked.field_u64(0));
+        assert!(asked + slack >= locked.t);
+        assert!(
+            got + slack >= unlocking,
+            "Rust got the lock {:?} before Qt began to unlock",
+            unlocking.saturating_duration_since(got)
+        );
+
+        let guard = shm.lock().unwrap();
+        qt.send("lock");
+        std::thread::sleep(Duration::from_millis(300));
+        let released = Instant::now();
+        drop(guard);
+        let qt_locked = qt.recv().expect_ok("lock");
+        assert!(
+            qt_locked.t + slack >= released,
+            "Qt got the lock before Rust unlocked"
+        );
+        qt.cmd("unlock").expect_ok("unlock");
+        qt.cmd("detach").expect_ok("detach");
+        qt.close();
+    }
+}
+
+/// kill -9 of a qshm process holding the POSIX lock, 50 times in a row: each time this
+/// process gets the lock within 1 s and is told the holder died.
+#[test]
+fn killed_holder_50_times_posix() {
+    let _w = watchdog("killed_holder_50_times_posix");
+    killed_holder(KeyType::PosixRealtime, 50, true);
+}
+
+/// The same for System V: the kernel gives the lock back at once (SEM_UNDO); System V
+/// cannot tell that the holder died.
+#[test]
+fn killed_holder_50_times_system_v() {
+    let _w = watchdog("killed_holder_50_times_system_v");
+    killed_holder(KeyType::SystemV, 50, false);
+}
+
+fn killed_holder(t: KeyType, rounds: usize, tells: bool) {
+    let key = NativeKey::legacy(&util::unique_key("killedholder"), t);
+    let _c = Cleanup::new().segment(&key);
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    shm.create(64, AccessMode::ReadWrite).unwrap();
+    let text = key.to_string();
+    let mut slowest = Duration::ZERO;
+    for round in 0..rounds {
+        let mut child = ChildProc::spawn("hold_lock", &[&text]);
+        assert_eq!(child.expect_line(Duration::from_secs(30)), "locked");
+        assert_eq!(
+            shm.try_lock().unwrap_err().kind(),
+            ErrorKind::WouldBlock,
+            "round {round}"
+        );
+        child.kill9();
+        let start = Instant::now();
+        let mut guard = shm
+            .lock_timeout(Duration::from_secs(1))
+            .unwrap_or_else(|e| {
+                panic!("round {round}: no lock within 1 s after the holder died: {e}")
+            });
+        slowest = slowest.max(start.elapsed());
+        assert_eq!(guard.owner_died(), tells, "round {round}");
+        // The dead holder was half-way through: its increment landed, and we repair.
+        let bytes = guard.as_mut_slice().unwrap();
+        assert_eq!(util::read_u64(bytes), round as u64 + 1, "round {round}");
+        guard.mark_consistent();
+        assert!(!guard.owner_died());
+        drop(guard);
+        // Told once, not twice.
+        assert!(!shm.lock().unwrap().owner_died());
+    }
+    eprintln!("{t:?}: slowest recovery {slowest:?} over {rounds} kills");
+}
+
+/// After kill -9 of every attacher, the clean-up path removes the segment and its lock.
+#[test]
+fn cleanup_after_every_attacher_was_killed() {
+    let _w = watchdog("cleanup_after_every_attacher_was_killed");
+    for (key, _c) in keys("posix-allkilled") {
+        let text = key.to_string();
+        let mut creator = ChildProc::spawn("create_and_hold", &[&text]);
+        assert_eq!(creator.expect_line(Duration::from_secs(30)), "ready");
+        let mut others: Vec<_> = (0..2)
+            .map(|_| ChildProc::spawn("attach_and_hold", &[&text]))
+            .collect();
+        for o in &others {
+            assert_eq!(o.expect_line(Duration::from_secs(30)), "ready");
+        }
+        // In use: not an orphan.
+        assert!(!SharedMemory::remove_orphan(&key).unwrap());
+        assert!(util::exists(&shm_file(&key)));
+        creator.kill9();
+        for o in &mut others {
+            o.kill9();
+        }
+        assert!(util::exists(&shm_file(&key)), "a crash removed it?");
+        assert!(SharedMemory::remove_orphan(&key).unwrap());
+        assert!(!util::exists(&shm_file(&key)), "segment left");
+        assert!(!util::exists(&sem_file(&key)), "lock left");
+    }
+}
+
+/// A segment larger than a small tmpfs fails at create() with OutOfResources, in a private
+/// mount namespace with a 1 MiB tmpfs over /dev/shm.
+#[test]
+fn full_dev_shm_is_out_of_resources() {
+    let _w = watchdog("full_dev_shm_is_out_of_resources");
+    let exe = std::env::current_exe().unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs /dev/shm && exec {} child_entry --exact --nocapture --test-threads=1 -q",
+        exe.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env(util::CHILD_ENV, "create_too_big")
+        .output()
+        .expect("unshare (util-linux) must be installed; the test needs root for a private mount namespace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout {stdout}\nstderr {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("@@ out of resources ok"), "{stdout}");
+}
+
+#[test]
+fn names_are_checked_before_any_syscall() {
+    for (native, why) in [
+        ("/a/b", "`/`"),
+        ("/", "empty"),
+        ("noslash", "start with"),
+        ("/..", "not a valid"),
+    ] {
+        let mut shm = SharedMemory::with_native_key(NativeKey::new(native, KeyType::PosixRealtime));
+        let err = shm.create(64, AccessMode::ReadWrite).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyError, "{native:?}: {err}");
+        assert!(err.to_string().contains(why), "{native:?}: {err}");
+    }
+    let long = NativeKey::new(format!("/{}", "x".repeat(252)), KeyType::PosixRealtime);
+    let mut shm = SharedMemory::with_native_key(long);
+    let err = shm.create(64, AccessMode::ReadWrite).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::KeyError, "{err}");
+    assert!(err.to_string().contains("Linux allows"), "{err}");
+}
+
+#[test]
+fn both_backends_in_one_process() {
+    let _w = watchdog("both_backends_in_one_process");
+    let name = util::unique_key("bothbackends");
+    let sysv = NativeKey::legacy(&name, KeyType::SystemV);
+    let posix = NativeKey::legacy(&name, KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&sysv).segment(&posix);
+    let mut a = SharedMemory::with_native_key(sysv);
+    let mut b = SharedMemory::with_native_key(posix);
+    a.create(16, AccessMode::ReadWrite).unwrap();
+    b.create(32, AccessMode::ReadWrite).unwrap();
+    let ga = a.lock().unwrap();
+    let gb = b.lock().unwrap();
+    assert_eq!((ga.len(), gb.len()), (16, 32));
+}
+
+/// A creator that died between shm_open and ftruncate leaves a segment of size 0: attach
+/// says NotFound and create replaces it (both under the lock, so nobody else is creating).
+#[test]
+fn half_created_segment() {
+    let _w = watchdog("half_created_segment");
+    let [(key, _c), _] = keys("posix-halfcreated");
+    std::fs::File::create(shm_file(&key)).unwrap();
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    assert_eq!(
+        shm.attach(AccessMode::ReadWrite).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    shm.create(100, AccessMode::ReadWrite).unwrap();
+    assert_eq!(shm.size(), 100);
+}
+
+#[test]
+fn keep_policy_leaves_the_segment() {
+    let _w = watchdog("keep_policy_leaves_the_segment");
+    for (key, _c) in keys("posix-keep") {
+        let mut shm = SharedMemory::with_native_key(key.clone());
+        shm.set_last_detach(LastDetach::Keep);
+        shm.create(64, AccessMode::ReadWrite).unwrap();
+        shm.lock().unwrap().as_mut_slice().unwrap()[0] = 42;
+        shm.detach().unwrap();
+        assert!(util::exists(&shm_file(&key)));
+        let mut again = SharedMemory::with_native_key(key.clone());
+        again.attach(AccessMode::ReadOnly).unwrap();
+        assert_eq!(again.lock().unwrap().as_slice()[0], 42);
+        again.detach().unwrap(); // Remove policy: the last detach removes it
+        assert!(!util::exists(&shm_file(&key)));
+    }
+}
+
+#[test]
+fn child_entry() {
+    let Some(args) = util::child_role() else {
+        return;
+    };
+    match args[0].as_str() {
+        "hold_lock" => {
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key);
+            shm.attach(AccessMode::ReadWrite).unwrap();
+            let mut guard = shm.lock().unwrap();
+            let bytes = guard.as_mut_slice().unwrap();
+            let v = util::read_u64(bytes);
+            util::write_u64(bytes, v + 1);
+            util::say("locked");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "create_and_hold" | "attach_and_hold" => {
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key);
+            if args[0] == "create_and_hold" {
+                shm.create(4096, AccessMode::ReadWrite).unwrap();
+            } else {
+                shm.attach(AccessMode::ReadWrite).unwrap();
+            }
+            util::say("ready");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "create_too_big" => {
+            let key = NativeKey::platform_safe(&util::unique_key("toobig"), KeyType::PosixRealtime);
+            let mut shm = SharedMemory::with_native_key(key.clone());
+            let err = shm.create(4 << 20, AccessMode::ReadWrite).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::OutOfResources, "{err}");
+            assert!(
+                !util::exists(&shm_file(&key)),
+                "the failed create left its file"
+            );
+            // And a segment that fits still works.
+            shm.create(64 << 10, AccessMode::ReadWrite).unwrap();
+            shm.lock().unwrap().as_mut_slice().unwrap().fill(1);
+            shm.detach().unwrap();
+            util::say("out of resources ok");
+        }
+        other => panic!("unknown role {other}"),
+    }
+    std::process::exit(0);
+}
