@@ -240,6 +240,12 @@ fn child_entry() {
     let Some(args) = util::child_role() else {
         return;
     };
+    if args[0] == "posix_release" {
+        let key: NativeKey = args[1].parse().unwrap();
+        let sem = SystemSemaphore::with_native_key(key, 0, SemaphoreMode::Open).unwrap();
+        sem.release(args[2].parse().unwrap()).unwrap();
+        std::process::exit(0);
+    }
     let key = &args[1];
     let sem = SystemSemaphore::new(key, 0, SemaphoreMode::Open).expect("open");
     match args[0].as_str() {
@@ -273,4 +279,42 @@ fn child_entry() {
         other => panic!("unknown role {other}"),
     }
     std::process::exit(0);
+}
+
+/// `SystemSemaphore` on POSIX keys: counting, timeouts, other processes, Qt 6.
+#[test]
+fn posix_semaphore_counts_across_processes_and_with_qt() {
+    let _w = Watchdog::new("posix_semaphore", Duration::from_secs(120));
+    let key = NativeKey::platform_safe(&util::unique_key("possem"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().semaphore(&key);
+    let sem = SystemSemaphore::with_native_key(key.clone(), 0, SemaphoreMode::Create).unwrap();
+    assert_eq!(sem.try_acquire().unwrap_err().kind(), ErrorKind::WouldBlock);
+    let start = Instant::now();
+    assert_eq!(
+        sem.acquire_timeout(Duration::from_millis(100))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Timeout
+    );
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    sem.release(3).unwrap();
+    for _ in 0..3 {
+        sem.try_acquire().unwrap();
+    }
+    // A release by a process that then exits stays (POSIX semaphores never undo).
+    let mut releaser = ChildProc::spawn("posix_release", &[&key.to_string(), "2"]);
+    assert!(releaser.wait(Duration::from_secs(30)).success());
+    sem.try_acquire().unwrap();
+    sem.try_acquire().unwrap();
+    // Qt 6 on the same native key.
+    let mut qt = util::qt::QtPeer::spawn(util::qt::QtVersion::Qt6);
+    let text = util::qt::hex(key.to_string().as_bytes());
+    qt.cmd(&format!("nsem {text} 0 open")).expect_ok("nsem");
+    qt.cmd("release 1").expect_ok("release");
+    sem.acquire_timeout(Duration::from_secs(5)).unwrap();
+    qt.send("acquire");
+    std::thread::sleep(Duration::from_millis(50));
+    sem.release(1).unwrap();
+    qt.recv().expect_ok("acquire");
+    qt.close();
 }
