@@ -88,6 +88,7 @@ impl ErrorKind {
     }
 
     /// The kind an `errno` value maps to (Qt's `setUnixErrorString` table, extended).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the Unix backends have errno
     pub(crate) fn from_errno(errno: i32) -> ErrorKind {
         crate::sys::errno_kind(errno)
     }
@@ -125,6 +126,12 @@ pub enum Operation {
     Acquire,
     /// `SystemSemaphore::release`.
     Release,
+    /// Sealing a mapped segment (`MappedSegment::seal_write`).
+    Seal,
+    /// Handing a mapped segment to another process (over a socket or to a child).
+    Send,
+    /// Receiving a mapped segment from another process.
+    Receive,
 }
 
 impl Operation {
@@ -141,6 +148,9 @@ impl Operation {
             Operation::SemaphoreOpen => "cannot open system semaphore",
             Operation::Acquire => "cannot acquire system semaphore",
             Operation::Release => "cannot release system semaphore",
+            Operation::Seal => "cannot seal shared memory",
+            Operation::Send => "cannot send shared memory",
+            Operation::Receive => "cannot receive shared memory",
         }
     }
 }
@@ -174,10 +184,12 @@ impl Error {
     }
 
     /// An error from an `errno` value, with the kind Qt maps it to.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the Unix backends have errno
     pub(crate) fn from_errno(errno: i32, op: Operation, key: impl Into<String>) -> Error {
         Error::new(ErrorKind::from_errno(errno), op, key).with_errno(errno)
     }
 
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the Unix backends have errno
     pub(crate) fn with_errno(mut self, errno: i32) -> Error {
         self.errno = Some(errno);
         self
