@@ -39,6 +39,8 @@ mod backend;
 mod error;
 mod key;
 mod lock;
+#[cfg(target_os = "linux")]
+pub mod mapped;
 mod semaphore;
 mod shared_memory;
 mod sys;
@@ -46,6 +48,8 @@ mod sys;
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{KeyType, NativeKey, TempDirStyle};
 pub use lock::LockGuard;
+#[cfg(target_os = "linux")]
+pub use mapped::MappedSegment;
 pub use semaphore::{SemaphoreGuard, SemaphoreMode, SystemSemaphore};
 pub use shared_memory::{AccessMode, LastDetach, SharedMemory};
 

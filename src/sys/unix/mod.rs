@@ -1,7 +1,9 @@
 //! Linux: the System V and POSIX backends, plus what every Unix backend shares (errno mapping, key
 //! files, the runtime directory).
 
+pub(crate) mod mapped;
 mod posix;
+mod robust_lock;
 mod sysv;
 
 use std::ffi::CString;

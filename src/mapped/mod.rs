@@ -1,0 +1,831 @@
+//! Memory-mapped-file and memfd segments with a fast, crash-robust lock inside: the
+//! alternative to `QSharedMemory` that Qt's documentation recommends ("Alternative:
+//! Memory-Mapped File"), done so that it is safe.
+//!
+//! A [`MappedSegment`] is shared memory backed by
+//!
+//! * a **file** on a RAM-backed file system ([`FileOptions`]): named, so that any process —
+//!   a C program, or a Qt program with `QFile::map` — can open it; or **temporary**, with a
+//!   unique name, removed when its last user detaches (Qt's `QTemporaryFile` idiom);
+//! * a **memfd** ([`MemfdOptions`]): anonymous, handed to a child process by inheritance
+//!   ([`MappedSegment::pass_to_child`] / [`MappedSegment::from_env`]) or to any process over
+//!   a Unix socket ([`MappedSegment::send_over`] / [`MappedSegment::recv_from`]), and sealed
+//!   so that no peer can shrink it.
+//!
+//! The segment begins with a small versioned header that holds a process-shared, robust
+//! lock: [`MappedSegment::lock`] gives the same [`LockGuard`] as
+//! [`SharedMemory::lock`](crate::SharedMemory::lock), and when a holder dies the next one
+//! gets the lock with [`LockGuard::owner_died`] set. The uncontended lock and unlock are one
+//! atomic instruction each, with no system call.
+//!
+//! ```
+//! use qshm::mapped::MappedSegment;
+//!
+//! let seg = MappedSegment::create_temporary(4096)?;    // in $XDG_RUNTIME_DIR or /dev/shm
+//! {
+//!     let mut guard = seg.lock()?;
+//!     guard.as_mut_slice()?[..5].copy_from_slice(b"hello");
+//! }
+//! // Another process opens the same file by path:
+//! let other = MappedSegment::open_file(seg.path().unwrap())?;
+//! assert_eq!(&other.lock()?.as_slice()[..5], b"hello");
+//! drop(seg);
+//! drop(other); // the last user detaches: the temporary file is removed
+//! # Ok::<(), qshm::Error>(())
+//! ```
+//!
+//! # The layout (version 1)
+//!
+//! `include/qshm.h` in the source distribution describes it as a C struct, with the lock
+//! protocol as `static inline` functions, so that C and C++ programs (Qt's included) map the
+//! same file and take the same lock. All fields are in native byte order.
+//!
+//! | offset | size | field | meaning |
+//! |---|---|---|---|
+//! | 0 | 8 | `magic` | `"QSHM\0SEG"` |
+//! | 8 | 4 | `version` | 1; readers refuse any other |
+//! | 12 | 4 | `header_size` | offset of the data area: the page size (≥ 4096) when qshm creates it |
+//! | 16 | 8 | `data_size` | size of the data area |
+//! | 24 | 4 | `flags` | bit 0: remove the file when its last user detaches |
+//! | 28 | 4 | `byte_order` | `0x01020304` |
+//! | 32 | 8 | `pid_ns` | inode of the creator's PID namespace, 0 if unknown |
+//! | 64 | 8 | `lock` | lock word: owner thread id (bits 0–29), waiters (bit 31), owner start-time tag (bits 32–63) |
+//! | 72 | 4 | `state` | bit 0: a holder died and nobody marked the data consistent since |
+//! | 80 | 8 | `generation` | number of take-overs from dead holders |
+//!
+//! Users of a file segment hold a shared `flock(2)` on it while attached; the user who
+//! detaches and can take it exclusively is the last, and removes the file when `flags` says
+//! so.
+//!
+//! # Untrusted peers
+//!
+//! A peer that can write the backing object can truncate it, and a process that then
+//! touches a page past the end gets `SIGBUS`. qshm never lets that happen through its API
+//! where the kernel can prevent it:
+//!
+//! * memfds are sealed against shrinking (`F_SEAL_SHRINK | F_SEAL_GROW`) before anyone maps
+//!   them; a received memfd without `F_SEAL_SHRINK` is refused unless
+//!   [`ReceiveOptions::allow_unsealed`] opts in. A write-sealed memfd
+//!   ([`MappedSegment::seal_write`]) is immutable: every receiver gets a read-only copy.
+//! * plain files cannot be sealed. Their size is checked under the lock before the guard
+//!   lends a slice ([`FileOptions::check_size_on_lock`], on by default: one `fstat` per
+//!   lock). **What remains**: a peer that truncates the file while a guard lends its bytes,
+//!   or truncates below the header page, can still crash this process — with untrusted
+//!   peers, use a sealed memfd.
+//!
+//! # Platform-specific behavior
+//!
+//! Linux only (memfd, futexes, `/proc`); the module does not exist on other targets. All
+//! users of one segment must share a PID namespace (the lock compares thread ids); opening a
+//! segment created in another one is refused.
+//!
+//! # References
+//!
+//! * Qt, `QSharedMemory`: "Alternative: Memory-Mapped File", "Linux hints on memory-mapped
+//!   files".
+//! * <https://man7.org/linux/man-pages/man2/memfd_create.2.html>,
+//!   <https://man7.org/linux/man-pages/man2/fcntl.2.html> (file seals),
+//!   <https://man7.org/linux/man-pages/man2/futex.2.html>,
+//!   <https://man7.org/linux/man-pages/man7/unix.7.html> (`SCM_RIGHTS`).
+
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::backend::Wait;
+use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::lock::LockGuard;
+use crate::sys::mapped as imp;
+use crate::sys::{InProcessLock, Locked};
+use crate::AccessMode;
+
+/// The environment variable [`MappedSegment::pass_to_child`] sets and
+/// [`MappedSegment::from_env`] reads: `<fd>:<data size>`.
+pub const MEMFD_ENV: &str = "QSHM_MEMFD";
+
+/// What backs a [`MappedSegment`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backing {
+    /// A named file ([`MappedSegment::path`]).
+    File,
+    /// A memfd (`memfd_create(2)`), possibly sealed.
+    Memfd,
+    /// A received descriptor of a plain file (accepted with
+    /// [`ReceiveOptions::allow_unsealed`]).
+    Fd,
+}
+
+/// Options for file-backed segments: where, with which permissions, and what is refused.
+///
+/// ```
+/// use qshm::{AccessMode, mapped::FileOptions};
+///
+/// let seg = FileOptions::new().permissions(0o640).create_temporary(1024)?;
+/// let reader = FileOptions::new().access(AccessMode::ReadOnly).open(seg.path().unwrap())?;
+/// assert!(reader.lock()?.as_mut_slice().is_err());
+/// # Ok::<(), qshm::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct FileOptions {
+    dir: Option<PathBuf>,
+    mode: u32,
+    allow_disk_backed: bool,
+    access: AccessMode,
+    remove_on_last_detach: bool,
+    check_size_on_lock: bool,
+}
+
+impl Default for FileOptions {
+    fn default() -> FileOptions {
+        FileOptions::new()
+    }
+}
+
+impl FileOptions {
+    /// The defaults: the [default directory](FileOptions::default_directory), mode `0o600`,
+    /// RAM-backed file systems only, read-write, removed at the last detach, size checked at
+    /// each lock.
+    pub fn new() -> FileOptions {
+        FileOptions {
+            dir: None,
+            mode: 0o600,
+            allow_disk_backed: false,
+            access: AccessMode::ReadWrite,
+            remove_on_last_detach: true,
+            check_size_on_lock: true,
+        }
+    }
+
+    /// `$XDG_RUNTIME_DIR` when it is valid (absolute, owned by this user, mode 0700), else
+    /// `/dev/shm`: where relative names are created and opened.
+    pub fn default_directory() -> PathBuf {
+        imp::default_dir()
+    }
+
+    /// The directory relative names are resolved in (absolute names ignore it).
+    pub fn directory(&mut self, dir: impl Into<PathBuf>) -> &mut FileOptions {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// The permission bits a created file gets, exactly (the umask does not apply; default
+    /// `0o600`). Every user needs read *and write* permission, since taking the lock writes
+    /// the header.
+    pub fn permissions(&mut self, mode: u32) -> &mut FileOptions {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// Allows a file system that writes pages back to storage (ext4, xfs, …). Off by
+    /// default: such a segment is slow and its contents reach the disk.
+    pub fn allow_disk_backed(&mut self, allow: bool) -> &mut FileOptions {
+        self.allow_disk_backed = allow;
+        self
+    }
+
+    /// How the data area is mapped. [`AccessMode::ReadOnly`] maps it without write
+    /// permission (the header stays writable, to take the lock).
+    pub fn access(&mut self, access: AccessMode) -> &mut FileOptions {
+        self.access = access;
+        self
+    }
+
+    /// For [`create`](FileOptions::create): whether the file is removed when its last qshm
+    /// user detaches (default `true`, as [`SharedMemory`](crate::SharedMemory) segments
+    /// are). Recorded in the header, so every user follows the creator's choice. A file
+    /// whose every user died stays, like an orphaned segment:
+    /// [`MappedSegment::remove_file`] removes it.
+    pub fn remove_on_last_detach(&mut self, remove: bool) -> &mut FileOptions {
+        self.remove_on_last_detach = remove;
+        self
+    }
+
+    /// Whether each lock checks (one `fstat`) that the file was not truncated before the
+    /// guard lends its bytes (default `true`). Turn it off only when every peer is trusted:
+    /// the lock then makes no system call.
+    pub fn check_size_on_lock(&mut self, check: bool) -> &mut FileOptions {
+        self.check_size_on_lock = check;
+        self
+    }
+
+    /// The path `name` resolves to.
+    pub fn resolve(&self, name: impl AsRef<Path>) -> PathBuf {
+        let name = name.as_ref();
+        if name.is_absolute() {
+            name.to_path_buf()
+        } else {
+            self.dir.clone().unwrap_or_else(imp::default_dir).join(name)
+        }
+    }
+
+    fn params(&self) -> imp::OpenParams {
+        imp::OpenParams {
+            access: self.access,
+            allow_disk_backed: self.allow_disk_backed,
+            allow_unsealed: true,
+            check_size_on_lock: self.check_size_on_lock,
+        }
+    }
+
+    /// Creates the file `name` with a data area of `size` bytes (zeroed), exclusively.
+    ///
+    /// The file is sized and its header written before it appears under its name
+    /// (`O_TMPFILE` + `linkat`), so that no other process ever opens a half-made segment.
+    ///
+    /// # Errors
+    ///
+    /// * [`ErrorKind::AlreadyExists`]: the file exists.
+    /// * [`ErrorKind::InvalidSize`]: `size` is 0 or too large.
+    /// * [`ErrorKind::KeyError`]: the directory is on a disk-backed file system (see
+    ///   [`allow_disk_backed`](FileOptions::allow_disk_backed)), or the name is not a file
+    ///   name.
+    /// * [`ErrorKind::NotFound`], [`ErrorKind::PermissionDenied`],
+    ///   [`ErrorKind::OutOfResources`].
+    #[doc(alias = "open")]
+    pub fn create(&self, name: impl AsRef<Path>, size: usize) -> Result<MappedSegment> {
+        let path = self.resolve(name);
+        let inner = imp::create_file(
+            &path,
+            size,
+            self.mode,
+            self.remove_on_last_detach,
+            &self.params(),
+        )?;
+        Ok(MappedSegment::new(
+            inner,
+            format!("file:{}", path.display()),
+        ))
+    }
+
+    /// Opens the existing segment file `name`, after checking its header.
+    ///
+    /// # Errors
+    ///
+    /// * [`ErrorKind::NotFound`]: no such file.
+    /// * [`ErrorKind::KeyError`]: not a qshm segment (bad magic, corrupt header), or on a
+    ///   disk-backed file system.
+    /// * [`ErrorKind::Unsupported`]: another layout version or byte order, or made in
+    ///   another PID namespace.
+    /// * [`ErrorKind::InvalidSize`]: the file is smaller than its header claims.
+    /// * [`ErrorKind::PermissionDenied`]: no read and write permission.
+    pub fn open(&self, name: impl AsRef<Path>) -> Result<MappedSegment> {
+        let path = self.resolve(name);
+        let inner = imp::open_file(&path, &self.params())?;
+        Ok(MappedSegment::new(
+            inner,
+            format!("file:{}", path.display()),
+        ))
+    }
+
+    /// Creates a uniquely named file (`qshm-<pid>-<random>`) in the directory, removed when
+    /// its last user detaches: Qt's `QTemporaryFile` idiom. Other processes open it by
+    /// [`MappedSegment::path`].
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](FileOptions::create).
+    pub fn create_temporary(&self, size: usize) -> Result<MappedSegment> {
+        let mut opts = self.clone();
+        opts.remove_on_last_detach = true;
+        for _ in 0..16 {
+            let name = format!("qshm-{}-{:016x}", std::process::id(), imp::random_u64());
+            match opts.create(&name, size) {
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                other => return other,
+            }
+        }
+        Err(Error::new(
+            ErrorKind::AlreadyExists,
+            Operation::Create,
+            self.resolve("qshm-*").display().to_string(),
+        )
+        .with_detail("could not find an unused temporary name"))
+    }
+}
+
+/// Options for memfd segments.
+///
+/// ```
+/// use qshm::mapped::MemfdOptions;
+///
+/// let seg = MemfdOptions::new().create("frame-buffer", 1 << 20)?;
+/// assert!(seg.is_shrink_sealed());
+/// # Ok::<(), qshm::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct MemfdOptions {
+    seal: bool,
+}
+
+impl Default for MemfdOptions {
+    fn default() -> MemfdOptions {
+        MemfdOptions::new()
+    }
+}
+
+impl MemfdOptions {
+    /// The defaults: sealed against shrinking and growing.
+    pub fn new() -> MemfdOptions {
+        MemfdOptions { seal: true }
+    }
+
+    /// Whether to seal the size (`F_SEAL_SHRINK | F_SEAL_GROW`) before mapping (default
+    /// `true`). An unsealed memfd is refused by receivers unless they opt in with
+    /// [`ReceiveOptions::allow_unsealed`].
+    pub fn seal_size(&mut self, seal: bool) -> &mut MemfdOptions {
+        self.seal = seal;
+        self
+    }
+
+    /// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)` with a data area of `size`
+    /// bytes (zeroed). `name` is only a label (shown in `/proc/<pid>/fd`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidSize`] (0 or too large), [`ErrorKind::KeyError`] (a name with a
+    /// NUL or longer than 249 bytes), [`ErrorKind::OutOfResources`].
+    #[doc(alias = "memfd_create")]
+    pub fn create(&self, name: &str, size: usize) -> Result<MappedSegment> {
+        let inner = imp::create_memfd(name, size, self.seal)?;
+        Ok(MappedSegment::new(inner, format!("memfd:{name}")))
+    }
+}
+
+/// What a receiver of a descriptor accepts ([`MappedSegment::from_fd`],
+/// [`recv_from`](MappedSegment::recv_from), [`from_env`](MappedSegment::from_env)).
+#[derive(Clone, Debug)]
+pub struct ReceiveOptions {
+    access: AccessMode,
+    allow_unsealed: bool,
+    allow_disk_backed: bool,
+}
+
+impl Default for ReceiveOptions {
+    fn default() -> ReceiveOptions {
+        ReceiveOptions::new()
+    }
+}
+
+impl ReceiveOptions {
+    /// The defaults: read-write, only memfds sealed against shrinking.
+    pub fn new() -> ReceiveOptions {
+        ReceiveOptions {
+            access: AccessMode::ReadWrite,
+            allow_unsealed: false,
+            allow_disk_backed: false,
+        }
+    }
+
+    /// How the data area is mapped (a write-sealed memfd is always read-only).
+    pub fn access(&mut self, access: AccessMode) -> &mut ReceiveOptions {
+        self.access = access;
+        self
+    }
+
+    /// Accepts a descriptor the sender could still shrink (an unsealed memfd or a plain
+    /// file). Its size is then checked at each lock, which leaves the window described under
+    /// [Untrusted peers](self#untrusted-peers).
+    pub fn allow_unsealed(&mut self, allow: bool) -> &mut ReceiveOptions {
+        self.allow_unsealed = allow;
+        self
+    }
+
+    /// Accepts a plain file on a disk-backed file system.
+    pub fn allow_disk_backed(&mut self, allow: bool) -> &mut ReceiveOptions {
+        self.allow_disk_backed = allow;
+        self
+    }
+
+    fn params(&self) -> imp::OpenParams {
+        imp::OpenParams {
+            access: self.access,
+            allow_disk_backed: self.allow_disk_backed,
+            allow_unsealed: self.allow_unsealed,
+            check_size_on_lock: true,
+        }
+    }
+}
+
+/// A file-backed or memfd shared memory segment with a robust lock in its header.
+///
+/// See the [module documentation](self) for the kinds of segments, the layout and what
+/// holds with untrusted peers.
+///
+/// # Ownership
+///
+/// A memfd lives as long as any process has it open or mapped. A file with the
+/// remove-on-last-detach flag (the default) is removed by the last qshm user to detach;
+/// otherwise it stays until removed.
+///
+/// # Threads
+///
+/// `MappedSegment` is `Send + Sync`: threads share one through an `Arc` and exclude each
+/// other with [`lock`](MappedSegment::lock), as processes do.
+///
+/// # Examples
+///
+/// ```
+/// use qshm::mapped::{MappedSegment, ReceiveOptions};
+/// use std::os::unix::net::UnixStream;
+///
+/// let seg = MappedSegment::memfd("state", 256)?;
+/// seg.lock()?.as_mut_slice()?[0] = 42;
+///
+/// // Hand it over a Unix socket (here to ourselves):
+/// let (a, b) = UnixStream::pair().unwrap();
+/// seg.send_over(&a)?;
+/// let received = MappedSegment::recv_from(&b, &ReceiveOptions::new())?;
+/// assert_eq!(received.lock()?.as_slice()[0], 42);
+/// # Ok::<(), qshm::Error>(())
+/// ```
+pub struct MappedSegment {
+    inner: imp::MappedInner,
+    inproc: InProcessLock,
+    label: String,
+}
+
+impl MappedSegment {
+    fn new(inner: imp::MappedInner, label: String) -> MappedSegment {
+        MappedSegment {
+            inner,
+            inproc: InProcessLock::default(),
+            label,
+        }
+    }
+
+    /// Creates the segment file `name` (relative to the
+    /// [default directory](FileOptions::default_directory)) with [`FileOptions`]' defaults.
+    ///
+    /// # Errors
+    ///
+    /// As [`FileOptions::create`].
+    pub fn create_file(name: impl AsRef<Path>, size: usize) -> Result<MappedSegment> {
+        FileOptions::new().create(name, size)
+    }
+
+    /// Opens the segment file `name` read-write with [`FileOptions`]' defaults.
+    ///
+    /// # Errors
+    ///
+    /// As [`FileOptions::open`].
+    pub fn open_file(name: impl AsRef<Path>) -> Result<MappedSegment> {
+        FileOptions::new().open(name)
+    }
+
+    /// A temporary, uniquely named segment file, removed when its last user detaches.
+    ///
+    /// # Errors
+    ///
+    /// As [`FileOptions::create_temporary`].
+    pub fn create_temporary(size: usize) -> Result<MappedSegment> {
+        FileOptions::new().create_temporary(size)
+    }
+
+    /// A memfd segment, sealed against shrinking and growing.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemfdOptions::create`].
+    #[doc(alias = "memfd_create")]
+    pub fn memfd(name: &str, size: usize) -> Result<MappedSegment> {
+        MemfdOptions::new().create(name, size)
+    }
+
+    /// Maps a descriptor of a segment received from elsewhere (D-Bus, a custom protocol),
+    /// after checking its seals, header and size.
+    ///
+    /// # Errors
+    ///
+    /// * [`ErrorKind::PermissionDenied`]: not sealed against shrinking, and
+    ///   [`ReceiveOptions::allow_unsealed`] was not given.
+    /// * [`ErrorKind::KeyError`], [`ErrorKind::Unsupported`], [`ErrorKind::InvalidSize`]:
+    ///   not a regular file or memfd, or a bad header (see [`FileOptions::open`]).
+    pub fn from_fd(fd: OwnedFd, options: &ReceiveOptions) -> Result<MappedSegment> {
+        let label = format!("fd:{}", fd.as_raw_fd());
+        let inner = imp::from_fd(fd, &options.params(), &label)?;
+        Ok(MappedSegment::new(inner, label))
+    }
+
+    /// Sends the segment's descriptor over a Unix stream socket (`SCM_RIGHTS`), with a
+    /// 16-byte message (magic and data size) that [`recv_from`](MappedSegment::recv_from)
+    /// expects.
+    ///
+    /// # Errors
+    ///
+    /// The socket's errors (e.g. [`ErrorKind::Unknown`] with `EPIPE` when the peer is gone).
+    #[doc(alias = "sendmsg")]
+    pub fn send_over(&self, stream: &UnixStream) -> Result<()> {
+        imp::send_fd(self.inner.fd(), self.size(), stream, &self.label)
+    }
+
+    /// Receives a segment sent by [`send_over`](MappedSegment::send_over), checks it as
+    /// [`from_fd`](MappedSegment::from_fd) does and maps it. Blocks until a message arrives
+    /// (unless the socket is non-blocking).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_fd`](MappedSegment::from_fd); [`ErrorKind::NotFound`] when the peer closed
+    /// the connection; [`ErrorKind::KeyError`] when the message is not a segment hand-over or
+    /// its size disagrees with the header.
+    #[doc(alias = "recvmsg")]
+    pub fn recv_from(stream: &UnixStream, options: &ReceiveOptions) -> Result<MappedSegment> {
+        let (fd, size) = imp::recv_fd(stream)?;
+        let seg = MappedSegment::from_fd(fd, options).map_err(|e| e.with_op(Operation::Receive))?;
+        seg.check_announced(size, Operation::Receive)?;
+        Ok(seg)
+    }
+
+    fn check_announced(&self, size: u64, op: Operation) -> Result<()> {
+        if size != self.size() as u64 {
+            return Err(
+                Error::new(ErrorKind::KeyError, op, self.label.clone()).with_detail(format!(
+                    "the sender announced {size} bytes but the segment's header says {}",
+                    self.size()
+                )),
+            );
+        }
+        Ok(())
+    }
+
+    /// Lets the child that `cmd` spawns inherit the segment: a duplicate descriptor is kept
+    /// open across `exec` in that child only, and named in the environment variable
+    /// [`MEMFD_ENV`] (`QSHM_MEMFD=<fd>:<size>`), which the child reads with
+    /// [`from_env`](MappedSegment::from_env). Call `cmd.spawn()` afterwards; the duplicate
+    /// is closed in this process when `cmd` is dropped.
+    ///
+    /// ```no_run
+    /// # use qshm::mapped::MappedSegment;
+    /// let seg = MappedSegment::memfd("for-child", 4096)?;
+    /// let mut cmd = std::process::Command::new("my-worker");
+    /// seg.pass_to_child(&mut cmd)?;
+    /// let child = cmd.spawn().expect("spawn");
+    /// # Ok::<(), qshm::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::OutOfResources`] when out of descriptors.
+    pub fn pass_to_child(&self, cmd: &mut Command) -> Result<()> {
+        self.pass_to_child_as(cmd, MEMFD_ENV)
+    }
+
+    /// As [`pass_to_child`](MappedSegment::pass_to_child), naming the descriptor in the
+    /// environment variable `var` (to pass several segments).
+    ///
+    /// # Errors
+    ///
+    /// As [`pass_to_child`](MappedSegment::pass_to_child).
+    pub fn pass_to_child_as(&self, cmd: &mut Command, var: &str) -> Result<()> {
+        imp::pass_to_child(self.inner.fd(), self.size(), cmd, var, &self.label)
+    }
+
+    /// In a child started through [`pass_to_child`](MappedSegment::pass_to_child): adopts
+    /// the inherited segment named by [`MEMFD_ENV`], checks it as
+    /// [`from_fd`](MappedSegment::from_fd) does, and maps it.
+    ///
+    /// The descriptor is adopted at most once per process and made close-on-exec, so that it
+    /// does not leak further. What remains assumed: no other code of this process uses that
+    /// descriptor number (true for a descriptor inherited this way).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when the variable is unset or the descriptor not open;
+    /// [`ErrorKind::KeyError`] when it is malformed or the size disagrees;
+    /// [`ErrorKind::AlreadyAttached`] when already adopted; otherwise as
+    /// [`from_fd`](MappedSegment::from_fd).
+    pub fn from_env(options: &ReceiveOptions) -> Result<MappedSegment> {
+        MappedSegment::from_env_var(MEMFD_ENV, options)
+    }
+
+    /// As [`from_env`](MappedSegment::from_env), reading the variable `var`.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](MappedSegment::from_env).
+    pub fn from_env_var(var: &str, options: &ReceiveOptions) -> Result<MappedSegment> {
+        let (fd, size) = imp::fd_from_env(var)?;
+        let seg = MappedSegment::from_fd(fd, options).map_err(|e| e.with_op(Operation::Receive))?;
+        seg.check_announced(size, Operation::Receive)?;
+        Ok(seg)
+    }
+
+    /// Seals a memfd segment against all writes (`F_SEAL_WRITE`) and maps it again
+    /// read-only: every process that receives it afterwards gets an immutable copy, and the
+    /// lock is no longer needed (taking it succeeds at once).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] for a file segment; [`ErrorKind::LockError`] while the lock
+    /// is held; [`ErrorKind::Unknown`] with `EBUSY` while another process still maps it
+    /// writable (this segment is then left mapped read-write).
+    pub fn seal_write(self) -> Result<MappedSegment> {
+        let MappedSegment { inner, label, .. } = self;
+        let inner = inner.seal_write(&label)?;
+        Ok(MappedSegment::new(inner, label))
+    }
+
+    /// Removes the segment file at `path` if no qshm process has it attached (what a crashed
+    /// last user leaves). Returns whether it was removed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::PermissionDenied`] and other errors of `open`/`unlink`.
+    pub fn remove_file(path: impl AsRef<Path>) -> Result<bool> {
+        imp::remove_file(path.as_ref())
+    }
+
+    /// Takes the segment's lock, waiting as long as it takes.
+    ///
+    /// Uncontended, this is one atomic compare-and-swap and no system call (plus one
+    /// `fstat` for a file with [`FileOptions::check_size_on_lock`]). A waiter sleeps on a
+    /// futex and checks every few milliseconds whether the holder is still alive; when it
+    /// died, one waiter takes the lock over and the guard reports
+    /// [`owner_died`](LockGuard::owner_died) until someone calls
+    /// [`mark_consistent`](LockGuard::mark_consistent).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::LockError`] when this thread already holds it (through this or another
+    /// object of the same segment); [`ErrorKind::InvalidSize`] when a file was truncated
+    /// underneath (the lock is released again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let seg = qshm::mapped::MappedSegment::memfd("doc-lock", 64)?;
+    /// let mut guard = seg.lock()?;
+    /// if guard.owner_died() {
+    ///     // repair the data, then:
+    ///     guard.mark_consistent();
+    /// }
+    /// guard.as_mut_slice()?[0] += 1;
+    /// # Ok::<(), qshm::Error>(())
+    /// ```
+    pub fn lock(&self) -> Result<LockGuard<'_>> {
+        self.lock_with(Wait::Forever)
+    }
+
+    /// Takes the lock if it is free (or its holder is dead), without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::WouldBlock`] when it is held; otherwise as [`lock`](MappedSegment::lock).
+    pub fn try_lock(&self) -> Result<LockGuard<'_>> {
+        self.lock_with(Wait::Poll)
+    }
+
+    /// Takes the lock, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when it stayed held; otherwise as [`lock`](MappedSegment::lock).
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
+        self.lock_with(Wait::For(timeout))
+    }
+
+    fn lock_with(&self, wait: Wait) -> Result<LockGuard<'_>> {
+        match Locked::acquire(
+            self.inner.segment_lock(),
+            &self.inner,
+            &self.inproc,
+            wait,
+            &self.label,
+        ) {
+            Ok(locked) => Ok(LockGuard::new(locked, &self.label)),
+            Err(err) => Err(err.with_op(Operation::Lock).with_key(self.label.clone())),
+        }
+    }
+
+    /// The size of the data area in bytes (the header is not included).
+    pub fn size(&self) -> usize {
+        self.inner.data_size()
+    }
+
+    /// The offset of the data area in the file (the header's size).
+    pub fn data_offset(&self) -> usize {
+        self.inner.header_size()
+    }
+
+    /// A pointer to the first byte of the data area.
+    ///
+    /// Reading through it is a data race unless you hold the lock and every other process
+    /// honours it; prefer [`lock`](MappedSegment::lock) and the guard's slices.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.inner.data_ptr().cast_const()
+    }
+
+    /// A mutable pointer to the first byte of the data area. Writing through it on a
+    /// read-only mapping faults.
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        self.inner.data_ptr()
+    }
+
+    /// How the data area is mapped.
+    pub fn access_mode(&self) -> AccessMode {
+        if self.inner.is_writable() {
+            AccessMode::ReadWrite
+        } else {
+            AccessMode::ReadOnly
+        }
+    }
+
+    /// What backs the segment.
+    pub fn backing(&self) -> Backing {
+        match self.inner.backing() {
+            imp::Backing::File { .. } => Backing::File,
+            imp::Backing::Memfd => Backing::Memfd,
+            imp::Backing::Fd => Backing::Fd,
+        }
+    }
+
+    /// The file's path, for a file-backed segment.
+    pub fn path(&self) -> Option<&Path> {
+        match self.inner.backing() {
+            imp::Backing::File { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Whether the file is removed when its last user detaches (`false` for memfds).
+    pub fn removes_on_last_detach(&self) -> bool {
+        matches!(
+            self.inner.backing(),
+            imp::Backing::File {
+                remove_on_last_detach: true,
+                ..
+            }
+        )
+    }
+
+    /// Whether the backing file system keeps its pages in RAM only (tmpfs, ramfs,
+    /// hugetlbfs; memfds are).
+    pub fn is_ram_backed(&self) -> bool {
+        self.inner.is_ram_backed()
+    }
+
+    /// Whether the segment is sealed against shrinking (`F_SEAL_SHRINK`): no process can
+    /// truncate it underneath this one.
+    pub fn is_shrink_sealed(&self) -> bool {
+        self.inner.is_shrink_sealed()
+    }
+
+    /// Whether the segment is sealed against writing (`F_SEAL_WRITE`): immutable.
+    pub fn is_write_sealed(&self) -> bool {
+        self.inner.is_write_sealed()
+    }
+
+    /// How many times the lock was taken over from a holder that died (the header's
+    /// generation counter).
+    pub fn lock_generation(&self) -> u64 {
+        self.inner.lock_generation()
+    }
+
+    /// Detaches (unmaps and closes), reporting failure; dropping detaches and ignores it.
+    /// Returns whether this was the last user of a remove-on-last-detach file, which is now
+    /// removed.
+    ///
+    /// # Errors
+    ///
+    /// The errors of `flock`/`unlink` when removing the file.
+    pub fn detach(mut self) -> Result<bool> {
+        self.inner
+            .close()
+            .map_err(|e| Error::from_errno(e.raw_os_error(), Operation::Detach, self.label.clone()))
+    }
+}
+
+impl AsFd for MappedSegment {
+    /// The segment's descriptor, to pass by other means (e.g. `QDBusUnixFileDescriptor`).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.fd()
+    }
+}
+
+impl fmt::Debug for MappedSegment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MappedSegment")
+            .field("segment", &self.label)
+            .field("backing", &self.backing())
+            .field("size", &self.size())
+            .field("access", &self.access_mode())
+            .field("ptr", &self.as_ptr())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<MappedSegment>();
+        send_sync::<FileOptions>();
+        send_sync::<ReceiveOptions>();
+    }
+}

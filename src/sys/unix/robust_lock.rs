@@ -1,0 +1,508 @@
+//! The lock inside a mapped segment's header: a process-shared, robust mutex on one 64-bit
+//! word, with a futex to sleep on. The protocol is the one `include/qshm.h` implements in C
+//! (`qshm_lock`, `qshm_unlock`), and both must stay identical: a C or Qt program that maps the
+//! same file takes the same lock.
+//!
+//! # The lock word (header offset 64, 8 bytes, native byte order)
+//!
+//! ```text
+//! bits  0..30  owner's thread id (Linux TID), 0 when free
+//! bit   30     reserved, 0
+//! bit   31     WAITERS: someone may sleep in FUTEX_WAIT on the low 32 bits
+//! bits 32..64  owner's tag: the low 32 bits of the owning thread's start time
+//!              (field 22 of /proc/thread-self/stat, clock ticks since boot), 0 if unknown
+//! ```
+//!
+//! * **Lock**: `CAS(0 → me)`, where `me = tag << 32 | tid` is cached per thread, so the
+//!   uncontended path is one atomic instruction and no system call.
+//! * **Unlock**: `CAS(me → 0)`; if that fails because WAITERS is set, `CAS(me|WAITERS → 0)`
+//!   and `FUTEX_WAKE(1)` on the low half.
+//! * **Contention**: spin briefly, then set WAITERS (CAS) and `FUTEX_WAIT(low half,
+//!   expected)` with a timeout. A waiter that has slept takes a free lock as `me|WAITERS`,
+//!   because others may still sleep (Drepper, "Futexes Are Tricky", mutex 3): no wake-up is
+//!   lost, and a waiter killed in its sleep costs at most one spurious wake, since the bit
+//!   is cleared at every unlock.
+//! * **Owner death**: on every timeout (1 ms, doubling to 16 ms), a waiter checks whether the
+//!   owner is alive: `/proc/<tid>/task/<tid>/stat` exists, is not a zombie, and its start
+//!   time matches the tag (so a reused thread id is not mistaken for the owner); when
+//!   `/proc` hides the task (`hidepid`), `kill(tid, 0)` decides. A dead owner is replaced by
+//!   `CAS(observed → me|WAITERS)`: every waiter compares against the same observed value,
+//!   so exactly one takes over. The winner sets `STATE_INCONSISTENT` and bumps the
+//!   generation; every later locker is told the owner died until someone marks the data
+//!   consistent.
+//!
+//! # What remains
+//!
+//! * All users must share one PID namespace (thread ids are compared) and one time namespace
+//!   (start times are compared); the header records the creator's PID namespace and opening
+//!   from another one is refused.
+//! * A thread id reused by a thread started in the same clock tick (10 ms) as the dead
+//!   owner would be taken for it: the owner would need to die and 32 768+ threads be created
+//!   within one tick.
+//! * A process that forks while holding the lock: the child is not the owner. The per-thread
+//!   cache is invalidated by a `pthread_atfork` handler, so a raw `clone`/`vfork` child that
+//!   then locks would present its parent's identity; `std::process::Command` only execs.
+//!
+//! # References
+//!
+//! * <https://man7.org/linux/man-pages/man2/futex.2.html>
+//! * Ulrich Drepper, "Futexes Are Tricky" (2011), mutex 3.
+//! * <https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html> (fields 3 and 22)
+
+use std::cell::Cell;
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::thread::futex;
+
+use crate::backend::Wait;
+use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::sys::SegmentLock;
+
+/// The owner's thread id bits of the lock word.
+pub(crate) const TID_MASK: u64 = 0x3fff_ffff;
+/// Someone may be sleeping on the futex.
+pub(crate) const WAITERS: u64 = 0x8000_0000;
+/// `state` bit: a holder died, and nobody has marked the data consistent since.
+pub(crate) const STATE_INCONSISTENT: u32 = 1;
+
+/// Iterations of the busy-wait before sleeping.
+const SPIN_LIMIT: u32 = 100;
+/// First and longest futex sleep between liveness checks of the owner.
+const FIRST_NAP: Duration = Duration::from_millis(1);
+const LONGEST_NAP: Duration = Duration::from_millis(16);
+
+/// Incremented in the child of every `fork` (by a `pthread_atfork` handler), so that the
+/// per-thread identity cached below is recomputed there. Starts at 1 so that the zeroed
+/// cache of a new thread is stale.
+static FORK_GENERATION: AtomicU32 = AtomicU32::new(1);
+static ATFORK: Once = Once::new();
+
+thread_local! {
+    /// (fork generation, lock-word identity) of this thread.
+    static IDENTITY: Cell<(u32, u64)> = const { Cell::new((0, 0)) };
+}
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// This thread's identity in the lock word: `tag << 32 | tid`. Cached: no system call
+/// unless this thread has never asked or the process has forked since.
+#[inline]
+pub(crate) fn self_id() -> u64 {
+    IDENTITY.with(|cell| {
+        let (generation, id) = cell.get();
+        let now = FORK_GENERATION.load(Ordering::Relaxed);
+        if generation == now {
+            id
+        } else {
+            let id = compute_self_id();
+            cell.set((FORK_GENERATION.load(Ordering::Relaxed), id));
+            id
+        }
+    })
+}
+
+#[cold]
+fn compute_self_id() -> u64 {
+    ATFORK.call_once(|| {
+        // SAFETY: registers a handler that only increments an atomic, which is
+        // async-signal-safe and so allowed in a fork child handler; the function lives for
+        // the whole program.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
+    let tid = rustix::thread::gettid().as_raw_nonzero().get() as u64 & TID_MASK;
+    let tag = read_stat("/proc/thread-self/stat").map_or(0, |s| s.start_tag);
+    u64::from(tag) << 32 | tid
+}
+
+/// What the liveness check reads from a task's `stat` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TaskStat {
+    /// Field 3: `R`, `S`, `D`, `Z`, …
+    pub(crate) state: u8,
+    /// Field 22 (start time in clock ticks since boot), low 32 bits.
+    pub(crate) start_tag: u32,
+}
+
+/// Parses a `/proc/…/stat` line: `pid (comm) state ppid … starttime …`. The command name
+/// may contain spaces and parentheses, so fields are counted after the last `)`.
+pub(crate) fn parse_stat(text: &[u8]) -> Option<TaskStat> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = *fields.next()?.as_bytes().first()?;
+    // Field 3 was `state`; field 22 is 19 further on.
+    let start: u64 = fields.nth(18)?.parse().ok()?;
+    Some(TaskStat {
+        state,
+        start_tag: start as u32,
+    })
+}
+
+fn read_stat(path: &str) -> std::result::Result<TaskStat, Errno> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    loop {
+        let n = rustix::io::read(&fd, &mut buf[len..])?;
+        if n == 0 || len + n == buf.len() {
+            len += n;
+            break;
+        }
+        len += n;
+    }
+    parse_stat(&buf[..len]).ok_or(Errno::INVAL)
+}
+
+/// Whether the owner encoded in `word` is certainly gone.
+pub(crate) fn owner_is_dead(word: u64) -> bool {
+    let tid = (word & TID_MASK) as i32;
+    let tag = (word >> 32) as u32;
+    if tid == 0 {
+        return false;
+    }
+    match read_stat(&format!("/proc/{tid}/task/{tid}/stat")) {
+        Ok(stat) => matches!(stat.state, b'Z' | b'X' | b'x') || (tag != 0 && stat.start_tag != tag),
+        // Gone, or hidden from us (`hidepid`): ask the kernel whether the id exists at all.
+        Err(_) => match rustix::process::Pid::from_raw(tid) {
+            Some(pid) => rustix::process::test_kill_process(pid) == Err(Errno::SRCH),
+            None => false,
+        },
+    }
+}
+
+/// The lock in a mapped segment's header.
+///
+/// Points into a mapping the owning `MappedInner` keeps alive for as long as this value
+/// lives (both are dropped together, the lock first).
+pub(crate) struct RobustLock {
+    word: NonNull<AtomicU64>,
+    state: NonNull<AtomicU32>,
+    generation: NonNull<AtomicU64>,
+}
+
+// SAFETY: the pointers address atomics in a shared mapping that stays mapped while the value
+// lives (see the type's doc); atomics may be used from any thread, and every access here is
+// atomic. Checked at compile time in `tests::send_sync`.
+unsafe impl Send for RobustLock {}
+// SAFETY: as for `Send`: `&RobustLock` only performs atomic operations on the mapping.
+unsafe impl Sync for RobustLock {}
+
+impl fmt::Debug for RobustLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RobustLock")
+            .field("word", &self.word)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RobustLock {
+    /// # Safety
+    ///
+    /// `word`, `state` and `generation` must be aligned, point to writable shared memory
+    /// that stays mapped for as long as the returned value lives, and be accessed by every
+    /// process only atomically (the layout of `include/qshm.h`).
+    pub(crate) unsafe fn new(word: *mut u64, state: *mut u32, generation: *mut u64) -> RobustLock {
+        RobustLock {
+            word: NonNull::new(word.cast()).expect("non-null lock word"),
+            state: NonNull::new(state.cast()).expect("non-null state"),
+            generation: NonNull::new(generation.cast()).expect("non-null generation"),
+        }
+    }
+
+    fn word(&self) -> &AtomicU64 {
+        // SAFETY: aligned, mapped and only accessed atomically for as long as `self` lives
+        // (the contract of `new`); AtomicU64 has the layout of u64.
+        unsafe { self.word.as_ref() }
+    }
+
+    fn state(&self) -> &AtomicU32 {
+        // SAFETY: as in `word`.
+        unsafe { self.state.as_ref() }
+    }
+
+    fn generation_word(&self) -> &AtomicU64 {
+        // SAFETY: as in `word`.
+        unsafe { self.generation.as_ref() }
+    }
+
+    /// The low 32 bits of the lock word, which the futex operates on.
+    fn futex_word(&self) -> &AtomicU32 {
+        let base = self.word.as_ptr().cast::<u8>();
+        let offset = if cfg!(target_endian = "big") { 4 } else { 0 };
+        // SAFETY: the low half of an aligned, mapped u64 is an aligned, mapped u32 that lives
+        // as long as `self`. Rust code never accesses it through this reference: it is only
+        // handed to the futex system call, which the kernel reads atomically; all Rust
+        // accesses use the 64-bit atomic.
+        unsafe { &*base.add(offset).cast::<AtomicU32>() }
+    }
+
+    /// How many times the lock was taken over from a dead owner.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation_word().load(Ordering::Relaxed)
+    }
+
+    /// Called with the lock just taken: reports (and, after a takeover, records) whether the
+    /// data may be inconsistent.
+    fn acquired(&self, took_over: bool) -> bool {
+        if took_over {
+            self.state().fetch_or(STATE_INCONSISTENT, Ordering::Relaxed);
+            self.generation_word().fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            self.state().load(Ordering::Relaxed) & STATE_INCONSISTENT != 0
+        }
+    }
+
+    #[cold]
+    fn lock_contended(&self, me: u64, wait: Wait, op: Operation) -> Result<bool> {
+        let deadline = match wait {
+            Wait::For(d) => Some(Instant::now().checked_add(d).unwrap_or_else(far_future)),
+            _ => None,
+        };
+        let word = self.word();
+        let mut spins = 0;
+        let mut slept = false;
+        let mut nap = FIRST_NAP;
+        loop {
+            let cur = word.load(Ordering::Relaxed);
+            if cur & TID_MASK == 0 {
+                let new = if slept { me | WAITERS } else { me };
+                if word
+                    .compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(self.acquired(false));
+                }
+                continue;
+            }
+            if cur & !WAITERS == me {
+                return Err(
+                    Error::new(ErrorKind::LockError, op, String::new()).with_detail(
+                        "already locked by this thread through another object of the same segment \
+                     (a second lock would deadlock)",
+                    ),
+                );
+            }
+            if wait == Wait::Poll {
+                if owner_is_dead(cur) && self.take_over(cur, me) {
+                    return Ok(self.acquired(true));
+                }
+                if word.load(Ordering::Relaxed) & TID_MASK == 0 {
+                    continue;
+                }
+                return Err(Error::new(ErrorKind::WouldBlock, op, String::new()));
+            }
+            if spins < SPIN_LIMIT && cur & WAITERS == 0 {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            if cur & WAITERS == 0
+                && word
+                    .compare_exchange_weak(cur, cur | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            let mut timeout = nap;
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::new(ErrorKind::Timeout, op, String::new()));
+                }
+                timeout = timeout.min(left);
+            }
+            let ts = futex::Timespec {
+                tv_sec: timeout.as_secs() as _,
+                tv_nsec: timeout.subsec_nanos() as _,
+            };
+            let expected = (cur | WAITERS) as u32;
+            // Shared (not PRIVATE): the waker may be another process.
+            match futex::wait(
+                self.futex_word(),
+                futex::Flags::empty(),
+                expected,
+                Some(&ts),
+            ) {
+                Ok(()) | Err(Errno::AGAIN) | Err(Errno::INTR) => {}
+                Err(Errno::TIMEDOUT) => {
+                    nap = (nap * 2).min(LONGEST_NAP);
+                    let now = word.load(Ordering::Relaxed);
+                    if now & TID_MASK != 0
+                        && now & !WAITERS != me
+                        && owner_is_dead(now)
+                        && self.take_over(now, me)
+                    {
+                        return Ok(self.acquired(true));
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::from_errno(e.raw_os_error(), op, String::new())
+                        .with_kind(ErrorKind::LockError)
+                        .with_detail("futex wait failed"))
+                }
+            }
+            slept = true;
+        }
+    }
+
+    /// Replaces the dead owner seen in `observed`; true for the one caller that succeeds.
+    fn take_over(&self, observed: u64, me: u64) -> bool {
+        self.word()
+            .compare_exchange(observed, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    #[cold]
+    fn unlock_contended(&self, me: u64) -> Result<()> {
+        let word = self.word();
+        let mut cur = word.load(Ordering::Relaxed);
+        loop {
+            if cur & !WAITERS != me {
+                return Err(
+                    Error::new(ErrorKind::LockError, Operation::Unlock, String::new()).with_detail(
+                        "this thread does not hold the lock (taken over by another process \
+                             that judged this one dead, or used after fork)",
+                    ),
+                );
+            }
+            match word.compare_exchange_weak(cur, 0, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        if cur & WAITERS != 0 {
+            futex::wake(self.futex_word(), futex::Flags::empty(), 1).map_err(|e| {
+                Error::from_errno(e.raw_os_error(), Operation::Unlock, String::new())
+                    .with_kind(ErrorKind::LockError)
+                    .with_detail("futex wake failed")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+}
+
+impl SegmentLock for RobustLock {
+    #[inline]
+    fn lock(&self, wait: Wait, op: Operation) -> Result<bool> {
+        let me = self_id();
+        if self
+            .word()
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Ok(self.acquired(false));
+        }
+        self.lock_contended(me, wait, op)
+    }
+
+    #[inline]
+    fn unlock(&self) -> Result<()> {
+        let me = self_id();
+        if self
+            .word()
+            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Ok(());
+        }
+        self.unlock_contended(me)
+    }
+
+    fn mark_consistent(&self) {
+        self.state()
+            .fetch_and(!STATE_INCONSISTENT, Ordering::Relaxed);
+    }
+}
+
+/// The lock of a segment nobody can write (a write-sealed memfd): nothing to exclude, so
+/// taking it always succeeds at once.
+#[derive(Debug, Default)]
+pub(crate) struct ImmutableLock;
+
+impl SegmentLock for ImmutableLock {
+    fn lock(&self, _: Wait, _: Operation) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn unlock(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<RobustLock>();
+        send_sync::<ImmutableLock>();
+    }
+
+    #[test]
+    fn parses_stat_with_hostile_command_names() {
+        let line = b"1234 (a) b) (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                     4294967398 1000 100 18446744073709551615\n";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(stat.state, b'S');
+        assert_eq!(stat.start_tag, 4294967398u64 as u32);
+        assert_eq!(parse_stat(b"garbage"), None);
+        assert_eq!(parse_stat(b"1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn identity_is_cached_and_per_thread() {
+        let a = self_id();
+        assert_eq!(a, self_id());
+        assert_ne!(a & TID_MASK, 0);
+        let b = std::thread::spawn(self_id).join().unwrap();
+        assert_ne!(a & TID_MASK, b & TID_MASK);
+        assert!(!owner_is_dead(a));
+        // That thread has exited: its id is gone (or reused by a thread with another start).
+        assert!(owner_is_dead(b));
+    }
+
+    #[test]
+    fn lock_protocol_in_private_memory() {
+        let mut word = 0u64;
+        let mut state = 0u32;
+        let mut generation = 0u64;
+        // SAFETY: the three locals outlive `lock`, are aligned and are only accessed
+        // through it.
+        let lock = unsafe { RobustLock::new(&mut word, &mut state, &mut generation) };
+        assert!(!lock.lock(Wait::Forever, Operation::Lock).unwrap());
+        assert_eq!(
+            lock.lock(Wait::Poll, Operation::Lock).unwrap_err().kind(),
+            ErrorKind::LockError
+        );
+        lock.unlock().unwrap();
+        assert!(lock.unlock().is_err());
+        // A dead owner: a thread that has exited.
+        let dead = std::thread::spawn(self_id).join().unwrap();
+        lock.word().store(dead, Ordering::Relaxed);
+        assert!(lock.lock(Wait::Poll, Operation::Lock).unwrap());
+        assert_eq!(lock.generation(), 1);
+        lock.unlock().unwrap();
+        assert!(lock.lock(Wait::Forever, Operation::Lock).unwrap());
+        lock.mark_consistent();
+        lock.unlock().unwrap();
+        assert!(!lock.lock(Wait::Forever, Operation::Lock).unwrap());
+        lock.unlock().unwrap();
+    }
+}
