@@ -310,3 +310,119 @@ pub fn read_u64(bytes: &[u8]) -> u64 {
 pub fn write_u64(bytes: &mut [u8], v: u64) {
     bytes[..8].copy_from_slice(&v.to_le_bytes());
 }
+
+// ---- Files and directories (tests/mapped.rs) ------------------------------------------
+
+static REGISTERED_PATHS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+
+fn remove_path(path: &std::path::Path) {
+    if path.is_dir() {
+        let _ = std::fs::remove_dir_all(path);
+    } else {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Removes a file or directory tree when dropped, whether the test passed or failed (and
+/// from a [`file_watchdog`] that fires).
+pub struct PathCleanup {
+    paths: Vec<std::path::PathBuf>,
+}
+
+impl PathCleanup {
+    pub fn new() -> PathCleanup {
+        PathCleanup { paths: Vec::new() }
+    }
+
+    /// Removes `path` (a file, or a directory with everything in it) at the end.
+    pub fn path(mut self, path: impl Into<std::path::PathBuf>) -> PathCleanup {
+        let path = path.into();
+        self.paths.push(path.clone());
+        REGISTERED_PATHS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path);
+        self
+    }
+}
+
+impl Drop for PathCleanup {
+    fn drop(&mut self) {
+        for p in &self.paths {
+            remove_path(p);
+        }
+    }
+}
+
+/// A [`Watchdog`] that also removes the paths registered with [`PathCleanup`] (and kills
+/// the children) before failing the test binary.
+pub fn file_watchdog(name: &'static str, limit: Duration) -> Watchdog {
+    let (done, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+            eprintln!("WATCHDOG: test `{name}` still running after {limit:?}: deadlock? aborting");
+            emergency_cleanup();
+            for p in REGISTERED_PATHS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+            {
+                remove_path(p);
+            }
+            std::process::exit(99);
+        }
+    });
+    Watchdog { done }
+}
+
+impl ChildProc {
+    /// As [`ChildProc::spawn`], letting `configure` adjust the command first (to pass a
+    /// descriptor to the child, say).
+    pub fn spawn_configured(
+        role: &str,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> ChildProc {
+        let exe = std::env::current_exe().expect("test binary path");
+        let spec = std::iter::once(role)
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join("\u{1f}");
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "child_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(CHILD_ENV, spec)
+        .env("QSHM_TEST_PARENT", std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        configure(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn child test process");
+        REGISTERED_PIDS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child.id());
+        let stdout: ChildStdout = child.stdout.take().expect("child stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(msg) = line.strip_prefix("@@ ") {
+                    if tx.send(msg.to_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        ChildProc {
+            child,
+            stdin,
+            lines,
+        }
+    }
+}

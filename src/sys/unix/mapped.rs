@@ -633,6 +633,8 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
             let err = errno_err(e, op, &label);
             if e == Errno::ACCESS && params.access == AccessMode::ReadOnly {
                 err.with_detail("permission denied: even a read-only user needs write permission on the file to take the lock inside it")
+            } else if e == Errno::ISDIR {
+                err.with_kind(ErrorKind::KeyError).with_detail("not a regular file (a directory)")
             } else {
                 err
             }

@@ -1,0 +1,345 @@
+/*
+ * qshm.h — the layout of qshm's mapped segments (qshm::mapped::MappedSegment), version 1,
+ * and its lock protocol, for C and C++ programs (a Qt program mapping the file with
+ * QFile::map included) that share a segment with Rust processes.
+ *
+ * Linux only; GCC or Clang (uses __atomic builtins); compile with -pthread.
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ *
+ * A segment is a file (on tmpfs: /dev/shm, $XDG_RUNTIME_DIR) or a memfd:
+ *
+ *   offset 0            struct qshm_header (88 bytes), zero-padded to header_size
+ *   offset header_size  the data area, data_size bytes
+ *
+ * All fields are in native byte order. Readers must check magic, version, byte_order,
+ * header_size and that the file is at least header_size + data_size bytes long
+ * (qshm_check does), and must map it MAP_SHARED with PROT_READ|PROT_WRITE (the lock word is
+ * written even by readers).
+ *
+ * The lock (the 64-bit word at offset 64):
+ *
+ *   bits  0..29  owner's thread id (gettid()), 0 when free
+ *   bit   30     reserved (0)
+ *   bit   31     QSHM_LOCK_WAITERS: someone may sleep in FUTEX_WAIT on the low 32 bits
+ *   bits 32..63  owner's tag: low 32 bits of the owning thread's start time (field 22 of
+ *                /proc/thread-self/stat, clock ticks since boot); 0 if unknown
+ *
+ *   lock:    CAS(0 -> me). When held: spin a little, then set WAITERS and FUTEX_WAIT
+ *            (shared, not private) on the low half with a timeout; a waiter that has slept
+ *            takes a free lock as me|WAITERS. On each timeout, check the owner: if its
+ *            thread is gone, a zombie, or has another start time, CAS(observed -> me|WAITERS)
+ *            takes the lock over (exactly one waiter succeeds), sets QSHM_STATE_INCONSISTENT
+ *            in `state` and increments `generation`.
+ *   unlock:  CAS(me -> 0); if WAITERS was set, CAS(me|WAITERS -> 0) and FUTEX_WAKE 1.
+ *   After taking the lock, a set QSHM_STATE_INCONSISTENT means a holder died with the data
+ *   possibly half-written: qshm_lock returns QSHM_OWNER_DIED until someone calls
+ *   qshm_mark_consistent.
+ *
+ * File segments: every user holds flock(fd, LOCK_SH) while it has the file mapped; if
+ * `flags & QSHM_FLAG_REMOVE_ON_LAST_DETACH`, a user that detaches tries
+ * flock(fd, LOCK_EX|LOCK_NB) and, on success, unlinks the file (it was the last one).
+ * A program that does not take part (does not hold LOCK_SH) may see the file removed while
+ * it still maps it; its mapping stays valid.
+ *
+ * All users must share one PID namespace (thread ids are compared); `pid_ns` records the
+ * creator's (the inode of /proc/self/ns/pid), 0 if unknown.
+ */
+#ifndef QSHM_H
+#define QSHM_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QSHM_MAGIC "QSHM\0SEG" /* 8 bytes, the NUL included */
+#define QSHM_VERSION 1u
+#define QSHM_BYTE_ORDER 0x01020304u
+#define QSHM_FLAG_REMOVE_ON_LAST_DETACH 1u
+#define QSHM_STATE_INCONSISTENT 1u
+#define QSHM_LOCK_TID_MASK 0x3fffffffull
+#define QSHM_LOCK_WAITERS 0x80000000ull
+
+/* Return values of qshm_lock / qshm_trylock besides 0 (taken) and -errno. */
+#define QSHM_OWNER_DIED 1
+
+struct qshm_header {
+    unsigned char magic[8];   /*  0: QSHM_MAGIC */
+    uint32_t version;         /*  8: QSHM_VERSION */
+    uint32_t header_size;     /* 12: offset of the data area (a multiple of 64, >= 88) */
+    uint64_t data_size;       /* 16: size of the data area */
+    uint32_t flags;           /* 24: QSHM_FLAG_* */
+    uint32_t byte_order;      /* 28: QSHM_BYTE_ORDER */
+    uint64_t pid_ns;          /* 32: creator's PID namespace inode, 0 if unknown */
+    unsigned char reserved0[24];
+    uint64_t lock;            /* 64: the lock word (atomic) */
+    uint32_t state;           /* 72: QSHM_STATE_* (atomic, changed under the lock) */
+    uint32_t reserved1;
+    uint64_t generation;      /* 80: take-overs from dead holders (atomic) */
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct qshm_header) == 88, "qshm_header layout");
+static_assert(offsetof(struct qshm_header, lock) == 64, "qshm_header layout");
+#else
+_Static_assert(sizeof(struct qshm_header) == 88, "qshm_header layout");
+_Static_assert(__builtin_offsetof(struct qshm_header, lock) == 64, "qshm_header layout");
+#endif
+
+/* Checks a mapped header against the size of the file it came from.
+ * Returns 0, -EINVAL (not a qshm segment / corrupt), -EPROTONOSUPPORT (other version or
+ * byte order) or -EFBIG (the file is smaller than the header claims). */
+static inline int qshm_check(const void *map, uint64_t file_size)
+{
+    const struct qshm_header *h = (const struct qshm_header *)map;
+    if (file_size < sizeof(struct qshm_header))
+        return -EFBIG;
+    if (memcmp(h->magic, QSHM_MAGIC, 8) != 0)
+        return -EINVAL;
+    if (h->byte_order != QSHM_BYTE_ORDER || h->version != QSHM_VERSION)
+        return -EPROTONOSUPPORT;
+    if (h->header_size < sizeof(struct qshm_header) || h->header_size % 64 != 0 ||
+        h->header_size > (1u << 20) || h->data_size == 0)
+        return -EINVAL;
+    if (h->data_size > UINT64_MAX - h->header_size ||
+        file_size < (uint64_t)h->header_size + h->data_size)
+        return -EFBIG;
+    return 0;
+}
+
+/* The data area of a checked segment. */
+static inline void *qshm_data(struct qshm_header *h)
+{
+    return (unsigned char *)h + h->header_size;
+}
+
+/* ---- internals ----------------------------------------------------------------------- */
+
+static volatile uint32_t qshm__fork_generation __attribute__((unused)) = 1;
+static pthread_once_t qshm__once __attribute__((unused)) = PTHREAD_ONCE_INIT;
+static __thread uint32_t qshm__tls_generation __attribute__((unused));
+static __thread uint64_t qshm__tls_id __attribute__((unused));
+
+static inline void qshm__after_fork(void)
+{
+    __atomic_fetch_add(&qshm__fork_generation, 1, __ATOMIC_RELAXED);
+}
+
+static inline void qshm__register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, qshm__after_fork);
+}
+
+/* Reads a /proc stat file: state (field 3) and the low 32 bits of starttime (field 22).
+ * Returns 0, or -errno. */
+static inline int qshm__read_stat(const char *path, char *state, uint32_t *start_tag)
+{
+    char buf[1024];
+    ssize_t len = 0, n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    while (len < (ssize_t)sizeof(buf) - 1 &&
+           (n = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
+        len += n;
+    close(fd);
+    buf[len] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -EINVAL;
+    p++;
+    unsigned long long start = 0;
+    char st = 0;
+    /* fields 3..22 */
+    if (sscanf(p, " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
+               &st, &start) != 2)
+        return -EINVAL;
+    *state = st;
+    *start_tag = (uint32_t)start;
+    return 0;
+}
+
+/* This thread's identity in the lock word (cached; recomputed after fork). */
+static inline uint64_t qshm__self_id(void)
+{
+    uint32_t gen = __atomic_load_n(&qshm__fork_generation, __ATOMIC_RELAXED);
+    if (__builtin_expect(qshm__tls_generation == gen, 1))
+        return qshm__tls_id;
+    pthread_once(&qshm__once, qshm__register_atfork);
+    uint64_t tid = (uint64_t)syscall(SYS_gettid) & QSHM_LOCK_TID_MASK;
+    char state;
+    uint32_t tag = 0;
+    if (qshm__read_stat("/proc/thread-self/stat", &state, &tag) != 0)
+        tag = 0;
+    qshm__tls_id = ((uint64_t)tag << 32) | tid;
+    qshm__tls_generation = __atomic_load_n(&qshm__fork_generation, __ATOMIC_RELAXED);
+    return qshm__tls_id;
+}
+
+/* Whether the owner encoded in `word` is certainly gone. */
+static inline int qshm__owner_dead(uint64_t word)
+{
+    int tid = (int)(word & QSHM_LOCK_TID_MASK);
+    uint32_t tag = (uint32_t)(word >> 32);
+    char path[64], state;
+    uint32_t start;
+    if (tid == 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", tid, tid);
+    if (qshm__read_stat(path, &state, &start) == 0)
+        return state == 'Z' || state == 'X' || state == 'x' || (tag != 0 && start != tag);
+    return kill(tid, 0) == -1 && errno == ESRCH;
+}
+
+static inline uint32_t *qshm__futex_word(struct qshm_header *h)
+{
+    unsigned char *p = (unsigned char *)&h->lock;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    p += 4;
+#endif
+    return (uint32_t *)p;
+}
+
+static inline int qshm__acquired(struct qshm_header *h, int took_over)
+{
+    if (took_over) {
+        __atomic_fetch_or(&h->state, QSHM_STATE_INCONSISTENT, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&h->generation, 1, __ATOMIC_RELAXED);
+        return QSHM_OWNER_DIED;
+    }
+    return (__atomic_load_n(&h->state, __ATOMIC_RELAXED) & QSHM_STATE_INCONSISTENT)
+               ? QSHM_OWNER_DIED
+               : 0;
+}
+
+static inline int qshm__take_over(struct qshm_header *h, uint64_t observed, uint64_t me)
+{
+    return __atomic_compare_exchange_n(&h->lock, &observed, me | QSHM_LOCK_WAITERS, 0,
+                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+/* `poll`: do not wait. */
+static inline int qshm__lock_slow(struct qshm_header *h, uint64_t me, int poll)
+{
+    int spins = 0, slept = 0;
+    long nap_ns = 1000000; /* 1 ms, doubling to 16 ms */
+    for (;;) {
+        uint64_t cur = __atomic_load_n(&h->lock, __ATOMIC_RELAXED);
+        if ((cur & QSHM_LOCK_TID_MASK) == 0) {
+            uint64_t want = slept ? (me | QSHM_LOCK_WAITERS) : me;
+            if (__atomic_compare_exchange_n(&h->lock, &cur, want, 1, __ATOMIC_ACQUIRE,
+                                            __ATOMIC_RELAXED))
+                return qshm__acquired(h, 0);
+            continue;
+        }
+        if ((cur & ~QSHM_LOCK_WAITERS) == me)
+            return -EDEADLK;
+        if (poll) {
+            if (qshm__owner_dead(cur) && qshm__take_over(h, cur, me))
+                return qshm__acquired(h, 1);
+            if ((__atomic_load_n(&h->lock, __ATOMIC_RELAXED) & QSHM_LOCK_TID_MASK) == 0)
+                continue;
+            return -EBUSY;
+        }
+        if (spins < 100 && !(cur & QSHM_LOCK_WAITERS)) {
+            spins++;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+            continue;
+        }
+        if (!(cur & QSHM_LOCK_WAITERS)) {
+            uint64_t expected = cur;
+            if (!__atomic_compare_exchange_n(&h->lock, &expected, cur | QSHM_LOCK_WAITERS, 1,
+                                             __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                continue;
+        }
+        struct timespec ts = {0, nap_ns};
+        long r = syscall(SYS_futex, qshm__futex_word(h), FUTEX_WAIT,
+                         (uint32_t)(cur | QSHM_LOCK_WAITERS), &ts, NULL, 0);
+        if (r == -1 && errno == ETIMEDOUT) {
+            if (nap_ns < 16000000)
+                nap_ns *= 2;
+            uint64_t now = __atomic_load_n(&h->lock, __ATOMIC_RELAXED);
+            if ((now & QSHM_LOCK_TID_MASK) != 0 && (now & ~QSHM_LOCK_WAITERS) != me &&
+                qshm__owner_dead(now) && qshm__take_over(h, now, me))
+                return qshm__acquired(h, 1);
+        } else if (r == -1 && errno != EAGAIN && errno != EINTR) {
+            return -errno;
+        }
+        slept = 1;
+    }
+}
+
+/* ---- the API ------------------------------------------------------------------------- */
+
+/* Takes the lock, waiting as long as it takes. Returns 0, QSHM_OWNER_DIED (taken; a holder
+ * died and the data may be inconsistent: repair it, then qshm_mark_consistent), -EDEADLK
+ * (this thread holds it already) or another -errno. */
+static inline int qshm_lock(struct qshm_header *h)
+{
+    uint64_t me = qshm__self_id();
+    uint64_t expected = 0;
+    if (__builtin_expect(__atomic_compare_exchange_n(&h->lock, &expected, me, 0,
+                                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED),
+                         1))
+        return qshm__acquired(h, 0);
+    return qshm__lock_slow(h, me, 0);
+}
+
+/* As qshm_lock, without waiting: -EBUSY when it is held by a live thread. */
+static inline int qshm_trylock(struct qshm_header *h)
+{
+    uint64_t me = qshm__self_id();
+    uint64_t expected = 0;
+    if (__atomic_compare_exchange_n(&h->lock, &expected, me, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED))
+        return qshm__acquired(h, 0);
+    return qshm__lock_slow(h, me, 1);
+}
+
+/* Releases the lock. Returns 0, or -EPERM when this thread does not hold it. */
+static inline int qshm_unlock(struct qshm_header *h)
+{
+    uint64_t me = qshm__self_id();
+    uint64_t cur = me;
+    if (__builtin_expect(__atomic_compare_exchange_n(&h->lock, &cur, 0, 0, __ATOMIC_RELEASE,
+                                                     __ATOMIC_RELAXED),
+                         1))
+        return 0;
+    for (;;) {
+        if ((cur & ~QSHM_LOCK_WAITERS) != me)
+            return -EPERM;
+        if (__atomic_compare_exchange_n(&h->lock, &cur, 0, 1, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED))
+            break;
+    }
+    if (cur & QSHM_LOCK_WAITERS)
+        syscall(SYS_futex, qshm__futex_word(h), FUTEX_WAKE, 1, NULL, NULL, 0);
+    return 0;
+}
+
+/* With the lock held after QSHM_OWNER_DIED: the data is repaired. */
+static inline void qshm_mark_consistent(struct qshm_header *h)
+{
+    __atomic_fetch_and(&h->state, ~QSHM_STATE_INCONSISTENT, __ATOMIC_RELAXED);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QSHM_H */

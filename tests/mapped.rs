@@ -1,0 +1,726 @@
+//! `qshm::mapped`: file-backed and memfd segments across real processes — data both ways,
+//! inheritance into a child, passing over a Unix socket, temporary segments, hostile peers,
+//! kill -9 of the lock holder (100 times), a C program taking the same lock through
+//! `include/qshm.h`, disk-backed directories and garbage headers.
+#![cfg(target_os = "linux")]
+
+mod util;
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qshm::mapped::{Backing, FileOptions, MappedSegment, MemfdOptions, ReceiveOptions};
+use qshm::{AccessMode, ErrorKind};
+use util::{ChildProc, PathCleanup};
+
+const T: Duration = Duration::from_secs(30);
+
+/// A unique file name in the default directory, removed at the end of the test.
+fn unique_file(name: &str) -> (PathBuf, PathCleanup) {
+    let path = FileOptions::new().resolve(util::unique_key(name));
+    let cleanup = PathCleanup::new().path(&path);
+    (path, cleanup)
+}
+
+fn abstract_listener(name: &str) -> (UnixListener, String) {
+    let name = util::unique_key(name);
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    (UnixListener::bind_addr(&addr).unwrap(), name)
+}
+
+fn connect_abstract(name: &str) -> UnixStream {
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    UnixStream::connect_addr(&addr).unwrap()
+}
+
+fn increment(seg: &MappedSegment, n: u64) {
+    for _ in 0..n {
+        let mut guard = seg.lock().unwrap();
+        if guard.owner_died() {
+            guard.mark_consistent();
+        }
+        let bytes = guard.as_mut_slice().unwrap();
+        let v = util::read_u64(bytes);
+        util::write_u64(bytes, v + 1);
+    }
+}
+
+#[test]
+fn file_segment_data_both_ways() {
+    let _w = util::file_watchdog("file_segment_data_both_ways", Duration::from_secs(60));
+    let (path, _c) = unique_file("file-both-ways");
+    let seg = MappedSegment::create_file(&path, 4096).unwrap();
+    assert_eq!(seg.backing(), Backing::File);
+    assert_eq!(seg.size(), 4096);
+    assert!(seg.is_ram_backed());
+    assert_eq!(seg.path(), Some(path.as_path()));
+    seg.lock().unwrap().as_mut_slice().unwrap()[..4].copy_from_slice(b"ping");
+    let mut child = ChildProc::spawn("file-pong", &[path.to_str().unwrap()]);
+    assert_eq!(child.expect_line(T), "got ping");
+    assert!(child.wait(T).success());
+    assert_eq!(&seg.lock().unwrap().as_slice()[4..8], b"pong");
+    // The file's permissions are exactly 0600 by default.
+    let mode = std::fs::metadata(&path).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    // Creating it again fails; the last detach removes it.
+    assert_eq!(
+        MappedSegment::create_file(&path, 64).unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    assert!(seg.detach().unwrap());
+    assert!(!path.exists());
+}
+
+#[test]
+fn persistent_file_stays_until_removed() {
+    let _w = util::file_watchdog("persistent_file_stays", Duration::from_secs(60));
+    let (path, _c) = unique_file("file-persistent");
+    let seg = FileOptions::new()
+        .remove_on_last_detach(false)
+        .permissions(0o640)
+        .create(&path, 64)
+        .unwrap();
+    assert!(!seg.removes_on_last_detach());
+    drop(seg);
+    assert!(path.exists());
+    let mode = std::fs::metadata(&path).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o640
+    );
+    let again = MappedSegment::open_file(&path).unwrap();
+    assert!(
+        !MappedSegment::remove_file(&path).unwrap(),
+        "still attached"
+    );
+    drop(again);
+    assert!(MappedSegment::remove_file(&path).unwrap());
+    assert!(!path.exists());
+}
+
+#[test]
+fn read_only_file_attachment_locks_but_cannot_write() {
+    let _w = util::file_watchdog("read_only_file_attachment", Duration::from_secs(60));
+    let (path, _c) = unique_file("file-ro");
+    let seg = MappedSegment::create_file(&path, 100).unwrap();
+    seg.lock().unwrap().as_mut_slice().unwrap()[0] = 9;
+    let ro = FileOptions::new()
+        .access(AccessMode::ReadOnly)
+        .open(&path)
+        .unwrap();
+    assert_eq!(ro.access_mode(), AccessMode::ReadOnly);
+    let mut guard = ro.lock().unwrap();
+    assert_eq!(guard.as_slice()[0], 9);
+    assert_eq!(
+        guard.as_mut_slice().unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+}
+
+#[test]
+fn temporary_segment_is_removed_after_the_last_detach() {
+    let _w = util::file_watchdog("temporary_segment", Duration::from_secs(60));
+    let seg = MappedSegment::create_temporary(128).unwrap();
+    let path = seg.path().unwrap().to_path_buf();
+    let _c = PathCleanup::new().path(&path);
+    assert!(path
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("qshm-"));
+    let mut child = ChildProc::spawn("open-then-detach", &[path.to_str().unwrap()]);
+    assert_eq!(child.expect_line(T), "open");
+    drop(seg);
+    assert!(path.exists(), "the child still has it attached");
+    child.send("detach");
+    assert_eq!(child.expect_line(T), "detached true");
+    assert!(child.wait(T).success());
+    assert!(!path.exists());
+
+    // A user that dies attached does not keep the file alive: the flock dies with it.
+    let seg = MappedSegment::create_temporary(128).unwrap();
+    let path = seg.path().unwrap().to_path_buf();
+    let _c2 = PathCleanup::new().path(&path);
+    let mut child = ChildProc::spawn("open-then-detach", &[path.to_str().unwrap()]);
+    assert_eq!(child.expect_line(T), "open");
+    child.kill9();
+    assert!(seg.detach().unwrap());
+    assert!(!path.exists());
+}
+
+#[test]
+fn memfd_inherited_by_a_child() {
+    let _w = util::file_watchdog("memfd_inherited_by_a_child", Duration::from_secs(60));
+    let seg = MappedSegment::memfd("inherit", 1000).unwrap();
+    assert_eq!(seg.backing(), Backing::Memfd);
+    assert!(seg.is_shrink_sealed());
+    seg.lock().unwrap().as_mut_slice().unwrap()[..6].copy_from_slice(b"parent");
+    let mut child = ChildProc::spawn_configured("memfd-from-env", &[], |cmd| {
+        seg.pass_to_child(cmd).unwrap();
+    });
+    assert_eq!(child.expect_line(T), "got parent size 1000");
+    assert!(child.wait(T).success());
+    assert_eq!(&seg.lock().unwrap().as_slice()[..5], b"child");
+}
+
+#[test]
+fn memfd_passed_over_a_unix_socket() {
+    let _w = util::file_watchdog("memfd_passed_over_a_unix_socket", Duration::from_secs(60));
+    let (listener, name) = abstract_listener("sock");
+    let mut child = ChildProc::spawn("socket-recv", &[&name]);
+    let (stream, _) = listener.accept().unwrap();
+    let seg = MappedSegment::memfd("over-socket", 64).unwrap();
+    seg.lock().unwrap().as_mut_slice().unwrap()[..5].copy_from_slice(b"hello");
+    seg.send_over(&stream).unwrap();
+    assert_eq!(child.expect_line(T), "got hello");
+    assert!(child.wait(T).success());
+    assert_eq!(&seg.lock().unwrap().as_slice()[5..10], b"world");
+}
+
+#[test]
+fn hostile_peer_cannot_shrink_a_sealed_memfd() {
+    let _w = util::file_watchdog("hostile_peer_cannot_shrink", Duration::from_secs(60));
+    let seg = MappedSegment::memfd("hostile", 8192).unwrap();
+    seg.lock().unwrap().as_mut_slice().unwrap()[8191] = 0x5a;
+    let mut child = ChildProc::spawn_configured("hostile-truncate", &[], |cmd| {
+        seg.pass_to_child(cmd).unwrap();
+    });
+    assert_eq!(child.expect_line(T), "shrink EPERM");
+    assert_eq!(child.expect_line(T), "grow EPERM");
+    assert!(child.wait(T).success());
+    // The reader keeps working, to the last byte.
+    let guard = seg.lock().unwrap();
+    assert_eq!(guard.as_slice()[8191], 0x5a);
+    assert_eq!(guard.len(), 8192);
+}
+
+#[test]
+fn unsealed_memfd_is_refused_unless_opted_in() {
+    let _w = util::file_watchdog("unsealed_memfd_is_refused", Duration::from_secs(60));
+    let (listener, name) = abstract_listener("unsealed");
+    let mut child = ChildProc::spawn("send-unsealed", &[&name]);
+    let (stream, _) = listener.accept().unwrap();
+    let err = MappedSegment::recv_from(&stream, &ReceiveOptions::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("F_SEAL_SHRINK"), "{err}");
+    let seg = MappedSegment::recv_from(&stream, ReceiveOptions::new().allow_unsealed(true))
+        .expect("accepted with the opt-in");
+    assert!(!seg.is_shrink_sealed());
+    assert_eq!(&seg.lock().unwrap().as_slice()[..8], b"unsealed");
+    // The peer now truncates the data away (keeping the header page): the next lock
+    // refuses to lend the memory instead of crashing.
+    child.send("truncate");
+    assert_eq!(child.expect_line(T), "truncated");
+    let err = seg.lock().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+    child.close_stdin();
+    assert!(child.wait(T).success());
+}
+
+#[test]
+fn truncated_file_is_refused_under_the_lock() {
+    let _w = util::file_watchdog("truncated_file_is_refused", Duration::from_secs(60));
+    let (path, _c) = unique_file("file-truncated");
+    let seg = MappedSegment::create_file(&path, 10_000).unwrap();
+    seg.lock().unwrap().as_mut_slice().unwrap()[9_999] = 1;
+    let header = seg.data_offset() as u64;
+    // A careless peer truncates the file to its header.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(header)
+        .unwrap();
+    let err = seg.lock().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+    // Opening it now is refused too (smaller than the header claims).
+    let err = MappedSegment::open_file(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+    // Restored, it works again.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(header + 10_000)
+        .unwrap();
+    assert!(seg.lock().is_ok());
+}
+
+#[test]
+fn write_sealed_memfd_hands_out_read_only_copies() {
+    let _w = util::file_watchdog("write_sealed_memfd", Duration::from_secs(60));
+    let seg = MappedSegment::memfd("snapshot", 32).unwrap();
+    seg.lock().unwrap().as_mut_slice().unwrap()[..4].copy_from_slice(b"snap");
+    let seg = seg.seal_write().unwrap();
+    assert!(seg.is_write_sealed());
+    assert_eq!(seg.access_mode(), AccessMode::ReadOnly);
+    let (a, b) = UnixStream::pair().unwrap();
+    seg.send_over(&a).unwrap();
+    let copy = MappedSegment::recv_from(&b, &ReceiveOptions::new()).unwrap();
+    assert_eq!(copy.access_mode(), AccessMode::ReadOnly);
+    let mut guard = copy.lock().unwrap();
+    assert_eq!(&guard.as_slice()[..4], b"snap");
+    assert_eq!(
+        guard.as_mut_slice().unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    // Nobody can write it any more, not even through the descriptor.
+    let err = rustix::io::pwrite(copy.as_fd(), b"x", 4096).unwrap_err();
+    assert_eq!(err, rustix::io::Errno::PERM);
+}
+
+#[test]
+fn threads_exclude_each_other() {
+    let _w = util::file_watchdog("threads_exclude_each_other", Duration::from_secs(120));
+    let seg = Arc::new(MappedSegment::memfd("threads", 64).unwrap());
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let seg = Arc::clone(&seg);
+            std::thread::spawn(move || increment(&seg, 5_000))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(util::read_u64(seg.lock().unwrap().as_slice()), 20_000);
+}
+
+#[test]
+fn second_lock_by_the_same_thread_is_an_error() {
+    let _w = util::file_watchdog("second_lock_same_thread", Duration::from_secs(60));
+    let (path, _c) = unique_file("file-relock");
+    let a = MappedSegment::create_file(&path, 64).unwrap();
+    let b = MappedSegment::open_file(&path).unwrap();
+    let guard = a.lock().unwrap();
+    assert_eq!(a.lock().unwrap_err().kind(), ErrorKind::LockError);
+    let err = b.lock().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockError, "{err}");
+    assert_eq!(b.try_lock().unwrap_err().kind(), ErrorKind::LockError);
+    // Another thread waits, times out, then gets it once released.
+    std::thread::scope(|s| {
+        let err = s
+            .spawn(|| {
+                b.lock_timeout(Duration::from_millis(50))
+                    .unwrap_err()
+                    .kind()
+            })
+            .join()
+            .unwrap();
+        assert_eq!(err, ErrorKind::Timeout);
+        assert_eq!(
+            s.spawn(|| b.try_lock().unwrap_err().kind()).join().unwrap(),
+            ErrorKind::WouldBlock
+        );
+    });
+    drop(guard);
+    assert!(b.try_lock().is_ok());
+}
+
+/// kill -9 of the holder, 100 times: each time the next locker gets the lock within
+/// 100 ms, told that the owner died. Half the time the next locker is already asleep in
+/// `lock()` when the holder dies; half the time it comes afterwards.
+#[test]
+fn kill_9_of_the_holder_100_times() {
+    let _w = util::file_watchdog("kill_9_of_the_holder_100_times", Duration::from_secs(300));
+    let (path, _c) = unique_file("file-kill9");
+    let seg = Arc::new(MappedSegment::create_file(&path, 64).unwrap());
+    let mut worst = Duration::ZERO;
+    for i in 0..100u64 {
+        let mut child = ChildProc::spawn("hold-lock", &[path.to_str().unwrap()]);
+        assert_eq!(child.expect_line(T), "locked");
+        let (waited, killed_at) = if i % 2 == 0 {
+            let seg2 = Arc::clone(&seg);
+            let waiter = std::thread::spawn(move || {
+                let mut guard = seg2.lock().unwrap();
+                let at = Instant::now();
+                let died = guard.owner_died();
+                let marker = util::read_u64(guard.as_slice());
+                guard.mark_consistent();
+                (at, died, marker)
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            let killed_at = Instant::now();
+            child.kill9();
+            let (at, died, marker) = waiter.join().unwrap();
+            assert!(died, "iteration {i}: owner death not reported");
+            assert_eq!(marker, i + 1, "iteration {i}");
+            (at.saturating_duration_since(killed_at), killed_at)
+        } else {
+            child.kill9();
+            let killed_at = Instant::now();
+            let mut guard = seg
+                .lock_timeout(Duration::from_millis(100))
+                .unwrap_or_else(|e| panic!("iteration {i}: {e}"));
+            let waited = killed_at.elapsed();
+            assert!(
+                guard.owner_died(),
+                "iteration {i}: owner death not reported"
+            );
+            assert_eq!(util::read_u64(guard.as_slice()), i + 1, "iteration {i}");
+            guard.mark_consistent();
+            (waited, killed_at)
+        };
+        let _ = killed_at;
+        worst = worst.max(waited);
+        assert!(
+            waited < Duration::from_millis(100),
+            "iteration {i}: took {waited:?}"
+        );
+        assert_eq!(seg.lock_generation(), i + 1);
+        // Marked consistent: the next holder is not told again.
+        assert!(!seg.lock().unwrap().owner_died());
+    }
+    eprintln!("kill -9 x100: slowest take-over {worst:?}");
+}
+
+fn compile_c_counter(dir: &Path) -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exe = dir.join("counter");
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
+        .arg(root.join("include"))
+        .arg(root.join("tests/c/counter.c"))
+        .arg("-o")
+        .arg(&exe)
+        .status();
+    match status {
+        Ok(s) if s.success() => Some(exe),
+        Ok(s) => panic!("compiling tests/c/counter.c failed: {s}"),
+        Err(e) => {
+            eprintln!("SKIPPED: no C compiler ({e})");
+            None
+        }
+    }
+}
+
+/// A C program maps the same file through include/qshm.h and increments a counter under
+/// the same lock as Rust processes and threads: the total is exact.
+#[test]
+fn c_program_shares_the_lock() {
+    let _w = util::file_watchdog("c_program_shares_the_lock", Duration::from_secs(300));
+    let dir = std::env::temp_dir().join(util::unique_key("cc"));
+    let _cd = PathCleanup::new().path(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(exe) = compile_c_counter(&dir) else {
+        return;
+    };
+    let (path, _c) = unique_file("file-c");
+    let seg = Arc::new(MappedSegment::create_file(&path, 64).unwrap());
+    const N: u64 = 20_000;
+    let mut c_children: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(&exe)
+                .arg(&path)
+                .arg(N.to_string())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut rust_children: Vec<_> = (0..2)
+        .map(|_| ChildProc::spawn("increment", &[path.to_str().unwrap(), &N.to_string()]))
+        .collect();
+    let seg2 = Arc::clone(&seg);
+    let here = std::thread::spawn(move || increment(&seg2, N));
+    here.join().unwrap();
+    for c in &mut c_children {
+        let status = c.wait().unwrap();
+        assert!(status.success(), "C counter: {status}");
+    }
+    for c in &mut rust_children {
+        assert!(c.wait(Duration::from_secs(240)).success());
+    }
+    assert_eq!(util::read_u64(seg.lock().unwrap().as_slice()), 5 * N);
+}
+
+/// A C process killed while holding the lock is detected by Rust, like a Rust one.
+#[test]
+fn c_holder_killed_is_taken_over() {
+    let _w = util::file_watchdog("c_holder_killed_is_taken_over", Duration::from_secs(120));
+    let dir = std::env::temp_dir().join(util::unique_key("cc-kill"));
+    let _cd = PathCleanup::new().path(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(exe) = compile_c_counter(&dir) else {
+        return;
+    };
+    let (path, _c) = unique_file("file-c-kill");
+    let seg = MappedSegment::create_file(&path, 64).unwrap();
+    // Hold the lock so the C program blocks in qshm_lock... then let it run forever.
+    let mut c = Command::new(&exe)
+        .arg(&path)
+        .arg("1000000000")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    c.kill().unwrap();
+    c.wait().unwrap();
+    // Whether it died holding the lock or not, the lock is usable at once.
+    let guard = seg.lock_timeout(Duration::from_secs(5)).unwrap();
+    eprintln!(
+        "C holder killed: owner_died={} generation={}",
+        guard.owner_died(),
+        seg.lock_generation()
+    );
+}
+
+fn disk_backed_dir() -> Option<PathBuf> {
+    for base in ["/tmp", "/var/tmp"] {
+        if let Ok(st) = rustix::fs::statfs(base) {
+            #[allow(clippy::unnecessary_cast)] // f_type's type varies by architecture
+            let f_type = st.f_type as i64;
+            if !matches!(f_type, 0x0102_1994 | 0x8584_58f6 | 0x9584_58f6) {
+                return Some(PathBuf::from(base));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn disk_backed_directory_needs_opt_in() {
+    let _w = util::file_watchdog("disk_backed_directory", Duration::from_secs(60));
+    let Some(base) = disk_backed_dir() else {
+        eprintln!("SKIPPED: /tmp and /var/tmp are both RAM-backed here");
+        return;
+    };
+    let dir = base.join(util::unique_key("disk"));
+    let _c = PathCleanup::new().path(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let err = FileOptions::new()
+        .directory(&dir)
+        .create("seg", 64)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::KeyError, "{err}");
+    assert!(err.to_string().contains("disk-backed"), "{err}");
+    assert!(!dir.join("seg").exists());
+    let seg = FileOptions::new()
+        .directory(&dir)
+        .allow_disk_backed(true)
+        .remove_on_last_detach(false)
+        .create("seg", 64)
+        .unwrap();
+    assert!(!seg.is_ram_backed());
+    let err = FileOptions::new().directory(&dir).open("seg").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::KeyError, "{err}");
+    assert!(FileOptions::new()
+        .directory(&dir)
+        .allow_disk_backed(true)
+        .open("seg")
+        .is_ok());
+}
+
+fn write_file(path: &Path, bytes: &[u8]) {
+    let mut f = std::fs::File::create(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+fn header(version: u32, header_size: u32, data_size: u64) -> Vec<u8> {
+    let mut b = vec![0u8; header_size.max(88) as usize];
+    b[..8].copy_from_slice(b"QSHM\0SEG");
+    b[8..12].copy_from_slice(&version.to_ne_bytes());
+    b[12..16].copy_from_slice(&header_size.to_ne_bytes());
+    b[16..24].copy_from_slice(&data_size.to_ne_bytes());
+    b[28..32].copy_from_slice(&0x0102_0304u32.to_ne_bytes());
+    b
+}
+
+#[test]
+fn garbage_headers_are_refused_cleanly() {
+    let _w = util::file_watchdog("garbage_headers", Duration::from_secs(60));
+    let (path, _c) = unique_file("file-garbage");
+    let mut noise = vec![0u8; 8192];
+    let mut x = 0x1234_5678_9abc_def0u64;
+    for b in &mut noise {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let mut valid_plus = header(1, 4096, 100);
+    valid_plus.resize(4096 + 100, 0);
+    let cases: Vec<(&str, Vec<u8>, ErrorKind)> = vec![
+        ("empty", vec![], ErrorKind::InvalidSize),
+        (
+            "ten bytes",
+            b"QSHM\0SEG\x01\x00".to_vec(),
+            ErrorKind::InvalidSize,
+        ),
+        ("noise", noise, ErrorKind::KeyError),
+        ("version 2", header(2, 4096, 1), ErrorKind::Unsupported),
+        (
+            "smaller than claimed",
+            header(1, 4096, 1 << 20),
+            ErrorKind::InvalidSize,
+        ),
+        ("odd header size", header(1, 100, 1), ErrorKind::KeyError),
+        (
+            "huge data size",
+            header(1, 4096, u64::MAX - 10),
+            ErrorKind::InvalidSize,
+        ),
+        ("zero data", header(1, 4096, 0), ErrorKind::InvalidSize),
+    ];
+    for (what, bytes, kind) in cases {
+        write_file(&path, &bytes);
+        let err = MappedSegment::open_file(&path).unwrap_err();
+        assert_eq!(err.kind(), kind, "{what}: {err}");
+        // The same checks apply to a descriptor received from a peer.
+        let fd = std::fs::File::open(&path).unwrap();
+        let err = MappedSegment::from_fd(fd.into(), ReceiveOptions::new().allow_unsealed(true))
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{what} (fd): {err}");
+    }
+    // And a hand-made valid one opens.
+    write_file(&path, &valid_plus);
+    let seg = MappedSegment::open_file(&path).unwrap();
+    assert_eq!(seg.size(), 100);
+    // Not a regular file.
+    let err = MappedSegment::open_file("/dev/shm").unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::Unknown, "{err}");
+}
+
+#[test]
+fn bad_arguments_are_typed_errors() {
+    let _w = util::file_watchdog("bad_arguments", Duration::from_secs(60));
+    assert_eq!(
+        MappedSegment::memfd("x", 0).unwrap_err().kind(),
+        ErrorKind::InvalidSize
+    );
+    assert_eq!(
+        MappedSegment::memfd("x", usize::MAX).unwrap_err().kind(),
+        ErrorKind::InvalidSize
+    );
+    assert_eq!(
+        MappedSegment::memfd("a\0b", 1).unwrap_err().kind(),
+        ErrorKind::KeyError
+    );
+    assert_eq!(
+        MappedSegment::create_temporary(0).unwrap_err().kind(),
+        ErrorKind::InvalidSize
+    );
+    let missing = FileOptions::new().resolve(util::unique_key("missing"));
+    assert_eq!(
+        MappedSegment::open_file(&missing).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let err =
+        MappedSegment::from_env_var("QSHM_TEST_SURELY_UNSET_VARIABLE", &ReceiveOptions::new())
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    // A sealed memfd cannot be write-sealed while a guard... (the lock is free here) and a
+    // file cannot be sealed at all.
+    let seg = MappedSegment::create_temporary(8).unwrap();
+    let _c = PathCleanup::new().path(seg.path().unwrap());
+    assert_eq!(seg.seal_write().unwrap_err().kind(), ErrorKind::Unsupported);
+    // An unsealed memfd from MemfdOptions is usable locally.
+    let unsealed = MemfdOptions::new().seal_size(false).create("u", 8).unwrap();
+    assert!(!unsealed.is_shrink_sealed());
+}
+
+#[test]
+fn child_entry() {
+    let Some(args) = util::child_role() else {
+        return;
+    };
+    match args[0].as_str() {
+        "file-pong" => {
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            let mut guard = seg.lock().unwrap();
+            let got = String::from_utf8_lossy(&guard.as_slice()[..4]).into_owned();
+            guard.as_mut_slice().unwrap()[4..8].copy_from_slice(b"pong");
+            drop(guard);
+            util::say(&format!("got {got}"));
+        }
+        "open-then-detach" => {
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            util::say("open");
+            let _ = util::read_stdin_line();
+            let removed = seg.detach().unwrap();
+            util::say(&format!("detached {removed}"));
+        }
+        "memfd-from-env" => {
+            let seg = MappedSegment::from_env(&ReceiveOptions::new()).unwrap();
+            let mut guard = seg.lock().unwrap();
+            let got = String::from_utf8_lossy(&guard.as_slice()[..6]).into_owned();
+            guard.as_mut_slice().unwrap()[..5].copy_from_slice(b"child");
+            drop(guard);
+            // Adopted once only.
+            assert_eq!(
+                MappedSegment::from_env(&ReceiveOptions::new())
+                    .unwrap_err()
+                    .kind(),
+                ErrorKind::AlreadyAttached
+            );
+            util::say(&format!("got {got} size {}", seg.size()));
+        }
+        "socket-recv" => {
+            let stream = connect_abstract(&args[1]);
+            let seg = MappedSegment::recv_from(&stream, &ReceiveOptions::new()).unwrap();
+            let mut guard = seg.lock().unwrap();
+            let got = String::from_utf8_lossy(&guard.as_slice()[..5]).into_owned();
+            guard.as_mut_slice().unwrap()[5..10].copy_from_slice(b"world");
+            drop(guard);
+            util::say(&format!("got {got}"));
+        }
+        "hostile-truncate" => {
+            let seg = MappedSegment::from_env(&ReceiveOptions::new()).unwrap();
+            let name = |r: rustix::io::Result<()>| match r {
+                Ok(()) => "succeeded".to_string(),
+                Err(rustix::io::Errno::PERM) => "EPERM".to_string(),
+                Err(e) => format!("{e}"),
+            };
+            util::say(&format!(
+                "shrink {}",
+                name(rustix::fs::ftruncate(seg.as_fd(), 0))
+            ));
+            util::say(&format!(
+                "grow {}",
+                name(rustix::fs::ftruncate(seg.as_fd(), 1 << 30))
+            ));
+        }
+        "send-unsealed" => {
+            let stream = connect_abstract(&args[1]);
+            let seg = MemfdOptions::new()
+                .seal_size(false)
+                .create("unsealed", 8192)
+                .unwrap();
+            seg.lock().unwrap().as_mut_slice().unwrap()[..8].copy_from_slice(b"unsealed");
+            seg.send_over(&stream).unwrap();
+            seg.send_over(&stream).unwrap();
+            if util::read_stdin_line().as_deref() == Some("truncate") {
+                rustix::fs::ftruncate(seg.as_fd(), seg.data_offset() as u64).unwrap();
+                util::say("truncated");
+            }
+            let _ = util::read_stdin_line();
+        }
+        "hold-lock" => {
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            let mut guard = seg.lock().unwrap();
+            let bytes = guard.as_mut_slice().unwrap();
+            let v = util::read_u64(bytes);
+            util::write_u64(bytes, v + 1);
+            util::say("locked");
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        "increment" => {
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            increment(&seg, args[2].parse().unwrap());
+        }
+        other => panic!("unknown role {other}"),
+    }
+    std::process::exit(0);
+}
