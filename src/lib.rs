@@ -26,6 +26,8 @@
 //! * [`NativeKey`] and [`KeyType`]: Qt's `QNativeIpcKey`, its text form and key derivation.
 //! * [`SystemSemaphore`]: Qt's `QSystemSemaphore`.
 //! * [`Error`] and [`ErrorKind`]: Qt's nine error kinds, with the operation, key and cause.
+//! * [`inspect`] (Unix): what segments exist, who uses them, their locks, and what a crash
+//!   left behind; the library under the `qshm` command-line tool.
 //!
 //! # Platform-specific behavior
 //!
@@ -37,6 +39,8 @@
 
 mod backend;
 mod error;
+#[cfg(unix)]
+pub mod inspect;
 mod key;
 mod lock;
 #[cfg(target_os = "linux")]

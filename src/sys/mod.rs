@@ -17,6 +17,50 @@ mod imp;
 
 mod locked;
 
+/// Inspection's system calls (`sys/unix/inspect.rs` on Linux); elsewhere every call reports
+/// that it is unsupported.
+#[cfg(all(unix, not(target_os = "linux")))]
+pub(crate) mod inspect {
+    use std::io;
+    use std::path::Path;
+
+    fn unsupported<T>() -> io::Result<T> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct SemState {
+        pub(crate) value: u32,
+        pub(crate) last_pid: u32,
+        pub(crate) waiters: u32,
+    }
+
+    pub(crate) fn ftok(_: &Path, _: u8) -> io::Result<i32> {
+        unsupported()
+    }
+    pub(crate) fn sem_state(_: i32) -> io::Result<SemState> {
+        unsupported()
+    }
+    pub(crate) fn sem_remove_id(_: i32) -> io::Result<()> {
+        unsupported()
+    }
+    pub(crate) fn shm_key_and_nattch(_: i32) -> io::Result<(i32, u64)> {
+        unsupported()
+    }
+    pub(crate) fn shm_remove_id(_: i32) -> io::Result<()> {
+        unsupported()
+    }
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct PosixSemState {
+        pub(crate) value: u32,
+        pub(crate) owner: u64,
+    }
+
+    pub(crate) fn posix_sem_state(_: &Path) -> Option<PosixSemState> {
+        None
+    }
+}
+
 pub(crate) use imp::*;
 #[allow(unused_imports)] // implemented by the backends that land next
 pub(crate) use locked::SegmentLock;

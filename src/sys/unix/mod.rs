@@ -2,6 +2,7 @@
 //! files, the runtime directory).
 
 pub(crate) mod mapped;
+pub(crate) mod inspect;
 mod posix;
 mod robust_lock;
 mod sysv;

@@ -1,0 +1,152 @@
+//! The system calls of [`crate::inspect`]: System V objects by id (`semctl` queries,
+//! `IPC_RMID` of a segment whose key file is gone), `ftok`, and reading a glibc POSIX
+//! semaphore's value without opening it.
+//!
+//! Everything else inspection needs (`/proc/sysvipc/*`, `/proc/<pid>/maps`, `/dev/shm`) is
+//! read with `std::fs` in `src/inspect.rs`.
+//!
+//! # References
+//!
+//! * <https://man7.org/linux/man-pages/man2/semctl.2.html> (`GETVAL`, `GETPID`, `GETNCNT`)
+//! * <https://man7.org/linux/man-pages/man2/shmctl.2.html> (`IPC_STAT`, `IPC_RMID`)
+//! * <https://man7.org/linux/man-pages/man3/ftok.3.html>
+//! * <https://man7.org/linux/man-pages/man5/proc_sysvipc.5.html>
+
+use std::ffi::{c_int, CString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// `ftok(path, proj)`: the System V key of a key file (glibc:
+/// `(proj << 24) | ((st_dev & 0xff) << 16) | (st_ino & 0xffff)`).
+pub(crate) fn ftok(path: &Path, proj: u8) -> io::Result<i32> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let key = unsafe { libc::ftok(c.as_ptr(), c_int::from(proj)) };
+    if key == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(key)
+    }
+}
+
+/// What `semctl` tells about semaphore 0 of a set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SemState {
+    /// `GETVAL`.
+    pub(crate) value: u32,
+    /// `GETPID`: the process that did the last operation (0: none yet).
+    pub(crate) last_pid: u32,
+    /// `GETNCNT`: processes waiting for the value to increase.
+    pub(crate) waiters: u32,
+}
+
+fn semctl_get(semid: i32, cmd: c_int) -> io::Result<u32> {
+    // SAFETY: GETVAL, GETPID and GETNCNT take no fourth argument and only read kernel state.
+    let rc = unsafe { libc::semctl(semid, 0, cmd) };
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc as u32)
+    }
+}
+
+/// `semctl(semid, 0, GETVAL | GETPID | GETNCNT)`. Needs read permission on the set.
+pub(crate) fn sem_state(semid: i32) -> io::Result<SemState> {
+    Ok(SemState {
+        value: semctl_get(semid, libc::GETVAL)?,
+        last_pid: semctl_get(semid, libc::GETPID)?,
+        waiters: semctl_get(semid, libc::GETNCNT)?,
+    })
+}
+
+/// `semctl(semid, 0, IPC_RMID)`: removes a semaphore set by id.
+pub(crate) fn sem_remove_id(semid: i32) -> io::Result<()> {
+    // SAFETY: IPC_RMID takes no fourth argument.
+    let rc = unsafe { libc::semctl(semid, 0, libc::IPC_RMID) };
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `shmctl(shmid, IPC_STAT)`: the key and the attach count of a segment, by id.
+pub(crate) fn shm_key_and_nattch(shmid: i32) -> io::Result<(i32, u64)> {
+    // SAFETY: shmid_ds is a plain C struct of integers, for which all-zero is valid.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: `ds` is a valid, writable shmid_ds for the kernel to fill.
+    let rc = unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((ds.shm_perm.__key, ds.shm_nattch as u64))
+}
+
+/// `shmctl(shmid, IPC_RMID)`: removes a segment by id (the segment goes when its last
+/// attachment does). What removes a segment whose key file is gone.
+pub(crate) fn shm_remove_id(shmid: i32) -> io::Result<()> {
+    // SAFETY: IPC_RMID takes no buffer; a null pointer is what the man page prescribes.
+    let rc = unsafe { libc::shmctl(shmid, libc::IPC_RMID, std::ptr::null_mut()) };
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// What a glibc POSIX semaphore's file (`/dev/shm/sem.<name>`) says, read without
+/// `sem_open`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PosixSemState {
+    /// The value: glibc's 64-bit `sem_t` starts with a `u64` whose low 32 bits are the value
+    /// (spec §4.2).
+    pub(crate) value: u32,
+    /// qshm's owner record (bytes 16..24, see `posix.rs`): the holder's pid in the high half,
+    /// the low 32 bits of its start time in the low half; 0 when no qshm process holds it.
+    pub(crate) owner: u64,
+}
+
+/// Reads a glibc POSIX semaphore's file. `None` where glibc's 64-bit layout does not apply
+/// or the file cannot be read.
+pub(crate) fn posix_sem_state(path: &Path) -> Option<PosixSemState> {
+    if cfg!(not(all(target_env = "gnu", target_pointer_width = "64"))) {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let word = |at: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    };
+    Some(PosixSemState {
+        value: word(0)? as u32,
+        owner: word(16).unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn ftok_is_the_documented_formula() {
+        let path = std::env::temp_dir().join(format!("qshm-inspect-ftok-{}", std::process::id()));
+        std::fs::write(&path, b"").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let want =
+            (0x51 << 24) | (((meta.dev() & 0xff) << 16) as i32) | ((meta.ino() & 0xffff) as i32);
+        let got = ftok(&path, b'Q');
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(got.unwrap(), want);
+    }
+
+    #[test]
+    fn removed_ids_report_errors() {
+        // A System V id that cannot exist: the calls fail cleanly.
+        assert!(sem_state(-1).is_err());
+        assert!(shm_key_and_nattch(-1).is_err());
+        assert!(shm_remove_id(-1).is_err());
+        assert!(sem_remove_id(-1).is_err());
+    }
+}
