@@ -1,17 +1,88 @@
-//! The `qshm` command-line tool (skeleton: the verbs come with their issue).
+//! `qshm`: see and repair what lives in shared memory, Qt's segments and qshm's.
+//!
+//! Every verb is a module of `command/`; `cli.rs` defines the arguments. Exit status: 0 on
+//! success, 1 on an operational error (one line on stderr: `qshm: <verb> <key>: <cause>`),
+//! 2 on a usage error (clap's, or a key that does not parse).
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("key") if args.len() == 2 => {
-            let key = qshm::NativeKey::legacy(&args[1], qshm::KeyType::legacy_default_for_os());
-            println!("{}", key.native_key());
-            println!("{}", key.lock_key().native_key());
-            println!("{key}");
+mod cli;
+mod command;
+mod json;
+mod signals;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A failure: the exit status and the one line to print on stderr.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    status: u8,
+    message: String,
+}
+
+impl Failure {
+    /// A usage error (status 2): `qshm: <verb>: <message>`.
+    pub(crate) fn usage(verb: &str, message: impl std::fmt::Display) -> Failure {
+        Failure {
+            status: 2,
+            message: format!("qshm: {verb}: {message}"),
         }
-        _ => {
-            eprintln!("usage: qshm key KEY");
-            std::process::exit(2);
+    }
+
+    /// An operational error (status 1): `qshm: <verb> <key>: <cause>`.
+    pub(crate) fn op(verb: &str, key: &str, cause: impl std::fmt::Display) -> Failure {
+        let message = if key.is_empty() {
+            format!("qshm: {verb}: {cause}")
+        } else {
+            format!("qshm: {verb} {key}: {cause}")
+        };
+        Failure { status: 1, message }
+    }
+
+    /// An operational error from the library: its cause, without the library's own
+    /// "cannot … `<native key>`" prefix (the verb and the key as typed say that).
+    pub(crate) fn lib(verb: &str, key: &str, err: &qshm::Error) -> Failure {
+        Failure::op(verb, key, cause(err))
+    }
+
+    /// A failure that only sets the exit status (what to say was said already).
+    pub(crate) fn silent(status: u8) -> Failure {
+        Failure {
+            status,
+            message: String::new(),
+        }
+    }
+
+    /// The same message with another exit status (a command that cannot run: 126, 127).
+    pub(crate) fn with_status(mut self, status: u8) -> Failure {
+        self.status = status;
+        self
+    }
+}
+
+/// The cause part of a library error's message.
+pub(crate) fn cause(err: &qshm::Error) -> String {
+    let text = err.to_string();
+    let cut = if err.key().is_empty() {
+        text.find(": ").map(|i| i + 2)
+    } else {
+        text.find("`: ").map(|i| i + 3)
+    };
+    match cut {
+        Some(i) => text[i..].to_owned(),
+        None => text,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse(); // usage errors exit with status 2, --help with 0
+    match command::run(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                eprintln!("{}", failure.message);
+            }
+            ExitCode::from(failure.status)
         }
     }
 }

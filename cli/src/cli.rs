@@ -1,0 +1,258 @@
+//! The command line: verbs, their arguments and their help texts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const KEY_HELP: &str = "A Qt key (`hello`, named exactly as Qt names it), or with --native a \
+                        QNativeIpcKey text (`posix:/name`, `systemv:/path`)";
+
+/// See and repair what lives in shared memory: Qt's QSharedMemory segments and qshm's.
+#[derive(Debug, Parser)]
+#[command(
+    name = "qshm",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Examples:\n  qshm demo\n  qshm list\n  qshm info hello\n  \
+                  qshm read hello --length 16 | xxd\n  qshm clean --dry-run"
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every verb takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Print one JSON object per result (one per line); schema in the README
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// KEY is a QNativeIpcKey text (`posix:/name`, `systemv:/path`), not a Qt key
+    #[arg(long, global = true)]
+    pub(crate) native: bool,
+    /// The backend a Qt key names [default: sysv, Qt's Linux default]
+    #[arg(long = "type", value_enum, global = true, value_name = "TYPE")]
+    pub(crate) key_type: Option<KeyTypeArg>,
+}
+
+/// `--type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KeyTypeArg {
+    /// System V (`shmget`), Qt's default on Linux
+    Sysv,
+    /// POSIX realtime (`shm_open`, /dev/shm)
+    Posix,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Print the native key, the lock's native key and the Qt text form of a key
+    #[command(after_help = "Example:\n  qshm key hello\n  qshm key --type posix hello")]
+    Key(KeyCmd),
+    /// Create a segment, fill it, and hold it until interrupted (Ctrl-C, SIGTERM) or --for
+    #[command(
+        after_help = "Prints one line when the segment is ready. When qshm exits, \
+                            the segment is removed unless another process holds it \
+                            (Qt's Unix ownership).\n\nExample:\n  \
+                            echo hi | qshm create hello 4096 --input - --for 60"
+    )]
+    Create(CreateCmd),
+    /// Attach read-only, lock, and copy bytes out (stdout by default, binary-safe)
+    #[command(after_help = "Example:\n  qshm read hello --offset 0 --length 16 | xxd")]
+    Read(ReadCmd),
+    /// Attach read-write, lock, and copy bytes in (stdin by default)
+    #[command(
+        after_help = "Data that does not fit in the segment is an error, and then \
+                            nothing is written.\n\nExample:\n  \
+                            printf 'hello' | qshm write hello --offset 16"
+    )]
+    Write(WriteCmd),
+    /// Hold a segment's lock for a time, until interrupted, or for the life of a command
+    #[command(
+        after_help = "With a command, its exit status is qshm's.\n\nExamples:\n  \
+                            qshm lock hello --for 5\n  qshm lock hello -- cp state.bin backup.bin"
+    )]
+    Lock(LockCmd),
+    /// Show a segment: backend, keys, size, attachments, pids, owner, lock state, orphan
+    #[command(after_help = "Example:\n  qshm info hello\n  qshm info --native posix:/my-app")]
+    Info(KeyOnly),
+    /// List every Qt or qshm segment on the machine, orphans marked
+    #[command(after_help = "Example:\n  qshm list\n  qshm list --json --match myapp")]
+    List(ListCmd),
+    /// Remove a segment with its key file and lock semaphore
+    #[command(
+        after_help = "Refuses while processes are attached, unless --force (they keep \
+                            their mapping; nobody new can attach).\n\nExamples:\n  \
+                            qshm remove hello\n  qshm remove --id 32769"
+    )]
+    Remove(RemoveCmd),
+    /// Remove every orphan: unattached segments whose creator is gone, stale key files,
+    /// lock semaphores with no segment
+    #[command(after_help = "Example:\n  qshm clean --dry-run\n  qshm clean")]
+    Clean(CleanCmd),
+    /// Several worker processes share one segment, count under its lock and stream a
+    /// message through it; the result is checked
+    #[command(after_help = "Example:\n  qshm demo\n  qshm demo --workers 8")]
+    Demo(DemoCmd),
+    /// A worker of `qshm demo` (internal)
+    #[command(hide = true)]
+    DemoWorker(DemoWorkerCmd),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyOnly {
+    #[arg(help = KEY_HELP)]
+    pub(crate) key: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyCmd {
+    #[arg(help = KEY_HELP)]
+    pub(crate) key: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateCmd {
+    #[arg(help = KEY_HELP)]
+    pub(crate) key: String,
+    /// Size in bytes (at least 1)
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) size: u64,
+    /// Fill the segment from FILE (`-`: standard input)
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+    /// Permission bits of the segment and its lock, in octal
+    #[arg(long, short, value_name = "OCTAL", default_value = "600", value_parser = parse_mode)]
+    pub(crate) mode: u32,
+    /// Hold it this many seconds, then exit (default: until interrupted)
+    #[arg(long = "for", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(crate) for_secs: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReadCmd {
+    #[arg(help = KEY_HELP)]
+    pub(crate) key: String,
+    /// First byte to read
+    #[arg(long, short, default_value_t = 0)]
+    pub(crate) offset: u64,
+    /// Number of bytes (default: to the end of the segment)
+    #[arg(long, short)]
+    pub(crate) length: Option<u64>,
+    /// Write the bytes to FILE instead of standard output
+    #[arg(long, short = 'O', value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WriteCmd {
+    #[arg(help = KEY_HELP)]
+    pub(crate) key: String,
+    /// First byte to write
+    #[arg(long, short, default_value_t = 0)]
+    pub(crate) offset: u64,
+    /// Read the bytes from FILE (default and `-`: standard input)
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LockCmd {
+    #[arg(help = KEY_HELP)]
+    pub(crate) key: String,
+    /// Hold the lock this many seconds (default: until interrupted)
+    #[arg(long = "for", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(crate) for_secs: Option<f64>,
+    /// Run this command while holding the lock (after `--`)
+    #[arg(last = true, value_name = "COMMAND", conflicts_with = "for_secs")]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListCmd {
+    /// Only segments whose native key, lock key or file contains TEXT
+    #[arg(long = "match", value_name = "TEXT")]
+    pub(crate) filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemoveCmd {
+    #[arg(help = KEY_HELP, required_unless_present = "id")]
+    pub(crate) key: Option<String>,
+    /// Remove the System V segment with this id instead (one whose key file is gone)
+    #[arg(long, value_name = "SHMID", conflicts_with = "key")]
+    pub(crate) id: Option<i32>,
+    /// Remove it even while processes are attached
+    #[arg(long, short)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CleanCmd {
+    /// Only show what would be removed
+    #[arg(long, short = 'n')]
+    pub(crate) dry_run: bool,
+    /// Only leftovers whose native key or file contains TEXT (leaves out segments whose
+    /// key file is gone)
+    #[arg(long = "match", value_name = "TEXT")]
+    pub(crate) filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoCmd {
+    /// Number of worker processes
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) workers: u32,
+    /// Locked increments per worker
+    #[arg(long, default_value_t = 25_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) increments: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoWorkerCmd {
+    pub(crate) key: String,
+    pub(crate) index: u32,
+    pub(crate) increments: u64,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!(
+            "`{s}` is not octal permission bits (e.g. 600, 660)"
+        )),
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1e9).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn modes_and_seconds() {
+        assert_eq!(parse_mode("660"), Ok(0o660));
+        assert_eq!(parse_mode("0o640"), Ok(0o640));
+        assert!(parse_mode("800").is_err());
+        assert!(parse_mode("1777").is_err());
+        assert_eq!(parse_seconds("0.5"), Ok(0.5));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("nan").is_err());
+    }
+}

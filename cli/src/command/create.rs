@@ -1,0 +1,79 @@
+//! `qshm create KEY SIZE`: create, fill, hold until interrupted or `--for`, then detach (the
+//! segment goes with the last detach, as with Qt on Unix).
+
+use std::process::ExitCode;
+
+use qshm::{AccessMode, SharedMemory};
+
+use super::{read_input, seconds, Ctx, Outcome};
+use crate::cli::CreateCmd;
+use crate::json::Obj;
+use crate::signals;
+
+pub(crate) fn run(ctx: &Ctx<'_>, cmd: &CreateCmd) -> Outcome {
+    let name = cmd.key.as_str();
+    let key = ctx.key(name)?;
+    let data = match &cmd.input {
+        Some(path) => read_input(ctx, name, Some(path))?,
+        None => Vec::new(),
+    };
+    let size = usize::try_from(cmd.size).map_err(|_| {
+        ctx.op(
+            name,
+            format_args!("{} bytes is more than this system can address", cmd.size),
+        )
+    })?;
+    if data.len() > size {
+        return Err(ctx.op(
+            name,
+            format_args!(
+                "the input ({} bytes) is larger than the segment ({size} bytes); nothing created",
+                data.len()
+            ),
+        ));
+    }
+    let mut shm = SharedMemory::with_native_key(key);
+    shm.set_permissions(cmd.mode);
+    shm.create(size, AccessMode::ReadWrite)
+        .map_err(|e| ctx.lib(name, &e))?;
+    if !data.is_empty() {
+        let filled = shm.lock().and_then(|mut guard| {
+            guard.as_mut_slice()?[..data.len()].copy_from_slice(&data);
+            guard.unlock()
+        });
+        if let Err(e) = filled {
+            return Err(ctx.lib(name, &e)); // dropping `shm` detaches and removes it
+        }
+    }
+    let hold = seconds(cmd.for_secs);
+    ctx.emit(
+        || {
+            let until = match hold {
+                Some(d) => format!("for {:.1} s", d.as_secs_f64()),
+                None => "until interrupted (Ctrl-C)".to_owned(),
+            };
+            format!(
+                "created {name}: {}, {} bytes, mode {:04o}, pid {}; holding it {until}",
+                shm.native_key(),
+                shm.size(),
+                cmd.mode,
+                std::process::id()
+            )
+        },
+        || {
+            Obj::new("create")
+                .str("status", "ready")
+                .str("key", name)
+                .str("native_key", &shm.native_key().to_string())
+                .num("size", shm.size() as u64)
+                .str("mode", &format!("{:04o}", cmd.mode))
+                .num("pid", std::process::id())
+                .num("bytes_written", data.len() as u64)
+        },
+    );
+    let blocked =
+        signals::block().map_err(|e| ctx.op(name, format_args!("cannot block signals: {e}")))?;
+    blocked.wait(hold);
+    shm.detach().map_err(|e| ctx.lib(name, &e))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,182 @@
+//! The verbs, one module each, and what they share: key resolution, output, input.
+
+mod clean;
+mod create;
+mod demo;
+mod info;
+mod key;
+mod list;
+mod lock;
+mod read;
+mod remove;
+mod write;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use qshm::inspect::SegmentInfo;
+use qshm::{KeyType, NativeKey};
+
+use crate::cli::{Cli, Command, Global, KeyTypeArg};
+use crate::json::Obj;
+use crate::Failure;
+
+pub(crate) type Outcome = Result<ExitCode, Failure>;
+
+/// Runs the verb.
+pub(crate) fn run(cli: Cli) -> Outcome {
+    let g = &cli.global;
+    match cli.command {
+        Command::Key(c) => key::run(&Ctx::new(g, "key"), &c),
+        Command::Create(c) => create::run(&Ctx::new(g, "create"), &c),
+        Command::Read(c) => read::run(&Ctx::new(g, "read"), &c),
+        Command::Write(c) => write::run(&Ctx::new(g, "write"), &c),
+        Command::Lock(c) => lock::run(&Ctx::new(g, "lock"), &c),
+        Command::Info(c) => info::run(&Ctx::new(g, "info"), &c),
+        Command::List(c) => list::run(&Ctx::new(g, "list"), &c),
+        Command::Remove(c) => remove::run(&Ctx::new(g, "remove"), &c),
+        Command::Clean(c) => clean::run(&Ctx::new(g, "clean"), &c),
+        Command::Demo(c) => demo::run(&Ctx::new(g, "demo"), &c),
+        Command::DemoWorker(c) => demo::worker(&c),
+    }
+}
+
+/// What every verb needs: the global options and its own name, for messages.
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) g: &'a Global,
+    pub(crate) verb: &'static str,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(g: &'a Global, verb: &'static str) -> Ctx<'a> {
+        Ctx { g, verb }
+    }
+
+    pub(crate) fn json(&self) -> bool {
+        self.g.json
+    }
+
+    /// The native key KEY names: a Qt key (with `--type`), or with `--native` a
+    /// QNativeIpcKey text. A text that does not parse is a usage error.
+    pub(crate) fn key(&self, text: &str) -> Result<NativeKey, Failure> {
+        if self.g.native {
+            if self.g.key_type.is_some() {
+                return Err(Failure::usage(
+                    self.verb,
+                    "--type applies to Qt keys; a native key names its type itself",
+                ));
+            }
+            return text.parse::<NativeKey>().map_err(|_| {
+                Failure::usage(
+                    self.verb,
+                    format!(
+                        "`{text}` is not a native key (expected e.g. `posix:/name` or \
+                         `systemv:/path`)"
+                    ),
+                )
+            });
+        }
+        if text.is_empty() {
+            return Err(Failure::usage(self.verb, "the key is empty"));
+        }
+        let key_type = match self.g.key_type {
+            None | Some(KeyTypeArg::Sysv) => KeyType::SystemV,
+            Some(KeyTypeArg::Posix) => KeyType::PosixRealtime,
+        };
+        Ok(NativeKey::legacy(text, key_type))
+    }
+
+    pub(crate) fn op(&self, key: &str, cause: impl std::fmt::Display) -> Failure {
+        Failure::op(self.verb, key, cause)
+    }
+
+    pub(crate) fn lib(&self, key: &str, err: &qshm::Error) -> Failure {
+        Failure::lib(self.verb, key, err)
+    }
+
+    /// Prints a result: `text` normally, the JSON object with `--json`.
+    pub(crate) fn emit(&self, text: impl FnOnce() -> String, obj: impl FnOnce() -> Obj) {
+        let line = if self.json() { obj().finish() } else { text() };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// Reads all of FILE, or standard input for `None` and `-`.
+pub(crate) fn read_input(
+    ctx: &Ctx<'_>,
+    key: &str,
+    path: Option<&Path>,
+) -> Result<Vec<u8>, Failure> {
+    let mut data = Vec::new();
+    match path {
+        None => std::io::stdin().lock().read_to_end(&mut data),
+        Some(p) if p == Path::new("-") => std::io::stdin().lock().read_to_end(&mut data),
+        Some(p) => {
+            return std::fs::read(p)
+                .map_err(|e| ctx.op(key, format_args!("cannot read {}: {e}", p.display())))
+        }
+    }
+    .map_err(|e| ctx.op(key, format_args!("cannot read standard input: {e}")))?;
+    Ok(data)
+}
+
+/// `--for SECONDS` as a duration.
+pub(crate) fn seconds(s: Option<f64>) -> Option<Duration> {
+    s.map(Duration::from_secs_f64)
+}
+
+/// The exit status for a child's: its code, or 128 + the signal that ended it.
+pub(crate) fn exit_status(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
+        (None, Some(sig)) => u8::try_from(128 + (sig & 0x7f)).unwrap_or(1),
+        (None, None) => 1,
+    }
+}
+
+/// One segment as a JSON object (the schema of `info` and `list`, README).
+pub(crate) fn segment_json(verb: &str, s: &SegmentInfo) -> Obj {
+    let native = s.native_key.as_ref().map(ToString::to_string);
+    let lock = s.lock_key.as_ref().map(ToString::to_string);
+    Obj::new(verb)
+        .str("backend", s.backend.name())
+        .opt_str("native_key", native.as_deref())
+        .opt_str("qt_key", s.qt_key.as_deref())
+        .opt_str("lock_key", lock.as_deref())
+        .opt_num("shmid", s.id)
+        .opt_str(
+            "sysv_key",
+            s.sysv_key.map(|k| format!("{k:#010x}")).as_deref(),
+        )
+        .opt_str(
+            "path",
+            s.path.as_ref().map(|p| p.display().to_string()).as_deref(),
+        )
+        .num("size", s.size)
+        .num("attach_count", s.attach_count)
+        .opt_num("creator_pid", s.creator_pid)
+        .opt_bool("creator_alive", s.creator_alive)
+        .opt_num("last_pid", s.last_pid)
+        .num("uid", s.uid)
+        .num("gid", s.gid)
+        .str("mode", &format!("{:04o}", s.mode))
+        .str("lock_state", s.lock_state.name())
+        .opt_num("lock_pid", s.lock_state.pid())
+        .bool("orphaned", s.orphaned)
+}
+
+/// A pid with whether it runs, for text output.
+pub(crate) fn pid_text(pid: Option<u32>, alive: Option<bool>) -> String {
+    match (pid, alive) {
+        (Some(p), Some(true)) => format!("{p} (running)"),
+        (Some(p), Some(false)) => format!("{p} (gone)"),
+        (Some(p), None) => p.to_string(),
+        (None, _) => "-".to_owned(),
+    }
+}

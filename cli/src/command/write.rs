@@ -1,0 +1,60 @@
+//! `qshm write KEY`: attach read-write, lock, copy in. Data that does not fit is refused
+//! before anything is written.
+
+use std::process::ExitCode;
+
+use qshm::{AccessMode, SharedMemory};
+
+use super::{read_input, Ctx, Outcome};
+use crate::cli::WriteCmd;
+use crate::json::Obj;
+
+pub(crate) fn run(ctx: &Ctx<'_>, cmd: &WriteCmd) -> Outcome {
+    let name = cmd.key.as_str();
+    let key = ctx.key(name)?;
+    let data = read_input(ctx, name, cmd.input.as_deref())?;
+    let mut shm = SharedMemory::with_native_key(key);
+    shm.attach(AccessMode::ReadWrite)
+        .map_err(|e| ctx.lib(name, &e))?;
+    let size = shm.size() as u64;
+    let offset = cmd.offset;
+    let fits = offset
+        .checked_add(data.len() as u64)
+        .is_some_and(|end| end <= size);
+    if offset > size {
+        return Err(ctx.op(
+            name,
+            format_args!(
+                "offset {offset} is past the end of the segment ({size} bytes); nothing written"
+            ),
+        ));
+    }
+    if !fits {
+        return Err(ctx.op(
+            name,
+            format_args!(
+                "{} bytes at offset {offset} do not fit in the segment ({size} bytes); nothing written",
+                data.len()
+            ),
+        ));
+    }
+    {
+        let mut guard = shm.lock().map_err(|e| ctx.lib(name, &e))?;
+        let bytes = guard.as_mut_slice().map_err(|e| ctx.lib(name, &e))?;
+        let start = offset as usize;
+        bytes[start..start + data.len()].copy_from_slice(&data);
+        guard.unlock().map_err(|e| ctx.lib(name, &e))?;
+    }
+    shm.detach().map_err(|e| ctx.lib(name, &e))?;
+    ctx.emit(
+        || format!("wrote {} bytes at offset {offset} of {name}", data.len()),
+        || {
+            Obj::new("write")
+                .str("key", name)
+                .num("offset", offset)
+                .num("length", data.len() as u64)
+                .num("size", size)
+        },
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,81 @@
+//! Interruption without a signal handler: SIGINT, SIGTERM and SIGHUP are blocked and then
+//! waited for with `sigtimedwait`, so nothing runs in signal context and no crate is needed.
+//!
+//! Blocked signals stay pending until waited for. Child processes start with an empty mask
+//! (Rust's `Command` resets it), so a command run by `qshm lock` is interrupted normally.
+//! The block is per thread and inherited by threads spawned later: call [`block`] before
+//! spawning any.
+#![allow(unsafe_code)] // sigprocmask and sigtimedwait; each block says why it is sound
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
+
+const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// The three signals, blocked in the calling thread; they are received by [`Blocked::wait`].
+#[derive(Debug)]
+pub(crate) struct Blocked {
+    set: libc::sigset_t,
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread.
+pub(crate) fn block() -> io::Result<Blocked> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set it is given a valid pointer to.
+    unsafe { libc::sigemptyset(set.as_mut_ptr()) };
+    // SAFETY: sigemptyset above initialised `set`.
+    let mut set = unsafe { set.assume_init() };
+    for sig in SIGNALS {
+        // SAFETY: `set` is an initialised sigset_t and `sig` a valid signal number.
+        unsafe { libc::sigaddset(&mut set, sig) };
+    }
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(Blocked { set })
+}
+
+impl Blocked {
+    /// Waits for one of the signals, at most `timeout` (`None`: as long as it takes).
+    /// Returns the signal, or `None` when the time ran out.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Option<libc::c_int> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let rc = match left {
+                Some(left) => {
+                    let ts = libc::timespec {
+                        tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t,
+                        tv_nsec: libc::c_long::from(left.subsec_nanos() as i32),
+                    };
+                    // SAFETY: `set` is an initialised sigset_t, `ts` a valid timespec, and a
+                    // null siginfo pointer is allowed.
+                    unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &ts) }
+                }
+                // SAFETY: `set` is an initialised sigset_t; a null siginfo pointer is allowed.
+                None => unsafe { libc::sigwaitinfo(&self.set, std::ptr::null_mut()) },
+            };
+            if rc > 0 {
+                return Some(rc);
+            }
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EAGAIN) => return None,
+                _ if left.is_some_and(|l| l.is_zero()) => return None,
+                _ => continue, // EINTR: another signal (SIGCHLD, a stop) interrupted the wait
+            }
+        }
+    }
+}
+
+/// Sends `sig` to process `pid` (forwarding an interruption to a child).
+pub(crate) fn forward(pid: u32, sig: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill takes plain integers; `pid` is a child this process spawned and has not
+    // reaped yet, so it names that child.
+    unsafe { libc::kill(pid, sig) };
+}
