@@ -1,14 +1,16 @@
 //! Interruption without a signal handler: SIGINT, SIGTERM and SIGHUP are blocked and then
 //! waited for with `sigtimedwait`, so nothing runs in signal context and no crate is needed.
 //!
-//! Blocked signals stay pending until waited for. Child processes start with an empty mask
-//! (Rust's `Command` resets it), so a command run by `qshm lock` is interrupted normally.
-//! The block is per thread and inherited by threads spawned later: call [`block`] before
-//! spawning any.
+//! Blocked signals stay pending until waited for. A signal mask is inherited across
+//! `fork` and `exec` (and Rust's `Command` leaves it so), so commands are started through
+//! [`unblocked_in_child`], which clears it between the two. The block is per thread and
+//! inherited by threads spawned later: call [`block`] before spawning any.
 #![allow(unsafe_code)] // sigprocmask and sigtimedwait; each block says why it is sound
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
@@ -78,4 +80,31 @@ pub(crate) fn forward(pid: u32, sig: libc::c_int) {
     // SAFETY: kill takes plain integers; `pid` is a child this process spawned and has not
     // reaped yet, so it names that child.
     unsafe { libc::kill(pid, sig) };
+}
+
+/// Makes `cmd` start with SIGINT, SIGTERM and SIGHUP unblocked (they are blocked here and the
+/// mask would be inherited), so that the command is interrupted as usual.
+pub(crate) fn unblocked_in_child(cmd: &mut Command) -> &mut Command {
+    let hook = || {
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises the set it is given a valid pointer to; it is
+        // async-signal-safe, as code between fork and exec must be.
+        unsafe { libc::sigemptyset(set.as_mut_ptr()) };
+        // SAFETY: initialised just above.
+        let mut set = unsafe { set.assume_init() };
+        for sig in SIGNALS {
+            // SAFETY: `set` is an initialised sigset_t and `sig` a valid signal number.
+            unsafe { libc::sigaddset(&mut set, sig) };
+        }
+        // SAFETY: `set` is initialised; a null old-set pointer is allowed; sigprocmask is
+        // async-signal-safe.
+        match unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    };
+    // SAFETY: the hook runs in the child between fork and exec and only calls
+    // async-signal-safe functions (sigemptyset, sigaddset, sigprocmask) on its own stack
+    // data; it allocates nothing and takes no lock.
+    unsafe { cmd.pre_exec(hook) }
 }

@@ -46,6 +46,10 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &CreateCmd) -> Outcome {
         }
     }
     let hold = seconds(cmd.for_secs);
+    // Blocked before saying "ready", so that a signal sent as soon as we are ready is
+    // waited for, not fatal.
+    let blocked =
+        signals::block().map_err(|e| ctx.op(name, format_args!("cannot block signals: {e}")))?;
     ctx.emit(
         || {
             let until = match hold {
@@ -71,8 +75,6 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &CreateCmd) -> Outcome {
                 .num("bytes_written", data.len() as u64)
         },
     );
-    let blocked =
-        signals::block().map_err(|e| ctx.op(name, format_args!("cannot block signals: {e}")))?;
     blocked.wait(hold);
     shm.detach().map_err(|e| ctx.lib(name, &e))?;
     Ok(ExitCode::SUCCESS)

@@ -75,14 +75,16 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &DemoCmd) -> Outcome {
     let start = Instant::now();
     let mut workers = Workers(Vec::new());
     for i in 0..cmd.workers {
-        let child = Command::new(&exe)
+        let mut worker = Command::new(&exe);
+        worker
             .args([
                 "demo-worker",
                 &key,
                 &i.to_string(),
                 &cmd.increments.to_string(),
             ])
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        let child = signals::unblocked_in_child(&mut worker)
             .spawn()
             .map_err(|e| fail(&format_args!("cannot start a worker: {e}")))?;
         workers.0.push(child);

@@ -55,8 +55,9 @@ fn run_command(
     argv: &[String],
     blocked: &signals::Blocked,
 ) -> Result<u8, Failure> {
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    let mut child = signals::unblocked_in_child(&mut command)
         .spawn()
         .map_err(|e| {
             let status = if e.kind() == io::ErrorKind::NotFound {
