@@ -384,6 +384,26 @@ fn kill_9_of_the_holder_100_times() {
     eprintln!("kill -9 x100: slowest take-over {worst:?}");
 }
 
+/// A holder killed but not yet reaped (a zombie: its pid still exists) is dead too.
+#[test]
+fn zombie_holder_is_taken_over() {
+    let _w = util::file_watchdog("zombie_holder_is_taken_over", Duration::from_secs(60));
+    let (path, _c) = unique_file("file-zombie");
+    let seg = MappedSegment::create_file(&path, 64).unwrap();
+    let mut child = ChildProc::spawn("hold-lock", &[path.to_str().unwrap()]);
+    assert_eq!(child.expect_line(T), "locked");
+    let status = Command::new("kill")
+        .args(["-9", &child.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Not reaped until `child` is dropped: the holder is a zombie meanwhile.
+    let guard = seg.lock_timeout(Duration::from_secs(5)).unwrap();
+    assert!(guard.owner_died());
+    drop(guard);
+    child.kill9();
+}
+
 fn compile_c_counter(dir: &Path) -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let exe = dir.join("counter");

@@ -621,7 +621,8 @@ impl MappedSegment {
     ///
     /// [`ErrorKind::Unsupported`] for a file segment; [`ErrorKind::LockError`] while the lock
     /// is held; [`ErrorKind::Unknown`] with `EBUSY` while another process still maps it
-    /// writable (this segment is then left mapped read-write).
+    /// writable. On failure the segment is detached (it was consumed); seal it while you
+    /// are its only user.
     pub fn seal_write(self) -> Result<MappedSegment> {
         let MappedSegment { inner, label, .. } = self;
         let inner = inner.seal_write(&label)?;
