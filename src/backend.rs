@@ -72,8 +72,24 @@ pub(crate) trait RawSemaphore: Sized + Send + Sync + sealed::Sealed {
     fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()>;
     /// How many processes are blocked in `acquire` right now, as far as the OS can tell.
     fn waiters(&self) -> usize;
+    /// Whether anyone else may be using the semaphore: blocked in it, or (where the OS
+    /// shows it) holding it open. Removing one in use would split the lock in two.
+    fn in_use_elsewhere(&self) -> bool {
+        self.waiters() > 0
+    }
     /// Deletes the semaphore and its name.
     fn remove(&self) -> Result<()>;
+    /// Declares the data the lock protects consistent again after a holder died (see
+    /// `acquire`); backends that cannot tell have nothing to clear.
+    fn mark_consistent(&self) {}
+    /// Deletes the semaphore and its name while this process holds it (with [`Undo::Yes`]),
+    /// giving the hold up. Someone who opened it just before must not be left waiting on a
+    /// semaphore nobody will post: System V wakes them with `EIDRM` (they reopen by name);
+    /// other backends post it after removing the name, and the waiter, finding the name gone
+    /// (`still_named`), reopens.
+    fn remove_while_held(&self) -> Result<()> {
+        self.remove()
+    }
     /// Whether the name still refers to the object this handle has open. A backend whose
     /// handles notice removal by themselves (System V: `EIDRM`) always says yes.
     fn still_named(&self) -> bool {

@@ -31,7 +31,7 @@
 //!
 //! # Platform-specific behavior
 //!
-//! Linux has the System V backend, the one Qt's Linux builds use for Qt keys. On targets
+//! Linux has the System V backend (Qt's Linux default for Qt keys) and the POSIX one. On targets
 //! without a backend the crate compiles and every operation reports
 //! [`ErrorKind::Unsupported`]. See [`NativeKey`] for how keys become native names.
 #![deny(unsafe_code)]

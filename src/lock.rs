@@ -77,9 +77,12 @@ impl<'a> LockGuard<'a> {
         self.len() == 0
     }
 
-    /// Whether the previous holder of the lock died holding it, so that the data may be
-    /// half-written. Locks that cannot tell (the System V segment lock, which the kernel
-    /// gives back silently) report `false`.
+    /// Whether a holder of the lock died holding it, so that the data may be half-written.
+    ///
+    /// It stays true for every later holder (whoever took the lock over first, perhaps
+    /// inside `attach`) until one calls [`mark_consistent`](LockGuard::mark_consistent).
+    /// Locks that cannot tell (the System V segment lock, which the kernel gives back
+    /// silently) report `false`.
     pub fn owner_died(&self) -> bool {
         self.locked.owner_died()
     }

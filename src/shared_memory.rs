@@ -94,24 +94,18 @@ pub enum LastDetach {
 
 /// Opens the lock of the segment `key` and takes it. A lock whose name was removed or
 /// replaced meanwhile (the last detach removes it; a Qt creator replaces it) is opened again,
-/// so that everyone serialises on the one the name now refers to. Returns the lock and
-/// whether this call created it.
-fn lock_by_name(
-    key: &NativeKey,
-    mode: u32,
-    op: Operation,
-    wait: Wait,
-) -> Result<(Semaphore, bool)> {
+/// so that everyone serialises on the one the name now refers to.
+fn lock_by_name(key: &NativeKey, mode: u32, op: Operation, wait: Wait) -> Result<Semaphore> {
     let lock_key = key.lock_key();
     for _ in 0..100 {
-        let (sem, created) =
+        let (sem, _created) =
             Semaphore::open(&lock_key, 1, SemOpen::OpenOrCreate, mode).map_err(|e| {
                 let detail = format!("cannot open its lock ({e})");
                 e.with_op(op).with_key(key.to_string()).with_detail(detail)
             })?;
         sem.acquire(wait, Undo::Yes, op)?;
         if sem.still_named() {
-            return Ok((sem, created));
+            return Ok(sem);
         }
         let _ = sem.release(1, Undo::Yes, op);
     }
@@ -272,7 +266,7 @@ impl SharedMemory {
         op: Operation,
         f: impl FnOnce(&NativeKey, u32) -> Result<Segment>,
     ) -> Result<Segment> {
-        let (sem, created) = lock_by_name(&self.key, self.mode, op, Wait::Forever)?;
+        let sem = lock_by_name(&self.key, self.mode, op, Wait::Forever)?;
         match f(&self.key, self.mode) {
             Ok(seg) => {
                 sem.release(1, Undo::Yes, op)?;
@@ -280,8 +274,12 @@ impl SharedMemory {
                 Ok(seg)
             }
             Err(err) => {
-                if created && err.kind() != ErrorKind::AlreadyExists && sem.waiters() == 0 {
-                    let _ = sem.remove();
+                // No segment (none was found, or creating it failed): the lock serves nobody
+                // unless someone else is using it, whoever created it.
+                let no_segment = err.kind() != ErrorKind::AlreadyExists
+                    && !crate::sys::segment_exists(&self.key);
+                if no_segment && !sem.in_use_elsewhere() {
+                    let _ = sem.remove_while_held();
                 } else {
                     let _ = sem.release(1, Undo::Yes, op);
                 }
@@ -323,7 +321,7 @@ impl SharedMemory {
         } else {
             let _ = sem.release(1, Undo::Yes, Operation::Detach);
             match lock_by_name(&self.key, self.mode, Operation::Detach, Wait::Forever) {
-                Ok((fresh, _)) => fresh,
+                Ok(fresh) => fresh,
                 Err(err) => {
                     self.segment = Some(seg);
                     self.lock = Some(sem);
@@ -336,7 +334,7 @@ impl SharedMemory {
         let shares_key_file = self.key.legacy_key().is_none();
         let remove = self.last_detach == LastDetach::Remove;
         match seg.detach(remove, !shares_key_file) {
-            Ok(true) if sem.waiters() == 0 => sem.remove(),
+            Ok(true) if !sem.in_use_elsewhere() => sem.remove_while_held(),
             Ok(_) => sem.release(1, Undo::Yes, Operation::Detach),
             Err(err) => {
                 let _ = sem.release(1, Undo::Yes, Operation::Detach);
@@ -502,7 +500,7 @@ impl SharedMemory {
             Wait::Poll
         };
         let (sem, locked) = match lock_by_name(key, 0o600, Operation::Remove, wait) {
-            Ok((sem, _)) => (sem, true),
+            Ok(sem) => (sem, true),
             Err(err) if only_if_unattached || err.kind() != ErrorKind::WouldBlock => {
                 return Err(err)
             }
@@ -513,8 +511,12 @@ impl SharedMemory {
         };
         let removed = crate::sys::remove_segment(key, only_if_unattached);
         let gone = matches!(removed, Ok(true)) || !crate::sys::segment_exists(key);
-        if gone && sem.waiters() == 0 {
-            let _ = sem.remove();
+        if gone && !sem.in_use_elsewhere() {
+            let _ = if locked {
+                sem.remove_while_held()
+            } else {
+                sem.remove()
+            };
         } else if locked {
             let _ = sem.release(1, Undo::Yes, Operation::Remove);
         }

@@ -58,6 +58,10 @@ impl SegmentLock for Semaphore {
     fn unlock(&self) -> Result<()> {
         self.release(1, Undo::Yes, Operation::Unlock)
     }
+
+    fn mark_consistent(&self) {
+        RawSemaphore::mark_consistent(self);
+    }
 }
 
 /// The in-process half of a segment lock: whether a [`Locked`] exists for this object, and

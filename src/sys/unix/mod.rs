@@ -1,8 +1,8 @@
 //! Linux: the System V and POSIX backends, plus what every Unix backend shares (errno mapping, key
 //! files, the runtime directory).
 
-pub(crate) mod mapped;
 pub(crate) mod inspect;
+pub(crate) mod mapped;
 mod posix;
 mod robust_lock;
 mod sysv;
@@ -316,10 +316,31 @@ impl RawSemaphore for Semaphore {
         }
     }
 
+    fn in_use_elsewhere(&self) -> bool {
+        match self {
+            Semaphore::SystemV(s) => s.in_use_elsewhere(),
+            Semaphore::Posix(s) => s.in_use_elsewhere(),
+        }
+    }
+
     fn remove(&self) -> Result<()> {
         match self {
             Semaphore::SystemV(s) => s.remove(),
             Semaphore::Posix(s) => s.remove(),
+        }
+    }
+
+    fn mark_consistent(&self) {
+        match self {
+            Semaphore::SystemV(s) => s.mark_consistent(),
+            Semaphore::Posix(s) => s.mark_consistent(),
+        }
+    }
+
+    fn remove_while_held(&self) -> Result<()> {
+        match self {
+            Semaphore::SystemV(s) => s.remove_while_held(),
+            Semaphore::Posix(s) => s.remove_while_held(),
         }
     }
 

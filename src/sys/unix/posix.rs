@@ -26,7 +26,9 @@
 //! [`SLICE`] without success reads it; when the recorded process is gone (or its pid now
 //! belongs to a younger process) while the semaphore is still taken, the waiter takes the
 //! record over with a compare-and-swap (exactly one waiter wins), and with it the unit the
-//! dead holder never gave back, and reports that the owner died.
+//! dead holder never gave back, and reports that the owner died. Bytes 24..32 hold a state
+//! word whose bit 0 says "a holder died and nobody has declared the data consistent since":
+//! every later holder is told, until one calls `mark_consistent`.
 //!
 //! What remains: a Qt process writes no record, so a Qt holder that dies still blocks
 //! everyone, Qt and qshm (Qt's own behaviour, spec §8.2); and a qshm process killed in the
@@ -38,7 +40,7 @@
 //! * <https://man7.org/linux/man-pages/man3/shm_open.3.html>, `sem_open(3)`,
 //!   `sem_overview(7)`, `flock(2)`, `posix_fallocate(3)`, `proc_pid_maps(5)`
 
-use std::ffi::{c_int, c_uint, CString};
+use std::ffi::{c_int, CString};
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -464,6 +466,51 @@ impl fmt::Debug for PosixSemaphore {
     }
 }
 
+/// Creates the semaphore file `path` with value `initial` unless it exists; returns whether
+/// it created it.
+///
+/// glibc's `sem_open(O_CREAT)` writes a named temporary file `sem.XXXXXX` and links it into
+/// place, so a process killed in between leaves that file behind for good. Here the file is
+/// written unnamed (`O_TMPFILE`) and linked into place in one step: a crash leaves nothing.
+/// Its 32 bytes are a `sem_t` that glibc's own `sem_init(pshared = 1)` initialised, so the
+/// layout is glibc's by construction; `sem_open` then opens it as any other.
+fn create_sem_file(path: &str, initial: u32, mode: u32) -> std::result::Result<bool, i32> {
+    let mode = Mode::from_raw_mode(mode & 0o777);
+    let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+    let tmp = rustix::fs::open(SHM_DIR, flags, mode).map_err(|e| e.raw_os_error())?;
+    // SAFETY: an all-zero sem_t is valid storage for sem_init to initialise.
+    let mut sem: libc::sem_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `sem` is valid, writable storage for a sem_t; pshared = 1 makes it usable
+    // from shared memory, which is what the file becomes.
+    if unsafe { libc::sem_init(&mut sem, 1, initial) } == -1 {
+        return Err(errno());
+    }
+    // SAFETY: `sem` is an initialised sem_t: reading its bytes is reading plain memory.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            std::ptr::from_ref(&sem).cast::<u8>(),
+            std::mem::size_of::<libc::sem_t>(),
+        )
+    };
+    let mut written = 0;
+    while written < bytes.len() {
+        match rustix::io::write(&tmp, &bytes[written..]) {
+            Ok(n) => written += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.raw_os_error()),
+        }
+    }
+    // The mode is exact, as for System V (open applies the umask).
+    rustix::fs::fchmod(&tmp, mode).map_err(|e| e.raw_os_error())?;
+    let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&tmp));
+    let (cwd, follow) = (rustix::fs::CWD, rustix::fs::AtFlags::SYMLINK_FOLLOW);
+    match rustix::fs::linkat(cwd, fd_path.as_str(), cwd, path, follow) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::EXIST) => Ok(false),
+        Err(e) => Err(e.raw_os_error()),
+    }
+}
+
 fn file_inode(path: &str) -> Option<u64> {
     rustix::fs::stat(path).ok().map(|st| st.st_ino)
 }
@@ -493,33 +540,15 @@ impl PosixSemaphore {
             .map_err(|_| ctx.kind(ErrorKind::KeyError, "NUL in name"))?;
         let path = format!("{SHM_DIR}sem.{file}");
         for _ in 0..100 {
-            // SAFETY: `name` is a valid C string; with O_CREAT, sem_open reads a mode_t and
-            // an unsigned int from its variadic arguments, which are passed as such.
-            let sem = unsafe {
-                libc::sem_open(
-                    name.as_ptr(),
-                    libc::O_CREAT | libc::O_EXCL,
-                    (mode & 0o777) as libc::mode_t as c_uint,
-                    initial as c_uint,
-                )
-            };
-            if sem != libc::SEM_FAILED {
-                // The mode is exact, as for System V (sem_open applies the umask).
-                let _ = rustix::fs::chmod(&path, Mode::from_raw_mode(mode & 0o777));
-                return Ok((PosixSemaphore::new(sem, key, name, path)?, true));
-            }
-            let e = errno();
-            if e != libc::EEXIST {
-                return Err(sem_error(ctx, e));
-            }
+            let created = create_sem_file(&path, initial, mode).map_err(|e| sem_error(ctx, e))?;
             // SAFETY: `name` is a valid C string; without O_CREAT no more arguments are read.
             let sem = unsafe { libc::sem_open(name.as_ptr(), 0) };
             if sem != libc::SEM_FAILED {
                 let sem = PosixSemaphore::new(sem, key, name, path)?;
-                if how == SemOpen::CreateOrReset {
+                if !created && how == SemOpen::CreateOrReset {
                     sem.reset(initial, ctx)?;
                 }
-                return Ok((sem, false));
+                return Ok((sem, created));
             }
             let e = errno();
             if e != libc::ENOENT {
@@ -567,12 +596,35 @@ impl PosixSemaphore {
 
     /// The owner record in the unused tail of glibc's 64-bit `sem_t` (see the module docs).
     fn record(&self) -> &AtomicU64 {
-        const _: () = assert!(std::mem::size_of::<libc::sem_t>() >= 24);
+        self.tail_word(16)
+    }
+
+    /// The state word after it: bit 0 set while the data is suspect (a holder died and
+    /// nobody has called `mark_consistent` since).
+    fn state(&self) -> &AtomicU64 {
+        self.tail_word(24)
+    }
+
+    fn tail_word(&self, offset: usize) -> &AtomicU64 {
+        const _: () = assert!(std::mem::size_of::<libc::sem_t>() >= 32);
+        debug_assert!(offset == 16 || offset == 24);
         // SAFETY: sem_open maps the whole 32-byte semaphore file at a page boundary, so
-        // bytes 16..24 are mapped, 8-byte aligned, and live as long as `self` (until
+        // bytes 16..32 are mapped, 8-byte aligned, and live as long as `self` (until
         // sem_close). glibc's `struct new_sem` ends at byte 16 on 64-bit targets and never
         // touches them; every access to them is atomic, in every process.
-        unsafe { &*self.sem.as_ptr().cast::<u8>().add(16).cast::<AtomicU64>() }
+        unsafe {
+            &*self
+                .sem
+                .as_ptr()
+                .cast::<u8>()
+                .add(offset)
+                .cast::<AtomicU64>()
+        }
+    }
+
+    /// Whether a holder died and nobody has declared the data consistent since.
+    fn suspect(&self) -> bool {
+        self.state().load(Ordering::Acquire) & 1 != 0
     }
 
     fn value(&self) -> i32 {
@@ -613,9 +665,13 @@ impl PosixSemaphore {
         if old == 0 || is_alive(old) || self.value() > 0 {
             return false;
         }
-        record
+        let taken = record
             .compare_exchange(old, my_identity(), Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+            .is_ok();
+        if taken {
+            self.state().fetch_or(1, Ordering::AcqRel);
+        }
+        taken
     }
 
     /// One `sem_wait` / `sem_trywait` / `sem_timedwait`, retried on `EINTR`.
@@ -673,7 +729,9 @@ impl PosixSemaphore {
             match result {
                 Ok(()) => {
                     self.record().store(me, Ordering::Release);
-                    return Ok(false);
+                    // Still suspect if a holder died before, even if whoever took over then
+                    // (perhaps inside create/attach) did not repair the data.
+                    return Ok(self.suspect());
                 }
                 Err(libc::EAGAIN | libc::ETIMEDOUT) => {}
                 Err(e) => return Err(wait_error(ctx, e)),
@@ -784,6 +842,25 @@ impl RawSemaphore for PosixSemaphore {
 
     fn waiters(&self) -> usize {
         self.nwaiters()
+    }
+
+    /// Another process has the semaphore open: glibc maps the semaphore file into every
+    /// process that opens it, waiters included. (glibc's waiter count is no guide: a waiter
+    /// killed in `sem_wait` never takes itself off it.) A semaphore removed while open is
+    /// not noticed by its holder, unlike System V's `EIDRM`, so this is checked before
+    /// removing; threads of this process notice it in `still_named`.
+    fn in_use_elsewhere(&self) -> bool {
+        mapped_by_another_process(&self.path)
+    }
+
+    fn mark_consistent(&self) {
+        self.state().fetch_and(!1, Ordering::AcqRel);
+    }
+
+    fn remove_while_held(&self) -> Result<()> {
+        let removed = self.remove();
+        let released = self.release(1, Undo::Yes, Operation::Remove);
+        removed.and(released)
     }
 
     fn remove(&self) -> Result<()> {
