@@ -159,12 +159,27 @@ pub struct ChildProc {
 
 impl ChildProc {
     pub fn spawn(role: &str, args: &[&str]) -> ChildProc {
+        ChildProc::spawn_under(&[], role, args)
+    }
+
+    /// As [`ChildProc::spawn`], run through a wrapper command such as
+    /// `setpriv --reuid=nobody …` or `unshare --ipc …` (`prefix` is its argv before the
+    /// test binary).
+    pub fn spawn_under(prefix: &[&str], role: &str, args: &[&str]) -> ChildProc {
         let exe = std::env::current_exe().expect("test binary path");
         let spec = std::iter::once(role)
             .chain(args.iter().copied())
             .collect::<Vec<_>>()
             .join("\u{1f}");
-        let mut child = Command::new(exe)
+        let mut command = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .args([
                 "child_entry",
                 "--exact",

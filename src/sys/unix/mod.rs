@@ -43,6 +43,9 @@ pub(crate) fn errno_kind(errno: i32) -> ErrorKind {
             ErrorKind::OutOfResources
         }
         libc::ENAMETOOLONG => ErrorKind::KeyError,
+        // A symbolic link where a key file or POSIX name should be (O_NOFOLLOW, or refused
+        // in a world-writable directory): possibly planted by another user.
+        libc::ELOOP => ErrorKind::PermissionDenied,
         libc::EAGAIN => ErrorKind::WouldBlock,
         libc::ETIMEDOUT => ErrorKind::Timeout,
         libc::ENOSYS | libc::EOPNOTSUPP => ErrorKind::Unsupported,

@@ -8,6 +8,8 @@
 
 use std::ffi::{c_int, c_ushort, CStr, CString};
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -30,7 +32,19 @@ union Semun {
 }
 
 /// `ftok(path, proj)`: the System V key of a key file.
+///
+/// `ftok` follows symbolic links. In a world-writable directory (`/tmp`, Qt's default) a
+/// link there may have been planted by another user to steer us onto a key of their
+/// choosing, so there a key file that is a symbolic link is refused (`ELOOP`).
 fn ftok(path: &CStr, proj: u8) -> std::result::Result<libc::key_t, i32> {
+    let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
+    if let (Ok(meta), Some(dir)) = (std::fs::symlink_metadata(p), p.parent()) {
+        let world_writable =
+            std::fs::metadata(dir).is_ok_and(|d| d.permissions().mode() & 0o002 != 0);
+        if meta.file_type().is_symlink() && world_writable {
+            return Err(libc::ELOOP);
+        }
+    }
     // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
     let key = unsafe { libc::ftok(path.as_ptr(), c_int::from(proj)) };
     if key == -1 {
@@ -484,14 +498,34 @@ fn far_future() -> Instant {
 
 /// Opens or creates the semaphore of `path`.
 fn get(ctx: Ctx<'_>, path: &CStr, initial: u32, how: SemOpen, mode: u32) -> Result<(c_int, bool)> {
-    create_key_file(ctx)?;
+    let created_file = create_key_file(ctx)?;
+    let result = get_by_key_file(ctx, path, initial, how, mode);
+    if result.is_err() && created_file {
+        // Out of semaphores, say: leave no key file behind for nothing.
+        remove_key_file(ctx.key.native_key());
+    }
+    result
+}
+
+fn get_by_key_file(
+    ctx: Ctx<'_>,
+    path: &CStr,
+    initial: u32,
+    how: SemOpen,
+    mode: u32,
+) -> Result<(c_int, bool)> {
     let sysv_key = ftok(path, project_id(ctx.key)).map_err(|e| ctx.err(e))?;
     let perms = (mode & 0o777) as c_int;
     loop {
         // SAFETY: semget takes plain integers.
         let id = unsafe { libc::semget(sysv_key, 1, perms | libc::IPC_CREAT | libc::IPC_EXCL) };
         if id != -1 {
-            set_value(ctx, id, initial)?;
+            if let Err(err) = set_value(ctx, id, initial) {
+                // A semaphore stuck at 0 would block everyone: do not leave it.
+                // SAFETY: IPC_RMID takes no fourth argument.
+                unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
+                return Err(err);
+            }
             return Ok((id, true));
         }
         let e = errno();

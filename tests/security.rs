@@ -1,0 +1,277 @@
+//! Permissions, planted symbolic links and exhausted resources, on both backends.
+//!
+//! Other users are played by `nobody` (`setpriv`); exhausted System V limits by a private IPC
+//! namespace (`unshare --ipc`) with tiny `kernel.shm*`/`kernel.sem` values. Both need root,
+//! as CI runs.
+
+mod util;
+
+use std::time::Duration;
+
+use qshm::{
+    AccessMode, ErrorKind, KeyType, NativeKey, SemaphoreMode, SharedMemory, SystemSemaphore,
+};
+use util::{ChildProc, Cleanup, Watchdog};
+
+const BACKENDS: [KeyType; 2] = [KeyType::SystemV, KeyType::PosixRealtime];
+
+const AS_NOBODY: &[&str] = &[
+    "setpriv",
+    "--reuid=nobody",
+    "--regid=nogroup",
+    "--clear-groups",
+    "--",
+];
+/// `nobody`, with root's group (gid 0) as its one supplementary group.
+const AS_NOBODY_IN_GROUP_0: &[&str] = &[
+    "setpriv",
+    "--reuid=nobody",
+    "--regid=nogroup",
+    "--groups=0",
+    "--",
+];
+
+fn run(prefix: &[&str], role: &str, args: &[&str]) -> String {
+    let mut child = ChildProc::spawn_under(prefix, role, args);
+    let line = child.expect_line(Duration::from_secs(60));
+    assert!(
+        child.wait(Duration::from_secs(60)).success(),
+        "{role}: child failed"
+    );
+    line
+}
+
+/// With the default mode (0600), another user can neither attach, nor take the lock, nor
+/// remove the segment; the data is unchanged.
+#[test]
+fn default_mode_keeps_other_users_out() {
+    let _w = Watchdog::new(
+        "default_mode_keeps_other_users_out",
+        Duration::from_secs(120),
+    );
+    for t in BACKENDS {
+        let key = NativeKey::legacy(&util::unique_key("perm-default"), t);
+        let _c = Cleanup::new().segment(&key);
+        let mut shm = SharedMemory::with_native_key(key.clone());
+        shm.create(64, AccessMode::ReadWrite).unwrap();
+        shm.lock().unwrap().as_mut_slice().unwrap()[..6].copy_from_slice(b"secret");
+        let line = run(AS_NOBODY, "intruder", &[&key.to_string()]);
+        assert_eq!(
+            line, "attach PermissionDenied, lock PermissionDenied, remove PermissionDenied",
+            "{t:?}"
+        );
+        assert_eq!(&shm.lock().unwrap().as_slice()[..6], b"secret", "{t:?}");
+        assert_eq!(
+            shm.lock().unwrap().as_slice()[6..]
+                .iter()
+                .filter(|&&b| b != 0)
+                .count(),
+            0
+        );
+    }
+}
+
+/// With an explicit mode (0660) and a shared group, the other user can.
+#[test]
+fn explicit_group_mode_lets_the_group_in() {
+    let _w = Watchdog::new(
+        "explicit_group_mode_lets_the_group_in",
+        Duration::from_secs(120),
+    );
+    for t in BACKENDS {
+        let key = NativeKey::legacy(&util::unique_key("perm-group"), t);
+        let _c = Cleanup::new().segment(&key);
+        let mut shm = SharedMemory::with_native_key(key.clone());
+        shm.set_permissions(0o660);
+        shm.create(64, AccessMode::ReadWrite).unwrap();
+        let line = run(AS_NOBODY_IN_GROUP_0, "group_member", &[&key.to_string()]);
+        assert_eq!(line, "wrote", "{t:?}");
+        assert_eq!(&shm.lock().unwrap().as_slice()[..5], b"group", "{t:?}");
+    }
+}
+
+/// A symbolic link planted by another user where a key file or POSIX name goes is never
+/// followed: creation fails (or finds the name taken), and the link's target is untouched.
+#[test]
+fn planted_symlinks_are_not_followed() {
+    let _w = Watchdog::new(
+        "planted_symlinks_are_not_followed",
+        Duration::from_secs(120),
+    );
+    let target = format!("/tmp/{}", util::unique_key("symlink-target"));
+    std::fs::write(&target, b"precious").unwrap();
+    struct RemoveFile(String);
+    impl Drop for RemoveFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _t = RemoveFile(target.clone());
+    for t in BACKENDS {
+        let key = NativeKey::legacy(&util::unique_key("symlink"), t);
+        let _c = Cleanup::new().segment(&key);
+        let (link, lock_link) = if t.is_system_v() {
+            (
+                key.native_key().to_owned(),
+                key.lock_key().native_key().to_owned(),
+            )
+        } else {
+            (
+                format!("/dev/shm{}", key.native_key()),
+                format!("/dev/shm/sem.{}", &key.lock_key().native_key()[1..]),
+            )
+        };
+        let _l = (RemoveFile(link.clone()), RemoveFile(lock_link.clone()));
+        // `nobody` plants links to our file at both names.
+        let line = run(AS_NOBODY, "plant", &[&target, &link, &lock_link]);
+        assert_eq!(line, "planted");
+        let mut shm = SharedMemory::with_native_key(key.clone());
+        let err = shm.create(64, AccessMode::ReadWrite).unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                ErrorKind::PermissionDenied | ErrorKind::AlreadyExists
+            ),
+            "{t:?}: {err}"
+        );
+        let err = shm.attach(AccessMode::ReadWrite).unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                ErrorKind::PermissionDenied | ErrorKind::NotFound
+            ),
+            "{t:?}: {err}"
+        );
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            b"precious",
+            "{t:?}: the target changed"
+        );
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}
+
+/// Exhausted System V limits, in a private IPC namespace: no segment identifiers left, no
+/// pages left, no semaphore sets left. Each is OutOfResources with a clear message.
+#[test]
+fn system_v_limits_are_out_of_resources() {
+    let _w = Watchdog::new(
+        "system_v_limits_are_out_of_resources",
+        Duration::from_secs(120),
+    );
+    for (sysctl, what) in [
+        ("kernel.shmmni=1", "shmmni"),
+        ("kernel.shmall=1", "shmall"),
+        ("kernel.sem=250 32000 32 1", "semmni"),
+    ] {
+        let script = format!("sysctl -q -w '{sysctl}' && exec \"$0\" \"$@\"");
+        let prefix = ["unshare", "--ipc", "--", "sh", "-c", script.as_str()];
+        let line = run(&prefix, "exhaust_sysv", &[what]);
+        assert_eq!(line, format!("{what}: OutOfResources"), "{sysctl}");
+    }
+}
+
+/// Out of file descriptors: OutOfResources, and once some are free again everything works
+/// and nothing was left behind.
+#[test]
+fn too_many_open_files_is_out_of_resources() {
+    let _w = Watchdog::new(
+        "too_many_open_files_is_out_of_resources",
+        Duration::from_secs(120),
+    );
+    let prefix = ["prlimit", "--nofile=64:64", "--"];
+    assert_eq!(
+        run(&prefix, "exhaust_fds", &[]),
+        "OutOfResources OutOfResources"
+    );
+}
+
+#[test]
+fn child_entry() {
+    let Some(args) = util::child_role() else {
+        return;
+    };
+    let kind =
+        |r: qshm::Result<()>| r.map_or_else(|e| format!("{:?}", e.kind()), |()| "Ok".to_owned());
+    match args[0].as_str() {
+        "intruder" => {
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key.clone());
+            let attach = kind(shm.attach(AccessMode::ReadOnly));
+            let lock = kind(
+                SystemSemaphore::with_native_key(key.lock_key(), 1, SemaphoreMode::Open)
+                    .and_then(|sem| sem.try_acquire()),
+            );
+            let remove = kind(SharedMemory::force_remove(&key).map(drop));
+            util::say(&format!("attach {attach}, lock {lock}, remove {remove}"));
+        }
+        "group_member" => {
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key);
+            shm.attach(AccessMode::ReadWrite)
+                .expect("attach as a group member");
+            shm.lock().unwrap().as_mut_slice().unwrap()[..5].copy_from_slice(b"group");
+            util::say("wrote");
+        }
+        "plant" => {
+            for link in &args[2..] {
+                std::os::unix::fs::symlink(&args[1], link).expect("plant a link");
+            }
+            util::say("planted");
+        }
+        "exhaust_sysv" => {
+            let key = NativeKey::legacy(&util::unique_key("exhaust"), KeyType::SystemV);
+            let _c = Cleanup::new().segment(&key);
+            let mut first = SharedMemory::with_native_key(key);
+            let result = match args[1].as_str() {
+                // One identifier: the first segment takes it, the second finds none.
+                "shmmni" => first.create(64, AccessMode::ReadWrite).and_then(|()| {
+                    let other = NativeKey::legacy(&util::unique_key("exhaust2"), KeyType::SystemV);
+                    let _c2 = Cleanup::new().segment(&other);
+                    SharedMemory::with_native_key(other).create(64, AccessMode::ReadWrite)
+                }),
+                // One page in all: a 1 MiB segment does not fit.
+                "shmall" => first.create(1 << 20, AccessMode::ReadWrite),
+                // One semaphore set: the segment's lock takes it, a second segment's finds none.
+                _ => first.create(64, AccessMode::ReadWrite).and_then(|()| {
+                    let other = NativeKey::legacy(&util::unique_key("exhaust3"), KeyType::SystemV);
+                    let _c3 = Cleanup::new().segment(&other);
+                    SharedMemory::with_native_key(other).create(64, AccessMode::ReadWrite)
+                }),
+            };
+            let err = result.expect_err("the limit must be hit");
+            assert!(err.to_string().contains("out of resources"), "{err}");
+            util::say(&format!("{}: {:?}", args[1], err.kind()));
+        }
+        "exhaust_fds" => {
+            let mut hog = Vec::new();
+            while let Ok(f) = std::fs::File::open("/dev/null") {
+                hog.push(f);
+            }
+            let mut kinds = Vec::new();
+            for t in BACKENDS {
+                let key = NativeKey::legacy(&util::unique_key("nofds"), t);
+                let _c = Cleanup::new().segment(&key);
+                let err = SharedMemory::with_native_key(key)
+                    .create(64, AccessMode::ReadWrite)
+                    .unwrap_err();
+                kinds.push(format!("{:?}", err.kind()));
+            }
+            drop(hog);
+            for t in BACKENDS {
+                let key = NativeKey::legacy(&util::unique_key("nofds-after"), t);
+                let _c = Cleanup::new().segment(&key);
+                let mut shm = SharedMemory::with_native_key(key);
+                shm.create(64, AccessMode::ReadWrite)
+                    .expect("create once descriptors are free");
+                shm.detach().unwrap();
+            }
+            util::say(&kinds.join(" "));
+        }
+        other => panic!("unknown role {other}"),
+    }
+    std::process::exit(0);
+}
