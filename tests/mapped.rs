@@ -384,6 +384,28 @@ fn kill_9_of_the_holder_100_times() {
     eprintln!("kill -9 x100: slowest take-over {worst:?}");
 }
 
+/// include/qshm.h is valid C++ too (a Qt program includes it next to `QFile::map`).
+#[test]
+fn header_compiles_as_cxx() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()))
+        .args([
+            "-std=c++11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fsyntax-only",
+            "-x",
+            "c++",
+        ])
+        .arg(root.join("include/qshm.h"))
+        .status();
+    match status {
+        Ok(s) => assert!(s.success(), "include/qshm.h does not compile as C++: {s}"),
+        Err(e) => eprintln!("SKIPPED: no C++ compiler ({e})"),
+    }
+}
+
 /// A holder killed but not yet reaped (a zombie: its pid still exists) is dead too.
 #[test]
 fn zombie_holder_is_taken_over() {
