@@ -1320,6 +1320,48 @@ mod tests {
     }
 
     #[test]
+    fn info_list_and_remove_a_live_segment() {
+        use crate::{AccessMode, SharedMemory};
+        let name = format!("qshm-unit-inspect-{}", std::process::id());
+        let mut shm = SharedMemory::with_key(&name);
+        shm.create(777, AccessMode::ReadWrite).unwrap();
+        let key = shm.native_key().clone();
+        let info = info(&key).unwrap();
+        assert_eq!(info.backend, Backend::SystemV);
+        assert_eq!(info.qt_key.as_deref(), Some(name.as_str()));
+        assert_eq!(info.lock_key, Some(key.lock_key()));
+        assert_eq!((info.size, info.attach_count), (777, 1));
+        assert_eq!(info.creator_pid, Some(std::process::id()));
+        assert_eq!(info.lock_state, LockState::Free);
+        assert!(!info.orphaned);
+        {
+            let _guard = shm.lock().unwrap();
+            assert_eq!(
+                super::info(&key).unwrap().lock_state,
+                LockState::Held {
+                    pid: Some(std::process::id())
+                }
+            );
+        }
+        let listed = list().unwrap();
+        let mine = listed.iter().find(|s| s.id == info.id).unwrap();
+        assert_eq!(
+            mine.native_key.as_ref().map(NativeKey::native_key),
+            Some(key.native_key())
+        );
+        assert!(leftovers()
+            .unwrap()
+            .iter()
+            .all(|l| !matches!(l, Leftover::Segment(s) if s.id == info.id)));
+        // Attached: only a forced removal removes it.
+        assert!(!remove(&info, false).unwrap());
+        assert!(remove(&info, true).unwrap());
+        assert_eq!(super::info(&key).unwrap_err().kind(), ErrorKind::NotFound);
+        let _ = shm.detach();
+        let _ = crate::SharedMemory::force_remove(&key);
+    }
+
+    #[test]
     fn lock_state_text() {
         assert_eq!(LockState::Held { pid: Some(7) }.to_string(), "held (pid 7)");
         assert_eq!(

@@ -1034,3 +1034,72 @@ fn demo_verifies_its_result() {
     assert_eq!(field(&json[0], "verified").as_deref(), Some("true"));
     assert_eq!(field(&json[0], "segment_removed").as_deref(), Some("true"));
 }
+
+#[test]
+fn qshm_posix_segments_and_their_lock_owner() {
+    let _w = Watchdog::new("qshm_posix_segments_and_their_lock_owner");
+    if !KeyType::PosixRealtime.is_supported() {
+        return;
+    }
+    let key = tag();
+    let native = NativeKey::legacy(&key, KeyType::PosixRealtime);
+    let _c = Cleanup::new().key(&native);
+    let mut creator = hold(&key, "300", &["--type", "posix"]);
+    let info = qshm(&["info", "--type", "posix", &key, "--json"])
+        .ok()
+        .json();
+    assert_eq!(field(&info[0], "backend").as_deref(), Some("posix"));
+    assert_eq!(field(&info[0], "qt_key").as_deref(), Some(key.as_str()));
+    assert_eq!(num(&info[0], "size"), 300);
+    assert_eq!(num(&info[0], "attach_count"), 1);
+    assert_eq!(field(&info[0], "lock_state").as_deref(), Some("free"));
+    let list = qshm(&["list", "--json", "--match", &key]).ok().json();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(
+        field(&list[0], "native_key"),
+        Some(format!("posix:{}", native.native_key()))
+    );
+
+    // A qshm holder's pid is in the lock's owner record; killed, it shows as dead, and the
+    // next locker takes the lock over.
+    let mut holder = Bg::spawn(&["lock", "--type", "posix", &key]);
+    assert!(holder.line().starts_with("locked"));
+    let info = qshm(&["info", "--type", "posix", &key, "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        field(&info[0], "lock_state").as_deref(),
+        Some("held"),
+        "{info:?}"
+    );
+    assert_eq!(num(&info[0], "lock_pid"), u64::from(holder.pid()));
+    let pid = holder.pid();
+    holder.kill9();
+    let info = qshm(&["info", "--type", "posix", &key, "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        field(&info[0], "lock_state").as_deref(),
+        Some("holder_dead"),
+        "{info:?}"
+    );
+    assert_eq!(num(&info[0], "lock_pid"), u64::from(pid));
+    qshm(&["lock", "--type", "posix", &key, "--for", "0"]).ok();
+    let info = qshm(&["info", "--type", "posix", &key, "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        field(&info[0], "lock_state").as_deref(),
+        Some("free"),
+        "{info:?}"
+    );
+
+    creator.signal("-TERM");
+    assert_eq!(creator.wait(), 0);
+    let name = native.native_key().trim_start_matches('/').to_owned();
+    assert!(
+        !exists(&format!("/dev/shm/{name}")),
+        "the last detach removed it"
+    );
+    qshm(&["info", "--type", "posix", &key]).fails(1, &format!("qshm: info {key}: does not exist"));
+}
