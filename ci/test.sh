@@ -45,6 +45,13 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "tests"
 cargo test --workspace "$@"
 
+step "fuzzing, briefly (ci/fuzz.sh; FUZZ_SECONDS per target, 20 here)"
+if rustup toolchain list 2>/dev/null | grep -q '^nightly' || rustup toolchain install nightly --profile minimal >&2; then
+    FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ci/fuzz.sh
+else
+    echo "warning: no nightly toolchain for cargo fuzz here; fuzzing skipped" >&2
+fi
+
 step "leak guard"
 after="$(snapshot | sort -u)"
 leaked="$(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | sed '/^$/d')"
