@@ -334,7 +334,11 @@ impl SharedMemory {
         let shares_key_file = self.key.legacy_key().is_none();
         let remove = self.last_detach == LastDetach::Remove;
         match seg.detach(remove, !shares_key_file) {
-            Ok(true) if !sem.in_use_elsewhere() => sem.remove_while_held(),
+            // The segment is gone: its lock goes too, unless someone is using it, or a new
+            // segment took the key meanwhile (after a `force_remove`).
+            Ok(true) if !sem.in_use_elsewhere() && !crate::sys::segment_exists(&self.key) => {
+                sem.remove_while_held()
+            }
             Ok(_) => sem.release(1, Undo::Yes, Operation::Detach),
             Err(err) => {
                 let _ = sem.release(1, Undo::Yes, Operation::Detach);

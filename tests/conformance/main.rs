@@ -52,6 +52,7 @@ macro_rules! instantiate {
                 create_does_not_reset_held_lock,
                 try_lock_and_timeout,
                 last_detach_removes_everything,
+                force_remove_while_attached,
             );
         }
     };

@@ -658,3 +658,25 @@ pub(crate) fn child(args: &[String]) {
         other => panic!("unknown child role {other}"),
     }
 }
+
+/// `force_remove` while attached: users keep their mapping; the last one's detach then
+/// removes the lock too, so nothing is left.
+pub(crate) fn force_remove_while_attached(t: KeyType) {
+    let (key, _c) = legacy(t, "forceremove");
+    let mut a = SharedMemory::with_native_key(key.clone());
+    a.create(64, AccessMode::ReadWrite).unwrap();
+    a.lock().unwrap().as_mut_slice().unwrap()[0] = 9;
+    assert!(SharedMemory::force_remove(&key).unwrap());
+    let mut newcomer = SharedMemory::with_native_key(key.clone());
+    assert_eq!(
+        newcomer.attach(AccessMode::ReadOnly).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        a.lock().unwrap().as_slice()[0],
+        9,
+        "the mapping stays until detach"
+    );
+    a.detach().unwrap();
+    assert_eq!(objects_left(&key), Vec::<String>::new());
+}

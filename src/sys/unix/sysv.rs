@@ -267,7 +267,9 @@ impl SysvSegment {
         }
         let ds = match shm_stat(self.id) {
             Ok(ds) => ds,
-            Err(libc::EINVAL | libc::EIDRM) => return Ok(false),
+            // Already marked for removal (`force_remove`) and this was its last attachment:
+            // the kernel destroyed it just now. Its key file is not ours to judge any more.
+            Err(libc::EINVAL | libc::EIDRM) => return Ok(remove_if_last),
             Err(e) => return Err(err(e, &self.path)),
         };
         if ds.shm_nattch != 0 || !remove_if_last {
