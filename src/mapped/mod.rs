@@ -562,7 +562,7 @@ impl MappedSegment {
     /// let seg = MappedSegment::memfd("for-child", 4096)?;
     /// let mut cmd = std::process::Command::new("my-worker");
     /// seg.pass_to_child(&mut cmd)?;
-    /// let child = cmd.spawn().expect("spawn");
+    /// let _child = cmd.spawn().expect("spawn");
     /// # Ok::<(), qshm::Error>(())
     /// ```
     ///
