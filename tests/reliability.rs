@@ -1,38 +1,209 @@
-//! Reliability under what production does to shared memory, for every backend and lock kind:
+//! Reliability under what production does to shared memory, for every backend and lock kind
+//! (System V, POSIX, and the in-segment lock of mapped segments):
 //!
 //! * a crash campaign: processes killed with SIGKILL at random points of create, attach,
 //!   lock-held, write and detach; after each kill the next process must get the lock within
-//!   1 s, see the owner-died signal where the lock kind gives one (and otherwise find the
-//!   data consistent), and find the segment usable or cleanly re-creatable;
+//!   1 s (100 ms for the in-segment lock), see the owner-died signal where the lock kind
+//!   gives one (and otherwise find the data consistent), and find the segment usable or
+//!   cleanly re-creatable;
 //! * load: 8 processes × 100 000 locked increments end exactly at 800 000;
 //! * churn: 8 processes create, attach, lock and detach 16 keys for 10 s with no error other
 //!   than `AlreadyExists`/`NotFound`, and leave nothing behind.
 //!
 //! `QSHM_CRASH_KILLS` sets the kills per lock kind (default 200; `ci/crash-campaign.sh` runs
-//! 10 000) and `QSHM_LOAD_INCREMENTS` the increments per process (default 100 000). Each test
-//! prints a `RELIABILITY …` line that the campaign script records in RELIABILITY.md.
+//! 10 000), `QSHM_LOAD_INCREMENTS` the increments per process (default 100 000) and
+//! `QSHM_CHURN_SECONDS` the churn (default 10). Each test prints a `RELIABILITY …` line that
+//! the campaign script records in RELIABILITY.md.
 
 mod util;
 
 use std::time::{Duration, Instant};
 
-use qshm::{AccessMode, ErrorKind, KeyType, NativeKey, SharedMemory};
-use util::{ChildProc, Cleanup, Watchdog};
+use qshm::mapped::{FileOptions, MappedSegment};
+use qshm::{AccessMode, ErrorKind, KeyType, LockGuard, NativeKey, SharedMemory};
+use util::{ChildProc, Cleanup, PathCleanup, Watchdog};
 
 const SIZE: usize = 4096;
 
-/// The lock kinds under test: the backend's type, and whether its lock reports a dead owner.
-const KINDS: [(&str, KeyType, bool); 2] = [
-    ("sysv", KeyType::SystemV, false),
-    ("posix", KeyType::PosixRealtime, true),
-];
+/// A lock kind under test.
+#[derive(Clone, Copy)]
+struct Kind {
+    name: &'static str,
+    /// `None`: a mapped segment file with the in-segment lock.
+    key_type: Option<KeyType>,
+    /// Whether its lock reports a dead owner.
+    tells: bool,
+    /// How soon after a kill the next process must have the lock.
+    recovery: Duration,
+}
 
-fn kind(name: &str) -> (KeyType, bool) {
-    KINDS
-        .iter()
-        .find(|k| k.0 == name)
-        .map(|k| (k.1, k.2))
-        .expect("known kind")
+const SYSV: Kind = Kind {
+    name: "sysv",
+    key_type: Some(KeyType::SystemV),
+    tells: false,
+    recovery: Duration::from_secs(1),
+};
+const POSIX: Kind = Kind {
+    name: "posix",
+    key_type: Some(KeyType::PosixRealtime),
+    tells: true,
+    recovery: Duration::from_secs(1),
+};
+const MAPPED: Kind = Kind {
+    name: "mapped",
+    key_type: None,
+    tells: true,
+    recovery: Duration::from_millis(100),
+};
+
+impl Kind {
+    fn by_name(name: &str) -> Kind {
+        [SYSV, POSIX, MAPPED]
+            .into_iter()
+            .find(|k| k.name == name)
+            .expect("known kind")
+    }
+
+    /// A fresh target for this kind, with its clean-up.
+    fn target(self, name: &str) -> (Target, Cleanup, PathCleanup) {
+        let unique = util::unique_key(name);
+        match self.key_type {
+            Some(t) => {
+                let key = NativeKey::legacy(&unique, t);
+                let cleanup = Cleanup::new().segment(&key);
+                (Target::Key(key), cleanup, PathCleanup::new())
+            }
+            None => {
+                let path = FileOptions::new().resolve(&unique);
+                let cleanup = PathCleanup::new().path(path.clone());
+                (Target::File(unique), Cleanup::new(), cleanup)
+            }
+        }
+    }
+}
+
+/// What a process creates or attaches: a named segment, or a mapped segment file.
+#[derive(Clone, Debug)]
+enum Target {
+    Key(NativeKey),
+    File(String),
+}
+
+impl Target {
+    fn to_arg(&self) -> String {
+        match self {
+            Target::Key(k) => k.to_string(),
+            Target::File(name) => format!("file:{name}"),
+        }
+    }
+
+    fn from_arg(arg: &str) -> Target {
+        match arg.strip_prefix("file:") {
+            Some(name) => Target::File(name.to_owned()),
+            None => Target::Key(arg.parse().expect("key text")),
+        }
+    }
+
+    /// The OS objects of this target that exist now.
+    fn objects_left(&self) -> Vec<String> {
+        match self {
+            Target::Key(key) => util::objects_left(key),
+            Target::File(name) => {
+                let path = FileOptions::new().resolve(name);
+                if path.exists() {
+                    vec![path.display().to_string()]
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    /// Creates or attaches, whichever the segment's state allows, for up to `limit`.
+    fn create_or_attach(&self, limit: Duration) -> Segment {
+        let start = Instant::now();
+        loop {
+            let err = match self.create() {
+                Ok(seg) => return seg,
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => match self.attach() {
+                    Ok(seg) => return seg,
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            assert!(
+                matches!(err.kind(), ErrorKind::NotFound | ErrorKind::AlreadyExists),
+                "{err}"
+            );
+            assert!(
+                start.elapsed() < limit,
+                "no create or attach within {limit:?}: {err}"
+            );
+        }
+    }
+
+    fn create(&self) -> qshm::Result<Segment> {
+        match self {
+            Target::Key(key) => {
+                let mut shm = SharedMemory::with_native_key(key.clone());
+                shm.create(SIZE, AccessMode::ReadWrite)
+                    .map(|()| Segment::Shm(shm))
+            }
+            Target::File(name) => FileOptions::new().create(name, SIZE).map(Segment::Mapped),
+        }
+    }
+
+    fn attach(&self) -> qshm::Result<Segment> {
+        match self {
+            Target::Key(key) => {
+                let mut shm = SharedMemory::with_native_key(key.clone());
+                shm.attach(AccessMode::ReadWrite)
+                    .map(|()| Segment::Shm(shm))
+            }
+            Target::File(name) => FileOptions::new().open(name).map(Segment::Mapped),
+        }
+    }
+
+    /// What a crash campaign leaves when every user is dead: removed.
+    fn remove_orphan(&self) {
+        match self {
+            Target::Key(key) => {
+                let _ = SharedMemory::remove_orphan(key);
+            }
+            Target::File(name) => {
+                let _ = MappedSegment::remove_file(FileOptions::new().resolve(name));
+            }
+        }
+    }
+}
+
+/// An attached segment of either kind; both lend their bytes through [`LockGuard`].
+enum Segment {
+    Shm(SharedMemory),
+    Mapped(MappedSegment),
+}
+
+impl Segment {
+    fn lock(&self) -> qshm::Result<LockGuard<'_>> {
+        match self {
+            Segment::Shm(s) => s.lock(),
+            Segment::Mapped(m) => m.lock(),
+        }
+    }
+
+    fn lock_timeout(&self, timeout: Duration) -> qshm::Result<LockGuard<'_>> {
+        match self {
+            Segment::Shm(s) => s.lock_timeout(timeout),
+            Segment::Mapped(m) => m.lock_timeout(timeout),
+        }
+    }
+
+    fn detach(self) -> qshm::Result<()> {
+        match self {
+            Segment::Shm(mut s) => s.detach(),
+            Segment::Mapped(m) => m.detach().map(drop),
+        }
+    }
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -67,32 +238,6 @@ fn seed() -> u64 {
     t.as_nanos() as u64 ^ u64::from(std::process::id()) << 32
 }
 
-/// Creates or attaches, whichever the segment's state allows, for up to `limit`.
-fn create_or_attach(key: &NativeKey, limit: Duration) -> SharedMemory {
-    let start = Instant::now();
-    loop {
-        let mut shm = SharedMemory::with_native_key(key.clone());
-        let err = match shm.create(SIZE, AccessMode::ReadWrite) {
-            Ok(()) => return shm,
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                match shm.attach(AccessMode::ReadWrite) {
-                    Ok(()) => return shm,
-                    Err(e) => e,
-                }
-            }
-            Err(e) => e,
-        };
-        assert!(
-            matches!(err.kind(), ErrorKind::NotFound | ErrorKind::AlreadyExists),
-            "{err}"
-        );
-        assert!(
-            start.elapsed() < limit,
-            "no create or attach within {limit:?}: {err}"
-        );
-    }
-}
-
 /// The data invariant: bytes 8..16 hold the complement of the counter in bytes 0..8 (or
 /// both are still zero: a new segment).
 fn consistent(bytes: &[u8]) -> bool {
@@ -117,14 +262,14 @@ fn update(bytes: &mut [u8], pause: Duration) {
     util::write_u64(&mut bytes[8..], !v);
 }
 
-fn crash_campaign(name: &'static str) {
-    let (key_type, tells) = kind(name);
+fn crash_campaign(kind: Kind) {
+    let name = kind.name;
     let kills = env_usize("QSHM_CRASH_KILLS", 200);
-    let key = NativeKey::legacy(&util::unique_key(&format!("crash-{name}")), key_type);
-    let _c = Cleanup::new().segment(&key);
-    let text = key.to_string();
+    let (target, _c, _p) = kind.target(&format!("crash-{name}"));
+    let arg = target.to_arg();
     let mut rng = Rng::new(seed());
-    let spawn = |i: u64| ChildProc::spawn("crash_worker", &[&text, &format!("{}", seed() ^ i)]);
+    let spawn =
+        |i: u64| ChildProc::spawn("crash_worker", &[name, &arg, &format!("{}", seed() ^ i)]);
     let mut workers = vec![spawn(0), spawn(1)];
     for w in &workers {
         assert_eq!(w.expect_line(Duration::from_secs(30)), "started");
@@ -133,36 +278,43 @@ fn crash_campaign(name: &'static str) {
     // Operations done: the counter restarts when the segment is re-created (every user
     // gone), so add up what each generation reached.
     let (mut ops, mut last_seen) = (0u64, 0u64);
+    let mut count = |v: u64| {
+        ops += if v >= last_seen { v - last_seen } else { v };
+        last_seen = v + 1;
+    };
     for round in 0..kills {
         // Let the workers run into some random point, then kill one of them.
         std::thread::sleep(Duration::from_micros(rng.below(8_000)));
         let victim = rng.below(2) as usize;
         workers[victim].kill9();
-        // The next process: gets the lock within 1 s and finds the data consistent unless told
+        // The next process: gets the lock in time and finds the data consistent unless told
         // the holder died (where the lock kind can tell).
+        let seg = target.create_or_attach(Duration::from_secs(5));
         let start = Instant::now();
-        let mut shm = create_or_attach(&key, Duration::from_secs(5));
-        let mut guard = shm
-            .lock_timeout(Duration::from_secs(1))
-            .unwrap_or_else(|e| panic!("{name} round {round}: no lock within 1 s: {e}"));
-        slowest = slowest.max(start.elapsed());
+        let mut guard = seg
+            .lock_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{name} round {round}: no lock: {e}"));
+        let waited = start.elapsed();
+        assert!(
+            waited < kind.recovery,
+            "{name} round {round}: the lock took {waited:?}"
+        );
+        slowest = slowest.max(waited);
         let died = guard.owner_died();
         owner_died_seen += usize::from(died);
         let bytes = guard.as_mut_slice().unwrap();
-        if tells && !died {
+        if kind.tells && !died {
             assert!(
                 consistent(bytes),
                 "{name} round {round}: half-written data, and nobody said the owner died"
             );
         }
-        let v = util::read_u64(bytes);
-        ops += if v >= last_seen { v - last_seen } else { v };
-        last_seen = v + 1;
+        count(util::read_u64(bytes));
         repair(bytes);
         update(bytes, Duration::ZERO);
         guard.mark_consistent();
         drop(guard);
-        shm.detach()
+        seg.detach()
             .unwrap_or_else(|e| panic!("{name} round {round}: detach: {e}"));
         workers[victim] = spawn(round as u64 + 2);
         assert_eq!(
@@ -174,14 +326,15 @@ fn crash_campaign(name: &'static str) {
         w.kill9();
     }
     // Every user is dead: the clean-up path removes what they left.
-    let mut last = create_or_attach(&key, Duration::from_secs(5));
-    let guard = last.lock_timeout(Duration::from_secs(1)).unwrap();
-    let v = util::read_u64(guard.as_slice());
+    let last = target.create_or_attach(Duration::from_secs(5));
+    let guard = last
+        .lock_timeout(kind.recovery)
+        .expect("the lock after every user died");
+    count(util::read_u64(guard.as_slice()));
     drop(guard);
-    ops += if v >= last_seen { v - last_seen } else { v };
     last.detach().unwrap();
-    let _ = SharedMemory::remove_orphan(&key).unwrap();
-    let leaked = objects_left(&key);
+    target.remove_orphan();
+    let leaked = target.objects_left();
     assert_eq!(
         leaked,
         Vec::<String>::new(),
@@ -195,51 +348,43 @@ fn crash_campaign(name: &'static str) {
     );
 }
 
-fn objects_left(key: &NativeKey) -> Vec<String> {
-    let lock = key.lock_key();
-    let paths = if key.key_type().is_system_v() {
-        vec![key.native_key().to_owned(), lock.native_key().to_owned()]
-    } else {
-        vec![
-            format!("/dev/shm{}", key.native_key()),
-            format!("/dev/shm/sem.{}", &lock.native_key()[1..]),
-        ]
-    };
-    paths.into_iter().filter(|p| util::exists(p)).collect()
-}
-
 #[test]
 fn crash_campaign_sysv() {
     let _w = Watchdog::new("crash_campaign_sysv", Duration::from_secs(1200));
-    crash_campaign("sysv");
+    crash_campaign(SYSV);
 }
 
 #[test]
 fn crash_campaign_posix() {
     let _w = Watchdog::new("crash_campaign_posix", Duration::from_secs(1200));
-    crash_campaign("posix");
+    crash_campaign(POSIX);
 }
 
-fn load(name: &'static str) {
-    let (key_type, _) = kind(name);
+#[test]
+fn crash_campaign_mapped() {
+    let _w = Watchdog::new("crash_campaign_mapped", Duration::from_secs(1200));
+    crash_campaign(MAPPED);
+}
+
+fn load(kind: Kind) {
+    let name = kind.name;
     let per_process = env_usize("QSHM_LOAD_INCREMENTS", 100_000);
-    let key = NativeKey::legacy(&util::unique_key(&format!("load-{name}")), key_type);
-    let _c = Cleanup::new().segment(&key);
-    let mut shm = SharedMemory::with_native_key(key.clone());
-    shm.create(SIZE, AccessMode::ReadWrite).unwrap();
+    let (target, _c, _p) = kind.target(&format!("load-{name}"));
+    let seg = target.create().unwrap();
     let start = Instant::now();
-    let text = key.to_string();
-    let n = per_process.to_string();
+    let (arg, n) = (target.to_arg(), per_process.to_string());
     let mut children: Vec<_> = (0..8)
-        .map(|_| ChildProc::spawn("increment", &[&text, &n]))
+        .map(|_| ChildProc::spawn("increment", &[&arg, &n]))
         .collect();
     for c in &mut children {
         assert!(c.wait(Duration::from_secs(1200)).success());
     }
-    let total = util::read_u64(shm.lock().unwrap().as_slice());
+    let total = util::read_u64(seg.lock().unwrap().as_slice());
     assert_eq!(total, 8 * per_process as u64, "{name}");
+    seg.detach().unwrap();
+    assert_eq!(target.objects_left(), Vec::<String>::new(), "{name}");
     println!(
-        "RELIABILITY load kind={name} processes=8 increments={total} seconds={:.1}",
+        "RELIABILITY load kind={name} processes=8 increments={total} seconds={:.2}",
         start.elapsed().as_secs_f64()
     );
 }
@@ -247,37 +392,34 @@ fn load(name: &'static str) {
 #[test]
 fn load_sysv() {
     let _w = Watchdog::new("load_sysv", Duration::from_secs(1500));
-    load("sysv");
+    load(SYSV);
 }
 
 #[test]
 fn load_posix() {
     let _w = Watchdog::new("load_posix", Duration::from_secs(1500));
-    load("posix");
+    load(POSIX);
 }
 
-fn churn(name: &'static str) {
-    let (key_type, _) = kind(name);
-    let base = util::unique_key(&format!("churn-{name}"));
-    let keys: Vec<NativeKey> = (0..16)
-        .map(|i| NativeKey::legacy(&format!("{base}-{i}"), key_type))
+#[test]
+fn load_mapped() {
+    let _w = Watchdog::new("load_mapped", Duration::from_secs(1500));
+    load(MAPPED);
+}
+
+fn churn(kind: Kind) {
+    let name = kind.name;
+    let targets: Vec<(Target, Cleanup, PathCleanup)> = (0..16)
+        .map(|i| kind.target(&format!("churn-{name}-{i}")))
         .collect();
-    let mut cleanup = Cleanup::new();
-    for k in &keys {
-        cleanup = cleanup.segment(k);
-    }
+    let args: Vec<String> = targets.iter().map(|t| t.0.to_arg()).collect();
     let seconds = env_usize("QSHM_CHURN_SECONDS", 10).to_string();
     let mut children: Vec<_> = (0..8)
         .map(|i| {
-            ChildProc::spawn(
-                "churn",
-                &[
-                    &base,
-                    &format!("{}", key_type.to_raw()),
-                    &seconds,
-                    &format!("{}", seed() ^ i),
-                ],
-            )
+            let mut child_args = vec![seconds.clone(), format!("{}", seed() ^ i)];
+            child_args.extend(args.iter().cloned());
+            let refs: Vec<&str> = child_args.iter().map(String::as_str).collect();
+            ChildProc::spawn("churn", &refs)
         })
         .collect();
     let mut ops = 0u64;
@@ -292,7 +434,7 @@ fn churn(name: &'static str) {
             "{name}: a churn process failed"
         );
     }
-    let leaked: Vec<String> = keys.iter().flat_map(objects_left).collect();
+    let leaked: Vec<String> = targets.iter().flat_map(|t| t.0.objects_left()).collect();
     assert_eq!(
         leaked,
         Vec::<String>::new(),
@@ -304,13 +446,19 @@ fn churn(name: &'static str) {
 #[test]
 fn churn_sysv() {
     let _w = Watchdog::new("churn_sysv", Duration::from_secs(300));
-    churn("sysv");
+    churn(SYSV);
 }
 
 #[test]
 fn churn_posix() {
     let _w = Watchdog::new("churn_posix", Duration::from_secs(300));
-    churn("posix");
+    churn(POSIX);
+}
+
+#[test]
+fn churn_mapped() {
+    let _w = Watchdog::new("churn_mapped", Duration::from_secs(300));
+    churn(MAPPED);
 }
 
 #[test]
@@ -320,19 +468,19 @@ fn child_entry() {
     };
     match args[0].as_str() {
         "crash_worker" => {
-            let key: NativeKey = args[1].parse().unwrap();
-            let tells = key.key_type() == KeyType::PosixRealtime;
-            let mut rng = Rng::new(args[2].parse().unwrap());
+            let kind = Kind::by_name(&args[1]);
+            let target = Target::from_arg(&args[2]);
+            let mut rng = Rng::new(args[3].parse().unwrap());
             util::say("started");
             loop {
-                let mut shm = create_or_attach(&key, Duration::from_secs(30));
+                let seg = target.create_or_attach(Duration::from_secs(30));
                 for _ in 0..rng.below(20) + 1 {
-                    let mut guard = shm
+                    let mut guard = seg
                         .lock_timeout(Duration::from_secs(5))
                         .expect("worker lock");
                     let died = guard.owner_died();
                     let bytes = guard.as_mut_slice().unwrap();
-                    if tells && !died {
+                    if kind.tells && !died {
                         assert!(
                             consistent(bytes),
                             "worker: half-written data, owner death not reported"
@@ -353,53 +501,46 @@ fn child_entry() {
                         std::thread::sleep(Duration::from_micros(rng.below(500)));
                     }
                 }
-                shm.detach().expect("worker detach");
+                seg.detach().expect("worker detach");
             }
         }
         "increment" => {
-            let key: NativeKey = args[1].parse().unwrap();
+            let seg = Target::from_arg(&args[1]).attach().unwrap();
             let n: u64 = args[2].parse().unwrap();
-            let mut shm = SharedMemory::with_native_key(key);
-            shm.attach(AccessMode::ReadWrite).unwrap();
             for _ in 0..n {
-                let mut guard = shm.lock().unwrap();
+                let mut guard = seg.lock().unwrap();
                 let bytes = guard.as_mut_slice().unwrap();
                 let v = util::read_u64(bytes);
                 util::write_u64(bytes, v + 1);
             }
+            drop(seg);
         }
         "churn" => {
-            let base = &args[1];
-            let key_type = KeyType::from_raw(args[2].parse().unwrap()).unwrap();
-            let deadline = Instant::now() + Duration::from_secs(args[3].parse().unwrap());
-            let mut rng = Rng::new(args[4].parse().unwrap());
-            let mut held: Vec<Option<SharedMemory>> = (0..16).map(|_| None).collect();
+            let deadline = Instant::now() + Duration::from_secs(args[1].parse().unwrap());
+            let mut rng = Rng::new(args[2].parse().unwrap());
+            let targets: Vec<Target> = args[3..].iter().map(|a| Target::from_arg(a)).collect();
+            let mut held: Vec<Option<Segment>> = targets.iter().map(|_| None).collect();
             let mut ops = 0u64;
             while Instant::now() < deadline {
-                let i = rng.below(16) as usize;
-                let key = NativeKey::legacy(&format!("{base}-{i}"), key_type);
+                let i = rng.below(targets.len() as u64) as usize;
                 let result = match held[i].take() {
-                    Some(mut shm) => match rng.below(3) {
-                        0 => shm.detach(),
+                    Some(seg) => match rng.below(3) {
+                        0 => seg.detach(),
                         _ => {
-                            let r = shm
-                                .lock()
-                                .map(|mut g| g.as_mut_slice().map(|b| b[0] = b[0].wrapping_add(1)));
-                            held[i] = Some(shm);
-                            r.and_then(|r| r)
+                            let r = seg.lock().and_then(|mut g| {
+                                g.as_mut_slice().map(|b| b[0] = b[0].wrapping_add(1))
+                            });
+                            held[i] = Some(seg);
+                            r
                         }
                     },
                     None => {
-                        let mut shm = SharedMemory::with_native_key(key);
                         let r = if rng.below(2) == 0 {
-                            shm.create(SIZE, AccessMode::ReadWrite)
+                            targets[i].create()
                         } else {
-                            shm.attach(AccessMode::ReadWrite)
+                            targets[i].attach()
                         };
-                        if r.is_ok() {
-                            held[i] = Some(shm);
-                        }
-                        r
+                        r.map(|seg| held[i] = Some(seg))
                     }
                 };
                 if let Err(e) = result {
@@ -410,8 +551,8 @@ fn child_entry() {
                 }
                 ops += 1;
             }
-            for shm in held.iter_mut().filter_map(Option::as_mut) {
-                shm.detach().expect("final detach");
+            for seg in held.into_iter().flatten() {
+                seg.detach().expect("final detach");
             }
             util::say(&format!("ops {ops}"));
         }

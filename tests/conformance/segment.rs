@@ -8,21 +8,6 @@ use qshm::{AccessMode, ErrorKind, KeyType, NativeKey, SharedMemory};
 
 use crate::util::{self, ChildProc, Cleanup};
 
-/// Whether any OS object of the segment `key` or of its lock is left: the System V key
-/// files, or the POSIX `/dev/shm` entries.
-fn objects_left(key: &NativeKey) -> Vec<String> {
-    let lock = key.lock_key();
-    let paths = if key.key_type().is_system_v() {
-        vec![key.native_key().to_owned(), lock.native_key().to_owned()]
-    } else {
-        vec![
-            format!("/dev/shm{}", key.native_key()),
-            format!("/dev/shm/sem.{}", &lock.native_key()[1..]),
-        ]
-    };
-    paths.into_iter().filter(|p| util::exists(p)).collect()
-}
-
 /// A legacy (Qt key) native key of type `t` for a fresh unique name.
 fn legacy(t: KeyType, name: &str) -> (NativeKey, Cleanup) {
     let key = NativeKey::legacy(&util::unique_key(name), t);
@@ -103,7 +88,7 @@ pub(crate) fn create(t: KeyType) {
     assert!(shm.as_ptr().is_null());
     assert!(!shm.error_string().is_empty());
     assert_eq!(
-        objects_left(&key),
+        util::objects_left(&key),
         Vec::<String>::new(),
         "size 0 left objects"
     );
@@ -268,7 +253,7 @@ fn attach_before_create(key: NativeKey) {
     shm.create(1024, AccessMode::ReadWrite).unwrap();
     assert!(shm.is_attached());
     shm.detach().unwrap();
-    assert_eq!(objects_left(&key), Vec::<String>::new());
+    assert_eq!(util::objects_left(&key), Vec::<String>::new());
 }
 
 pub(crate) fn attach_before_create_legacy(t: KeyType) {
@@ -465,7 +450,7 @@ pub(crate) fn orphan_after_crash_is_adopted(t: KeyType) {
     shm.attach(AccessMode::ReadWrite).unwrap();
     assert_eq!(&shm.lock().unwrap().as_slice()[..13], b"orphaned data");
     shm.detach().unwrap();
-    assert_eq!(objects_left(&key), Vec::<String>::new());
+    assert_eq!(util::objects_left(&key), Vec::<String>::new());
     assert_eq!(
         shm.attach(AccessMode::ReadWrite).unwrap_err().kind(),
         ErrorKind::NotFound
@@ -482,7 +467,7 @@ pub(crate) fn remove_orphan_cleans_up(t: KeyType) {
     assert!(!SharedMemory::remove_orphan(&key).unwrap());
     child.kill9();
     assert!(SharedMemory::remove_orphan(&key).unwrap());
-    assert_eq!(objects_left(&key), Vec::<String>::new());
+    assert_eq!(util::objects_left(&key), Vec::<String>::new());
     let mut shm = SharedMemory::with_native_key(key);
     assert_eq!(
         shm.attach(AccessMode::ReadWrite).unwrap_err().kind(),
@@ -564,12 +549,12 @@ pub(crate) fn last_detach_removes_everything(t: KeyType) {
         b.attach(AccessMode::ReadOnly).unwrap();
         a.detach().unwrap();
         assert!(
-            !objects_left(&key).is_empty(),
+            !util::objects_left(&key).is_empty(),
             "removed while still attached"
         );
         b.detach().unwrap();
         assert_eq!(
-            objects_left(&key),
+            util::objects_left(&key),
             Vec::<String>::new(),
             "left by the last detach"
         );
@@ -678,5 +663,5 @@ pub(crate) fn force_remove_while_attached(t: KeyType) {
         "the mapping stays until detach"
     );
     a.detach().unwrap();
-    assert_eq!(objects_left(&key), Vec::<String>::new());
+    assert_eq!(util::objects_left(&key), Vec::<String>::new());
 }

@@ -166,6 +166,25 @@ impl ChildProc {
     /// `setpriv --reuid=nobody …` or `unshare --ipc …` (`prefix` is its argv before the
     /// test binary).
     pub fn spawn_under(prefix: &[&str], role: &str, args: &[&str]) -> ChildProc {
+        ChildProc::start(prefix, role, args, |_| {})
+    }
+
+    /// As [`ChildProc::spawn`], letting `configure` adjust the command first (to pass a
+    /// descriptor to the child, say).
+    pub fn spawn_configured(
+        role: &str,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> ChildProc {
+        ChildProc::start(&[], role, args, configure)
+    }
+
+    fn start(
+        prefix: &[&str],
+        role: &str,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> ChildProc {
         let exe = std::env::current_exe().expect("test binary path");
         let spec = std::iter::once(role)
             .chain(args.iter().copied())
@@ -179,7 +198,7 @@ impl ChildProc {
             }
             None => Command::new(exe),
         };
-        let mut child = command
+        command
             .args([
                 "child_entry",
                 "--exact",
@@ -191,9 +210,9 @@ impl ChildProc {
             .env("QSHM_TEST_PARENT", std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn child test process");
+            .stderr(Stdio::inherit());
+        configure(&mut command);
+        let mut child = command.spawn().expect("spawn child test process");
         REGISTERED_PIDS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -390,54 +409,17 @@ pub fn file_watchdog(name: &'static str, limit: Duration) -> Watchdog {
     Watchdog { done }
 }
 
-impl ChildProc {
-    /// As [`ChildProc::spawn`], letting `configure` adjust the command first (to pass a
-    /// descriptor to the child, say).
-    pub fn spawn_configured(
-        role: &str,
-        args: &[&str],
-        configure: impl FnOnce(&mut Command),
-    ) -> ChildProc {
-        let exe = std::env::current_exe().expect("test binary path");
-        let spec = std::iter::once(role)
-            .chain(args.iter().copied())
-            .collect::<Vec<_>>()
-            .join("\u{1f}");
-        let mut cmd = Command::new(exe);
-        cmd.args([
-            "child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_ENV, spec)
-        .env("QSHM_TEST_PARENT", std::process::id().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-        configure(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn child test process");
-        REGISTERED_PIDS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(child.id());
-        let stdout: ChildStdout = child.stdout.take().expect("child stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(msg) = line.strip_prefix("@@ ") {
-                    if tx.send(msg.to_owned()).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        ChildProc {
-            child,
-            stdin,
-            lines,
-        }
-    }
+/// The OS objects of the segment `key` and of its lock that exist now: the System V key
+/// files, or the POSIX `/dev/shm` entries. Empty once everything is cleaned up.
+pub fn objects_left(key: &NativeKey) -> Vec<String> {
+    let lock = key.lock_key();
+    let paths = if key.key_type().is_system_v() {
+        vec![key.native_key().to_owned(), lock.native_key().to_owned()]
+    } else {
+        vec![
+            format!("/dev/shm{}", key.native_key()),
+            format!("/dev/shm/sem.{}", lock.native_key().trim_start_matches('/')),
+        ]
+    };
+    paths.into_iter().filter(|p| exists(p)).collect()
 }
