@@ -129,6 +129,20 @@ fn h_system_v_semaphore_lock(b: Bencher<'_, '_>) {
     shm.detach().unwrap();
 }
 
+/// Qt's POSIX lock, made crash-robust: the glibc semaphore plus qshm's owner record, lock +
+/// drop (`sem_trywait` and `sem_post`, no system call uncontended).
+#[divan::bench(sample_size = 10_000)]
+fn k_posix_semaphore_lock(b: Bencher<'_, '_>) {
+    let key = qshm::NativeKey::platform_safe(
+        &format!("qshm-bench-posix-{}", std::process::id()),
+        qshm::KeyType::PosixRealtime,
+    );
+    let mut shm = SharedMemory::with_native_key(key);
+    shm.create(64, AccessMode::ReadWrite).unwrap();
+    b.bench_local(|| drop(black_box(shm.lock().unwrap())));
+    shm.detach().unwrap();
+}
+
 // ---- hand-off ping-pong between two processes ----------------------------------------
 //
 // The data area holds `turn` (u64 at 0) and `stop` (u64 at 8). The parent moves `turn` from

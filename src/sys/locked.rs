@@ -3,8 +3,10 @@
 //! A slice of shared memory is sound only while nobody else writes the bytes. Other
 //! processes are kept out by the cross-process lock (a [`SegmentLock`]: the segment's
 //! semaphore, or a lock inside the segment); other threads of this process are kept out by
-//! the same lock *and* by [`InProcessLock`], which refuses a second [`Locked`] for the same
-//! object even if some process released the lock without holding it. What remains assumed,
+//! the same lock *and*, for locks anyone can release (counting semaphores), by
+//! [`InProcessLock`], which refuses a second [`Locked`] for the same object even if some
+//! process released the lock without holding it. Locks that only their owning thread can
+//! release need no such help (`SegmentLock::needs_in_process_exclusion`). What remains assumed,
 //! and is documented on the public guard: every process that writes the segment takes the
 //! lock first.
 
@@ -46,6 +48,14 @@ pub(crate) trait SegmentLock: Sync {
     fn unlock(&self) -> Result<()>;
     /// After an owner died: declares the protected data consistent again.
     fn mark_consistent(&self) {}
+    /// Whether [`Locked`] must keep threads of this process apart itself. A counting
+    /// semaphore can be released by anyone, so one released by someone who did not hold it
+    /// could admit two threads of this process at once: yes. A lock owned by a thread (only
+    /// the owner can release it) or one that never lends writable bytes: no, and the
+    /// uncontended path then costs nothing more than the lock itself.
+    fn needs_in_process_exclusion(&self) -> bool {
+        true
+    }
 }
 
 /// The segment lock of Qt's `QSharedMemory`: the semaphore, taken and given back with
@@ -84,7 +94,8 @@ fn thread_token() -> usize {
 /// that took it, and the bytes are lent only through borrows of it.
 pub(crate) struct Locked<'a> {
     lock: &'a dyn SegmentLock,
-    inproc: &'a InProcessLock,
+    /// `None` for locks that keep threads apart themselves.
+    inproc: Option<&'a InProcessLock>,
     ptr: *mut u8,
     len: usize,
     writable: bool,
@@ -104,12 +115,18 @@ impl<'a> Locked<'a> {
         wait: Wait,
         label: &dyn fmt::Display,
     ) -> Result<Locked<'a>> {
-        let me = thread_token();
-        if inproc.held.load(Ordering::Acquire) && inproc.holder.load(Ordering::Relaxed) == me {
-            return Err(
-                Error::new(ErrorKind::LockError, Operation::Lock, label.to_string())
-                    .with_detail("already locked by this thread (a second lock would deadlock)"),
-            );
+        let inproc = lock.needs_in_process_exclusion().then_some(inproc);
+        let me = inproc.map_or(0, |_| thread_token());
+        if let Some(inproc) = inproc {
+            let mine = inproc.holder.load(Ordering::Relaxed) == me;
+            if inproc.held.load(Ordering::Acquire) && mine {
+                return Err(
+                    Error::new(ErrorKind::LockError, Operation::Lock, label.to_string())
+                        .with_detail(
+                            "already locked by this thread (a second lock would deadlock)",
+                        ),
+                );
+            }
         }
         let owner_died = lock.lock(wait, Operation::Lock).map_err(|e| {
             if e.kind() == ErrorKind::Unknown {
@@ -118,16 +135,19 @@ impl<'a> Locked<'a> {
                 e
             }
         })?;
-        if inproc.held.swap(true, Ordering::Acquire) {
-            let _ = lock.unlock();
-            return Err(
-                Error::new(ErrorKind::LockError, Operation::Lock, label.to_string()).with_detail(
-                    "the lock was released by a process that did not hold it; \
-                     refusing to lend the memory to two holders",
-                ),
-            );
+        if let Some(inproc) = inproc {
+            if inproc.held.swap(true, Ordering::Acquire) {
+                let _ = lock.unlock();
+                return Err(
+                    Error::new(ErrorKind::LockError, Operation::Lock, label.to_string())
+                        .with_detail(
+                            "the lock was released by a process that did not hold it; \
+                         refusing to lend the memory to two holders",
+                        ),
+                );
+            }
+            inproc.holder.store(me, Ordering::Relaxed);
         }
-        inproc.holder.store(me, Ordering::Relaxed);
         let locked = Locked {
             lock,
             inproc,
@@ -190,8 +210,10 @@ impl<'a> Locked<'a> {
     fn unlock(&self) -> Result<()> {
         // Clear the in-process flag first: the moment the lock is released another thread
         // may take it, and it must not find the flag still set.
-        self.inproc.holder.store(0, Ordering::Relaxed);
-        self.inproc.held.store(false, Ordering::Release);
+        if let Some(inproc) = self.inproc {
+            inproc.holder.store(0, Ordering::Relaxed);
+            inproc.held.store(false, Ordering::Release);
+        }
         self.lock.unlock()
     }
 }

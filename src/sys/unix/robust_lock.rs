@@ -427,6 +427,11 @@ impl SegmentLock for RobustLock {
         self.state()
             .fetch_and(!STATE_INCONSISTENT, Ordering::Relaxed);
     }
+
+    /// The owner is a thread and only it can unlock: threads are kept apart already.
+    fn needs_in_process_exclusion(&self) -> bool {
+        false
+    }
 }
 
 /// The lock of a segment nobody can write (a write-sealed memfd): nothing to exclude, so
@@ -441,6 +446,11 @@ impl SegmentLock for ImmutableLock {
 
     fn unlock(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// The bytes are read-only (write-sealed): shared slices only, nothing to keep apart.
+    fn needs_in_process_exclusion(&self) -> bool {
+        false
     }
 }
 
