@@ -367,6 +367,16 @@ fn child_entry() {
                 !util::exists(&shm_file(&key)),
                 "the failed create left its file"
             );
+            // A mapped segment file on the same tmpfs: the same.
+            let name = util::unique_key("toobig-file");
+            let mut opts = qshm::mapped::FileOptions::new();
+            opts.directory("/dev/shm");
+            let err = opts.create(&name, 4 << 20).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::OutOfResources, "{err}");
+            assert!(
+                !util::exists(&format!("/dev/shm/{name}")),
+                "the failed create left its file"
+            );
             // And a segment that fits still works.
             shm.create(64 << 10, AccessMode::ReadWrite).unwrap();
             shm.lock().unwrap().as_mut_slice().unwrap().fill(1);

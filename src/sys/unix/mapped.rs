@@ -491,6 +491,17 @@ fn checked_total(
         })
 }
 
+/// Reserves the pages of a new segment (`fallocate`), so that a full tmpfs (or memory
+/// limit) fails here with `OutOfResources` instead of killing a later writer with SIGBUS.
+fn reserve(fd: &OwnedFd, total: usize, op: Operation, label: &str) -> Result<()> {
+    match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, total as u64) {
+        Ok(()) | Err(Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(size_err(e, op, label).with_detail(format!(
+            "cannot reserve {total} bytes for the segment ({e})"
+        ))),
+    }
+}
+
 fn size_err(e: Errno, op: Operation, label: &str) -> Error {
     let err = errno_err(e, op, label);
     match e {
@@ -569,6 +580,7 @@ pub(crate) fn create_file(
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777))
             .map_err(|e| errno_err(e, op, &label))?;
         rustix::fs::ftruncate(&fd, total as u64).map_err(|e| size_err(e, op, &label))?;
+        reserve(&fd, total, op, &label)?;
         let flags = if remove_on_last_detach {
             FLAG_REMOVE_ON_LAST_DETACH
         } else {
@@ -757,6 +769,7 @@ pub(crate) fn create_memfd(name: &str, data_size: usize, seal: bool) -> Result<M
     )
     .map_err(|e| errno_err(e, op, &label))?;
     rustix::fs::ftruncate(&fd, total as u64).map_err(|e| size_err(e, op, &label))?;
+    reserve(&fd, total, op, &label)?;
     write_header(&fd, header_size, data_size, 0, &label, op)?;
     let seals = if seal {
         SealFlags::SHRINK | SealFlags::GROW
