@@ -32,8 +32,8 @@ pub enum SemaphoreMode {
 /// releases fails after 32 767 releases. Here [`acquire`](SystemSemaphore::acquire) and
 /// [`release`](SystemSemaphore::release) are plain counting operations that stay done.
 /// For the crash-safe pattern (a holder that dies gives its unit back), use
-/// [`acquire_guard`](SystemSemaphore::acquire_guard), which pairs an undoable acquire with
-/// an undoable release.
+/// [`lock`](SystemSemaphore::lock) (and `try_lock`, `lock_timeout`), whose guard gives the
+/// unit back when dropped or when the process dies.
 ///
 /// # Examples
 ///
@@ -160,19 +160,43 @@ impl SystemSemaphore {
         )
     }
 
-    /// Takes one unit for as long as the guard lives; the kernel gives it back if this
-    /// process dies first (System V `SEM_UNDO`).
+    /// Takes one unit for as long as the guard lives, crash-safely: if this process dies
+    /// first, the unit comes back (System V: the kernel's `SEM_UNDO`; POSIX: the next
+    /// waiter recognises the dead holder from qshm's owner record and takes the unit over,
+    /// and its guard reports [`owner_died`](SemaphoreGuard::owner_died)). The POSIX record
+    /// names one holder, so recovery is exact for a binary semaphore (value 0 or 1).
     ///
     /// # Errors
     ///
     /// As [`acquire`](SystemSemaphore::acquire).
-    pub fn acquire_guard(&self) -> Result<SemaphoreGuard<'_>> {
-        self.record(
-            self.sem
-                .acquire(Wait::Forever, Undo::Yes, Operation::Acquire)
-                .map(drop),
-        )?;
-        Ok(SemaphoreGuard { sem: self })
+    pub fn lock(&self) -> Result<SemaphoreGuard<'_>> {
+        self.lock_with(Wait::Forever)
+    }
+
+    /// As [`lock`](SystemSemaphore::lock), without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::WouldBlock`] when no unit is available.
+    pub fn try_lock(&self) -> Result<SemaphoreGuard<'_>> {
+        self.lock_with(Wait::Poll)
+    }
+
+    /// As [`lock`](SystemSemaphore::lock), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when no unit became available.
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
+        self.lock_with(Wait::For(timeout))
+    }
+
+    fn lock_with(&self, wait: Wait) -> Result<SemaphoreGuard<'_>> {
+        let owner_died = self.record(self.sem.acquire(wait, Undo::Yes, Operation::Acquire))?;
+        Ok(SemaphoreGuard {
+            sem: self,
+            owner_died,
+        })
     }
 
     /// Gives back `n` units (0 does nothing).
@@ -244,9 +268,23 @@ impl fmt::Debug for SystemSemaphore {
 #[clippy::has_significant_drop]
 pub struct SemaphoreGuard<'a> {
     sem: &'a SystemSemaphore,
+    owner_died: bool,
 }
 
 impl SemaphoreGuard<'_> {
+    /// Whether a previous holder died holding its unit (POSIX keys; System V gives the unit
+    /// back silently). It stays true for later holders until one calls
+    /// [`mark_consistent`](SemaphoreGuard::mark_consistent).
+    pub fn owner_died(&self) -> bool {
+        self.owner_died
+    }
+
+    /// Declares whatever the semaphore protects consistent again after an owner died.
+    pub fn mark_consistent(&mut self) {
+        self.sem.sem.mark_consistent();
+        self.owner_died = false;
+    }
+
     /// Gives the unit back, reporting failure.
     pub fn release(self) -> Result<()> {
         let sem = self.sem;
@@ -265,6 +303,7 @@ impl fmt::Debug for SemaphoreGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SemaphoreGuard")
             .field("key", &self.sem.key)
+            .field("owner_died", &self.owner_died)
             .finish()
     }
 }

@@ -186,9 +186,9 @@ fn processes_10() {
 fn undo_with_guard() {
     let (_w, key, _c) = setup("sem-undo");
     let sem = SystemSemaphore::new(&key, 1, SemaphoreMode::Create).unwrap();
-    let mut child = ChildProc::spawn("acquire_guard_exit", &[&key]);
+    let mut child = ChildProc::spawn("lock_exit", &[&key]);
     assert!(child.wait(Duration::from_secs(30)).success());
-    let mut second = ChildProc::spawn("acquire_guard_exit", &[&key]);
+    let mut second = ChildProc::spawn("lock_exit", &[&key]);
     assert!(second.wait(Duration::from_secs(30)).success());
     sem.try_acquire().unwrap();
 }
@@ -198,7 +198,7 @@ fn undo_with_guard() {
 fn initial_value() {
     let (_w, key, _c) = setup("sem-initialvalue");
     let _sem = SystemSemaphore::new(&key, 1, SemaphoreMode::Create).unwrap();
-    let mut child = ChildProc::spawn("acquire_guard_exit", &[&key]);
+    let mut child = ChildProc::spawn("lock_exit", &[&key]);
     assert!(child.wait(Duration::from_secs(30)).success());
     let mut two = ChildProc::spawn("acquire_n", &[&key, "2"]);
     assert_eq!(two.expect_line(Duration::from_secs(30)), "acquired 1");
@@ -240,6 +240,13 @@ fn child_entry() {
     let Some(args) = util::child_role() else {
         return;
     };
+    if args[0] == "lock_and_hang" {
+        let key: NativeKey = args[1].parse().unwrap();
+        let sem = SystemSemaphore::with_native_key(key, 0, SemaphoreMode::Open).unwrap();
+        let _guard = sem.lock().unwrap();
+        util::say("locked");
+        std::thread::sleep(Duration::from_secs(600));
+    }
     if args[0] == "posix_release" {
         let key: NativeKey = args[1].parse().unwrap();
         let sem = SystemSemaphore::with_native_key(key, 0, SemaphoreMode::Open).unwrap();
@@ -271,8 +278,8 @@ fn child_entry() {
                 sem.release(1).unwrap();
             }
         }
-        "acquire_guard_exit" => {
-            let guard = sem.acquire_guard().unwrap();
+        "lock_exit" => {
+            let guard = sem.lock().unwrap();
             std::mem::forget(guard);
             std::process::exit(0); // dies holding the unit
         }
@@ -317,4 +324,42 @@ fn posix_semaphore_counts_across_processes_and_with_qt() {
     sem.release(1).unwrap();
     qt.recv().expect_ok("acquire");
     qt.close();
+}
+
+/// The crash-safe `lock`/`try_lock`/`lock_timeout` of `SystemSemaphore`, on both backends: a
+/// holder killed with SIGKILL gives its unit back (and, on POSIX, the next holder is told).
+#[test]
+fn lock_is_crash_safe_on_both_backends() {
+    let _w = Watchdog::new(
+        "lock_is_crash_safe_on_both_backends",
+        Duration::from_secs(120),
+    );
+    for t in [KeyType::SystemV, KeyType::PosixRealtime] {
+        let key = SystemSemaphore::legacy_native_key(&util::unique_key("semlock"), t);
+        let _c = Cleanup::new().semaphore(&key);
+        let sem = SystemSemaphore::with_native_key(key.clone(), 1, SemaphoreMode::Create).unwrap();
+        let mut holder = ChildProc::spawn("lock_and_hang", &[&key.to_string()]);
+        assert_eq!(holder.expect_line(Duration::from_secs(30)), "locked");
+        assert_eq!(
+            sem.try_lock().unwrap_err().kind(),
+            ErrorKind::WouldBlock,
+            "{t:?}"
+        );
+        let start = Instant::now();
+        assert_eq!(
+            sem.lock_timeout(Duration::from_millis(100))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Timeout
+        );
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        holder.kill9();
+        let mut guard = sem
+            .lock_timeout(Duration::from_secs(1))
+            .expect("the dead holder's unit");
+        assert_eq!(guard.owner_died(), t == KeyType::PosixRealtime, "{t:?}");
+        guard.mark_consistent();
+        drop(guard);
+        assert!(!sem.try_lock().unwrap().owner_died(), "{t:?}: told twice");
+    }
 }
