@@ -39,6 +39,13 @@ for target in x86_64-unknown-freebsd x86_64-apple-darwin x86_64-pc-windows-gnu w
     cargo clippy -p qshm --lib --target "$target" --quiet -- -D warnings
 done
 
+step "minimum supported Rust version (1.80) builds the library"
+if rustup toolchain list 2>/dev/null | grep -q '^1\.80\.0' || rustup toolchain install 1.80.0 --profile minimal >&2; then
+    CARGO_TARGET_DIR=target/msrv cargo +1.80.0 check -p qshm --lib --quiet
+else
+    echo "warning: cannot install Rust 1.80.0 here; MSRV not checked" >&2
+fi
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
