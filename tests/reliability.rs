@@ -25,6 +25,15 @@ use util::{ChildProc, Cleanup, PathCleanup, Watchdog};
 
 const SIZE: usize = 4096;
 
+/// The tests of this file run one at a time (they are safe in parallel: unique keys; but
+/// each already runs up to 8 busy processes, and on a small machine their contention would
+/// measure the scheduler, not the 1 s / 100 ms recovery bounds).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A lock kind under test.
 #[derive(Clone, Copy)]
 struct Kind {
@@ -351,18 +360,21 @@ fn crash_campaign(kind: Kind) {
 #[test]
 fn crash_campaign_sysv() {
     let _w = Watchdog::new("crash_campaign_sysv", Duration::from_secs(1200));
+    let _serial = one_at_a_time();
     crash_campaign(SYSV);
 }
 
 #[test]
 fn crash_campaign_posix() {
     let _w = Watchdog::new("crash_campaign_posix", Duration::from_secs(1200));
+    let _serial = one_at_a_time();
     crash_campaign(POSIX);
 }
 
 #[test]
 fn crash_campaign_mapped() {
     let _w = Watchdog::new("crash_campaign_mapped", Duration::from_secs(1200));
+    let _serial = one_at_a_time();
     crash_campaign(MAPPED);
 }
 
@@ -392,18 +404,21 @@ fn load(kind: Kind) {
 #[test]
 fn load_sysv() {
     let _w = Watchdog::new("load_sysv", Duration::from_secs(1500));
+    let _serial = one_at_a_time();
     load(SYSV);
 }
 
 #[test]
 fn load_posix() {
     let _w = Watchdog::new("load_posix", Duration::from_secs(1500));
+    let _serial = one_at_a_time();
     load(POSIX);
 }
 
 #[test]
 fn load_mapped() {
     let _w = Watchdog::new("load_mapped", Duration::from_secs(1500));
+    let _serial = one_at_a_time();
     load(MAPPED);
 }
 
@@ -446,18 +461,21 @@ fn churn(kind: Kind) {
 #[test]
 fn churn_sysv() {
     let _w = Watchdog::new("churn_sysv", Duration::from_secs(300));
+    let _serial = one_at_a_time();
     churn(SYSV);
 }
 
 #[test]
 fn churn_posix() {
     let _w = Watchdog::new("churn_posix", Duration::from_secs(300));
+    let _serial = one_at_a_time();
     churn(POSIX);
 }
 
 #[test]
 fn churn_mapped() {
     let _w = Watchdog::new("churn_mapped", Duration::from_secs(300));
+    let _serial = one_at_a_time();
     churn(MAPPED);
 }
 
