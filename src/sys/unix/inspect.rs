@@ -17,18 +17,12 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// `ftok(path, proj)`: the System V key of a key file (glibc:
-/// `(proj << 24) | ((st_dev & 0xff) << 16) | (st_ino & 0xffff)`).
+/// `ftok(path, proj)`: the System V key of a key file, exactly as the backend computes it
+/// (glibc's formula; a planted link in a world-writable directory is refused).
 pub(crate) fn ftok(path: &Path, proj: u8) -> io::Result<i32> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    let key = unsafe { libc::ftok(c.as_ptr(), c_int::from(proj)) };
-    if key == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(key)
-    }
+    super::sysv::ftok(&c, proj).map_err(io::Error::from_raw_os_error)
 }
 
 /// What `semctl` tells about semaphore 0 of a set.

@@ -539,8 +539,13 @@ impl PosixSemaphore {
         let name = CString::new(key.native_key())
             .map_err(|_| ctx.kind(ErrorKind::KeyError, "NUL in name"))?;
         let path = format!("{SHM_DIR}sem.{file}");
-        for _ in 0..100 {
-            let created = create_sem_file(&path, initial, mode).map_err(|e| sem_error(ctx, e))?;
+        // Usually the semaphore exists: open it straight away, and create it only when the
+        // first attempt finds nothing.
+        let mut created = false;
+        for attempt in 0..100 {
+            if attempt > 0 {
+                created = create_sem_file(&path, initial, mode).map_err(|e| sem_error(ctx, e))?;
+            }
             // SAFETY: `name` is a valid C string; without O_CREAT no more arguments are read.
             let sem = unsafe { libc::sem_open(name.as_ptr(), 0) };
             if sem != libc::SEM_FAILED {
@@ -554,7 +559,7 @@ impl PosixSemaphore {
             if e != libc::ENOENT {
                 return Err(sem_error(ctx, e));
             }
-            // Removed between the two calls: create it again.
+            // Not there (yet, or removed meanwhile): create it.
         }
         Err(ctx.kind(
             ErrorKind::Unknown,

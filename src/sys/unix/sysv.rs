@@ -9,7 +9,7 @@
 use std::ffi::{c_int, c_ushort, CStr, CString};
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -33,25 +33,30 @@ union Semun {
 
 /// `ftok(path, proj)`: the System V key of a key file.
 ///
-/// `ftok` follows symbolic links. In a world-writable directory (`/tmp`, Qt's default) a
-/// link there may have been planted by another user to steer us onto a key of their
-/// choosing, so there a key file that is a symbolic link is refused (`ELOOP`).
-fn ftok(path: &CStr, proj: u8) -> std::result::Result<libc::key_t, i32> {
+/// glibc's `ftok` is `(proj & 0xff) << 24 | (st_dev & 0xff) << 16 | (st_ino & 0xffff)` of
+/// `stat(path)` (sysvipc/ftok.c; checked against `libc::ftok` in the tests). Computed here
+/// from `lstat` instead, for one reason: `ftok` follows symbolic links, and in a
+/// world-writable directory (`/tmp`, Qt's default) a link where a key file goes may have been
+/// planted by another user to steer us onto a key of their choosing. There such a link is
+/// refused (`ELOOP`); elsewhere it is followed as `ftok` would. One system call, as `ftok`.
+pub(crate) fn ftok(path: &CStr, proj: u8) -> std::result::Result<libc::key_t, i32> {
     let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
-    if let (Ok(meta), Some(dir)) = (std::fs::symlink_metadata(p), p.parent()) {
-        let world_writable =
-            std::fs::metadata(dir).is_ok_and(|d| d.permissions().mode() & 0o002 != 0);
-        if meta.file_type().is_symlink() && world_writable {
+    let mut meta =
+        std::fs::symlink_metadata(p).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+    if meta.file_type().is_symlink() {
+        let dir = p.parent().unwrap_or(std::path::Path::new("/"));
+        if std::fs::metadata(dir).is_ok_and(|d| d.permissions().mode() & 0o002 != 0) {
             return Err(libc::ELOOP);
         }
+        meta = std::fs::metadata(p).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
     }
-    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
-    let key = unsafe { libc::ftok(path.as_ptr(), c_int::from(proj)) };
-    if key == -1 {
-        Err(errno())
-    } else {
-        Ok(key)
-    }
+    Ok(ftok_of(meta.dev(), meta.ino(), proj))
+}
+
+/// glibc's `ftok` formula.
+fn ftok_of(dev: u64, ino: u64, proj: u8) -> libc::key_t {
+    let key = (u32::from(proj) << 24) | (((dev & 0xff) as u32) << 16) | ((ino & 0xffff) as u32);
+    key as libc::key_t
 }
 
 fn project_id(key: &NativeKey) -> u8 {
@@ -632,6 +637,18 @@ impl crate::backend::RawSegment for SysvSegment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ftok_is_glibc_ftok() {
+        for path in ["/", "/tmp", "/dev/null", "/proc/self"] {
+            let c = CString::new(path).unwrap();
+            for proj in [1u8, b'Q', 0x52, 0xff] {
+                // SAFETY: `c` is a valid NUL-terminated path.
+                let theirs = unsafe { libc::ftok(c.as_ptr(), c_int::from(proj)) };
+                assert_eq!(ftok(&c, proj), Ok(theirs), "{path} {proj}");
+            }
+        }
+    }
 
     #[test]
     fn send_sync() {
