@@ -644,8 +644,9 @@ fn remove_posix(info: &SegmentInfo, force: bool) -> Result<bool> {
         .native_key
         .as_ref()
         .map_or_else(|| path.display().to_string(), ToString::to_string);
-    // HOOK(posix backend): once the POSIX backend has its crash-robust lock, take it here
-    // (as System V removal does) instead of relying on the users check alone.
+    // No lock is taken here: a process that is attaching holds the segment open (it has
+    // `shm_open`ed it before it maps it), and `process_users` counts open descriptors as
+    // well as mappings, so an unused segment is one nobody can be attaching to.
     let users = process_users();
     if !force && users.of(path) > 0 {
         return Ok(false);
@@ -978,9 +979,8 @@ impl Snapshot {
     /// owner record qshm's POSIX backend keeps beside it (holder pid and start time). A held
     /// semaphore with a record names its holder, alive or dead; one without (a Qt holder)
     /// has a dead holder when no process maps it any more.
-    ///
-    /// HOOK(posix backend): this reads the record's layout documented in
-    /// `sys/unix/posix.rs`; keep the two in step.
+    /// The record's layout and its liveness test are the backend's own
+    /// (`sys/unix/posix.rs`, `owner_record_is_alive`).
     fn posix_lock_state(&self, sem: &Path) -> LockState {
         let Some(state) = os::posix_sem_state(sem) else {
             return LockState::Unknown;
@@ -990,9 +990,7 @@ impl Snapshot {
         }
         let pid = (state.owner >> 32) as u32;
         if pid != 0 {
-            let alive = process_start(pid)
-                .is_some_and(|start| (state.owner & 0xffff_ffff) == start & 0xffff_ffff);
-            return if alive {
+            return if os::owner_record_is_alive(state.owner) {
                 LockState::Held { pid: Some(pid) }
             } else {
                 LockState::HolderDead { pid: Some(pid) }
@@ -1182,15 +1180,6 @@ pub fn process_alive(pid: u32) -> bool {
 
 /// The start time of a running process (`/proc/<pid>/stat` field 22, clock ticks since
 /// boot); `None` for no process or a zombie.
-fn process_start(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 1..].split_ascii_whitespace();
-    if matches!(fields.next()?, "Z" | "X" | "x") {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
-
 /// Which processes map or hold open each file under `/dev/shm`.
 #[derive(Debug, Default)]
 struct Users {

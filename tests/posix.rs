@@ -387,3 +387,37 @@ fn child_entry() {
     }
     std::process::exit(0);
 }
+
+/// A process that spawns children while it detaches: a child between fork and exec maps
+/// everything its parent maps, and must not be taken for a user of the segment (the last
+/// detach would then leave the segment or its lock behind).
+#[test]
+fn spawning_children_does_not_keep_segments_alive() {
+    let _w = watchdog("spawning_children_does_not_keep_segments_alive");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut spawned = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new("true").status();
+                spawned += 1;
+            }
+            spawned
+        })
+    };
+    for round in 0..200 {
+        let key = NativeKey::platform_safe(&util::unique_key("spawning"), KeyType::PosixRealtime);
+        let _c = Cleanup::new().segment(&key);
+        let mut shm = SharedMemory::with_native_key(key.clone());
+        shm.create(4096, AccessMode::ReadWrite).unwrap();
+        shm.detach().unwrap();
+        assert_eq!(
+            util::objects_left(&key),
+            Vec::<String>::new(),
+            "round {round}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(spawner.join().unwrap() > 0);
+}

@@ -104,6 +104,12 @@ pub(crate) struct PosixSemState {
 
 /// Reads a glibc POSIX semaphore's file. `None` where glibc's 64-bit layout does not apply
 /// or the file cannot be read.
+/// Whether the process a POSIX lock's owner record names is still running (the backend's
+/// own test: pid and process start time).
+pub(crate) fn owner_record_is_alive(record: u64) -> bool {
+    super::posix::is_alive(record)
+}
+
 pub(crate) fn posix_sem_state(path: &Path) -> Option<PosixSemState> {
     if cfg!(not(all(target_env = "gnu", target_pointer_width = "64"))) {
         return None;

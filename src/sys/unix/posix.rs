@@ -298,7 +298,8 @@ impl PosixSegment {
     /// process's mappings), removes the segment. Returns whether it removed it.
     pub(crate) fn detach(mut self, remove_if_last: bool) -> Result<bool> {
         self.unmap();
-        if !remove_if_last || !is_last_user(&self.fd, &self.path) {
+        let ours = self.addr.as_ptr() as usize;
+        if !remove_if_last || !is_last_user(&self.fd, &self.path, Some(ours)) {
             return Ok(false);
         }
         match rustix::fs::unlink(&self.path) {
@@ -326,7 +327,7 @@ impl PosixSegment {
                 Err(rustix::io::Errno::NOENT) => return Ok(false),
                 Err(e) => return Err(io_err(ctx, e)),
             };
-            if !is_last_user(&fd, &path) {
+            if !is_last_user(&fd, &path, None) {
                 return Ok(false);
             }
         }
@@ -363,34 +364,85 @@ fn is_half_created(path: &str) -> bool {
 
 /// Whether nobody but the caller uses the segment open as `fd`: no other qshm attachment
 /// holds its shared `flock`, and no other process maps the file.
-fn is_last_user(fd: &OwnedFd, path: &str) -> bool {
+fn is_last_user(fd: &OwnedFd, path: &str, ours: Option<usize>) -> bool {
     if rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_err() {
         return false;
     }
-    !mapped_by_another_process(path)
+    !mapped_by_another_process(path, ours)
 }
 
 /// Whether a process other than this one maps `path` (read from `/proc/<pid>/maps`;
 /// processes of other users whose maps cannot be read cannot open a 0600 segment either).
-pub(crate) fn mapped_by_another_process(path: &str) -> bool {
-    let me = std::process::id().to_string();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
+///
+/// `ours` is where this process maps (or mapped) the file. A child this process is spawning
+/// maps everything this process maps, at the same addresses, until it calls `exec`
+/// (`posix_spawn`/`vfork` even shares the address space). So a child of ours that maps the
+/// file only at `ours` is looked at again, for up to about a second on a busy machine: one
+/// that still does then is a real user (a forked worker that inherited the mapping); one that
+/// has exec'd or exited was not. A process that opened the file itself maps it elsewhere.
+fn mapped_by_another_process(path: &str, ours: Option<usize>) -> bool {
+    let me = std::process::id();
+    let mut pause = Duration::from_micros(250);
+    for _ in 0..12 {
+        let mut inherited_only = true;
+        let mut any = false;
+        for pid in other_processes(me) {
+            let at = mapping_addresses(pid, path);
+            if at.is_empty() {
+                continue;
+            }
+            any = true;
+            let copy_of_ours = ours.is_some_and(|o| at.iter().all(|&a| a == o));
+            if !copy_of_ours || parent_of(pid) != Some(me) {
+                inherited_only = false;
+                break;
+            }
+        }
+        if !any {
+            return false;
+        }
+        if !inherited_only {
+            return true;
+        }
+        std::thread::sleep(pause);
+        pause *= 2;
+    }
+    true
+}
+
+fn other_processes(me: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+                .filter(|&pid| pid != me)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where process `pid` maps `path` (deleted or not): the start of each mapping.
+fn mapping_addresses(pid: u32, path: &str) -> Vec<usize> {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return Vec::new();
     };
-    let plain = format!(" {path}");
-    let deleted = format!(" {path} (deleted)");
-    dir.filter_map(|e| e.ok())
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.bytes().all(|b| b.is_ascii_digit()) && name != me
+    maps.lines()
+        .filter(|l| {
+            let l = l.strip_suffix(" (deleted)").unwrap_or(l);
+            l.strip_suffix(path).is_some_and(|rest| rest.ends_with(' '))
         })
-        .any(|e| {
-            std::fs::read_to_string(e.path().join("maps")).is_ok_and(|maps| {
-                maps.lines()
-                    .any(|l| l.ends_with(&plain) || l.ends_with(&deleted))
-            })
-        })
+        .filter_map(|l| usize::from_str_radix(l.split('-').next()?, 16).ok())
+        .collect()
+}
+
+/// The parent of process `pid` (`/proc/<pid>/stat` field 4).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_ascii_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// This process's identity for the owner record: pid in the high half, the low 32 bits of
@@ -431,7 +483,7 @@ fn identity_of(pid: u32) -> Option<u64> {
 }
 
 /// Whether the process an owner record names is still running.
-fn is_alive(record: u64) -> bool {
+pub(crate) fn is_alive(record: u64) -> bool {
     let pid = (record >> 32) as u32;
     if pid == 0 {
         return true; // not a record qshm wrote: assume a live holder
@@ -855,7 +907,7 @@ impl RawSemaphore for PosixSemaphore {
     /// not noticed by its holder, unlike System V's `EIDRM`, so this is checked before
     /// removing; threads of this process notice it in `still_named`.
     fn in_use_elsewhere(&self) -> bool {
-        mapped_by_another_process(&self.path)
+        mapped_by_another_process(&self.path, Some(self.sem.as_ptr() as usize))
     }
 
     fn mark_consistent(&self) {
@@ -904,6 +956,15 @@ mod tests {
         // A start time that does not match: a reused pid, so not the recorded process.
         assert!(!is_alive(me ^ 1));
         assert!(identity_of(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn parent_is_read_from_proc() {
+        assert_eq!(
+            parent_of(std::process::id()),
+            Some(std::os::unix::process::parent_id())
+        );
+        assert_eq!(parent_of(u32::MAX), None);
     }
 
     #[test]
