@@ -26,12 +26,20 @@
 //! * [`NativeKey`] and [`KeyType`]: Qt's `QNativeIpcKey`, its text form and key derivation.
 //! * [`SystemSemaphore`]: Qt's `QSystemSemaphore`.
 //! * [`Error`] and [`ErrorKind`]: Qt's nine error kinds, with the operation, key and cause.
+//! * `mapped` (Linux): the memory-mapped-file and memfd alternative, sealed memfds passed to
+//!   children or over Unix sockets, and a crash-robust lock inside the segment whose protocol
+//!   C programs share through `include/qshm.h`.
 //! * [`inspect`] (Unix): what segments exist, who uses them, their locks, and what a crash
 //!   left behind; the library under the `qshm` command-line tool.
 //!
+//! Every lock returns the same [`LockGuard`], which lends the bytes only while the lock is
+//! held, and reports [`owner_died`](LockGuard::owner_died) where the lock kind can tell that
+//! a holder died holding it.
+//!
 //! # Platform-specific behavior
 //!
-//! Linux has the System V backend (Qt's Linux default for Qt keys) and the POSIX one. On targets
+//! Linux has the System V backend (Qt's Linux default for Qt keys) and the POSIX one, chosen
+//! per key by its [`KeyType`]. On targets
 //! without a backend the crate compiles and every operation reports
 //! [`ErrorKind::Unsupported`]. See [`NativeKey`] for how keys become native names.
 #![deny(unsafe_code)]
