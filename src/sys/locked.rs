@@ -108,9 +108,13 @@ impl<'a> Locked<'a> {
     ///
     /// `lock` must be the lock that every user of the memory behind `mapping` takes, and
     /// `inproc` must belong to the object that owns both; the caller keeps them together.
-    pub(crate) fn acquire(
-        lock: &'a dyn SegmentLock,
-        mapping: &'a dyn Mapping,
+    ///
+    /// Generic, so that the uncontended path of each lock is inlined here; the guard keeps
+    /// the lock as a trait object, so that every backend shares one guard type.
+    #[inline]
+    pub(crate) fn acquire<L: SegmentLock, M: Mapping>(
+        lock: &'a L,
+        mapping: &'a M,
         inproc: &'a InProcessLock,
         wait: Wait,
         label: &dyn fmt::Display,

@@ -38,6 +38,7 @@ use rustix::net::{
 };
 
 use super::robust_lock::{ImmutableLock, RobustLock};
+use crate::backend::Wait;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::sys::{Mapping, SegmentLock};
 use crate::AccessMode;
@@ -275,9 +276,43 @@ pub(crate) struct OpenParams {
     pub(crate) check_size_on_lock: bool,
 }
 
-enum LockKind {
+/// The lock of a mapped segment: one enum, so that `Locked::acquire` inlines its fast path.
+pub(crate) enum LockKind {
     Robust(RobustLock),
     Immutable(ImmutableLock),
+}
+
+impl SegmentLock for LockKind {
+    #[inline]
+    fn lock(&self, wait: Wait, op: Operation) -> Result<bool> {
+        match self {
+            LockKind::Robust(l) => l.lock(wait, op),
+            LockKind::Immutable(l) => l.lock(wait, op),
+        }
+    }
+
+    #[inline]
+    fn unlock(&self) -> Result<()> {
+        match self {
+            LockKind::Robust(l) => l.unlock(),
+            LockKind::Immutable(l) => l.unlock(),
+        }
+    }
+
+    fn mark_consistent(&self) {
+        match self {
+            LockKind::Robust(l) => l.mark_consistent(),
+            LockKind::Immutable(l) => l.mark_consistent(),
+        }
+    }
+
+    #[inline]
+    fn needs_in_process_exclusion(&self) -> bool {
+        match self {
+            LockKind::Robust(l) => l.needs_in_process_exclusion(),
+            LockKind::Immutable(l) => l.needs_in_process_exclusion(),
+        }
+    }
 }
 
 /// A mapped segment: header, lock and data area.
@@ -864,11 +899,8 @@ impl MappedInner {
         self.fd.as_fd()
     }
 
-    pub(crate) fn segment_lock(&self) -> &dyn SegmentLock {
-        match &self.lock {
-            LockKind::Robust(l) => l,
-            LockKind::Immutable(l) => l,
-        }
+    pub(crate) fn segment_lock(&self) -> &LockKind {
+        &self.lock
     }
 
     /// How many times the lock was taken over from a dead holder.

@@ -376,34 +376,42 @@ fn is_last_user(fd: &OwnedFd, path: &str, ours: Option<usize>) -> bool {
 ///
 /// `ours` is where this process maps (or mapped) the file. A child this process is spawning
 /// maps everything this process maps, at the same addresses, until it calls `exec`
-/// (`posix_spawn`/`vfork` even shares the address space). So a child of ours that maps the
-/// file only at `ours` is looked at again, for up to about a second on a busy machine: one
-/// that still does then is a real user (a forked worker that inherited the mapping); one that
-/// has exec'd or exited was not. A process that opened the file itself maps it elsewhere.
+/// (`posix_spawn`/`vfork` even shares the address space). So children of ours that map the
+/// file only at `ours` are looked at again, for up to about a second on a busy machine: one
+/// that still does all along is a real user (a forked worker that inherited the mapping);
+/// ones that exec or exit meanwhile (a program spawning processes all the time shows a new
+/// one at every look) were not. A process that opened the file itself maps it elsewhere.
 fn mapped_by_another_process(path: &str, ours: Option<usize>) -> bool {
     let me = std::process::id();
     let mut pause = Duration::from_micros(250);
+    let mut persistent: Option<std::collections::HashSet<u32>> = None;
     for _ in 0..12 {
-        let mut inherited_only = true;
-        let mut any = false;
+        let mut copies = std::collections::HashSet::new();
         for pid in other_processes(me) {
             let at = mapping_addresses(pid, path);
             if at.is_empty() {
                 continue;
             }
-            any = true;
             let copy_of_ours = ours.is_some_and(|o| at.iter().all(|&a| a == o));
-            if !copy_of_ours || parent_of(pid) != Some(me) {
-                inherited_only = false;
-                break;
+            match parent_of(pid) {
+                // Gone since its maps were read: not a user.
+                None => {}
+                Some(parent) if parent == me && copy_of_ours => {
+                    copies.insert(pid);
+                }
+                // A real user, unless it has just exec'd away from the mapping.
+                Some(_) if !mapping_addresses(pid, path).is_empty() => return true,
+                Some(_) => {}
             }
         }
-        if !any {
+        let still = match persistent {
+            None => copies,
+            Some(seen) => seen.intersection(&copies).copied().collect(),
+        };
+        if still.is_empty() {
             return false;
         }
-        if !inherited_only {
-            return true;
-        }
+        persistent = Some(still);
         std::thread::sleep(pause);
         pause *= 2;
     }
