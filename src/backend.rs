@@ -46,6 +46,9 @@ pub(crate) enum SemOpen {
     /// Qt's `QSystemSemaphore::Create`: as `OpenOrCreate`, and an existing semaphore's value
     /// is reset to the initial value.
     CreateOrReset,
+    /// Open it only if it exists (`NotFound` otherwise), creating nothing, not even a key
+    /// file: for removing what may already be gone.
+    Existing,
 }
 
 /// A named semaphore, the primitive a segment's lock is built on.

@@ -95,14 +95,19 @@ pub enum LastDetach {
 /// Opens the lock of the segment `key` and takes it. A lock whose name was removed or
 /// replaced meanwhile (the last detach removes it; a Qt creator replaces it) is opened again,
 /// so that everyone serialises on the one the name now refers to.
-fn lock_by_name(key: &NativeKey, mode: u32, op: Operation, wait: Wait) -> Result<Semaphore> {
+fn lock_by_name(
+    key: &NativeKey,
+    how: SemOpen,
+    mode: u32,
+    op: Operation,
+    wait: Wait,
+) -> Result<Semaphore> {
     let lock_key = key.lock_key();
     for _ in 0..100 {
-        let (sem, _created) =
-            Semaphore::open(&lock_key, 1, SemOpen::OpenOrCreate, mode).map_err(|e| {
-                let detail = format!("cannot open its lock ({e})");
-                e.with_op(op).with_key(key.to_string()).with_detail(detail)
-            })?;
+        let (sem, _created) = Semaphore::open(&lock_key, 1, how, mode).map_err(|e| {
+            let detail = format!("cannot open its lock ({e})");
+            e.with_op(op).with_key(key.to_string()).with_detail(detail)
+        })?;
         sem.acquire(wait, Undo::Yes, op)?;
         if sem.still_named() {
             return Ok(sem);
@@ -266,7 +271,13 @@ impl SharedMemory {
         op: Operation,
         f: impl FnOnce(&NativeKey, u32) -> Result<Segment>,
     ) -> Result<Segment> {
-        let sem = lock_by_name(&self.key, self.mode, op, Wait::Forever)?;
+        let sem = lock_by_name(
+            &self.key,
+            SemOpen::OpenOrCreate,
+            self.mode,
+            op,
+            Wait::Forever,
+        )?;
         match f(&self.key, self.mode) {
             Ok(seg) => {
                 sem.release(1, Undo::Yes, op)?;
@@ -320,7 +331,13 @@ impl SharedMemory {
             sem
         } else {
             let _ = sem.release(1, Undo::Yes, Operation::Detach);
-            match lock_by_name(&self.key, self.mode, Operation::Detach, Wait::Forever) {
+            match lock_by_name(
+                &self.key,
+                SemOpen::OpenOrCreate,
+                self.mode,
+                Operation::Detach,
+                Wait::Forever,
+            ) {
                 Ok(fresh) => fresh,
                 Err(err) => {
                     self.segment = Some(seg);
@@ -503,16 +520,22 @@ impl SharedMemory {
         } else {
             Wait::Poll
         };
-        let (sem, locked) = match lock_by_name(key, 0o600, Operation::Remove, wait) {
-            Ok(sem) => (sem, true),
-            Err(err) if only_if_unattached || err.kind() != ErrorKind::WouldBlock => {
-                return Err(err)
-            }
-            Err(_) => (
-                Semaphore::open(&key.lock_key(), 1, SemOpen::OpenOrCreate, 0o600)?.0,
-                false,
-            ),
-        };
+        let (sem, locked) =
+            match lock_by_name(key, SemOpen::Existing, 0o600, Operation::Remove, wait) {
+                Ok(sem) => (sem, true),
+                // No lock at all: nobody is creating, attaching or detaching (they would hold or
+                // have made it); what may be left is a segment, or nothing.
+                Err(err) if err.kind() == ErrorKind::NotFound => {
+                    return crate::sys::remove_segment(key, only_if_unattached)
+                }
+                Err(err) if only_if_unattached || err.kind() != ErrorKind::WouldBlock => {
+                    return Err(err)
+                }
+                Err(_) => (
+                    Semaphore::open(&key.lock_key(), 1, SemOpen::Existing, 0o600)?.0,
+                    false,
+                ),
+            };
         let removed = crate::sys::remove_segment(key, only_if_unattached);
         let gone = matches!(removed, Ok(true)) || !crate::sys::segment_exists(key);
         if gone && !sem.in_use_elsewhere() {

@@ -616,7 +616,7 @@ impl PosixSemaphore {
                 return Ok((sem, created));
             }
             let e = errno();
-            if e != libc::ENOENT {
+            if e != libc::ENOENT || how == SemOpen::Existing {
                 return Err(sem_error(ctx, e));
             }
             // Not there (yet, or removed meanwhile): create it.

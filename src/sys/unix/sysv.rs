@@ -505,6 +505,16 @@ fn far_future() -> Instant {
 
 /// Opens or creates the semaphore of `path`.
 fn get(ctx: Ctx<'_>, path: &CStr, initial: u32, how: SemOpen, mode: u32) -> Result<(c_int, bool)> {
+    if how == SemOpen::Existing {
+        let sysv_key = ftok(path, project_id(ctx.key)).map_err(|e| ctx.err(e))?;
+        // SAFETY: semget takes plain integers; 0600 asks for read and write permission.
+        let id = unsafe { libc::semget(sysv_key, 1, 0o600) };
+        return if id == -1 {
+            Err(ctx.err(errno()))
+        } else {
+            Ok((id, false))
+        };
+    }
     let created_file = create_key_file(ctx)?;
     let result = get_by_key_file(ctx, path, initial, how, mode);
     if result.is_err() && created_file {
