@@ -271,6 +271,57 @@ fn update(bytes: &mut [u8], pause: Duration) {
     util::write_u64(&mut bytes[8..], !v);
 }
 
+/// The one case the POSIX lock cannot recover from by itself (README, "What is guaranteed"):
+/// a qshm holder killed in the few instructions between taking glibc's semaphore and writing
+/// its owner record leaves the semaphore taken with no record, exactly like a Qt holder
+/// (which never writes one). A qshm waiter must then not take the lock over (it could be a
+/// live Qt process's), so it waits. In this campaign no Qt process takes part, so after
+/// `STUCK` with the semaphore taken and no record, the janitor does what an operator would:
+/// posts the semaphore once, and the campaign counts it as an unrecognised death.
+const STUCK: Duration = Duration::from_secs(3);
+
+/// Watches a POSIX lock semaphore file while the campaign waits for the lock; see [`STUCK`].
+struct Janitor {
+    done: std::sync::mpsc::Sender<()>,
+    handle: std::thread::JoinHandle<bool>,
+}
+
+impl Janitor {
+    fn start(target: &Target) -> Option<Janitor> {
+        let Target::Key(key) = target else {
+            return None;
+        };
+        if key.key_type() != KeyType::PosixRealtime {
+            return None;
+        }
+        let lock = key.lock_key();
+        let path = format!("/dev/shm/sem.{}", lock.native_key().trim_start_matches('/'));
+        let (done, rx) = std::sync::mpsc::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            if rx.recv_timeout(STUCK).is_ok() {
+                return false;
+            }
+            let Ok(bytes) = std::fs::read(&path) else {
+                return false;
+            };
+            let value = u32::from_ne_bytes(bytes[0..4].try_into().unwrap());
+            let record = u64::from_ne_bytes(bytes[16..24].try_into().unwrap());
+            if value != 0 || record != 0 {
+                return false;
+            }
+            let sem = qshm::SystemSemaphore::with_native_key(lock, 0, qshm::SemaphoreMode::Open);
+            sem.and_then(|s| s.release(1)).is_ok()
+        });
+        Some(Janitor { done, handle })
+    }
+
+    /// Stops watching; whether it had to post the semaphore.
+    fn finish(self) -> bool {
+        let _ = self.done.send(());
+        self.handle.join().unwrap_or(false)
+    }
+}
+
 fn crash_campaign(kind: Kind) {
     let name = kind.name;
     let kills = env_usize("QSHM_CRASH_KILLS", 200);
@@ -283,7 +334,7 @@ fn crash_campaign(kind: Kind) {
     for w in &workers {
         assert_eq!(w.expect_line(Duration::from_secs(30)), "started");
     }
-    let (mut slowest, mut owner_died_seen) = (Duration::ZERO, 0usize);
+    let (mut slowest, mut owner_died_seen, mut unrecognised) = (Duration::ZERO, 0usize, 0usize);
     // Operations done: the counter restarts when the segment is re-created (every user
     // gone), so add up what each generation reached.
     let (mut ops, mut last_seen) = (0u64, 0u64);
@@ -298,14 +349,17 @@ fn crash_campaign(kind: Kind) {
         workers[victim].kill9();
         // The next process: gets the lock in time and finds the data consistent unless told
         // the holder died (where the lock kind can tell).
-        let seg = target.create_or_attach(Duration::from_secs(5));
+        let janitor = Janitor::start(&target);
+        let seg = target.create_or_attach(Duration::from_secs(30));
         let start = Instant::now();
         let mut guard = seg
-            .lock_timeout(Duration::from_secs(5))
+            .lock_timeout(Duration::from_secs(30))
             .unwrap_or_else(|e| panic!("{name} round {round}: no lock: {e}"));
         let waited = start.elapsed();
+        let unstuck = janitor.is_some_and(Janitor::finish);
+        unrecognised += usize::from(unstuck);
         assert!(
-            waited < kind.recovery,
+            unstuck || waited < kind.recovery,
             "{name} round {round}: the lock took {waited:?}"
         );
         slowest = slowest.max(waited);
@@ -349,9 +403,15 @@ fn crash_campaign(kind: Kind) {
         Vec::<String>::new(),
         "{name}: objects left after the campaign"
     );
+    // The documented window is a few instructions wide: it must stay rare.
+    assert!(
+        unrecognised * 100 <= kills.max(100),
+        "{name}: {unrecognised} unrecognised deaths in {kills} kills"
+    );
     println!(
         "RELIABILITY crash kind={name} kills={kills} survived={kills} operations={ops} \
-         owner_died_reported={owner_died_seen} leaked={} slowest_recovery_ms={:.1}",
+         owner_died_reported={owner_died_seen} unrecognised_deaths={unrecognised} leaked={} \
+         slowest_recovery_ms={:.1}",
         leaked.len(),
         slowest.as_secs_f64() * 1e3
     );
@@ -493,9 +553,14 @@ fn child_entry() {
             loop {
                 let seg = target.create_or_attach(Duration::from_secs(30));
                 for _ in 0..rng.below(20) + 1 {
-                    let mut guard = seg
-                        .lock_timeout(Duration::from_secs(5))
-                        .expect("worker lock");
+                    // A stuck lock (see `STUCK`) is the campaign's to resolve: keep waiting.
+                    let mut guard = loop {
+                        match seg.lock_timeout(Duration::from_secs(5)) {
+                            Ok(guard) => break guard,
+                            Err(e) if e.kind() == ErrorKind::Timeout => continue,
+                            Err(e) => panic!("worker lock: {e}"),
+                        }
+                    };
                     let died = guard.owner_died();
                     let bytes = guard.as_mut_slice().unwrap();
                     if kind.tells && !died {

@@ -575,6 +575,14 @@ fn file_inode(path: &str) -> Option<u64> {
     rustix::fs::stat(path).ok().map(|st| st.st_ino)
 }
 
+/// The inode of the file mapped at `addr` in this process (`/proc/self/maps`).
+fn mapped_inode(addr: usize) -> Option<u64> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let prefix = format!("{addr:x}-");
+    let line = maps.lines().find(|l| l.starts_with(&prefix))?;
+    line.split_ascii_whitespace().nth(4)?.parse().ok()
+}
+
 impl PosixSemaphore {
     /// `sem_open(name, O_CREAT|O_EXCL, mode, initial)`, or `sem_open(name, 0)` when it
     /// exists (Qt's Open mode).
@@ -635,7 +643,9 @@ impl PosixSemaphore {
                 key.to_string(),
             ));
         };
-        let ino = file_inode(&path).unwrap_or(0);
+        // The inode of the semaphore actually mapped, not of whatever the name refers to
+        // by now (it may have been removed and made again since sem_open).
+        let ino = mapped_inode(sem.as_ptr() as usize).unwrap_or(0);
         Ok(PosixSemaphore {
             sem,
             key: key.clone(),
@@ -923,7 +933,13 @@ impl RawSemaphore for PosixSemaphore {
     }
 
     fn remove_while_held(&self) -> Result<()> {
-        let removed = self.remove();
+        // Only our semaphore: if the name was given to another one meanwhile, that one is
+        // someone else's to remove.
+        let removed = if self.still_named() {
+            self.remove()
+        } else {
+            Ok(())
+        };
         let released = self.release(1, Undo::Yes, Operation::Remove);
         removed.and(released)
     }
@@ -964,6 +980,32 @@ mod tests {
         // A start time that does not match: a reused pid, so not the recorded process.
         assert!(!is_alive(me ^ 1));
         assert!(identity_of(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn a_replaced_semaphore_is_noticed() {
+        let key = NativeKey::platform_safe(
+            &format!("qshm-unit-replaced-{}", std::process::id()),
+            crate::KeyType::PosixRealtime,
+        );
+        let (sem, created) = PosixSemaphore::open(&key, 1, SemOpen::OpenOrCreate, 0o600).unwrap();
+        assert!(created);
+        assert!(sem.still_named());
+        // Someone removes it and makes another under the same name.
+        sem.remove().unwrap();
+        let (other, created) = PosixSemaphore::open(&key, 1, SemOpen::OpenOrCreate, 0o600).unwrap();
+        assert!(created);
+        assert!(!sem.still_named(), "the old handle must notice");
+        assert!(other.still_named());
+        // Removing through the old handle must not remove the new semaphore.
+        sem.acquire(Wait::Forever, Undo::Yes, Operation::Lock)
+            .unwrap();
+        sem.remove_while_held().unwrap();
+        assert!(
+            other.still_named(),
+            "the old handle removed the new semaphore"
+        );
+        other.remove().unwrap();
     }
 
     #[test]
