@@ -362,6 +362,19 @@ struct MapRequest {
     check_size: bool,
 }
 
+impl MapRequest {
+    /// A plain file segment's mapping, as `params` ask.
+    fn file(header_size: usize, data_size: usize, params: &OpenParams) -> MapRequest {
+        MapRequest {
+            header_size,
+            data_size,
+            data_writable: params.access == AccessMode::ReadWrite,
+            immutable: false,
+            check_size: params.check_size_on_lock,
+        }
+    }
+}
+
 fn map_fd(
     fd: OwnedFd,
     backing: Backing,
@@ -649,13 +662,7 @@ pub(crate) fn create_file(
     if let Err(e) = linked {
         return Err(errno_err(e, op, &label));
     }
-    let req = MapRequest {
-        header_size,
-        data_size,
-        data_writable: params.access == AccessMode::ReadWrite,
-        immutable: false,
-        check_size: params.check_size_on_lock,
-    };
+    let req = MapRequest::file(header_size, data_size, params);
     let backing = Backing::File {
         path: path.to_path_buf(),
         remove_on_last_detach,
@@ -720,13 +727,7 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
         check_ram_backed(fs.f_type as i64, params.allow_disk_backed, path, op)
             .map_err(|e| e.with_key(label.clone()))?;
         let (header_size, data_size, flags) = read_header(&fd, st.st_size as u64, op, &label)?;
-        let req = MapRequest {
-            header_size,
-            data_size,
-            data_writable: params.access == AccessMode::ReadWrite,
-            immutable: false,
-            check_size: params.check_size_on_lock,
-        };
+        let req = MapRequest::file(header_size, data_size, params);
         let backing = Backing::File {
             path: path.to_path_buf(),
             remove_on_last_detach: flags & FLAG_REMOVE_ON_LAST_DETACH != 0,
