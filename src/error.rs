@@ -163,8 +163,16 @@ impl Operation {
 /// ```text
 /// cannot create shared memory `systemv:/tmp/qipc_sharedmemory_helloaaf4…?legacyKey=hello`: already exists (os error 17)
 /// ```
+///
+/// One pointer wide (the details live on the heap), so that `Result<T>` stays small and the
+/// success path of a lock does not pay for the failure path's data.
 #[derive(Clone)]
 pub struct Error {
+    inner: Box<ErrorInner>,
+}
+
+#[derive(Clone)]
+struct ErrorInner {
     kind: ErrorKind,
     op: Operation,
     key: String,
@@ -173,13 +181,16 @@ pub struct Error {
 }
 
 impl Error {
+    #[cold]
     pub(crate) fn new(kind: ErrorKind, op: Operation, key: impl Into<String>) -> Error {
         Error {
-            kind,
-            op,
-            key: key.into(),
-            errno: None,
-            detail: None,
+            inner: Box::new(ErrorInner {
+                kind,
+                op,
+                key: key.into(),
+                errno: None,
+                detail: None,
+            }),
         }
     }
 
@@ -191,76 +202,78 @@ impl Error {
 
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the Unix backends have errno
     pub(crate) fn with_errno(mut self, errno: i32) -> Error {
-        self.errno = Some(errno);
+        self.inner.errno = Some(errno);
         self
     }
 
     pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Error {
-        self.kind = kind;
+        self.inner.kind = kind;
         self
     }
 
     pub(crate) fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Error {
-        self.detail = Some(detail.into());
+        self.inner.detail = Some(detail.into());
         self
     }
 
     pub(crate) fn with_op(mut self, op: Operation) -> Error {
-        self.op = op;
+        self.inner.op = op;
         self
     }
 
     pub(crate) fn with_key(mut self, key: impl Into<String>) -> Error {
-        self.key = key.into();
+        self.inner.key = key.into();
         self
     }
 
     /// Qt's kind of this error.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The operation that failed.
     pub fn operation(&self) -> Operation {
-        self.op
+        self.inner.op
     }
 
     /// The key the operation was done on, in Qt's text form where one was set.
     pub fn key(&self) -> &str {
-        &self.key
+        &self.inner.key
     }
 
     /// The operating system's error number, where the failure came from a system call.
     pub fn raw_os_error(&self) -> Option<i32> {
-        self.errno
+        self.inner.errno
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &*self.inner;
         f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("operation", &self.op)
-            .field("key", &self.key)
-            .field("errno", &self.errno)
-            .field("detail", &self.detail)
+            .field("kind", &e.kind)
+            .field("operation", &e.op)
+            .field("key", &e.key)
+            .field("errno", &e.errno)
+            .field("detail", &e.detail)
             .finish()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.op.verb())?;
-        if self.key.is_empty() {
+        let e = &*self.inner;
+        f.write_str(e.op.verb())?;
+        if e.key.is_empty() {
             f.write_str(" (no key set)")?;
         } else {
-            write!(f, " `{}`", self.key)?;
+            write!(f, " `{}`", e.key)?;
         }
-        match &self.detail {
+        match &e.detail {
             Some(detail) => write!(f, ": {detail}")?,
-            None => write!(f, ": {}", self.kind)?,
+            None => write!(f, ": {}", e.kind)?,
         }
-        if let Some(errno) = self.errno {
+        if let Some(errno) = e.errno {
             write!(f, " ({})", io::Error::from_raw_os_error(errno))?;
         }
         Ok(())
@@ -271,7 +284,7 @@ impl std::error::Error for Error {}
 
 impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
-        let kind = match err.kind {
+        let kind = match err.kind() {
             ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
             ErrorKind::InvalidSize | ErrorKind::KeyError => io::ErrorKind::InvalidInput,
             ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,

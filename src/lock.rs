@@ -40,11 +40,13 @@ pub struct LockGuard<'a> {
 }
 
 impl<'a> LockGuard<'a> {
+    #[inline]
     pub(crate) fn new(locked: Locked<'a>, label: &'a dyn fmt::Display) -> LockGuard<'a> {
         LockGuard { locked, label }
     }
 
     /// The segment's bytes.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         self.locked.bytes()
     }
@@ -55,24 +57,23 @@ impl<'a> LockGuard<'a> {
     ///
     /// [`ErrorKind::PermissionDenied`] when the segment is attached
     /// [`ReadOnly`](crate::AccessMode::ReadOnly).
+    #[inline]
     pub fn as_mut_slice(&mut self) -> Result<&mut [u8]> {
         let label = self.label;
-        self.locked.bytes_mut().ok_or_else(|| {
-            Error::new(
-                ErrorKind::PermissionDenied,
-                Operation::Write,
-                label.to_string(),
-            )
-            .with_detail("the segment is attached read-only")
-        })
+        match self.locked.bytes_mut() {
+            Some(bytes) => Ok(bytes),
+            None => Err(read_only(label)),
+        }
     }
 
     /// The size of the segment in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.as_slice().len()
     }
 
     /// True for a segment of no bytes (never the case for an attached segment).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -83,6 +84,7 @@ impl<'a> LockGuard<'a> {
     /// inside `attach`) until one calls [`mark_consistent`](LockGuard::mark_consistent).
     /// Locks that cannot tell (the System V segment lock, which the kernel gives back
     /// silently) report `false`.
+    #[inline]
     pub fn owner_died(&self) -> bool {
         self.locked.owner_died()
     }
@@ -94,12 +96,26 @@ impl<'a> LockGuard<'a> {
     }
 
     /// Unlocks, reporting failure (dropping the guard unlocks and ignores it).
+    #[inline]
     pub fn unlock(self) -> Result<()> {
         let label = self.label;
-        self.locked
-            .release()
-            .map_err(|e| e.with_op(Operation::Unlock).with_key(label.to_string()))
+        self.locked.release().map_err(|e| unlock_failed(e, label))
     }
+}
+
+#[cold]
+fn read_only(label: &dyn fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::PermissionDenied,
+        Operation::Write,
+        label.to_string(),
+    )
+    .with_detail("the segment is attached read-only")
+}
+
+#[cold]
+fn unlock_failed(e: Error, label: &dyn fmt::Display) -> Error {
+    e.with_op(Operation::Unlock).with_key(label.to_string())
 }
 
 impl fmt::Debug for LockGuard<'_> {

@@ -8,7 +8,7 @@ use crate::backend::{RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{KeyType, NativeKey};
 use crate::lock::LockGuard;
-use crate::sys::{InProcessLock, Locked, Segment, Semaphore};
+use crate::sys::{InProcessLock, LockRef, Locked, Segment, Semaphore};
 
 /// How a segment is mapped into this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,6 +69,7 @@ pub struct SharedMemory {
     inproc: InProcessLock,
     mode: u32,
     last_detach: LastDetach,
+    populate: bool,
     last_error: Mutex<Option<Error>>,
 }
 
@@ -150,6 +151,7 @@ impl SharedMemory {
             inproc: InProcessLock::default(),
             mode: 0o600,
             last_detach: LastDetach::Remove,
+            populate: false,
             last_error: Mutex::new(None),
         }
     }
@@ -215,13 +217,33 @@ impl SharedMemory {
                     "size is larger than isize::MAX"
                 }));
         }
-        self.with_lock(Operation::Create, |key, mode| {
+        let seg = self.with_lock(Operation::Create, |key, mode| {
             Segment::create(key, size, access, mode)
-        })
-        .map(|seg| {
-            self.segment = Some(seg);
-            self.access = access;
-        })
+        })?;
+        self.segment = Some(seg);
+        self.access = access;
+        self.populate_now(Operation::Create)
+    }
+
+    /// With [`set_populate`](SharedMemory::set_populate): maps (and at create, allocates)
+    /// every page of the segment just attached; on failure detaches again.
+    fn populate_now(&mut self, op: Operation) -> Result<()> {
+        let Some(seg) = self.segment.as_ref().filter(|_| self.populate) else {
+            return Ok(());
+        };
+        let write = op == Operation::Create && self.access == AccessMode::ReadWrite;
+        let Err(e) = crate::sys::populate(seg, write) else {
+            return Ok(());
+        };
+        let err = self
+            .make_error(ErrorKind::OutOfResources, op)
+            .with_errno(e.raw_os_error().unwrap_or(libc::ENOMEM))
+            .with_detail(format!(
+                "cannot populate the {} bytes of the segment ({e})",
+                seg.len()
+            ));
+        let _ = self.detach_inner();
+        Err(err)
     }
 
     /// Attaches to the segment with this object's key (Qt's `attach`).
@@ -240,11 +262,10 @@ impl SharedMemory {
 
     fn attach_inner(&mut self, access: AccessMode) -> Result<()> {
         self.check_can_attach(Operation::Attach)?;
-        self.with_lock(Operation::Attach, |key, _| Segment::attach(key, access))
-            .map(|seg| {
-                self.segment = Some(seg);
-                self.access = access;
-            })
+        let seg = self.with_lock(Operation::Attach, |key, _| Segment::attach(key, access))?;
+        self.segment = Some(seg);
+        self.access = access;
+        self.populate_now(Operation::Attach)
     }
 
     fn check_can_attach(&self, op: Operation) -> Result<()> {
@@ -404,6 +425,7 @@ impl SharedMemory {
     /// # Ok::<(), qshm::Error>(())
     /// ```
     #[doc(alias = "semop")]
+    #[inline]
     pub fn lock(&self) -> Result<LockGuard<'_>> {
         self.lock_with(Wait::Forever)
     }
@@ -413,6 +435,7 @@ impl SharedMemory {
     /// # Errors
     ///
     /// [`ErrorKind::WouldBlock`] when it is held; otherwise as [`lock`](SharedMemory::lock).
+    #[inline]
     pub fn try_lock(&self) -> Result<LockGuard<'_>> {
         self.lock_with(Wait::Poll)
     }
@@ -423,23 +446,33 @@ impl SharedMemory {
     ///
     /// [`ErrorKind::Timeout`] when it stayed held; otherwise as [`lock`](SharedMemory::lock).
     #[doc(alias = "semtimedop")]
+    #[inline]
     pub fn lock_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
         self.lock_with(Wait::For(timeout))
     }
 
+    #[inline]
     fn lock_with(&self, wait: Wait) -> Result<LockGuard<'_>> {
         let (Some(seg), Some(sem)) = (&self.segment, &self.lock) else {
-            let err = self
-                .make_error(ErrorKind::LockError, Operation::Lock)
-                .with_detail("not attached: create() or attach() first");
-            return Err(self.record_err(err));
+            return Err(self.not_attached_for_lock());
         };
-        match Locked::acquire(sem, seg, &self.inproc, wait, &self.key) {
+        match Locked::acquire(LockRef::Semaphore(sem, &self.inproc), seg, wait, &self.key) {
             Ok(locked) => Ok(LockGuard::new(locked, &self.key)),
-            Err(err) => {
-                Err(self.record_err(err.with_op(Operation::Lock).with_key(self.key.to_string())))
-            }
+            Err(err) => Err(self.lock_failed(err)),
         }
+    }
+
+    #[cold]
+    fn not_attached_for_lock(&self) -> Error {
+        let err = self
+            .make_error(ErrorKind::LockError, Operation::Lock)
+            .with_detail("not attached: create() or attach() first");
+        self.record_err(err)
+    }
+
+    #[cold]
+    fn lock_failed(&self, err: Error) -> Error {
+        self.record_err(err.with_op(Operation::Lock).with_key(self.key.to_string()))
     }
 
     /// A pointer to the first byte of the segment, null when not attached (Qt's
@@ -548,6 +581,40 @@ impl SharedMemory {
             let _ = sem.release(1, Undo::Yes, Operation::Remove);
         }
         removed
+    }
+
+    /// Whether create and attach map every page at once (default false).
+    pub fn populate(&self) -> bool {
+        self.populate
+    }
+
+    /// Makes [`create`](SharedMemory::create) and [`attach`](SharedMemory::attach) map every
+    /// page of the segment at once instead of one page fault at a time on first touch (Qt
+    /// always faults page by page).
+    ///
+    /// * At **attach**, the pages are mapped for reading (`MADV_POPULATE_READ`): a process
+    ///   that reads a large segment it did not write reads it several times faster on its
+    ///   first pass (see BENCHMARKS.md), for a longer `attach`.
+    /// * At **create**, the pages are also allocated (`MADV_POPULATE_WRITE`), so that a full
+    ///   `/dev/shm` or memory limit fails `create` with [`ErrorKind::OutOfResources`] (and the
+    ///   segment is removed again) instead of killing a later writer with SIGBUS.
+    ///
+    /// Without it create and attach cost the same for 4 KiB and 8 GiB (no page is touched);
+    /// `create` of a POSIX segment still refuses, with `OutOfResources`, a size larger than
+    /// the room left in `/dev/shm`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use qshm::{AccessMode, SharedMemory};
+    /// # let key = format!("qshm-doc-populate-{}", std::process::id());
+    /// let mut shm = SharedMemory::with_key(&key);
+    /// shm.set_populate(true);
+    /// shm.create(1 << 20, AccessMode::ReadWrite)?; // 1 MiB, allocated and mapped now
+    /// # Ok::<(), qshm::Error>(())
+    /// ```
+    pub fn set_populate(&mut self, populate: bool) {
+        self.populate = populate;
     }
 
     /// What the last detach does with the segment (default [`LastDetach::Remove`]).

@@ -99,7 +99,7 @@ use crate::backend::Wait;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::lock::LockGuard;
 use crate::sys::mapped as imp;
-use crate::sys::{InProcessLock, Locked};
+use crate::sys::{LockRef, Locked};
 use crate::AccessMode;
 
 /// The environment variable [`MappedSegment::pass_to_child`] sets and
@@ -137,6 +137,7 @@ pub struct FileOptions {
     access: AccessMode,
     remove_on_last_detach: bool,
     check_size_on_lock: bool,
+    populate: bool,
 }
 
 impl Default for FileOptions {
@@ -157,7 +158,18 @@ impl FileOptions {
             access: AccessMode::ReadWrite,
             remove_on_last_detach: true,
             check_size_on_lock: true,
+            populate: false,
         }
+    }
+
+    /// Maps every page of the data area at once (default `false`). At create the pages are
+    /// also allocated, so that a full file system fails `create` with
+    /// [`ErrorKind::OutOfResources`] instead of killing a later writer with SIGBUS; at open
+    /// they are mapped for reading, so that the first pass over a large segment does not
+    /// fault page by page. See [`SharedMemory::set_populate`](crate::SharedMemory::set_populate).
+    pub fn populate(&mut self, populate: bool) -> &mut FileOptions {
+        self.populate = populate;
+        self
     }
 
     /// `$XDG_RUNTIME_DIR` when it is valid (absolute, owned by this user, mode 0700), else
@@ -255,10 +267,12 @@ impl FileOptions {
             self.remove_on_last_detach,
             &self.params(),
         )?;
-        Ok(MappedSegment::new(
-            inner,
-            format!("file:{}", path.display()),
-        ))
+        let seg = MappedSegment::new(inner, format!("file:{}", path.display()));
+        seg.populated(self.populate, Operation::Create)
+            .inspect_err(|_| {
+                // Nobody else can have used it yet: it was created a moment ago.
+                let _ = imp::remove_file(&path);
+            })
     }
 
     /// Opens the existing segment file `name`, after checking its header.
@@ -275,10 +289,8 @@ impl FileOptions {
     pub fn open(&self, name: impl AsRef<Path>) -> Result<MappedSegment> {
         let path = self.resolve(name);
         let inner = imp::open_file(&path, &self.params())?;
-        Ok(MappedSegment::new(
-            inner,
-            format!("file:{}", path.display()),
-        ))
+        MappedSegment::new(inner, format!("file:{}", path.display()))
+            .populated(self.populate, Operation::Attach)
     }
 
     /// Creates a uniquely named file (`qshm-<pid>-<random>`) in the directory, removed when
@@ -319,6 +331,7 @@ impl FileOptions {
 #[derive(Clone, Debug)]
 pub struct MemfdOptions {
     seal: bool,
+    populate: bool,
 }
 
 impl Default for MemfdOptions {
@@ -330,7 +343,17 @@ impl Default for MemfdOptions {
 impl MemfdOptions {
     /// The defaults: sealed against shrinking and growing.
     pub fn new() -> MemfdOptions {
-        MemfdOptions { seal: true }
+        MemfdOptions {
+            seal: true,
+            populate: false,
+        }
+    }
+
+    /// Allocates and maps every page of the data area at create (default `false`); see
+    /// [`FileOptions::populate`].
+    pub fn populate(&mut self, populate: bool) -> &mut MemfdOptions {
+        self.populate = populate;
+        self
     }
 
     /// Whether to seal the size (`F_SEAL_SHRINK | F_SEAL_GROW`) before mapping (default
@@ -351,7 +374,8 @@ impl MemfdOptions {
     #[doc(alias = "memfd_create")]
     pub fn create(&self, name: &str, size: usize) -> Result<MappedSegment> {
         let inner = imp::create_memfd(name, size, self.seal)?;
-        Ok(MappedSegment::new(inner, format!("memfd:{name}")))
+        MappedSegment::new(inner, format!("memfd:{name}"))
+            .populated(self.populate, Operation::Create)
     }
 }
 
@@ -362,6 +386,7 @@ pub struct ReceiveOptions {
     access: AccessMode,
     allow_unsealed: bool,
     allow_disk_backed: bool,
+    populate: bool,
 }
 
 impl Default for ReceiveOptions {
@@ -377,7 +402,16 @@ impl ReceiveOptions {
             access: AccessMode::ReadWrite,
             allow_unsealed: false,
             allow_disk_backed: false,
+            populate: false,
         }
+    }
+
+    /// Maps every page of the data area at once, so that the first pass over a large
+    /// segment does not fault page by page (default `false`); see
+    /// [`FileOptions::populate`].
+    pub fn populate(&mut self, populate: bool) -> &mut ReceiveOptions {
+        self.populate = populate;
+        self
     }
 
     /// How the data area is mapped (a write-sealed memfd is always read-only).
@@ -444,16 +478,29 @@ impl ReceiveOptions {
 /// ```
 pub struct MappedSegment {
     inner: imp::MappedInner,
-    inproc: InProcessLock,
     label: String,
 }
 
 impl MappedSegment {
     fn new(inner: imp::MappedInner, label: String) -> MappedSegment {
-        MappedSegment {
-            inner,
-            inproc: InProcessLock::default(),
-            label,
+        MappedSegment { inner, label }
+    }
+
+    /// With `populate`: maps every page now (allocating them at create); on failure the
+    /// segment is dropped (closed) and the error returned.
+    fn populated(self, populate: bool, op: Operation) -> Result<MappedSegment> {
+        if !populate {
+            return Ok(self);
+        }
+        let write = op == Operation::Create && crate::sys::Mapping::writable(&self.inner);
+        match crate::sys::populate(&self.inner, write) {
+            Ok(()) => Ok(self),
+            Err(e) => Err(
+                Error::new(ErrorKind::OutOfResources, op, self.label.clone()).with_detail(format!(
+                    "cannot populate the {} bytes of the segment ({e})",
+                    self.size()
+                )),
+            ),
         }
     }
 
@@ -507,7 +554,7 @@ impl MappedSegment {
     pub fn from_fd(fd: OwnedFd, options: &ReceiveOptions) -> Result<MappedSegment> {
         let label = format!("fd:{}", fd.as_raw_fd());
         let inner = imp::from_fd(fd, &options.params(), &label)?;
-        Ok(MappedSegment::new(inner, label))
+        MappedSegment::new(inner, label).populated(options.populate, Operation::Attach)
     }
 
     /// Sends the segment's descriptor over a Unix stream socket (`SCM_RIGHTS`), with a
@@ -666,6 +713,7 @@ impl MappedSegment {
     /// guard.as_mut_slice()?[0] += 1;
     /// # Ok::<(), qshm::Error>(())
     /// ```
+    #[inline]
     pub fn lock(&self) -> Result<LockGuard<'_>> {
         self.lock_with(Wait::Forever)
     }
@@ -675,6 +723,7 @@ impl MappedSegment {
     /// # Errors
     ///
     /// [`ErrorKind::WouldBlock`] when it is held; otherwise as [`lock`](MappedSegment::lock).
+    #[inline]
     pub fn try_lock(&self) -> Result<LockGuard<'_>> {
         self.lock_with(Wait::Poll)
     }
@@ -684,21 +733,27 @@ impl MappedSegment {
     /// # Errors
     ///
     /// [`ErrorKind::Timeout`] when it stayed held; otherwise as [`lock`](MappedSegment::lock).
+    #[inline]
     pub fn lock_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
         self.lock_with(Wait::For(timeout))
     }
 
+    #[inline]
     fn lock_with(&self, wait: Wait) -> Result<LockGuard<'_>> {
         match Locked::acquire(
-            self.inner.segment_lock(),
+            LockRef::Mapped(self.inner.segment_lock()),
             &self.inner,
-            &self.inproc,
             wait,
             &self.label,
         ) {
             Ok(locked) => Ok(LockGuard::new(locked, &self.label)),
-            Err(err) => Err(err.with_op(Operation::Lock).with_key(self.label.clone())),
+            Err(err) => Err(self.lock_failed(err)),
         }
+    }
+
+    #[cold]
+    fn lock_failed(&self, err: Error) -> Error {
+        err.with_op(Operation::Lock).with_key(self.label.clone())
     }
 
     /// The size of the data area in bytes (the header is not included).

@@ -6,12 +6,12 @@
 //! the same lock *and*, for locks anyone can release (counting semaphores), by
 //! [`InProcessLock`], which refuses a second [`Locked`] for the same object even if some
 //! process released the lock without holding it. Locks that only their owning thread can
-//! release need no such help (`SegmentLock::needs_in_process_exclusion`). What remains assumed,
+//! release need no such help ([`LockRef::Mapped`]). What remains assumed,
 //! and is documented on the public guard: every process that writes the segment takes the
 //! lock first.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::backend::{RawSemaphore, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
@@ -39,7 +39,8 @@ pub(crate) unsafe trait Mapping: Sync {
     }
 }
 
-/// A cross-process lock that guards a mapping.
+/// A cross-process lock that lives in a mapped segment (the in-segment robust lock, or the
+/// no-op lock of a write-sealed segment).
 pub(crate) trait SegmentLock: Sync {
     /// Takes the lock, waiting as `wait` says. Returns whether the previous holder died
     /// holding it (as far as this kind of lock can tell).
@@ -48,41 +49,106 @@ pub(crate) trait SegmentLock: Sync {
     fn unlock(&self) -> Result<()>;
     /// After an owner died: declares the protected data consistent again.
     fn mark_consistent(&self) {}
-    /// Whether [`Locked`] must keep threads of this process apart itself. A counting
-    /// semaphore can be released by anyone, so one released by someone who did not hold it
-    /// could admit two threads of this process at once: yes. A lock owned by a thread (only
-    /// the owner can release it) or one that never lends writable bytes: no, and the
-    /// uncontended path then costs nothing more than the lock itself.
-    fn needs_in_process_exclusion(&self) -> bool {
-        true
+}
+
+/// The lock a [`Locked`] holds: a small `Copy` enum rather than a trait object, so that the
+/// uncontended lock and unlock of each kind inline into the caller.
+#[derive(Clone, Copy)]
+pub(crate) enum LockRef<'a> {
+    /// The segment lock of Qt's `QSharedMemory`: a counting semaphore, taken and given back
+    /// with `SEM_UNDO` (System V) or with qshm's owner record (POSIX), so that a holder that
+    /// dies gives it back. Anyone can release a counting semaphore, so one released by a
+    /// process that did not hold it could admit two threads of this process at once: the
+    /// [`InProcessLock`] of the object that owns the semaphore keeps them apart.
+    Semaphore(&'a Semaphore, &'a InProcessLock),
+    /// A lock in a mapped segment: owned by a thread, which alone can release it, so threads
+    /// are kept apart already.
+    #[cfg(target_os = "linux")]
+    Mapped(&'a super::imp::mapped::LockKind),
+}
+
+impl LockRef<'_> {
+    #[inline]
+    fn lock(self, wait: Wait, label: &dyn fmt::Display) -> Result<bool> {
+        match self {
+            LockRef::Semaphore(sem, inproc) => {
+                let me = thread_token();
+                if inproc.holder.load(Ordering::Relaxed) == me {
+                    return Err(already_locked(label));
+                }
+                let owner_died = sem
+                    .acquire(wait, Undo::Yes, Operation::Lock)
+                    .map_err(as_lock_error)?;
+                if inproc
+                    .holder
+                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_err()
+                {
+                    let _ = sem.release(1, Undo::Yes, Operation::Unlock);
+                    return Err(released_by_stranger(label));
+                }
+                Ok(owner_died)
+            }
+            #[cfg(target_os = "linux")]
+            LockRef::Mapped(lock) => lock.lock(wait, Operation::Lock).map_err(as_lock_error),
+        }
+    }
+
+    #[inline(always)] // so that the match folds away where the kind of lock is known
+    fn unlock(self) -> Result<()> {
+        match self {
+            LockRef::Semaphore(sem, inproc) => {
+                // Clear the in-process holder first: the moment the lock is released another
+                // thread may take it, and it must not find the holder still set.
+                inproc.holder.store(0, Ordering::Release);
+                sem.release(1, Undo::Yes, Operation::Unlock)
+            }
+            #[cfg(target_os = "linux")]
+            LockRef::Mapped(lock) => lock.unlock(),
+        }
+    }
+
+    fn mark_consistent(self) {
+        match self {
+            LockRef::Semaphore(sem, _) => RawSemaphore::mark_consistent(sem),
+            #[cfg(target_os = "linux")]
+            LockRef::Mapped(lock) => lock.mark_consistent(),
+        }
     }
 }
 
-/// The segment lock of Qt's `QSharedMemory`: the semaphore, taken and given back with
-/// `SEM_UNDO` so that a holder that dies gives it back.
-impl SegmentLock for Semaphore {
-    fn lock(&self, wait: Wait, op: Operation) -> Result<bool> {
-        self.acquire(wait, Undo::Yes, op)
-    }
-
-    fn unlock(&self) -> Result<()> {
-        self.release(1, Undo::Yes, Operation::Unlock)
-    }
-
-    fn mark_consistent(&self) {
-        RawSemaphore::mark_consistent(self);
+#[cold]
+fn as_lock_error(e: Error) -> Error {
+    if e.kind() == ErrorKind::Unknown {
+        e.with_kind(ErrorKind::LockError)
+    } else {
+        e
     }
 }
 
-/// The in-process half of a segment lock: whether a [`Locked`] exists for this object, and
-/// which thread made it.
+#[cold]
+fn already_locked(label: &dyn fmt::Display) -> Error {
+    Error::new(ErrorKind::LockError, Operation::Lock, label.to_string())
+        .with_detail("already locked by this thread (a second lock would deadlock)")
+}
+
+#[cold]
+fn released_by_stranger(label: &dyn fmt::Display) -> Error {
+    Error::new(ErrorKind::LockError, Operation::Lock, label.to_string()).with_detail(
+        "the lock was released by a process that did not hold it; \
+         refusing to lend the memory to two holders",
+    )
+}
+
+/// The in-process half of a counting-semaphore lock: which thread of this process holds it
+/// through this object (0: none).
 #[derive(Debug, Default)]
 pub(crate) struct InProcessLock {
-    held: AtomicBool,
     holder: AtomicUsize,
 }
 
-/// A number unique to the calling thread among the threads alive now.
+/// A number unique to the calling thread among the threads alive now, never 0.
+#[inline]
 fn thread_token() -> usize {
     thread_local!(static TOKEN: u8 = const { 0 });
     TOKEN.with(|t| t as *const u8 as usize)
@@ -93,73 +159,36 @@ fn thread_token() -> usize {
 /// Not `Send` and not `Sync` (it holds a raw pointer): the lock is released by the thread
 /// that took it, and the bytes are lent only through borrows of it.
 pub(crate) struct Locked<'a> {
-    lock: &'a dyn SegmentLock,
-    /// `None` for locks that keep threads apart themselves.
-    inproc: Option<&'a InProcessLock>,
+    lock: LockRef<'a>,
     ptr: *mut u8,
     len: usize,
     writable: bool,
     owner_died: bool,
-    released: bool,
 }
 
 impl<'a> Locked<'a> {
     /// Takes `lock`, the cross-process lock of `mapping`.
     ///
-    /// `lock` must be the lock that every user of the memory behind `mapping` takes, and
-    /// `inproc` must belong to the object that owns both; the caller keeps them together.
+    /// `lock` must be the lock that every user of the memory behind `mapping` takes, and the
+    /// in-process half of a semaphore lock must belong to the object that owns both; the
+    /// caller keeps them together.
     ///
-    /// Generic, so that the uncontended path of each lock is inlined here; the guard keeps
-    /// the lock as a trait object, so that every backend shares one guard type.
+    /// Inlined, with every failure in a cold function, so that the uncontended path of each
+    /// lock is a few instructions in the caller.
     #[inline]
-    pub(crate) fn acquire<L: SegmentLock, M: Mapping>(
-        lock: &'a L,
+    pub(crate) fn acquire<M: Mapping>(
+        lock: LockRef<'a>,
         mapping: &'a M,
-        inproc: &'a InProcessLock,
         wait: Wait,
         label: &dyn fmt::Display,
     ) -> Result<Locked<'a>> {
-        let inproc = lock.needs_in_process_exclusion().then_some(inproc);
-        let me = inproc.map_or(0, |_| thread_token());
-        if let Some(inproc) = inproc {
-            let mine = inproc.holder.load(Ordering::Relaxed) == me;
-            if inproc.held.load(Ordering::Acquire) && mine {
-                return Err(
-                    Error::new(ErrorKind::LockError, Operation::Lock, label.to_string())
-                        .with_detail(
-                            "already locked by this thread (a second lock would deadlock)",
-                        ),
-                );
-            }
-        }
-        let owner_died = lock.lock(wait, Operation::Lock).map_err(|e| {
-            if e.kind() == ErrorKind::Unknown {
-                e.with_kind(ErrorKind::LockError)
-            } else {
-                e
-            }
-        })?;
-        if let Some(inproc) = inproc {
-            if inproc.held.swap(true, Ordering::Acquire) {
-                let _ = lock.unlock();
-                return Err(
-                    Error::new(ErrorKind::LockError, Operation::Lock, label.to_string())
-                        .with_detail(
-                            "the lock was released by a process that did not hold it; \
-                         refusing to lend the memory to two holders",
-                        ),
-                );
-            }
-            inproc.holder.store(me, Ordering::Relaxed);
-        }
+        let owner_died = lock.lock(wait, label)?;
         let locked = Locked {
             lock,
-            inproc,
             ptr: mapping.ptr(),
             len: mapping.len(),
             writable: mapping.writable(),
             owner_died,
-            released: false,
         };
         // On failure `locked` drops here and unlocks.
         mapping.check_locked()?;
@@ -167,6 +196,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Whether the previous holder died holding the lock.
+    #[inline]
     pub(crate) fn owner_died(&self) -> bool {
         self.owner_died
     }
@@ -178,6 +208,7 @@ impl<'a> Locked<'a> {
     }
 
     /// The segment's bytes, for as long as this borrow of the lock lasts.
+    #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         if self.len == 0 {
             return &[];
@@ -192,6 +223,7 @@ impl<'a> Locked<'a> {
     }
 
     /// The segment's bytes, writable; `None` on a read-only mapping.
+    #[inline]
     pub(crate) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
         if !self.writable {
             return None;
@@ -206,28 +238,18 @@ impl<'a> Locked<'a> {
     }
 
     /// Releases the lock, reporting failure.
-    pub(crate) fn release(mut self) -> Result<()> {
-        self.released = true;
-        self.unlock()
-    }
-
-    fn unlock(&self) -> Result<()> {
-        // Clear the in-process flag first: the moment the lock is released another thread
-        // may take it, and it must not find the flag still set.
-        if let Some(inproc) = self.inproc {
-            inproc.holder.store(0, Ordering::Relaxed);
-            inproc.held.store(false, Ordering::Release);
-        }
-        self.lock.unlock()
+    #[inline]
+    pub(crate) fn release(self) -> Result<()> {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.lock.unlock()
     }
 }
 
 impl Drop for Locked<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
-        if !self.released {
-            // Errors are ignored: the only way to report them from drop would be a panic.
-            let _ = self.unlock();
-        }
+        // Errors are ignored: the only way to report them from drop would be a panic.
+        let _ = self.lock.unlock();
     }
 }
 

@@ -68,4 +68,4 @@ pub(crate) mod inspect {
 pub(crate) use imp::*;
 #[cfg_attr(not(target_os = "linux"), allow(unused_imports))] // only Linux has lock backends
 pub(crate) use locked::SegmentLock;
-pub(crate) use locked::{InProcessLock, Locked, Mapping};
+pub(crate) use locked::{InProcessLock, LockRef, Locked, Mapping};

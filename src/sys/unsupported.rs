@@ -105,3 +105,8 @@ impl RawSemaphore for Semaphore {
         match *self {}
     }
 }
+
+/// Nothing to populate where no backend exists.
+pub(crate) fn populate<M: crate::sys::Mapping>(_: &M, _: bool) -> std::io::Result<()> {
+    Ok(())
+}

@@ -305,14 +305,6 @@ impl SegmentLock for LockKind {
             LockKind::Immutable(l) => l.mark_consistent(),
         }
     }
-
-    #[inline]
-    fn needs_in_process_exclusion(&self) -> bool {
-        match self {
-            LockKind::Robust(l) => l.needs_in_process_exclusion(),
-            LockKind::Immutable(l) => l.needs_in_process_exclusion(),
-        }
-    }
 }
 
 /// A mapped segment: header, lock and data area.
@@ -539,15 +531,14 @@ fn checked_total(
         })
 }
 
-/// Reserves the pages of a new segment (`fallocate`), so that a full tmpfs (or memory
-/// limit) fails here with `OutOfResources` instead of killing a later writer with SIGBUS.
-fn reserve(fd: &OwnedFd, total: usize, op: Operation, label: &str) -> Result<()> {
-    match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, total as u64) {
-        Ok(()) | Err(Errno::OPNOTSUPP) => Ok(()),
-        Err(e) => Err(size_err(e, op, label).with_detail(format!(
-            "cannot reserve {total} bytes for the segment ({e})"
-        ))),
-    }
+/// Refuses a new segment larger than the room left on its file system (see
+/// `check_room`), without touching a page.
+fn check_room(fd: &OwnedFd, total: usize, op: Operation, label: &str) -> Result<()> {
+    super::check_room(fd, total as u64).map_err(|avail| {
+        Error::new(ErrorKind::OutOfResources, op, label).with_detail(format!(
+            "not enough room for the segment's {total} bytes ({avail} bytes free)"
+        ))
+    })
 }
 
 fn size_err(e: Errno, op: Operation, label: &str) -> Error {
@@ -628,7 +619,7 @@ pub(crate) fn create_file(
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777))
             .map_err(|e| errno_err(e, op, &label))?;
         rustix::fs::ftruncate(&fd, total as u64).map_err(|e| size_err(e, op, &label))?;
-        reserve(&fd, total, op, &label)?;
+        check_room(&fd, total, op, &label)?;
         let flags = if remove_on_last_detach {
             FLAG_REMOVE_ON_LAST_DETACH
         } else {
@@ -805,7 +796,7 @@ pub(crate) fn create_memfd(name: &str, data_size: usize, seal: bool) -> Result<M
     )
     .map_err(|e| errno_err(e, op, &label))?;
     rustix::fs::ftruncate(&fd, total as u64).map_err(|e| size_err(e, op, &label))?;
-    reserve(&fd, total, op, &label)?;
+    check_room(&fd, total, op, &label)?;
     write_header(&fd, header_size, data_size, 0, &label, op)?;
     let seals = if seal {
         SealFlags::SHRINK | SealFlags::GROW
@@ -875,6 +866,7 @@ pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<M
 
 impl MappedInner {
     /// The data area: its first byte.
+    #[inline]
     pub(crate) fn data_ptr(&self) -> *mut u8 {
         // SAFETY: `header_size < map_len`, so the result stays inside the mapping.
         unsafe { self.map.as_ptr().add(self.header_size) }
@@ -900,6 +892,7 @@ impl MappedInner {
         self.fd.as_fd()
     }
 
+    #[inline]
     pub(crate) fn segment_lock(&self) -> &LockKind {
         &self.lock
     }
@@ -1035,22 +1028,33 @@ impl Drop for MappedInner {
 // New files and memfds are zero-filled by the kernel (ftruncate), so the bytes are
 // initialised. `writable()` is true only when the data area is mapped PROT_WRITE.
 unsafe impl Mapping for MappedInner {
+    #[inline]
     fn ptr(&self) -> *mut u8 {
         self.data_ptr()
     }
 
+    #[inline]
     fn len(&self) -> usize {
         self.data_size
     }
 
+    #[inline]
     fn writable(&self) -> bool {
         self.writable
     }
 
+    #[inline]
     fn check_locked(&self) -> Result<()> {
         if !self.check_size {
             return Ok(());
         }
+        self.check_size_locked()
+    }
+}
+
+impl MappedInner {
+    /// The size check of `check_locked`: one `fstat`.
+    fn check_size_locked(&self) -> Result<()> {
         let needed = (self.header_size + self.data_size) as u64;
         let st = rustix::fs::fstat(&self.fd).map_err(|e| errno_err(e, Operation::Lock, ""))?;
         if (st.st_size as u64) < needed {

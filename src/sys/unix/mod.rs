@@ -298,6 +298,7 @@ impl RawSemaphore for Semaphore {
         })
     }
 
+    #[inline]
     fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<bool> {
         match self {
             Semaphore::SystemV(s) => s.acquire(wait, undo, op),
@@ -305,6 +306,7 @@ impl RawSemaphore for Semaphore {
         }
     }
 
+    #[inline]
     fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()> {
         match self {
             Semaphore::SystemV(s) => s.release(n, undo, op),
@@ -352,5 +354,72 @@ impl RawSemaphore for Semaphore {
             Semaphore::SystemV(s) => s.still_named(),
             Semaphore::Posix(s) => s.still_named(),
         }
+    }
+}
+
+/// Maps every page of `mapping` now: `madvise(MADV_POPULATE_WRITE)` for a writer (which
+/// also allocates the pages, so that a full tmpfs fails here, with `OutOfResources`, rather
+/// than with SIGBUS at a later write), `MADV_POPULATE_READ` for a reader. Kernels before
+/// 5.14 lack both: the pages are then touched one by one (an atomic read, or an atomic add
+/// of zero for a writer, so the bytes never change), which maps them but does not turn a
+/// SIGBUS into an error.
+pub(crate) fn populate<M: crate::sys::Mapping>(mapping: &M, write: bool) -> io::Result<()> {
+    let page = rustix::param::page_size();
+    let start = mapping.ptr() as usize;
+    let aligned = start & !(page - 1);
+    let len = mapping.len() + (start - aligned);
+    let advice = if write {
+        rustix::mm::Advice::LinuxPopulateWrite
+    } else {
+        rustix::mm::Advice::LinuxPopulateRead
+    };
+    // SAFETY: `aligned..start+len` lies in the mapping: `Mapping` guarantees
+    // `ptr..ptr+len` is mapped, mappings begin and end on page boundaries, so the page that
+    // holds `ptr` and the rest of the last page are part of it. Populating changes no byte.
+    match unsafe { rustix::mm::madvise(aligned as *mut _, len, advice) } {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL) if !write || mapping.writable() => {
+            touch_pages(aligned, len, page, write);
+            Ok(())
+        }
+        Err(rustix::io::Errno::FAULT | rustix::io::Errno::NOMEM | rustix::io::Errno::NOSPC) => {
+            Err(io::Error::from_raw_os_error(libc::ENOMEM))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The fallback of `populate`: one atomic access per page.
+fn touch_pages(aligned: usize, len: usize, page: usize, write: bool) {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    for offset in (0..len).step_by(page) {
+        // SAFETY: `aligned + offset` is inside the mapping (see `populate`); every byte of
+        // shared memory may be accessed atomically, and neither access changes its value.
+        let byte = unsafe { &*((aligned + offset) as *const AtomicU8) };
+        if write {
+            byte.fetch_add(0, Ordering::Relaxed);
+        } else {
+            byte.load(Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether the file system of `fd` has room for `size` more bytes, as `fstatvfs` counts
+/// them: a quick check at create, so that a full `/dev/shm` fails there (`Err` carries the
+/// bytes available) without touching a page. File systems without a limit (tmpfs mounted
+/// with `size=0`, the internal mount of memfds) always have room. Others may fill the
+/// file system later; [`populate`] at create closes that window by allocating the pages.
+pub(crate) fn check_room(fd: &std::os::fd::OwnedFd, size: u64) -> std::result::Result<(), u64> {
+    let Ok(st) = rustix::fs::fstatvfs(fd) else {
+        return Ok(());
+    };
+    if st.f_blocks == 0 {
+        return Ok(());
+    }
+    let avail = st.f_bavail.saturating_mul(st.f_frsize);
+    if size > avail {
+        Err(avail)
+    } else {
+        Ok(())
     }
 }

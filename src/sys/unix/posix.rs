@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::fd::OwnedFd;
-use rustix::fs::{FallocateFlags, FlockOperation, Mode, OFlags};
+use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::mm::{MapFlags, ProtFlags};
 
 use super::{errno, Ctx};
@@ -147,8 +147,9 @@ fn open_existing(path: &str, access: AccessMode) -> rustix::io::Result<OwnedFd> 
 }
 
 impl PosixSegment {
-    /// `shm_open(name, O_RDWR|O_CREAT|O_EXCL, mode)`, `ftruncate`, `posix_fallocate` (so that
-    /// a full `/dev/shm` fails here and not with SIGBUS later), then the attach steps.
+    /// `shm_open(name, O_RDWR|O_CREAT|O_EXCL, mode)`, `ftruncate`, a check that `/dev/shm`
+    /// has room (no page is touched: the cost does not depend on the size; `populate`
+    /// allocates the pages when asked), then the attach steps.
     #[doc(alias = "shm_open")]
     pub(crate) fn create(
         key: &NativeKey,
@@ -196,17 +197,10 @@ impl PosixSegment {
                 },
             )
         })?;
-        match rustix::fs::fallocate(&fd, FallocateFlags::empty(), 0, len) {
-            Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => {}
-            Err(e) => {
-                let err = io_err(ctx, e);
-                return Err(undo(match e {
-                    rustix::io::Errno::NOSPC | rustix::io::Errno::FBIG => err
-                        .with_kind(ErrorKind::OutOfResources)
-                        .with_detail("not enough room in /dev/shm for the segment"),
-                    _ => err,
-                }));
-            }
+        if let Err(avail) = super::check_room(&fd, len) {
+            return Err(undo(ctx.kind(ErrorKind::OutOfResources, "").with_detail(
+                format!("not enough room in /dev/shm for the segment ({avail} bytes free)"),
+            )));
         }
         PosixSegment::map(ctx, fd, path.clone(), access).map_err(undo)
     }
@@ -431,9 +425,11 @@ fn other_processes(me: u32) -> Vec<u32> {
 
 /// Where process `pid` maps `path` (deleted or not): the start of each mapping.
 fn mapping_addresses(pid: u32, path: &str) -> Vec<usize> {
-    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+    let mut maps = Vec::new();
+    if read_proc_file(&format!("/proc/{pid}/maps"), &mut maps).is_err() {
         return Vec::new();
-    };
+    }
+    let maps = String::from_utf8_lossy(&maps);
     maps.lines()
         .filter(|l| {
             let l = l.strip_suffix(" (deleted)").unwrap_or(l);
@@ -441,6 +437,22 @@ fn mapping_addresses(pid: u32, path: &str) -> Vec<usize> {
         })
         .filter_map(|l| usize::from_str_radix(l.split('-').next()?, 16).ok())
         .collect()
+}
+
+/// Reads a `/proc` file whole: open, reads until end of file, close (no `stat` for a size
+/// hint, which `/proc` files do not have: scanning every process is three system calls
+/// each, not four).
+fn read_proc_file(path: &str, out: &mut Vec<u8>) -> rustix::io::Result<()> {
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut chunk = [0u8; 8192];
+    loop {
+        match rustix::io::read(&fd, &mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The parent of process `pid` (`/proc/<pid>/stat` field 4).
@@ -455,24 +467,32 @@ fn parent_of(pid: u32) -> Option<u32> {
 
 /// This process's identity for the owner record: pid in the high half, the low 32 bits of
 /// its start time (clock ticks since boot, `/proc/self/stat` field 22) in the low half.
+/// Cached: one relaxed load once known.
+#[inline]
 fn my_identity() -> u64 {
-    static CACHE: AtomicU64 = AtomicU64::new(0);
+    match IDENTITY.load(Ordering::Relaxed) {
+        0 => compute_identity(),
+        id => id,
+    }
+}
+
+/// The cache of `my_identity`, forgotten in the child of a `fork`.
+static IDENTITY: AtomicU64 = AtomicU64::new(0);
+
+#[cold]
+fn compute_identity() -> u64 {
     static AT_FORK: std::sync::Once = std::sync::Once::new();
     AT_FORK.call_once(|| {
         extern "C" fn forget() {
-            CACHE.store(0, Ordering::Relaxed);
+            IDENTITY.store(0, Ordering::Relaxed);
         }
         // SAFETY: registers a handler that only stores to an atomic, which is
         // async-signal-safe, in the child after fork; the handler lives for the program.
         unsafe { libc::pthread_atfork(None, None, Some(forget)) };
     });
-    let cached = CACHE.load(Ordering::Relaxed);
-    if cached != 0 {
-        return cached;
-    }
     let pid = std::process::id();
     let id = identity_of(pid).unwrap_or(u64::from(pid) << 32);
-    CACHE.store(id, Ordering::Relaxed);
+    IDENTITY.store(id, Ordering::Relaxed);
     id
 }
 
@@ -670,16 +690,19 @@ impl PosixSemaphore {
     }
 
     /// The owner record in the unused tail of glibc's 64-bit `sem_t` (see the module docs).
+    #[inline]
     fn record(&self) -> &AtomicU64 {
         self.tail_word(16)
     }
 
     /// The state word after it: bit 0 set while the data is suspect (a holder died and
     /// nobody has called `mark_consistent` since).
+    #[inline]
     fn state(&self) -> &AtomicU64 {
         self.tail_word(24)
     }
 
+    #[inline]
     fn tail_word(&self, offset: usize) -> &AtomicU64 {
         const _: () = assert!(std::mem::size_of::<libc::sem_t>() >= 32);
         debug_assert!(offset == 16 || offset == 24);
@@ -698,6 +721,7 @@ impl PosixSemaphore {
     }
 
     /// Whether a holder died and nobody has declared the data consistent since.
+    #[inline]
     fn suspect(&self) -> bool {
         self.state().load(Ordering::Acquire) & 1 != 0
     }
@@ -790,7 +814,23 @@ impl PosixSemaphore {
 
     /// The segment lock: `sem_wait` in slices, recording the holder, recovering from a dead
     /// one. Returns whether the previous holder died.
+    ///
+    /// The uncontended path, inlined: one `sem_trywait` (an atomic, no system call while the
+    /// value is positive) and a store of the owner record.
+    #[inline]
     fn acquire_tracked(&self, wait: Wait, op: Operation) -> Result<bool> {
+        // SAFETY: `self.sem` is a live semaphore from sem_open.
+        if unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {
+            self.record().store(my_identity(), Ordering::Release);
+            // Still suspect if a holder died before, even if whoever took over then (perhaps
+            // inside create/attach) did not repair the data.
+            return Ok(self.suspect());
+        }
+        self.acquire_tracked_slow(wait, op)
+    }
+
+    #[cold]
+    fn acquire_tracked_slow(&self, wait: Wait, op: Operation) -> Result<bool> {
         let ctx = Ctx { op, key: &self.key };
         let me = my_identity();
         let deadline = match wait {
@@ -869,32 +909,11 @@ fn sem_error(ctx: Ctx<'_>, e: i32) -> Error {
     }
 }
 
-impl Drop for PosixSemaphore {
-    fn drop(&mut self) {
-        // SAFETY: `self.sem` came from sem_open and is closed exactly once, here.
-        unsafe { libc::sem_close(self.sem.as_ptr()) };
-    }
-}
-
-impl crate::backend::sealed::Sealed for PosixSemaphore {}
-
-impl RawSemaphore for PosixSemaphore {
-    fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Self, bool)> {
-        PosixSemaphore::open(key, initial, how, mode)
-    }
-
-    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<bool> {
-        match undo {
-            Undo::Yes => self.acquire_tracked(wait, op),
-            Undo::No => self.acquire_plain(wait, op).map(|()| false),
-        }
-    }
-
-    fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()> {
-        if undo == Undo::Yes {
-            let record = self.record();
-            let _ = record.compare_exchange(my_identity(), 0, Ordering::AcqRel, Ordering::Relaxed);
-        }
+impl PosixSemaphore {
+    /// `n` posts (or the first failed one of a single post), rolled back on failure as Qt
+    /// does.
+    #[cold]
+    fn release_slow(&self, n: u32, op: Operation) -> Result<()> {
         for done in 0..n {
             // SAFETY: `self.sem` is a live semaphore from sem_open.
             if unsafe { libc::sem_post(self.sem.as_ptr()) } == -1 {
@@ -913,6 +932,48 @@ impl RawSemaphore for PosixSemaphore {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for PosixSemaphore {
+    fn drop(&mut self) {
+        // SAFETY: `self.sem` came from sem_open and is closed exactly once, here.
+        unsafe { libc::sem_close(self.sem.as_ptr()) };
+    }
+}
+
+impl crate::backend::sealed::Sealed for PosixSemaphore {}
+
+impl RawSemaphore for PosixSemaphore {
+    fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Self, bool)> {
+        PosixSemaphore::open(key, initial, how, mode)
+    }
+
+    #[inline]
+    fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<bool> {
+        match undo {
+            Undo::Yes => self.acquire_tracked(wait, op),
+            Undo::No => self.acquire_plain(wait, op).map(|()| false),
+        }
+    }
+
+    #[inline]
+    fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()> {
+        if undo == Undo::Yes {
+            // Clear the record if it is ours. Only this process writes its own identity and
+            // only a holder writes a record, so a load and a store suffice: between them
+            // nobody else can hold the lock (short of a process posting it without holding
+            // it, which the in-process lock refuses to lend memory through anyway).
+            let record = self.record();
+            if record.load(Ordering::Relaxed) == my_identity() {
+                record.store(0, Ordering::Release);
+            }
+            // SAFETY: `self.sem` is a live semaphore from sem_open.
+            if n == 1 && unsafe { libc::sem_post(self.sem.as_ptr()) } == 0 {
+                return Ok(());
+            }
+        }
+        self.release_slow(n, op)
     }
 
     fn waiters(&self) -> usize {

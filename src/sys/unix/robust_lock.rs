@@ -253,6 +253,7 @@ impl RobustLock {
 
     /// Called with the lock just taken: reports (and, after a takeover, records) whether the
     /// data may be inconsistent.
+    #[inline]
     fn acquired(&self, took_over: bool) -> bool {
         if took_over {
             self.state().fetch_or(STATE_INCONSISTENT, Ordering::Relaxed);
@@ -427,11 +428,6 @@ impl SegmentLock for RobustLock {
         self.state()
             .fetch_and(!STATE_INCONSISTENT, Ordering::Relaxed);
     }
-
-    /// The owner is a thread and only it can unlock: threads are kept apart already.
-    fn needs_in_process_exclusion(&self) -> bool {
-        false
-    }
 }
 
 /// The lock of a segment nobody can write (a write-sealed memfd): nothing to exclude, so
@@ -446,11 +442,6 @@ impl SegmentLock for ImmutableLock {
 
     fn unlock(&self) -> Result<()> {
         Ok(())
-    }
-
-    /// The bytes are read-only (write-sealed): shared slices only, nothing to keep apart.
-    fn needs_in_process_exclusion(&self) -> bool {
-        false
     }
 }
 

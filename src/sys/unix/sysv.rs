@@ -163,10 +163,12 @@ impl SysvSegment {
                 _ => ctx.err(e),
             });
         }
-        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access).inspect_err(|_| {
-            let _ = shm_remove(id);
-            undo_file();
-        })
+        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access, Some(size)).inspect_err(
+            |_| {
+                let _ = shm_remove(id);
+                undo_file();
+            },
+        )
     }
 
     /// `shmget(ftok(path), 0, 0400|0600)`, `shmat`, `shmctl(IPC_STAT)`: Qt's attach.
@@ -195,7 +197,7 @@ impl SysvSegment {
         if id == -1 {
             return Err(ctx.err(errno()));
         }
-        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access)
+        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access, None)
     }
 
     fn attach_id(
@@ -205,6 +207,7 @@ impl SysvSegment {
         path: CString,
         proj: u8,
         access: AccessMode,
+        size: Option<usize>,
     ) -> Result<SysvSegment> {
         let flags = match access {
             AccessMode::ReadOnly => libc::SHM_RDONLY,
@@ -236,6 +239,12 @@ impl SysvSegment {
             writable: access == AccessMode::ReadWrite,
             attached: true,
         };
+        // The size: known to a creator (shmget made exactly `size` bytes), asked of the
+        // kernel otherwise.
+        if let Some(size) = size {
+            segment.len = size;
+            return Ok(segment);
+        }
         match shm_stat(id) {
             Ok(ds) => {
                 segment.len = ds.shm_segsz;
@@ -515,6 +524,19 @@ fn get(ctx: Ctx<'_>, path: &CStr, initial: u32, how: SemOpen, mode: u32) -> Resu
             Ok((id, false))
         };
     }
+    if how == SemOpen::OpenOrCreate {
+        // The common case, an attach: key file and semaphore exist. `ftok` and one `semget`
+        // open them; only when either is missing does it take Qt's create sequence (key
+        // file with O_EXCL, semget with IPC_EXCL), which costs two failing calls when they
+        // exist.
+        if let Ok(sysv_key) = ftok(path, project_id(ctx.key)) {
+            // SAFETY: semget takes plain integers; 0600 asks for read and write permission.
+            let id = unsafe { libc::semget(sysv_key, 1, 0o600) };
+            if id != -1 {
+                return Ok((id, false));
+            }
+        }
+    }
     let created_file = create_key_file(ctx)?;
     let result = get_by_key_file(ctx, path, initial, how, mode);
     if result.is_err() && created_file {
@@ -585,11 +607,15 @@ impl RawSemaphore for SysvSemaphore {
         SysvSemaphore::open(key, initial, how, mode)
     }
 
+    // Out of line: a system call dominates, and callers that inline the POSIX fast path
+    // stay small.
+    #[inline(never)]
     fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<bool> {
         // The kernel gives a dead holder's unit back silently (SEM_UNDO): nothing to tell.
         self.op(-1, wait, undo, op).map(|()| false)
     }
 
+    #[inline(never)]
     fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()> {
         let mut left = n;
         while left > 0 {
