@@ -52,6 +52,12 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "tests"
 cargo test --workspace "$@"
 
+step "benchmarks, once each (criterion --test; Qt's QSharedMemory program, quick mode)"
+# Not timed: this proves every benchmark still runs across its processes, checks its
+# counters and cleans up (the leak guard below covers it). Figures: benches/run.sh.
+cargo bench -p qshm-benches --bench suite -- --test
+QT_BENCH_QUICK=1 "$(benches/qt/build.sh)" > /dev/null
+
 step "fuzzing, briefly (ci/fuzz.sh; FUZZ_SECONDS per target, 20 here)"
 if rustup toolchain list 2>/dev/null | grep -q '^nightly' || rustup toolchain install nightly --profile minimal >&2; then
     FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ci/fuzz.sh

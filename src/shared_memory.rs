@@ -235,13 +235,14 @@ impl SharedMemory {
         let Err(e) = crate::sys::populate(seg, write) else {
             return Ok(());
         };
-        let err = self
-            .make_error(ErrorKind::OutOfResources, op)
-            .with_errno(e.raw_os_error().unwrap_or(libc::ENOMEM))
-            .with_detail(format!(
-                "cannot populate the {} bytes of the segment ({e})",
-                seg.len()
-            ));
+        let mut err = self.make_error(ErrorKind::OutOfResources, op);
+        if let Some(errno) = e.raw_os_error() {
+            err = err.with_errno(errno);
+        }
+        let err = err.with_detail(format!(
+            "cannot populate the {} bytes of the segment ({e})",
+            seg.len()
+        ));
         let _ = self.detach_inner();
         Err(err)
     }

@@ -41,6 +41,7 @@ pub(crate) unsafe trait Mapping: Sync {
 
 /// A cross-process lock that lives in a mapped segment (the in-segment robust lock, or the
 /// no-op lock of a write-sealed segment).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only Linux has in-segment locks
 pub(crate) trait SegmentLock: Sync {
     /// Takes the lock, waiting as `wait` says. Returns whether the previous holder died
     /// holding it (as far as this kind of lock can tell).
