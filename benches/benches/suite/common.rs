@@ -66,3 +66,28 @@ impl Drop for ChildProc {
         let _ = self.0.wait();
     }
 }
+
+/// Initialises a process-shared, robust `pthread_mutex_t` (glibc's robust mutex, a baseline
+/// of several groups) at `m`.
+///
+/// # Safety
+///
+/// `m` must be valid for writes of a `pthread_mutex_t`, aligned, and not in use.
+pub unsafe fn init_robust_pshared_mutex(m: *mut libc::pthread_mutex_t) {
+    // SAFETY: the attribute object is initialised before use and destroyed after; `m` is
+    // valid and unused (the caller's contract).
+    unsafe {
+        let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+        assert_eq!(libc::pthread_mutexattr_init(&mut attr), 0);
+        assert_eq!(
+            libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
+            0
+        );
+        assert_eq!(
+            libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST),
+            0
+        );
+        assert_eq!(libc::pthread_mutex_init(m, &attr), 0);
+        libc::pthread_mutexattr_destroy(&mut attr);
+    }
+}

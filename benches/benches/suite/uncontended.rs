@@ -112,16 +112,8 @@ pub fn benches(c: &mut Criterion) {
     g.bench_function("pthread_robust", |b| {
         let seg = MappedSegment::memfd("bench-pthread", 4096).unwrap();
         let m = seg.as_mut_ptr().cast::<libc::pthread_mutex_t>();
-        // SAFETY: the data area is page-aligned, 4096 bytes, used by nothing else; the
-        // attribute and mutex are initialised before use and destroyed after.
-        unsafe {
-            let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
-            libc::pthread_mutexattr_init(&mut attr);
-            libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);
-            libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
-            assert_eq!(libc::pthread_mutex_init(m, &attr), 0);
-            libc::pthread_mutexattr_destroy(&mut attr);
-        }
+        // SAFETY: the data area is page-aligned, 4096 bytes, used by nothing else.
+        unsafe { crate::common::init_robust_pshared_mutex(m) };
         b.iter(|| {
             // SAFETY: `m` is an initialised mutex in memory that outlives the loop.
             unsafe {

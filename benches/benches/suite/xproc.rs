@@ -357,22 +357,8 @@ impl Peer for PthreadRobust {
             MappedSegment::memfd("qshm-bench-pthread", LOCK_AREA + size).expect("create a memfd");
         let this = PthreadRobust { seg, creator: true };
         // SAFETY: the data area is page-aligned and at least LOCK_AREA bytes, enough for a
-        // `pthread_mutex_t`; no other process maps it yet. The attribute object is
-        // initialised before use and destroyed after.
-        unsafe {
-            let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
-            assert_eq!(libc::pthread_mutexattr_init(&mut attr), 0);
-            assert_eq!(
-                libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
-                0
-            );
-            assert_eq!(
-                libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST),
-                0
-            );
-            assert_eq!(libc::pthread_mutex_init(this.mutex(), &attr), 0);
-            libc::pthread_mutexattr_destroy(&mut attr);
-        }
+        // `pthread_mutex_t`; no other process maps it yet.
+        unsafe { crate::common::init_robust_pshared_mutex(this.mutex()) };
         this
     }
 

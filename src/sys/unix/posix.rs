@@ -425,11 +425,9 @@ fn other_processes(me: u32) -> Vec<u32> {
 
 /// Where process `pid` maps `path` (deleted or not): the start of each mapping.
 fn mapping_addresses(pid: u32, path: &str) -> Vec<usize> {
-    let mut maps = Vec::new();
-    if read_proc_file(&format!("/proc/{pid}/maps"), &mut maps).is_err() {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
         return Vec::new();
-    }
-    let maps = String::from_utf8_lossy(&maps);
+    };
     maps.lines()
         .filter(|l| {
             let l = l.strip_suffix(" (deleted)").unwrap_or(l);
@@ -437,22 +435,6 @@ fn mapping_addresses(pid: u32, path: &str) -> Vec<usize> {
         })
         .filter_map(|l| usize::from_str_radix(l.split('-').next()?, 16).ok())
         .collect()
-}
-
-/// Reads a `/proc` file whole: open, reads until end of file, close (no `stat` for a size
-/// hint, which `/proc` files do not have: scanning every process is three system calls
-/// each, not four).
-fn read_proc_file(path: &str, out: &mut Vec<u8>) -> rustix::io::Result<()> {
-    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut chunk = [0u8; 8192];
-    loop {
-        match rustix::io::read(&fd, &mut chunk) {
-            Ok(0) => return Ok(()),
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// The parent of process `pid` (`/proc/<pid>/stat` field 4).

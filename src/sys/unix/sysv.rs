@@ -514,27 +514,21 @@ fn far_future() -> Instant {
 
 /// Opens or creates the semaphore of `path`.
 fn get(ctx: Ctx<'_>, path: &CStr, initial: u32, how: SemOpen, mode: u32) -> Result<(c_int, bool)> {
-    if how == SemOpen::Existing {
-        let sysv_key = ftok(path, project_id(ctx.key)).map_err(|e| ctx.err(e))?;
-        // SAFETY: semget takes plain integers; 0600 asks for read and write permission.
-        let id = unsafe { libc::semget(sysv_key, 1, 0o600) };
-        return if id == -1 {
-            Err(ctx.err(errno()))
-        } else {
-            Ok((id, false))
-        };
-    }
-    if how == SemOpen::OpenOrCreate {
-        // The common case, an attach: key file and semaphore exist. `ftok` and one `semget`
-        // open them; only when either is missing does it take Qt's create sequence (key
-        // file with O_EXCL, semget with IPC_EXCL), which costs two failing calls when they
-        // exist.
-        if let Ok(sysv_key) = ftok(path, project_id(ctx.key)) {
+    if how != SemOpen::CreateOrReset {
+        // Opening an existing one: `ftok` and one `semget`. For OpenOrCreate this is the
+        // common case (an attach); Qt's create sequence below (key file with O_EXCL, semget
+        // with IPC_EXCL) costs two failing calls when key file and semaphore exist.
+        let opened = ftok(path, project_id(ctx.key)).and_then(|sysv_key| {
             // SAFETY: semget takes plain integers; 0600 asks for read and write permission.
-            let id = unsafe { libc::semget(sysv_key, 1, 0o600) };
-            if id != -1 {
-                return Ok((id, false));
+            match unsafe { libc::semget(sysv_key, 1, 0o600) } {
+                -1 => Err(errno()),
+                id => Ok(id),
             }
+        });
+        match opened {
+            Ok(id) => return Ok((id, false)),
+            Err(e) if how == SemOpen::Existing => return Err(ctx.err(e)),
+            Err(_) => {}
         }
     }
     let created_file = create_key_file(ctx)?;
