@@ -13,8 +13,14 @@
 //! Every qshm attachment holds a shared `flock` on its own descriptor of the segment; the
 //! kernel drops it when the process dies, so a crash cannot corrupt the count. A detacher
 //! that can turn its lock exclusive is the last qshm user; it then removes the segment only
-//! if no other process maps it (Qt takes no part in the count, so `/proc/*/maps` is read for
-//! the segment's file). All of this happens under the segment's lock.
+//! if no other process maps it. Qt takes no part in the count, so the kernel is asked: a
+//! write lease (`F_SETLEASE`, taken and released at once) is granted only when no other open
+//! file description of the file exists, and every mapping keeps the one it was made from.
+//! When it is granted, only children forked by this process can still map the file, and
+//! their `/proc/<pid>/maps` are read; when it is refused (a Qt process maps the file, say)
+//! or unavailable (not the file's owner), every process's maps are. The lock's semaphore
+//! is checked the same way before it is removed. All of this happens under the segment's
+//! lock.
 //!
 //! # The lock and its owner record
 //!
@@ -38,7 +44,7 @@
 //! # References
 //!
 //! * <https://man7.org/linux/man-pages/man3/shm_open.3.html>, `sem_open(3)`,
-//!   `sem_overview(7)`, `flock(2)`, `posix_fallocate(3)`, `proc_pid_maps(5)`
+//!   `sem_overview(7)`, `flock(2)`, `fcntl(2)` (leases), `proc_pid_maps(5)`
 
 use std::ffi::{c_int, CString};
 use std::fmt;
@@ -362,7 +368,66 @@ fn is_last_user(fd: &OwnedFd, path: &str, ours: Option<usize>) -> bool {
     if rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_err() {
         return false;
     }
-    !mapped_by_another_process(path, ours)
+    !used_by_another_process(fd, path, ours)
+}
+
+/// Whether a process other than this one maps (or has open) the file open as `fd`, which
+/// this process maps at `ours`, if anywhere.
+///
+/// First the kernel is asked whether any open file description other than `fd`'s own refers
+/// to the file ([`sole_open_file`]); a mapping keeps the one it was made from, so every
+/// process that opened or mapped the file itself shows up there. When none does, the only
+/// possible other users are processes that share `fd`'s own description: children forked
+/// by this process (and theirs), which are looked at one by one. Otherwise, or when the
+/// kernel cannot tell, every process's maps are read.
+fn used_by_another_process(fd: &OwnedFd, path: &str, ours: Option<usize>) -> bool {
+    let scope = match sole_open_file(fd) {
+        Some(true) => Scope::Descendants,
+        Some(false) | None => Scope::Everyone,
+    };
+    mapped_by_another_process(path, ours, scope)
+}
+
+/// `F_SETSIG` (`<fcntl.h>`; the same number on every Linux architecture, missing from the
+/// `libc` crate for glibc targets).
+const F_SETSIG: c_int = 10;
+
+/// Whether `fd`'s open file description is the only one of its file anywhere: `Some(true)`
+/// when the kernel grants a write lease on it, which it does only when no other description
+/// of the file is open (fcntl(2), "Leases"), `Some(false)` when it refuses for that reason,
+/// `None` when it cannot say (not the file's owner, leases disabled).
+///
+/// The lease is released at once. A process that opens the file in that instant waits for
+/// the release, and the kernel signals the lease holder; the signal is set to `SIGURG`,
+/// whose default action is to ignore it (`SIGIO`, the default, would kill this process).
+fn sole_open_file(fd: &OwnedFd) -> Option<bool> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl(F_SETSIG) takes an int and changes only which signal this open file
+    // description raises; `raw` is a live descriptor borrowed from `fd`.
+    if unsafe { libc::fcntl(raw, F_SETSIG, libc::SIGURG) } == -1 {
+        return None;
+    }
+    // SAFETY: fcntl(F_SETLEASE) takes an int; `raw` is live.
+    if unsafe { libc::fcntl(raw, libc::F_SETLEASE, libc::F_WRLCK) } == 0 {
+        // SAFETY: as above; releases the lease just taken.
+        unsafe { libc::fcntl(raw, libc::F_SETLEASE, libc::F_UNLCK) };
+        return Some(true);
+    }
+    match errno() {
+        libc::EAGAIN | libc::EBUSY => Some(false),
+        _ => None,
+    }
+}
+
+/// Which processes [`mapped_by_another_process`] reads the maps of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every process but this one.
+    Everyone,
+    /// This process's descendants: when no other process has the file open, only they can
+    /// still map it, through a mapping inherited from this process.
+    Descendants,
 }
 
 /// Whether a process other than this one maps `path` (read from `/proc/<pid>/maps`;
@@ -375,13 +440,17 @@ fn is_last_user(fd: &OwnedFd, path: &str, ours: Option<usize>) -> bool {
 /// that still does all along is a real user (a forked worker that inherited the mapping);
 /// ones that exec or exit meanwhile (a program spawning processes all the time shows a new
 /// one at every look) were not. A process that opened the file itself maps it elsewhere.
-fn mapped_by_another_process(path: &str, ours: Option<usize>) -> bool {
+fn mapped_by_another_process(path: &str, ours: Option<usize>, scope: Scope) -> bool {
     let me = std::process::id();
     let mut pause = Duration::from_micros(250);
     let mut persistent: Option<std::collections::HashSet<u32>> = None;
     for _ in 0..12 {
         let mut copies = std::collections::HashSet::new();
-        for pid in other_processes(me) {
+        let pids = match scope {
+            Scope::Descendants => descendants(me).unwrap_or_else(|| other_processes(me)),
+            Scope::Everyone => other_processes(me),
+        };
+        for pid in pids {
             let at = mapping_addresses(pid, path);
             if at.is_empty() {
                 continue;
@@ -410,6 +479,35 @@ fn mapped_by_another_process(path: &str, ours: Option<usize>) -> bool {
         pause *= 2;
     }
     true
+}
+
+/// Every descendant of process `me`, from `/proc/<pid>/task/<tid>/children`; `None` when
+/// the kernel does not provide those files (built without `CONFIG_PROC_CHILDREN`).
+fn descendants(me: u32) -> Option<Vec<u32>> {
+    let mut found = Vec::new();
+    let mut queue = vec![me];
+    while let Some(pid) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue; // gone meanwhile
+        };
+        let mut any_list = false;
+        for task in tasks.filter_map(|t| t.ok()) {
+            let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
+                continue; // the thread exited, or the kernel has no such file
+            };
+            any_list = true;
+            for child in list.split_ascii_whitespace().filter_map(|c| c.parse().ok()) {
+                if child != me && !found.contains(&child) {
+                    found.push(child);
+                    queue.push(child);
+                }
+            }
+        }
+        if pid == me && !any_list {
+            return None; // this process has a live thread: the kernel has no such files
+        }
+    }
+    Some(found)
 }
 
 fn other_processes(me: u32) -> Vec<u32> {
@@ -503,7 +601,10 @@ pub(crate) fn is_alive(record: u64) -> bool {
 
 /// A glibc named semaphore (`sem_open`).
 pub(crate) struct PosixSemaphore {
+    /// This handle's own mapping of the semaphore file (see [`map_sem_file`]).
     sem: NonNull<libc::sem_t>,
+    /// The semaphore file, the one mapped at `sem`.
+    file: OwnedFd,
     key: NativeKey,
     name: CString,
     path: String,
@@ -512,9 +613,10 @@ pub(crate) struct PosixSemaphore {
     ino: u64,
 }
 
-// SAFETY: a `sem_t*` from sem_open points into a process-wide mapping of the semaphore
-// file and may be used from any thread (sem_wait/sem_post are thread-safe); the record
-// word is accessed only atomically. `sem_close` in Drop may run on any thread.
+// SAFETY: `sem` points into this handle's own shared mapping of the semaphore file, not tied
+// to the thread that made it; glibc's sem_wait/sem_post on a process-shared sem_t are
+// thread-safe, and the record words are accessed only atomically. munmap and close in Drop
+// may run on any thread.
 unsafe impl Send for PosixSemaphore {}
 // SAFETY: every operation through `&PosixSemaphore` is a thread-safe glibc call or an
 // atomic access.
@@ -577,12 +679,41 @@ fn file_inode(path: &str) -> Option<u64> {
     rustix::fs::stat(path).ok().map(|st| st.st_ino)
 }
 
-/// The inode of the file mapped at `addr` in this process (`/proc/self/maps`).
-fn mapped_inode(addr: usize) -> Option<u64> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let prefix = format!("{addr:x}-");
-    let line = maps.lines().find(|l| l.starts_with(&prefix))?;
-    line.split_ascii_whitespace().nth(4)?.parse().ok()
+/// Why a semaphore file could not be mapped.
+enum SemFileError {
+    Os(i32),
+    /// Shorter than a `sem_t`: not a semaphore (or truncated by someone): touching it would
+    /// raise SIGBUS.
+    TooShort(u64),
+}
+
+/// What glibc's `sem_open(name, 0)` does (`open(O_RDWR|O_NOFOLLOW)`, `mmap` of one `sem_t`),
+/// with the descriptor kept, the file's inode taken from it, and a short file refused.
+///
+/// The descriptor stays open so that [`sole_open_file`] can ask the kernel about the
+/// semaphore, and its inode is that of the semaphore actually mapped (not of whatever the
+/// name refers to a moment later). glibc's `sem_wait`/`sem_post` work on any process-shared
+/// `sem_t`, so Qt (through glibc's own `sem_open`) and qshm still share one semaphore.
+fn map_sem_file(
+    path: &str,
+) -> std::result::Result<(OwnedFd, NonNull<libc::sem_t>, u64), SemFileError> {
+    let os = |e: rustix::io::Errno| SemFileError::Os(e.raw_os_error());
+    let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let file = rustix::fs::open(path, flags, Mode::empty()).map_err(os)?;
+    let st = rustix::fs::fstat(&file).map_err(os)?;
+    let len = std::mem::size_of::<libc::sem_t>();
+    if (st.st_size as u64) < len as u64 {
+        return Err(SemFileError::TooShort(st.st_size as u64));
+    }
+    let prot = ProtFlags::READ | ProtFlags::WRITE;
+    // SAFETY: a null address hint lets the kernel choose where to map, so this creates a new
+    // mapping and modifies no existing one; `file` is open for reading and writing and at
+    // least `len` bytes long.
+    let addr =
+        unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, &file, 0) }
+            .map_err(os)?;
+    let sem = NonNull::new(addr.cast::<libc::sem_t>()).ok_or(SemFileError::Os(libc::ENOMEM))?;
+    Ok((file, sem, st.st_ino))
 }
 
 impl PosixSemaphore {
@@ -616,16 +747,29 @@ impl PosixSemaphore {
             if attempt > 0 {
                 created = create_sem_file(&path, initial, mode).map_err(|e| sem_error(ctx, e))?;
             }
-            // SAFETY: `name` is a valid C string; without O_CREAT no more arguments are read.
-            let sem = unsafe { libc::sem_open(name.as_ptr(), 0) };
-            if sem != libc::SEM_FAILED {
-                let sem = PosixSemaphore::new(sem, key, name, path)?;
-                if !created && how == SemOpen::CreateOrReset {
-                    sem.reset(initial, ctx)?;
+            let e = match map_sem_file(&path) {
+                Ok((file, sem, ino)) => {
+                    let sem = PosixSemaphore {
+                        sem,
+                        file,
+                        key: key.clone(),
+                        name,
+                        path,
+                        ino,
+                    };
+                    if !created && how == SemOpen::CreateOrReset {
+                        sem.reset(initial, ctx)?;
+                    }
+                    return Ok((sem, created));
                 }
-                return Ok((sem, created));
-            }
-            let e = errno();
+                Err(SemFileError::TooShort(len)) => {
+                    return Err(ctx.kind(ErrorKind::Unknown, "").with_detail(format!(
+                        "{path} is not a semaphore ({len} bytes, a sem_t has {})",
+                        std::mem::size_of::<libc::sem_t>()
+                    )))
+                }
+                Err(SemFileError::Os(e)) => e,
+            };
             if e != libc::ENOENT || how == SemOpen::Existing {
                 return Err(sem_error(ctx, e));
             }
@@ -637,30 +781,10 @@ impl PosixSemaphore {
         ))
     }
 
-    fn new(sem: *mut libc::sem_t, key: &NativeKey, name: CString, path: String) -> Result<Self> {
-        let Some(sem) = NonNull::new(sem) else {
-            return Err(Error::new(
-                ErrorKind::Unknown,
-                Operation::SemaphoreOpen,
-                key.to_string(),
-            ));
-        };
-        // The inode of the semaphore actually mapped, not of whatever the name refers to
-        // by now (it may have been removed and made again since sem_open).
-        let ino = mapped_inode(sem.as_ptr() as usize).unwrap_or(0);
-        Ok(PosixSemaphore {
-            sem,
-            key: key.clone(),
-            name,
-            path,
-            ino,
-        })
-    }
-
     /// Brings the value to `value` (Qt's Create mode resets; Qt unlinks and recreates,
     /// which cuts off every process that has it open, spec §5).
     fn reset(&self, value: u32, ctx: Ctx<'_>) -> Result<()> {
-        // SAFETY: `self.sem` is a live semaphore from sem_open.
+        // SAFETY: `self.sem` is a live semaphore (map_sem_file).
         while unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {}
         for _ in 0..value {
             // SAFETY: as above.
@@ -688,10 +812,11 @@ impl PosixSemaphore {
     fn tail_word(&self, offset: usize) -> &AtomicU64 {
         const _: () = assert!(std::mem::size_of::<libc::sem_t>() >= 32);
         debug_assert!(offset == 16 || offset == 24);
-        // SAFETY: sem_open maps the whole 32-byte semaphore file at a page boundary, so
-        // bytes 16..32 are mapped, 8-byte aligned, and live as long as `self` (until
-        // sem_close). glibc's `struct new_sem` ends at byte 16 on 64-bit targets and never
-        // touches them; every access to them is atomic, in every process.
+        // SAFETY: map_sem_file maps the whole 32-byte semaphore file (it refuses a shorter
+        // one) at a page boundary, so bytes 16..32 are mapped, 8-byte aligned, and live as
+        // long as `self` (until Drop unmaps them). glibc's `struct new_sem` ends at byte 16
+        // on 64-bit targets and never touches them; every access to them is atomic, in
+        // every process.
         unsafe {
             &*self
                 .sem
@@ -760,7 +885,7 @@ impl PosixSemaphore {
         loop {
             let rc = match (wait, deadline) {
                 (Wait::Poll, _) => {
-                    // SAFETY: `self.sem` is a live semaphore from sem_open.
+                    // SAFETY: `self.sem` is a live semaphore (map_sem_file).
                     if unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {
                         Ok(())
                     } else {
@@ -769,7 +894,7 @@ impl PosixSemaphore {
                 }
                 (_, Some(deadline)) => self.wait_until(deadline),
                 (_, None) => {
-                    // SAFETY: `self.sem` is a live semaphore from sem_open.
+                    // SAFETY: `self.sem` is a live semaphore (map_sem_file).
                     if unsafe { libc::sem_wait(self.sem.as_ptr()) } == 0 {
                         Ok(())
                     } else {
@@ -801,7 +926,7 @@ impl PosixSemaphore {
     /// value is positive) and a store of the owner record.
     #[inline]
     fn acquire_tracked(&self, wait: Wait, op: Operation) -> Result<bool> {
-        // SAFETY: `self.sem` is a live semaphore from sem_open.
+        // SAFETY: `self.sem` is a live semaphore (map_sem_file).
         if unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {
             self.record().store(my_identity(), Ordering::Release);
             // Still suspect if a holder died before, even if whoever took over then (perhaps
@@ -897,7 +1022,7 @@ impl PosixSemaphore {
     #[cold]
     fn release_slow(&self, n: u32, op: Operation) -> Result<()> {
         for done in 0..n {
-            // SAFETY: `self.sem` is a live semaphore from sem_open.
+            // SAFETY: `self.sem` is a live semaphore (map_sem_file).
             if unsafe { libc::sem_post(self.sem.as_ptr()) } == -1 {
                 let e = errno();
                 // Roll back the posts already made, as Qt does.
@@ -919,8 +1044,12 @@ impl PosixSemaphore {
 
 impl Drop for PosixSemaphore {
     fn drop(&mut self) {
-        // SAFETY: `self.sem` came from sem_open and is closed exactly once, here.
-        unsafe { libc::sem_close(self.sem.as_ptr()) };
+        // SAFETY: `self.sem` is this handle's own mapping of one sem_t (map_sem_file),
+        // unmapped exactly once, here; nothing borrows it past `self`. Nobody can be waiting
+        // on it through this handle: waits borrow `self`. (The descriptor closes after.)
+        let _ = unsafe {
+            rustix::mm::munmap(self.sem.as_ptr().cast(), std::mem::size_of::<libc::sem_t>())
+        };
     }
 }
 
@@ -950,7 +1079,7 @@ impl RawSemaphore for PosixSemaphore {
             if record.load(Ordering::Relaxed) == my_identity() {
                 record.store(0, Ordering::Release);
             }
-            // SAFETY: `self.sem` is a live semaphore from sem_open.
+            // SAFETY: `self.sem` is a live semaphore (map_sem_file).
             if n == 1 && unsafe { libc::sem_post(self.sem.as_ptr()) } == 0 {
                 return Ok(());
             }
@@ -962,13 +1091,13 @@ impl RawSemaphore for PosixSemaphore {
         self.nwaiters()
     }
 
-    /// Another process has the semaphore open: glibc maps the semaphore file into every
-    /// process that opens it, waiters included. (glibc's waiter count is no guide: a waiter
+    /// Another process has the semaphore open: glibc (and qshm) map the semaphore file into
+    /// every process that opens it, waiters included. (glibc's waiter count is no guide: a waiter
     /// killed in `sem_wait` never takes itself off it.) A semaphore removed while open is
     /// not noticed by its holder, unlike System V's `EIDRM`, so this is checked before
     /// removing; threads of this process notice it in `still_named`.
     fn in_use_elsewhere(&self) -> bool {
-        mapped_by_another_process(&self.path, Some(self.sem.as_ptr() as usize))
+        used_by_another_process(&self.file, &self.path, Some(self.sem.as_ptr() as usize))
     }
 
     fn mark_consistent(&self) {
@@ -1049,6 +1178,89 @@ mod tests {
             "the old handle removed the new semaphore"
         );
         other.remove().unwrap();
+    }
+
+    /// A child forked while the segment is mapped maps it too (System V counts such a child
+    /// as an attachment): the lease sees no other opener, the look at the descendants finds
+    /// the child, and the segment stays until the child is gone.
+    #[test]
+    fn a_forked_child_keeps_the_segment() {
+        let key = NativeKey::platform_safe(
+            &format!("qshm-unit-forked-{}", std::process::id()),
+            crate::KeyType::PosixRealtime,
+        );
+        let seg = PosixSegment::create(&key, 4096, AccessMode::ReadWrite, 0o600).unwrap();
+        let path = seg.path.clone();
+        let (r, w) = std::io::pipe().unwrap();
+        // SAFETY: the child calls only async-signal-safe functions (read, _exit) before it
+        // exits, as is required after fork in a multi-threaded process.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            use std::os::fd::AsRawFd;
+            let mut byte = 0u8;
+            // SAFETY: valid descriptors and a one-byte buffer; the child's copy of the write
+            // end is closed so that the read ends when the parent closes its own; _exit
+            // skips every Rust destructor and atexit handler the child must not run.
+            unsafe {
+                libc::close(w.as_raw_fd());
+                libc::read(r.as_raw_fd(), std::ptr::from_mut(&mut byte).cast(), 1);
+                libc::_exit(0);
+            }
+        }
+        drop(r);
+        let removed = seg.detach(true);
+        let kept = std::path::Path::new(&path).exists();
+        drop(w); // the child reads EOF and exits
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a valid out-pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let _ = rustix::fs::unlink(&path);
+        assert!(!removed.unwrap(), "removed while a forked child maps it");
+        assert!(kept);
+        // Once it is gone, the next last detach removes the segment again.
+        let seg = PosixSegment::create(&key, 4096, AccessMode::ReadWrite, 0o600).unwrap();
+        assert!(seg.detach(true).unwrap());
+        assert!(!std::path::Path::new(&path).exists());
+    }
+
+    /// Opening the file while the lease is held breaks it, and the kernel signals the
+    /// holder: with the default `SIGIO` this process would die. Another thread opens the
+    /// file in a tight loop while the lease is taken and released many times.
+    #[test]
+    fn a_broken_lease_does_not_kill() {
+        let path = format!("{SHM_DIR}qshm-unit-lease-{}", std::process::id());
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path.as_str(), flags, Mode::from_raw_mode(0o600)).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let opener = {
+            let (stop, path) = (stop.clone(), path.clone());
+            std::thread::spawn(move || {
+                let mut opens = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = open_existing(&path, AccessMode::ReadOnly);
+                    opens += 1;
+                }
+                opens
+            })
+        };
+        let (mut alone, mut shared) = (0, 0);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(300) {
+            match sole_open_file(&fd) {
+                Some(true) => alone += 1,
+                Some(false) => shared += 1,
+                None => {}
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let opens = opener.join().unwrap();
+        let _ = rustix::fs::unlink(path.as_str());
+        assert!(opens > 0);
+        assert!(
+            alone + shared > 0,
+            "leases unavailable here: nothing was tested"
+        );
+        assert!(shared > 0, "another open was never seen");
     }
 
     #[test]
