@@ -43,6 +43,9 @@ pub(crate) enum SemOpen {
     /// value of an existing semaphore (this is what the segment lock uses: Qt's Create mode
     /// resets a held lock, spec §8.4).
     OpenOrCreate,
+    /// `OpenOrCreate` for a caller that expects to create it (a segment's `create`): the
+    /// same outcome, with the creating attempt made first where that saves system calls.
+    CreateOrOpen,
     /// Qt's `QSystemSemaphore::Create`: as `OpenOrCreate`, and an existing semaphore's value
     /// is reset to the initial value.
     CreateOrReset,
@@ -114,7 +117,7 @@ pub(crate) trait RawSemaphore: Sized + Send + Sync + sealed::Sealed {
 ///   the lock (see `lock.rs`).
 /// * `detach` unmaps and, when this was the last attachment anywhere, destroys the segment
 ///   and (when `remove_key_file`) its key file, unless `remove_if_last` is false (Qt's
-///   leave-it-behind policy). It returns whether it destroyed it.
+///   leave-it-behind policy). It says what became of the segment.
 pub(crate) trait RawSegment: Sized + Send + Sync + sealed::Sealed {
     /// Creates and maps a new segment of exactly `size` bytes (`size > 0`).
     fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<Self>;
@@ -125,7 +128,19 @@ pub(crate) trait RawSegment: Sized + Send + Sync + sealed::Sealed {
     /// The size of the segment in bytes, as the OS reports it.
     fn len(&self) -> usize;
     /// Unmaps; destroys the segment when nobody else has it attached.
-    fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<bool>;
+    fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached>;
+}
+
+/// What became of a segment at a detach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Detached {
+    /// It stays: someone else has it attached, or the policy keeps it.
+    Kept,
+    /// This detach destroyed it (under its lock, so nobody can have made another since).
+    Removed,
+    /// Someone had removed it already (`force_remove`): another segment may hold the key
+    /// by now.
+    AlreadyRemoved,
 }
 
 pub(crate) mod sealed {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::backend::{RawSegment, RawSemaphore, SemOpen, Undo, Wait};
+use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{KeyType, NativeKey};
 use crate::lock::LockGuard;
@@ -293,13 +293,13 @@ impl SharedMemory {
         op: Operation,
         f: impl FnOnce(&NativeKey, u32) -> Result<Segment>,
     ) -> Result<Segment> {
-        let sem = lock_by_name(
-            &self.key,
-            SemOpen::OpenOrCreate,
-            self.mode,
-            op,
-            Wait::Forever,
-        )?;
+        // A creator usually finds no lock yet; an attacher usually finds one.
+        let how = if op == Operation::Create {
+            SemOpen::CreateOrOpen
+        } else {
+            SemOpen::OpenOrCreate
+        };
+        let sem = lock_by_name(&self.key, how, self.mode, op, Wait::Forever)?;
         match f(&self.key, self.mode) {
             Ok(seg) => {
                 sem.release(1, Undo::Yes, op)?;
@@ -374,8 +374,12 @@ impl SharedMemory {
         let remove = self.last_detach == LastDetach::Remove;
         match seg.detach(remove, !shares_key_file) {
             // The segment is gone: its lock goes too, unless someone is using it, or a new
-            // segment took the key meanwhile (after a `force_remove`).
-            Ok(true) if !sem.in_use_elsewhere() && !crate::sys::segment_exists(&self.key) => {
+            // segment took the key meanwhile (after a `force_remove`; a segment this detach
+            // removed under the lock cannot have been replaced).
+            Ok(Detached::Removed) if !sem.in_use_elsewhere() => sem.remove_while_held(),
+            Ok(Detached::AlreadyRemoved)
+                if !sem.in_use_elsewhere() && !crate::sys::segment_exists(&self.key) =>
+            {
                 sem.remove_while_held()
             }
             Ok(_) => sem.release(1, Undo::Yes, Operation::Detach),

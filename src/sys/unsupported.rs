@@ -70,7 +70,7 @@ impl RawSegment for Segment {
     fn len(&self) -> usize {
         match *self {}
     }
-    fn detach(self, _: bool, _: bool) -> Result<bool> {
+    fn detach(self, _: bool, _: bool) -> Result<crate::backend::Detached> {
         match self {}
     }
 }

@@ -12,7 +12,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 
-use crate::backend::{RawSegment, RawSemaphore, SemOpen, Undo, Wait};
+use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{KeyType, NamingRules};
 use crate::{AccessMode, NativeKey};
@@ -93,21 +93,39 @@ pub(super) fn c_path(ctx: Ctx<'_>) -> Result<CString> {
     CString::new(native).map_err(|_| ctx.kind(ErrorKind::KeyError, "key contains a NUL character"))
 }
 
-/// Creates Qt's empty ftok key file (`O_CREAT|O_EXCL`, mode 0640 less the umask; a symbolic
-/// link planted in its place is not followed). Returns whether this call created it.
+/// Creates Qt's empty ftok key file (like Qt's `open(O_CREAT|O_EXCL)` + `close`, mode 0640
+/// less the umask; a symbolic link planted in its place is not followed). Returns whether
+/// this call created it.
+///
+/// `mknod(S_IFREG)` makes the same empty file in one system call instead of two; should a
+/// file system refuse it, `open` is tried and has the last word.
 pub(super) fn create_key_file(ctx: Ctx<'_>) -> Result<bool> {
     let path = ctx.key.native_key();
-    let open = |path: &str| {
-        fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o640)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
+    let make = |path: &str| {
+        let mode = rustix::fs::Mode::from_raw_mode(0o640);
+        match rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::RegularFile,
+            mode,
+            0,
+        ) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::EXIST || e == rustix::io::Errno::NOENT => {
+                Err(io::Error::from_raw_os_error(e.raw_os_error()))
+            }
+            Err(_) => fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o640)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map(drop),
+        }
     };
-    match open(path) {
-        Ok(_) => Ok(true),
+    match make(path) {
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) && is_runtime_fallback(path) => {
             // Qt creates its fallback runtime directory on first use.
@@ -115,8 +133,8 @@ pub(super) fn create_key_file(ctx: Ctx<'_>) -> Result<bool> {
                 .mode(0o700)
                 .recursive(true)
                 .create(runtime_dir());
-            match open(path) {
-                Ok(_) => Ok(true),
+            match make(path) {
+                Ok(()) => Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
                 Err(e) => Err(ctx.io(&e)),
             }
@@ -257,7 +275,7 @@ impl RawSegment for Segment {
         }
     }
 
-    fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<bool> {
+    fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached> {
         match self {
             Segment::SystemV(s) => s.detach(remove_if_last, remove_key_file),
             Segment::Posix(s) => s.detach(remove_if_last),

@@ -57,7 +57,7 @@ use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::mm::{MapFlags, ProtFlags};
 
 use super::{errno, Ctx};
-use crate::backend::{RawSemaphore, SemOpen, Undo, Wait};
+use crate::backend::{Detached, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::{AccessMode, NativeKey};
 
@@ -118,6 +118,8 @@ fn io_err(ctx: Ctx<'_>, e: rustix::io::Errno) -> Error {
 /// A mapped POSIX shared memory segment.
 pub(crate) struct PosixSegment {
     fd: OwnedFd,
+    /// The file's inode, to tell it from another file given its name later.
+    ino: u64,
     addr: NonNull<u8>,
     len: usize,
     writable: bool,
@@ -264,6 +266,7 @@ impl PosixSegment {
         };
         Ok(PosixSegment {
             fd,
+            ino: st.st_ino,
             addr,
             len,
             writable,
@@ -295,15 +298,21 @@ impl PosixSegment {
     }
 
     /// Unmaps; when this was the last attachment anywhere (qshm's shared `flock`s and every
-    /// process's mappings), removes the segment. Returns whether it removed it.
-    pub(crate) fn detach(mut self, remove_if_last: bool) -> Result<bool> {
+    /// process's mappings), removes the segment.
+    pub(crate) fn detach(mut self, remove_if_last: bool) -> Result<Detached> {
         self.unmap();
         let ours = self.addr.as_ptr() as usize;
         if !remove_if_last || !is_last_user(&self.fd, &self.path, Some(ours)) {
-            return Ok(false);
+            return Ok(Detached::Kept);
+        }
+        // Removed by `force_remove` while mapped, and perhaps made anew since: the name is
+        // not this segment's any more, and the other one is not ours to remove.
+        if file_inode(&self.path) != Some(self.ino) {
+            return Ok(Detached::AlreadyRemoved);
         }
         match rustix::fs::unlink(&self.path) {
-            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(true),
+            Ok(()) => Ok(Detached::Removed),
+            Err(rustix::io::Errno::NOENT) => Ok(Detached::AlreadyRemoved),
             Err(e) => Err(Error::from_errno(
                 e.raw_os_error(),
                 Operation::Detach,
@@ -484,6 +493,13 @@ fn mapped_by_another_process(path: &str, ours: Option<usize>, scope: Scope) -> b
 /// Every descendant of process `me`, from `/proc/<pid>/task/<tid>/children`; `None` when
 /// the kernel does not provide those files (built without `CONFIG_PROC_CHILDREN`).
 fn descendants(me: u32) -> Option<Vec<u32>> {
+    use rustix::process::{WaitId, WaitIdOptions};
+    // No child at all, the usual case, takes one system call to tell (WNOWAIT: nothing is
+    // reaped or consumed, a waiting parent still sees everything).
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    if rustix::process::waitid(WaitId::All, options).err() == Some(rustix::io::Errno::CHILD) {
+        return Some(Vec::new());
+    }
     let mut found = Vec::new();
     let mut queue = vec![me];
     while let Some(pid) = queue.pop() {
@@ -1215,11 +1231,15 @@ mod tests {
         // SAFETY: waits for our own child; `status` is a valid out-pointer.
         unsafe { libc::waitpid(pid, &mut status, 0) };
         let _ = rustix::fs::unlink(&path);
-        assert!(!removed.unwrap(), "removed while a forked child maps it");
+        assert_eq!(
+            removed.unwrap(),
+            Detached::Kept,
+            "removed while a forked child maps it"
+        );
         assert!(kept);
         // Once it is gone, the next last detach removes the segment again.
         let seg = PosixSegment::create(&key, 4096, AccessMode::ReadWrite, 0o600).unwrap();
-        assert!(seg.detach(true).unwrap());
+        assert_eq!(seg.detach(true).unwrap(), Detached::Removed);
         assert!(!std::path::Path::new(&path).exists());
     }
 

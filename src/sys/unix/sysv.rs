@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{c_path, create_key_file, errno, remove_key_file, Ctx};
-use crate::backend::{RawSemaphore, SemOpen, Undo, Wait};
+use crate::backend::{Detached, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::{AccessMode, NativeKey};
 
@@ -267,7 +267,11 @@ impl SysvSegment {
     }
 
     /// `shmdt`; then, when `shm_nattch` is 0, `IPC_RMID` and (when asked) the key file.
-    pub(crate) fn detach(mut self, remove_if_last: bool, remove_key_file: bool) -> Result<bool> {
+    pub(crate) fn detach(
+        mut self,
+        remove_if_last: bool,
+        remove_key_file: bool,
+    ) -> Result<Detached> {
         let err = |e: i32, path: &CStr| {
             Error::from_errno(e, Operation::Detach, path.to_string_lossy().into_owned())
         };
@@ -283,17 +287,20 @@ impl SysvSegment {
             Ok(ds) => ds,
             // Already marked for removal (`force_remove`) and this was its last attachment:
             // the kernel destroyed it just now. Its key file is not ours to judge any more.
-            Err(libc::EINVAL | libc::EIDRM) => return Ok(remove_if_last),
+            Err(libc::EINVAL | libc::EIDRM) if remove_if_last => {
+                return Ok(Detached::AlreadyRemoved)
+            }
+            Err(libc::EINVAL | libc::EIDRM) => return Ok(Detached::Kept),
             Err(e) => return Err(err(e, &self.path)),
         };
         if ds.shm_nattch != 0 || !remove_if_last {
-            return Ok(false);
+            return Ok(Detached::Kept);
         }
         match shm_remove(self.id) {
             Ok(()) => {}
             // Removed meanwhile, or not ours to remove (shared through its mode): it stays
             // for its owner.
-            Err(libc::EINVAL | libc::EIDRM | libc::EPERM) => return Ok(false),
+            Err(libc::EINVAL | libc::EIDRM | libc::EPERM) => return Ok(Detached::Kept),
             Err(e) => return Err(err(e, &self.path)),
         }
         // The key file may have been replaced meanwhile (a tmp cleaner, another program):
@@ -301,7 +308,7 @@ impl SysvSegment {
         if remove_key_file && ftok(&self.path, self.proj) == Ok(self.sysv_key) {
             remove_key_file_at(&self.path);
         }
-        Ok(true)
+        Ok(Detached::Removed)
     }
 
     /// Information about the segment behind `key`, without attaching.
@@ -514,10 +521,12 @@ fn far_future() -> Instant {
 
 /// Opens or creates the semaphore of `path`.
 fn get(ctx: Ctx<'_>, path: &CStr, initial: u32, how: SemOpen, mode: u32) -> Result<(c_int, bool)> {
-    if how != SemOpen::CreateOrReset {
+    if matches!(how, SemOpen::OpenOrCreate | SemOpen::Existing) {
         // Opening an existing one: `ftok` and one `semget`. For OpenOrCreate this is the
         // common case (an attach); Qt's create sequence below (key file with O_EXCL, semget
-        // with IPC_EXCL) costs two failing calls when key file and semaphore exist.
+        // with IPC_EXCL) costs two failing calls when key file and semaphore exist. A
+        // creator (CreateOrOpen) goes straight to that sequence, which also opens an
+        // existing semaphore.
         let opened = ftok(path, project_id(ctx.key)).and_then(|sysv_key| {
             // SAFETY: semget takes plain integers; 0600 asks for read and write permission.
             match unsafe { libc::semget(sysv_key, 1, 0o600) } {
@@ -659,7 +668,7 @@ impl crate::backend::RawSegment for SysvSegment {
     fn len(&self) -> usize {
         self.len
     }
-    fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<bool> {
+    fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached> {
         SysvSegment::detach(self, remove_if_last, remove_key_file)
     }
 }
