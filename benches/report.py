@@ -27,6 +27,11 @@ QT = {
     "qt/contended": ("contended/qt", 1),  # qt's iterations are increments already
     "qt/first_read_1g": ("first_read/qt", 1),
     "qt/first_read_1g_readonly": ("first_read/qt_read", 1),
+    # Qt 6.11 through PyQt6 (benches/qt/pyqt_bench.py): Debian's Qt 6.4 has no POSIX backend.
+    "qt611/sysv_create_4k": ("lifecycle/qt611_sysv_create_4k", 1),
+    "qt611/sysv_attach": ("lifecycle/qt611_sysv_attach", 1),
+    "qt611/posix_create_4k": ("lifecycle/qt611_posix_create_4k", 1),
+    "qt611/posix_attach": ("lifecycle/qt611_posix_attach", 1),
 }
 
 # Per group: title, what one unit is, how to show it, the rows (id, description) and the
@@ -73,17 +78,21 @@ GROUPS = [
         ("raw_sysv_attach", "raw System V: `shmget` + `shmat` + `IPC_STAT` + `shmdt`"),
         ("qt_attach", "Qt 6.4 `attach()` + `detach()`"),
         ("qshm_sysv_attach", "qshm `attach()` + `detach()`, System V"),
+        ("qt611_sysv_create_4k", "Qt 6.11 (PyQt6) `create(4096)` + `detach()`, System V: what Python adds next to `qt_create_4k`"),
+        ("qt611_sysv_attach", "Qt 6.11 (PyQt6) `attach()` + `detach()`, System V"),
         ("raw_posix_create_4k", "raw POSIX: `shm_open` + `ftruncate` + `mmap` + `munmap` + `shm_unlink`"),
-        ("qshm_posix_create_4k", "qshm `create(4096)` + `detach()`, POSIX (last-user check included)"),
+        ("qt611_posix_create_4k", "Qt 6.11 (PyQt6) `create(4096)` + `detach()` + `unlink` of the segment Qt leaves, POSIX"),
+        ("qshm_posix_create_4k", "qshm `create(4096)` + `detach()`, POSIX (last-user check and removal of segment and lock included)"),
         ("qshm_posix_create_4k_keep", "the same with `LastDetach::Keep` (Qt's POSIX policy) + `force_remove`"),
         ("raw_posix_attach", "raw POSIX: `shm_open` + `fstat` + `mmap` + `munmap`"),
+        ("qt611_posix_attach", "Qt 6.11 (PyQt6) `attach()` + `detach()`, POSIX"),
         ("qshm_posix_attach", "qshm `attach()` + `detach()`, POSIX"),
         ("qshm_memfd_create_4k", "qshm `MappedSegment::memfd(4096)` + drop"),
         ("qshm_file_create_4k", "qshm `MappedSegment::create_temporary(4096)` + drop"),
         ("qshm_file_open", "qshm `FileOptions::open` + drop"),
         ("shared_memory_create_4k", "`shared_memory` crate: create 4 KiB + drop"),
         ("shared_memory_open", "`shared_memory` crate: open + drop"),
-    ], ["raw_sysv_create_4k", "raw_sysv_attach", "qt_create_4k", "qt_attach"]),
+    ], ["raw_sysv_create_4k", "raw_sysv_attach", "qt_create_4k", "qt_attach", "qt611_posix_create_4k", "qt611_posix_attach"]),
     ("large", "Large segments: create(N) + attach by a second handle + both detach (µs)", "µs", 1e-3, [
         (f"{k}_{s}", f"{d}, {s.replace('k', ' KiB').replace('g', ' GiB')}")
         for k, d in [("raw_sysv", "raw System V"), ("qt", "Qt 6.4"), ("qshm_sysv", "qshm System V"),
@@ -120,6 +129,8 @@ GOALS = [
     ("POSIX `lock()`+unlock within 1.2× of raw `sem_wait`/`sem_post`", "uncontended/qshm_posix", "uncontended/raw_sem_wait_post", "time", 1.2),
     ("System V `attach()`+`detach()` at most 0.75× Qt's", "lifecycle/qshm_sysv_attach", "lifecycle/qt_attach", "time", 0.75),
     ("System V `create(4 KiB)`+`detach()` at most 0.75× Qt's", "lifecycle/qshm_sysv_create_4k", "lifecycle/qt_create_4k", "time", 0.75),
+    ("POSIX `attach()`+`detach()` at most 0.75× Qt's (Qt 6.11 through PyQt6)", "lifecycle/qshm_posix_attach", "lifecycle/qt611_posix_attach", "time", 0.75),
+    ("POSIX `create(4 KiB)`+`detach()` at most 0.75× Qt's (Qt 6.11 through PyQt6)", "lifecycle/qshm_posix_create_4k", "lifecycle/qt611_posix_create_4k", "time", 0.75),
     ("In-segment lock uncontended within 2× of the bare futex CAS lock", "uncontended/qshm_mapped_memfd", "uncontended/floor_futex_lock", "time", 2.0),
     ("In-segment lock uncontended within 2× of a CAS + store spin lock (stricter floor)", "uncontended/qshm_mapped_memfd", "uncontended/floor_cas_store", "time", 2.0),
     ("In-segment lock hand-off within 1.3× of a spin-then-futex turn", "handoff/qshm_mapped", "handoff/futex_spin_lock", "time", 1.3),
@@ -130,8 +141,9 @@ GOALS = [
     ("Warm bulk copy ≥ 90 % of memcpy, System V", "bulk/qshm_sysv", "bulk/memcpy_floor", "rate", 0.9),
     ("Warm bulk copy ≥ 90 % of memcpy, POSIX", "bulk/qshm_posix", "bulk/memcpy_floor", "rate", 0.9),
     ("Warm bulk copy ≥ 90 % of memcpy, memfd", "bulk/qshm_mapped", "bulk/memcpy_floor", "rate", 0.9),
-    ("Populated first read of 1 GiB ≥ 3× faster than Qt's (attach + read)", "first_read/qshm_sysv_populate", "first_read/qt", "rate", 3.0),
-    ("Populated first read of 1 GiB ≥ 3× faster than Qt's (the read alone)", "first_read/qshm_sysv_populate_read", "first_read/qt_read", "rate", 3.0),
+    ("Populated first read of 1 GiB ≥ 3× faster than Qt's, System V (attach + read)", "first_read/qshm_sysv_populate", "first_read/qt", "rate", 3.0),
+    ("Populated first read of 1 GiB ≥ 3× faster than Qt's, System V (the read alone)", "first_read/qshm_sysv_populate_read", "first_read/qt_read", "rate", 3.0),
+    ("Populated first read of 1 GiB ≥ 3× faster than Qt's, POSIX (attach + read; Qt 6.4 is System V only)", "first_read/qshm_posix_populate", "first_read/qt", "rate", 3.0),
 ]
 
 
@@ -205,8 +217,9 @@ def main():
       "the physical floor, all measured in **one run** of")
     w(f"\n```sh\n{command}\n```\n")
     w("(`cargo bench -p qshm-benches` for the criterion part alone; `benches/qt/qt_bench.cpp` is "
-      "Qt's side, built against Debian's `qt6-base-dev`.) Generated by `benches/report.py`; do not "
-      "edit by hand.\n")
+      "Qt's side, built against Debian's `qt6-base-dev` (Qt 6.4, System V only); "
+      "`benches/qt/pyqt_bench.py` measures Qt 6.11's life cycle on both backends through PyQt6.) "
+      "Generated by `benches/report.py`; do not edit by hand.\n")
     w(f"**Machine**: {machine()}. A shared, virtualised machine: expect ±20 % between runs; "
       "the ratios, taken within one run, are the result.\n")
     w("**Figures**: the median over samples of the time per unit of work, with the interquartile "

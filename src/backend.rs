@@ -101,6 +101,17 @@ pub(crate) trait RawSemaphore: Sized + Send + Sync + sealed::Sealed {
     fn still_named(&self) -> bool {
         true
     }
+    /// Whether a handle of this kind may be kept after a detach, for the next `create` or
+    /// `attach` of the same object, instead of opening the lock anew (Qt keeps its semaphore
+    /// likewise). Only where keeping it open costs nobody anything: a POSIX semaphore kept
+    /// open would look "in use" to every other process's last detach. No system call.
+    fn keepable(&self) -> bool {
+        false
+    }
+    /// Whether a kept handle (see `keepable`) still serves the name, checked before reuse.
+    fn reusable(&self) -> bool {
+        false
+    }
 }
 
 /// A shared memory segment mapped into this process.

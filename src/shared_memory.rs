@@ -64,6 +64,9 @@ pub enum AccessMode {
 pub struct SharedMemory {
     key: NativeKey,
     lock: Option<Semaphore>,
+    /// The lock of the last attachment, kept after its detach where the backend allows it
+    /// ([`RawSemaphore::reusable`]), for the next `create` or `attach`.
+    spare_lock: Option<Semaphore>,
     segment: Option<Segment>,
     access: AccessMode,
     inproc: InProcessLock,
@@ -146,6 +149,7 @@ impl SharedMemory {
         SharedMemory {
             key,
             lock: None,
+            spare_lock: None,
             segment: None,
             access: AccessMode::ReadWrite,
             inproc: InProcessLock::default(),
@@ -171,6 +175,7 @@ impl SharedMemory {
         if self.is_attached() {
             let _ = self.detach();
         }
+        self.spare_lock = None;
         self.key = key;
     }
 
@@ -299,7 +304,13 @@ impl SharedMemory {
         } else {
             SemOpen::OpenOrCreate
         };
-        let sem = lock_by_name(&self.key, how, self.mode, op, Wait::Forever)?;
+        let sem = match self.spare_lock.take().filter(RawSemaphore::reusable) {
+            Some(sem) => {
+                sem.acquire(Wait::Forever, Undo::Yes, op)?;
+                sem
+            }
+            None => lock_by_name(&self.key, how, self.mode, op, Wait::Forever)?,
+        };
         match f(&self.key, self.mode) {
             Ok(seg) => {
                 sem.release(1, Undo::Yes, op)?;
@@ -382,7 +393,13 @@ impl SharedMemory {
             {
                 sem.remove_while_held()
             }
-            Ok(_) => sem.release(1, Undo::Yes, Operation::Detach),
+            Ok(_) => {
+                let released = sem.release(1, Undo::Yes, Operation::Detach);
+                if released.is_ok() && sem.keepable() {
+                    self.spare_lock = Some(sem);
+                }
+                released
+            }
             Err(err) => {
                 let _ = sem.release(1, Undo::Yes, Operation::Detach);
                 Err(err.with_key(self.key.to_string()))

@@ -184,10 +184,7 @@ fn too_many_open_files_is_out_of_resources() {
         Duration::from_secs(120),
     );
     let prefix = ["prlimit", "--nofile=64:64", "--"];
-    assert_eq!(
-        run(&prefix, "exhaust_fds", &[]),
-        "Ok OutOfResources"
-    );
+    assert_eq!(run(&prefix, "exhaust_fds", &[]), "Ok OutOfResources");
 }
 
 #[test]

@@ -53,6 +53,7 @@ macro_rules! instantiate {
                 try_lock_and_timeout,
                 last_detach_removes_everything,
                 force_remove_while_attached,
+                reattach_after_the_lock_was_replaced,
             );
         }
     };

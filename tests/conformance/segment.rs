@@ -665,3 +665,34 @@ pub(crate) fn force_remove_while_attached(t: KeyType) {
     a.detach().unwrap();
     assert_eq!(util::objects_left(&key), Vec::<String>::new());
 }
+
+/// An object that attached and detached before (a System V object keeps its lock's id for
+/// the next attach, as Qt keeps its semaphore) attaches again after the last detach removed
+/// everything and another object made it all anew: it must serialise on the new lock.
+pub(crate) fn reattach_after_the_lock_was_replaced(t: KeyType) {
+    let (key, _c) = legacy(t, "reattach");
+    let mut owner = SharedMemory::with_native_key(key.clone());
+    owner.create(64, AccessMode::ReadWrite).unwrap();
+    let mut a = SharedMemory::with_native_key(key.clone());
+    a.attach(AccessMode::ReadWrite).unwrap();
+    a.detach().unwrap();
+    owner.detach().unwrap();
+    assert_eq!(util::objects_left(&key), Vec::<String>::new());
+    let mut again = SharedMemory::with_native_key(key.clone());
+    again.create(64, AccessMode::ReadWrite).unwrap();
+    a.attach(AccessMode::ReadWrite).unwrap();
+    {
+        let held = again.lock().unwrap();
+        assert_eq!(
+            a.try_lock().unwrap_err().kind(),
+            ErrorKind::WouldBlock,
+            "the two objects lock different locks"
+        );
+        drop(held);
+        a.try_lock().unwrap().as_mut_slice().unwrap()[0] = 7;
+    }
+    assert_eq!(again.lock().unwrap().as_slice()[0], 7);
+    a.detach().unwrap();
+    again.detach().unwrap();
+    assert_eq!(util::objects_left(&key), Vec::<String>::new());
+}

@@ -373,6 +373,20 @@ impl RawSemaphore for Semaphore {
             Semaphore::Posix(s) => s.still_named(),
         }
     }
+
+    fn keepable(&self) -> bool {
+        match self {
+            Semaphore::SystemV(s) => s.keepable(),
+            Semaphore::Posix(s) => s.keepable(),
+        }
+    }
+
+    fn reusable(&self) -> bool {
+        match self {
+            Semaphore::SystemV(s) => s.reusable(),
+            Semaphore::Posix(s) => s.reusable(),
+        }
+    }
 }
 
 /// Maps every page of `mapping` now: `madvise(MADV_POPULATE_WRITE)` for a writer (which

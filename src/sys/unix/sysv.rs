@@ -382,6 +382,8 @@ pub(crate) struct SysvSemaphore {
     key: NativeKey,
     path: CString,
     id: AtomicI32,
+    /// The System V key `id` was found under (`ftok` of the key file).
+    sysv_key: AtomicI32,
     mode: u32,
     initial: u32,
 }
@@ -417,11 +419,12 @@ impl SysvSemaphore {
             ));
         }
         let path = c_path(ctx)?;
-        let (id, created) = get(ctx, &path, initial, how, mode)?;
+        let (id, sysv_key, created) = get(ctx, &path, initial, how, mode)?;
         let sem = SysvSemaphore {
             key: key.clone(),
             path,
             id: AtomicI32::new(id),
+            sysv_key: AtomicI32::new(sysv_key),
             mode,
             initial,
         };
@@ -430,7 +433,7 @@ impl SysvSemaphore {
 
     fn reopen(&self, op: Operation) -> Result<()> {
         let ctx = Ctx { op, key: &self.key };
-        let (id, _) = get(
+        let (id, sysv_key, _) = get(
             ctx,
             &self.path,
             self.initial,
@@ -438,6 +441,7 @@ impl SysvSemaphore {
             self.mode,
         )?;
         self.id.store(id, Ordering::Relaxed);
+        self.sysv_key.store(sysv_key, Ordering::Relaxed);
         Ok(())
     }
 
@@ -538,8 +542,15 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 100)
 }
 
-/// Opens or creates the semaphore of `path`.
-fn get(ctx: Ctx<'_>, path: &CStr, initial: u32, how: SemOpen, mode: u32) -> Result<(c_int, bool)> {
+/// Opens or creates the semaphore of `path`: its id, its System V key, whether it was
+/// created.
+fn get(
+    ctx: Ctx<'_>,
+    path: &CStr,
+    initial: u32,
+    how: SemOpen,
+    mode: u32,
+) -> Result<(c_int, libc::key_t, bool)> {
     if matches!(how, SemOpen::OpenOrCreate | SemOpen::Existing) {
         // Opening an existing one: `ftok` and one `semget`. For OpenOrCreate this is the
         // common case (an attach); Qt's create sequence below (key file with O_EXCL, semget
@@ -550,11 +561,11 @@ fn get(ctx: Ctx<'_>, path: &CStr, initial: u32, how: SemOpen, mode: u32) -> Resu
             // SAFETY: semget takes plain integers; 0600 asks for read and write permission.
             match unsafe { libc::semget(sysv_key, 1, 0o600) } {
                 -1 => Err(errno()),
-                id => Ok(id),
+                id => Ok((id, sysv_key)),
             }
         });
         match opened {
-            Ok(id) => return Ok((id, false)),
+            Ok((id, sysv_key)) => return Ok((id, sysv_key, false)),
             Err(e) if how == SemOpen::Existing => return Err(ctx.err(e)),
             Err(_) => {}
         }
@@ -574,7 +585,7 @@ fn get_by_key_file(
     initial: u32,
     how: SemOpen,
     mode: u32,
-) -> Result<(c_int, bool)> {
+) -> Result<(c_int, libc::key_t, bool)> {
     let sysv_key = ftok(path, project_id(ctx.key)).map_err(|e| ctx.err(e))?;
     let perms = (mode & 0o777) as c_int;
     loop {
@@ -587,7 +598,7 @@ fn get_by_key_file(
                 unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
                 return Err(err);
             }
-            return Ok((id, true));
+            return Ok((id, sysv_key, true));
         }
         let e = errno();
         if e != libc::EEXIST {
@@ -599,7 +610,7 @@ fn get_by_key_file(
             if how == SemOpen::CreateOrReset {
                 set_value(ctx, id, initial)?;
             }
-            return Ok((id, false));
+            return Ok((id, sysv_key, false));
         }
         match errno() {
             libc::ENOENT => continue, // removed between the two calls: create it again
@@ -652,6 +663,20 @@ impl RawSemaphore for SysvSemaphore {
             left -= step;
         }
         Ok(())
+    }
+
+    /// A System V semaphore known by id costs nobody anything (other processes' checks
+    /// count waiters, not openers).
+    fn keepable(&self) -> bool {
+        true
+    }
+
+    /// A removed semaphore fails with `EIDRM`, after which `op` opens the one the name
+    /// refers to now; what a kept id cannot notice is its key file replaced while the old
+    /// semaphore lives on, so the key file is checked (one `stat` instead of `stat` +
+    /// `semget`).
+    fn reusable(&self) -> bool {
+        ftok(&self.path, project_id(&self.key)) == Ok(self.sysv_key.load(Ordering::Relaxed))
     }
 
     fn waiters(&self) -> usize {
