@@ -65,8 +65,9 @@ pub struct SharedMemory {
     key: NativeKey,
     lock: Option<Semaphore>,
     /// The lock of the last attachment, kept after its detach where the backend allows it
-    /// ([`RawSemaphore::reusable`]), for the next `create` or `attach`.
-    spare_lock: Option<Semaphore>,
+    /// ([`RawSemaphore::keepable`]), for the next `create` or `attach` (boxed: rarely
+    /// there, and the object stays small).
+    spare_lock: Option<Box<Semaphore>>,
     segment: Option<Segment>,
     access: AccessMode,
     inproc: InProcessLock,
@@ -304,10 +305,10 @@ impl SharedMemory {
         } else {
             SemOpen::OpenOrCreate
         };
-        let sem = match self.spare_lock.take().filter(RawSemaphore::reusable) {
+        let sem = match self.spare_lock.take().filter(|sem| sem.reusable()) {
             Some(sem) => {
                 sem.acquire(Wait::Forever, Undo::Yes, op)?;
-                sem
+                *sem
             }
             None => lock_by_name(&self.key, how, self.mode, op, Wait::Forever)?,
         };
@@ -396,7 +397,7 @@ impl SharedMemory {
             Ok(_) => {
                 let released = sem.release(1, Undo::Yes, Operation::Detach);
                 if released.is_ok() && sem.keepable() {
-                    self.spare_lock = Some(sem);
+                    self.spare_lock = Some(Box::new(sem));
                 }
                 released
             }
