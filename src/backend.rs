@@ -143,6 +143,7 @@ pub(crate) trait RawSegment: Sized + Send + Sync + sealed::Sealed {
 }
 
 /// What became of a segment at a detach.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // made only by the Linux backends
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Detached {
     /// It stays: someone else has it attached, or the policy keeps it.
