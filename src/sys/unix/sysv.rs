@@ -521,6 +521,13 @@ impl SysvSemaphore {
                     return Err(ctx.err(libc::EAGAIN).with_kind(ErrorKind::Timeout))
                 }
                 libc::EAGAIN => return Err(ctx.err(libc::EAGAIN)),
+                libc::EINVAL | libc::EIDRM if delta > 0 && undo == Undo::Yes => {
+                    // A lock removed while this process held it took the held unit with it.
+                    // Posting the one the name refers to now (made afresh, free) would let
+                    // two holders in: the hold is simply over.
+                    let _ = self.reopen(op);
+                    return Ok(());
+                }
                 libc::EINVAL | libc::EIDRM if reopened < 16 => {
                     // Removed by another process (Qt's owner does that): open it again by
                     // name, as Qt does, and retry.
@@ -685,8 +692,10 @@ impl RawSemaphore for SysvSemaphore {
         usize::try_from(n).unwrap_or(0)
     }
 
+    /// The semaphore goes before its key file (Qt removes them the other way round): while
+    /// the set exists its key file keeps its inode, so no key file made meanwhile can get
+    /// the same `ftok` key and open this set as its own.
     fn remove(&self) -> Result<()> {
-        remove_key_file(self.key.native_key());
         // SAFETY: IPC_RMID takes no fourth argument.
         let rc = unsafe { libc::semctl(self.id.load(Ordering::Relaxed), 0, libc::IPC_RMID) };
         if rc == -1 {
@@ -698,7 +707,15 @@ impl RawSemaphore for SysvSemaphore {
                     self.key.to_string(),
                 ));
             }
+            // Removed by someone else meanwhile: the key file may name a new semaphore now.
+            let replaced = ftok(&self.path, project_id(&self.key))
+                // SAFETY: semget takes plain integers; flags 0 only looks the key up.
+                .is_ok_and(|k| unsafe { libc::semget(k, 1, 0) } != -1);
+            if replaced {
+                return Ok(());
+            }
         }
+        remove_key_file(self.key.native_key());
         Ok(())
     }
 }
@@ -744,5 +761,32 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<SysvSegment>();
         assert_send_sync::<SysvSemaphore>();
+    }
+
+    /// A lock removed while held, and made anew by the next user: the old holder's release
+    /// must not post the new one, which would then admit two holders.
+    #[test]
+    fn releasing_a_removed_lock_does_not_post_its_successor() {
+        let key = NativeKey::legacy(
+            &format!("qshm-unit-removed-held-{}", std::process::id()),
+            crate::KeyType::SystemV,
+        );
+        let (held, _) = SysvSemaphore::open(&key, 1, SemOpen::OpenOrCreate, 0o600).unwrap();
+        held.acquire(Wait::Forever, Undo::Yes, Operation::Lock)
+            .unwrap();
+        let (other, _) = SysvSemaphore::open(&key, 1, SemOpen::Existing, 0o600).unwrap();
+        other.remove().unwrap();
+        let (fresh, created) = SysvSemaphore::open(&key, 1, SemOpen::OpenOrCreate, 0o600).unwrap();
+        assert!(created);
+        held.release(1, Undo::Yes, Operation::Unlock).unwrap();
+        let first = fresh.acquire(Wait::Poll, Undo::Yes, Operation::Lock);
+        let second = fresh.acquire(Wait::Poll, Undo::Yes, Operation::Lock);
+        let _ = fresh.remove();
+        assert!(first.is_ok());
+        assert_eq!(
+            second.unwrap_err().kind(),
+            ErrorKind::WouldBlock,
+            "two holders"
+        );
     }
 }
