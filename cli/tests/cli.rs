@@ -851,11 +851,15 @@ fn segment_whose_key_file_is_gone_is_listed_and_removed_by_id() {
     let _w = Watchdog::new("segment_whose_key_file_is_gone_is_listed_and_removed_by_id");
     let key = tag();
     let native = sysv(&key);
-    let _c = Cleanup::new().qt(&key);
+    // The key file is moved away rather than deleted: a deleted one's inode may be given
+    // to a key file another test creates meanwhile, whose ftok key would then name this
+    // orphan (and that test's clean-up would remove it).
+    let moved = Path::new(native.native_key()).with_file_name(format!("moved-keyfile-{key}"));
+    let _c = Cleanup::new().qt(&key).path(&moved);
     let mut creator = hold(&key, "4096", &[]);
     let shmid = num(&info_json(&key), "shmid");
     creator.kill9();
-    std::fs::remove_file(native.native_key()).unwrap();
+    std::fs::rename(native.native_key(), &moved).unwrap();
     let list = qshm(&["list", "--json"]).ok().json();
     let entry = list
         .iter()

@@ -94,6 +94,12 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &DemoCmd) -> Outcome {
     let mut last_report = Instant::now();
     let mut interrupted = None;
     let count = loop {
+        // Whether every worker has exited, looked at before the counter is read: a count
+        // read after that is final (read first, it could miss the last increments).
+        let all_done = workers
+            .0
+            .iter_mut()
+            .all(|c| matches!(c.try_wait(), Ok(Some(_))));
         let (count, streamed) = {
             let mut guard = shm
                 .lock_timeout(LOCK_TIMEOUT)
@@ -106,10 +112,6 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &DemoCmd) -> Outcome {
             }
             (counter(bytes), received.len() >= MESSAGE.len())
         };
-        let all_done = workers
-            .0
-            .iter_mut()
-            .all(|c| matches!(c.try_wait(), Ok(Some(_))));
         if !json && (last_report.elapsed() > Duration::from_millis(250) || all_done) {
             let line = format!(
                 "  counter {count:>9} / {expected}   message {:>3} / {} bytes   {:>5.2} s",
