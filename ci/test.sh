@@ -57,6 +57,7 @@ step "benchmarks, once each (criterion --test; Qt's QSharedMemory program, quick
 # counters and cleans up (the leak guard below covers it). Figures: benches/run.sh.
 cargo bench -p qshm-benches --bench suite -- --test
 QT_BENCH_QUICK=1 "$(benches/qt/build.sh)" > /dev/null
+PYQT_BENCH_QUICK=1 "$QSHM_PYTHON" benches/qt/pyqt_bench.py > /dev/null
 
 step "fuzzing, briefly (ci/fuzz.sh; FUZZ_SECONDS per target, 20 here)"
 if rustup toolchain list 2>/dev/null | grep -q '^nightly' || rustup toolchain install nightly --profile minimal >&2; then
