@@ -340,6 +340,12 @@ impl SharedMemory {
     /// Unlike Qt, success is reported whenever the segment was detached, even if its key
     /// file had already been removed by someone else.
     ///
+    /// On the POSIX backend the last detach asks the kernel whether any other process has
+    /// the segment or its lock open by taking a file lease for an instant; a process that
+    /// opens the file in that instant makes the kernel send this process `SIGURG`, which is
+    /// ignored unless the program installed a handler for it. Like Qt, a System V object
+    /// keeps its lock's id for its next `create` or `attach`.
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::NotAttached`] when not attached; a lock failure leaves the object
