@@ -692,10 +692,13 @@ impl RawSemaphore for SysvSemaphore {
         usize::try_from(n).unwrap_or(0)
     }
 
-    /// The semaphore goes before its key file (Qt removes them the other way round): while
-    /// the set exists its key file keeps its inode, so no key file made meanwhile can get
-    /// the same `ftok` key and open this set as its own.
+    /// The key file goes first, then the semaphore (Qt's order). The other order leaves a
+    /// window in which a process that found the semaphore gone (`EIDRM`) makes a new one
+    /// under the key file that is about to be removed: that semaphore is then named by no
+    /// file, and the next process makes a second lock for the same key (measured: the
+    /// reliability churn left such semaphores behind).
     fn remove(&self) -> Result<()> {
+        remove_key_file(self.key.native_key());
         // SAFETY: IPC_RMID takes no fourth argument.
         let rc = unsafe { libc::semctl(self.id.load(Ordering::Relaxed), 0, libc::IPC_RMID) };
         if rc == -1 {
@@ -707,15 +710,7 @@ impl RawSemaphore for SysvSemaphore {
                     self.key.to_string(),
                 ));
             }
-            // Removed by someone else meanwhile: the key file may name a new semaphore now.
-            let replaced = ftok(&self.path, project_id(&self.key))
-                // SAFETY: semget takes plain integers; flags 0 only looks the key up.
-                .is_ok_and(|k| unsafe { libc::semget(k, 1, 0) } != -1);
-            if replaced {
-                return Ok(());
-            }
         }
-        remove_key_file(self.key.native_key());
         Ok(())
     }
 }
