@@ -103,10 +103,6 @@ def cleanup(backend, k):
     native = k.nativeKey()
     if backend == "posix":
         remove_posix(k)
-        try:
-            os.unlink("/dev/shm/sem." + native[1:] + "_sem")
-        except FileNotFoundError:
-            pass
         for f in os.listdir("/dev/shm"):
             if f.startswith("sem." + native[1:]):
                 os.unlink("/dev/shm/" + f)

@@ -46,7 +46,7 @@
 //! * <https://man7.org/linux/man-pages/man3/shm_open.3.html>, `sem_open(3)`,
 //!   `sem_overview(7)`, `flock(2)`, `fcntl(2)` (leases), `proc_pid_maps(5)`
 
-use std::ffi::{c_int, CString};
+use std::ffi::c_int;
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -622,7 +622,6 @@ pub(crate) struct PosixSemaphore {
     /// The semaphore file, the one mapped at `sem`.
     file: OwnedFd,
     key: NativeKey,
-    name: CString,
     path: String,
     /// The inode of the semaphore file when opened, to notice a semaphore replaced under
     /// the same name.
@@ -641,7 +640,7 @@ unsafe impl Sync for PosixSemaphore {}
 impl fmt::Debug for PosixSemaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PosixSemaphore")
-            .field("name", &self.name)
+            .field("path", &self.path)
             .finish()
     }
 }
@@ -714,8 +713,7 @@ fn map_sem_file(
     path: &str,
 ) -> std::result::Result<(OwnedFd, NonNull<libc::sem_t>, u64), SemFileError> {
     let os = |e: rustix::io::Errno| SemFileError::Os(e.raw_os_error());
-    let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let file = rustix::fs::open(path, flags, Mode::empty()).map_err(os)?;
+    let file = open_existing(path, AccessMode::ReadWrite).map_err(os)?;
     let st = rustix::fs::fstat(&file).map_err(os)?;
     let len = std::mem::size_of::<libc::sem_t>();
     if (st.st_size as u64) < len as u64 {
@@ -753,8 +751,6 @@ impl PosixSemaphore {
                 "initial value above SEM_VALUE_MAX",
             ));
         }
-        let name = CString::new(key.native_key())
-            .map_err(|_| ctx.kind(ErrorKind::KeyError, "NUL in name"))?;
         let path = format!("{SHM_DIR}sem.{file}");
         // Usually the semaphore exists: open it straight away, and create it only when the
         // first attempt finds nothing.
@@ -769,7 +765,6 @@ impl PosixSemaphore {
                         sem,
                         file,
                         key: key.clone(),
-                        name,
                         path,
                         ino,
                     };
@@ -1132,19 +1127,16 @@ impl RawSemaphore for PosixSemaphore {
         removed.and(released)
     }
 
+    /// `sem_unlink`, which is `unlink` of the semaphore file.
     fn remove(&self) -> Result<()> {
-        // SAFETY: `self.name` is a valid C string.
-        if unsafe { libc::sem_unlink(self.name.as_ptr()) } == -1 {
-            let e = errno();
-            if e != libc::ENOENT {
-                return Err(Error::from_errno(
-                    e,
-                    Operation::Remove,
-                    self.key.to_string(),
-                ));
-            }
+        match rustix::fs::unlink(&self.path) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(Error::from_errno(
+                e.raw_os_error(),
+                Operation::Remove,
+                self.key.to_string(),
+            )),
         }
-        Ok(())
     }
 }
 

@@ -451,15 +451,7 @@ impl SysvSemaphore {
     /// handles the failure.
     #[inline]
     fn semop_once(&self, delta: i16, undo: Undo) -> bool {
-        let mut sop = libc::sembuf {
-            sem_num: 0,
-            sem_op: delta,
-            sem_flg: if undo == Undo::Yes {
-                libc::SEM_UNDO as i16
-            } else {
-                0
-            },
-        };
+        let mut sop = sembuf(delta, undo, Wait::Forever);
         // SAFETY: `sop` is one valid sembuf, and the count says one.
         unsafe { libc::semop(self.id.load(Ordering::Relaxed), &mut sop, 1) == 0 }
     }
@@ -467,19 +459,7 @@ impl SysvSemaphore {
     /// One `semop` (or `semtimedop` with a timeout) of `delta`, retried on `EINTR`, and
     /// after reopening when the semaphore was removed underneath us.
     fn op(&self, delta: i16, wait: Wait, undo: Undo, op: Operation) -> Result<()> {
-        let mut flags = if undo == Undo::Yes {
-            libc::SEM_UNDO as i16
-        } else {
-            0
-        };
-        if wait == Wait::Poll {
-            flags |= libc::IPC_NOWAIT as i16;
-        }
-        let mut sop = libc::sembuf {
-            sem_num: 0,
-            sem_op: delta,
-            sem_flg: flags,
-        };
+        let mut sop = sembuf(delta, undo, wait);
         let deadline = match wait {
             Wait::For(d) => Some(Instant::now().checked_add(d).unwrap_or_else(far_future)),
             _ => None,
@@ -542,6 +522,25 @@ impl SysvSemaphore {
                 e => return Err(ctx.err(e)),
             }
         }
+    }
+}
+
+/// One operation of `delta` on the set's only semaphore: `SEM_UNDO` as asked, `IPC_NOWAIT`
+/// for a poll.
+#[inline]
+fn sembuf(delta: i16, undo: Undo, wait: Wait) -> libc::sembuf {
+    let mut flags = if undo == Undo::Yes {
+        libc::SEM_UNDO as i16
+    } else {
+        0
+    };
+    if wait == Wait::Poll {
+        flags |= libc::IPC_NOWAIT as i16;
+    }
+    libc::sembuf {
+        sem_num: 0,
+        sem_op: delta,
+        sem_flg: flags,
     }
 }
 
