@@ -79,6 +79,7 @@ use crate::backend::{RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{temp_dir, KeyType, NativeKey, TempDirStyle};
 use crate::sys::inspect as os;
+use crate::sys::procfs::{mapped_files, FileId};
 use crate::sys::Semaphore;
 
 /// Objects that cannot be checked under a lock (key files, POSIX files) are never removed as
@@ -462,7 +463,7 @@ pub fn leftovers() -> Result<Vec<Leftover>> {
         };
         let path = Path::new(DEV_SHM).join(name);
         if snap.dev_shm.contains_key(&format!("{SHM_PREFIX}{rest}"))
-            || !snap.surely_unused(&path, meta)
+            || !snap.surely_unused(meta)
             || !old(meta.modified().ok())
         {
             continue;
@@ -644,13 +645,23 @@ fn remove_posix(info: &SegmentInfo, force: bool) -> Result<bool> {
         .native_key
         .as_ref()
         .map_or_else(|| path.display().to_string(), ToString::to_string);
-    // No lock is taken here: a process that is attaching holds the segment open (it has
-    // `shm_open`ed it before it maps it), and `process_users` counts open descriptors as
-    // well as mappings, so an unused segment is one nobody can be attaching to.
+    // qshm's attach count: its exclusive `flock`, held until the file is unlinked, makes an
+    // attacher that opened the file meanwhile see it unlinked and give up. No segment lock
+    // is taken: a Qt process attaching holds the file open (it has `shm_open`ed it before it
+    // maps it), and `process_users` counts open descriptors as well as mappings.
     let users = process_users();
-    if !force && users.of(path) > 0 {
+    if !force && users.of_path(path) > 0 {
         return Ok(false);
     }
+    let _counted = match fs::File::open(path) {
+        Ok(file) => {
+            if !os::try_lock_exclusive(&file) && !force {
+                return Ok(false); // a qshm process attached since the look at the users
+            }
+            Some(file)
+        }
+        Err(_) => None, // the removal below reports why, if it matters
+    };
     let removed = match fs::remove_file(path) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
@@ -667,7 +678,7 @@ fn remove_posix(info: &SegmentInfo, force: bool) -> Result<bool> {
         .as_ref()
         .and_then(|k| posix_path(k.native_key(), "sem."))
     {
-        if force || users.of(&lock) == 0 {
+        if force || users.of_path(&lock) == 0 {
             let _ = fs::remove_file(&lock);
         }
     }
@@ -716,7 +727,7 @@ fn remove_stale_semaphore(sem: &SemaphoreInfo) -> Result<bool> {
             let Some(path) = &sem.path else {
                 return Ok(false);
             };
-            if process_users().of(path) > 0 {
+            if process_users().of_path(path) > 0 {
                 return Ok(false);
             }
             remove_file(path, Operation::Remove)
@@ -927,16 +938,16 @@ impl Snapshot {
         self.users.get_or_init(process_users)
     }
 
-    fn users_of(&self, path: &Path) -> usize {
-        self.users().of(path)
+    fn users_of(&self, meta: &fs::Metadata) -> usize {
+        self.users().of(meta)
     }
 
     /// Whether no process uses `path`, for certain: nobody maps or holds it open among the
     /// processes this one can see, and those it cannot see (other users', when not root)
     /// could not open it either (it is this user's, with no group or other permission).
-    fn surely_unused(&self, path: &Path, meta: &fs::Metadata) -> bool {
+    fn surely_unused(&self, meta: &fs::Metadata) -> bool {
         let users = self.users();
-        users.of(path) == 0
+        users.of(meta) == 0
             && (users.complete || (meta.uid() == my_uid() && meta.mode() & 0o077 == 0))
     }
 
@@ -947,8 +958,8 @@ impl Snapshot {
         native: NativeKey,
         lock: NativeKey,
     ) -> SegmentInfo {
-        let attach_count = self.users_of(path) as u64;
-        let orphaned = self.surely_unused(path, meta);
+        let attach_count = self.users_of(meta) as u64;
+        let orphaned = self.surely_unused(meta);
         let lock_state = match posix_path(lock.native_key(), "sem.") {
             Some(sem) if sem.exists() => self.posix_lock_state(&sem),
             _ => LockState::Absent,
@@ -996,7 +1007,7 @@ impl Snapshot {
                 LockState::HolderDead { pid: Some(pid) }
             };
         }
-        if self.users_of(sem) == 0 {
+        if fs::metadata(sem).is_ok_and(|meta| self.users_of(&meta) == 0) {
             LockState::HolderDead { pid: None }
         } else {
             LockState::Held { pid: None }
@@ -1180,17 +1191,24 @@ pub fn process_alive(pid: u32) -> bool {
 
 /// The start time of a running process (`/proc/<pid>/stat` field 22, clock ticks since
 /// boot); `None` for no process or a zombie.
-/// Which processes map or hold open each file under `/dev/shm`.
+/// Which processes map or hold open each file under `/dev/shm`, by device and inode (a
+/// file made unnamed and linked into place later shows under another path in the maps and
+/// descriptors of its creator).
 #[derive(Debug, Default)]
 struct Users {
-    by_path: HashMap<PathBuf, HashSet<u32>>,
+    by_file: HashMap<FileId, HashSet<u32>>,
     /// Every process's maps and descriptors could be read.
     complete: bool,
 }
 
 impl Users {
-    fn of(&self, path: &Path) -> usize {
-        self.by_path.get(path).map_or(0, HashSet::len)
+    fn of(&self, meta: &fs::Metadata) -> usize {
+        self.by_file.get(&FileId::of(meta)).map_or(0, HashSet::len)
+    }
+
+    /// As `of`, for the file `path` names now (none: no users).
+    fn of_path(&self, path: &Path) -> usize {
+        fs::metadata(path).map_or(0, |meta| self.of(&meta))
     }
 }
 
@@ -1201,8 +1219,12 @@ fn my_uid() -> u32 {
 /// Reads `/proc/<pid>/maps` and `/proc/<pid>/fd` of every process.
 fn process_users() -> Users {
     let mut users = Users {
-        by_path: HashMap::new(),
+        by_file: HashMap::new(),
         complete: true,
+    };
+    // Only files of /dev/shm's file system matter.
+    let Ok(shm_dev) = fs::metadata(DEV_SHM).map(|m| FileId::of(&m)) else {
+        return users;
     };
     let Ok(procs) = fs::read_dir("/proc") else {
         users.complete = false;
@@ -1219,15 +1241,8 @@ fn process_users() -> Users {
         let denied = |e: &io::Error| e.kind() == io::ErrorKind::PermissionDenied;
         match fs::read_to_string(entry.path().join("maps")) {
             Ok(maps) => {
-                for line in maps.lines() {
-                    if let Some(i) = line.find(" /dev/shm/") {
-                        let path = line[i + 1..].trim_end_matches(" (deleted)");
-                        users
-                            .by_path
-                            .entry(PathBuf::from(path))
-                            .or_default()
-                            .insert(pid);
-                    }
+                for (_, file) in mapped_files(&maps).filter(|(_, f)| f.same_device(shm_dev)) {
+                    users.by_file.entry(file).or_default().insert(pid);
                 }
             }
             Err(e) if denied(&e) => users.complete = false,
@@ -1236,10 +1251,14 @@ fn process_users() -> Users {
         match fs::read_dir(entry.path().join("fd")) {
             Ok(fds) => {
                 for fd in fds.flatten() {
-                    if let Ok(target) = fs::read_link(fd.path()) {
-                        if target.starts_with(DEV_SHM) {
-                            users.by_path.entry(target).or_default().insert(pid);
-                        }
+                    // The link names the file as its descriptor was opened (`/dev/shm/#<inode>
+                    // (deleted)` for one made unnamed): a cheap filter before the `stat`.
+                    if !fs::read_link(fd.path()).is_ok_and(|t| t.starts_with(DEV_SHM)) {
+                        continue;
+                    }
+                    if let Ok(meta) = fs::metadata(fd.path()) {
+                        let file = FileId::of(&meta);
+                        users.by_file.entry(file).or_default().insert(pid);
                     }
                 }
             }
@@ -1306,6 +1325,23 @@ mod tests {
         assert!(process_alive(std::process::id()));
         assert!(!process_alive(0));
         assert!(!process_alive(u32::MAX));
+    }
+
+    #[test]
+    fn a_posix_creator_counts_as_a_user() {
+        use crate::{AccessMode, KeyType, SharedMemory};
+        // qshm makes a POSIX segment unnamed and names it once it is ready: its creator's
+        // maps and descriptors show another path for it, and must still count.
+        let name = format!("/qshm-unit-inspect-posix-{}", std::process::id());
+        let key = NativeKey::new(name, KeyType::PosixRealtime);
+        let mut shm = SharedMemory::with_native_key(key.clone());
+        shm.create(777, AccessMode::ReadWrite).unwrap();
+        let info = info(&key).unwrap();
+        assert_eq!((info.size, info.attach_count), (777, 1));
+        assert!(!info.orphaned);
+        assert!(!remove(&info, false).unwrap(), "removed a live segment");
+        shm.detach().unwrap();
+        assert_eq!(super::info(&key).unwrap_err().kind(), ErrorKind::NotFound);
     }
 
     #[test]

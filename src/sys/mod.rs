@@ -16,6 +16,8 @@ mod imp;
 mod imp;
 
 mod locked;
+#[cfg(unix)]
+pub(crate) mod procfs;
 
 /// Inspection's system calls (`sys/unix/inspect.rs` on Linux); elsewhere every call reports
 /// that it is unsupported.
@@ -37,6 +39,10 @@ pub(crate) mod inspect {
 
     pub(crate) fn ftok(_: &Path, _: u8) -> io::Result<i32> {
         unsupported()
+    }
+    /// No qshm POSIX segment exists here, so no attach count to respect.
+    pub(crate) fn try_lock_exclusive(_: &std::fs::File) -> bool {
+        true
     }
     pub(crate) fn sem_state(_: i32) -> io::Result<SemState> {
         unsupported()

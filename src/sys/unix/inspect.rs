@@ -17,6 +17,12 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+/// `flock(LOCK_EX|LOCK_NB)`: whether this process now holds `file`'s `flock` exclusively
+/// (the POSIX backend's attach count: nobody else is counted).
+pub(crate) fn try_lock_exclusive(file: &std::fs::File) -> bool {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
 /// `ftok(path, proj)`: the System V key of a key file, exactly as the backend computes it
 /// (glibc's formula; a planted link in a world-writable directory is refused).
 pub(crate) fn ftok(path: &Path, proj: u8) -> io::Result<i32> {
