@@ -123,6 +123,7 @@ pub(crate) trait RawSemaphore: Sized + Send + Sync + sealed::Sealed {
 ///   object behind that the call created.
 /// * `attach` maps an existing segment; a `ReadOnly` mapping is mapped without write
 ///   permission, so a write through it faults at the OS level instead of changing the data.
+///   `attach_unlocked` does the same without the lock where the backend can.
 /// * `ptr()`/`len()` describe the mapping for as long as the value lives; the memory is
 ///   shared with other processes, so the crate hands out slices of it only to the holder of
 ///   the lock (see `lock.rs`).
@@ -140,6 +141,27 @@ pub(crate) trait RawSegment: Sized + Send + Sync + sealed::Sealed {
     fn len(&self) -> usize;
     /// Unmaps; destroys the segment when nobody else has it attached.
     fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached>;
+    /// Maps an existing segment without the segment's lock, where the backend counts
+    /// attachments in a way a concurrent last detach respects (POSIX: `flock`); `Ok(None)`
+    /// when this attach needs the lock after all, or always does (System V, whose count
+    /// is the kernel's `shm_nattch`, read by the last detach under the lock).
+    fn attach_unlocked(key: &NativeKey, access: AccessMode) -> Result<Option<Self>> {
+        let _ = (key, access);
+        Ok(None)
+    }
+    /// Begins a detach without the lock: `None` when the detach is complete (the segment
+    /// stays: someone else is attached, or the policy keeps it), `Some` when the caller
+    /// must take the lock and finish with `detach`. A segment handed back may be unmapped
+    /// already; `remap` restores it if the lock cannot be had.
+    fn detach_unlocked(self, remove_if_last: bool) -> Option<Self> {
+        let _ = remove_if_last;
+        Some(self)
+    }
+    /// Undoes the unmapping of a segment `detach_unlocked` handed back (the address may
+    /// change), so that a detach that fails leaves the object attached.
+    fn remap(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What became of a segment at a detach.

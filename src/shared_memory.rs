@@ -1,7 +1,7 @@
 //! [`SharedMemory`]: Qt's `QSharedMemory`.
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
@@ -63,7 +63,9 @@ pub enum AccessMode {
 /// ```
 pub struct SharedMemory {
     key: NativeKey,
-    lock: Option<Semaphore>,
+    /// The segment's lock, open while attached, except after an attach that did not need
+    /// it (POSIX): then the first `lock()` opens it.
+    lock: OnceLock<Semaphore>,
     /// The lock of the last attachment, kept after its detach where the backend allows it
     /// ([`RawSemaphore::keepable`]), for the next `create` or `attach` (boxed: rarely
     /// there, and the object stays small).
@@ -109,12 +111,14 @@ fn lock_by_name(
 ) -> Result<Semaphore> {
     let lock_key = key.lock_key();
     for _ in 0..100 {
-        let (sem, _created) = Semaphore::open(&lock_key, 1, how, mode).map_err(|e| {
+        let (sem, created) = Semaphore::open(&lock_key, 1, how, mode).map_err(|e| {
             let detail = format!("cannot open its lock ({e})");
             e.with_op(op).with_key(key.to_string()).with_detail(detail)
         })?;
         sem.acquire(wait, Undo::Yes, op)?;
-        if sem.still_named() {
+        // One this call created cannot have been removed meanwhile by anyone following the
+        // protocol: a remover finds it open here and keeps it.
+        if created || sem.still_named() {
             return Ok(sem);
         }
         let _ = sem.release(1, Undo::Yes, op);
@@ -149,7 +153,7 @@ impl SharedMemory {
     pub fn with_native_key(key: NativeKey) -> SharedMemory {
         SharedMemory {
             key,
-            lock: None,
+            lock: OnceLock::new(),
             spare_lock: None,
             segment: None,
             access: AccessMode::ReadWrite,
@@ -193,7 +197,9 @@ impl SharedMemory {
     /// Creates a segment of `size` bytes and attaches to it with `mode` (Qt's `create`).
     ///
     /// The segment's bytes start zeroed. Creation is serialised with every other `create`,
-    /// `attach` and `detach` on the key (Qt programs' included) by the segment's lock.
+    /// and with the last `detach`, on the key (Qt programs' included) by the segment's lock;
+    /// a POSIX segment gets its name only once it is whole, so an attacher never sees it
+    /// half-made.
     ///
     /// # Errors
     ///
@@ -255,6 +261,11 @@ impl SharedMemory {
 
     /// Attaches to the segment with this object's key (Qt's `attach`).
     ///
+    /// A System V attach takes the segment's lock, as Qt's does (the last detach reads the
+    /// kernel's attach count under it). A POSIX attach needs no lock: it counts itself with
+    /// a shared `flock` on the segment, which a last detach respects, and the lock is opened
+    /// at the first [`lock`](SharedMemory::lock). It does not wait for a holder of the lock.
+    ///
     /// # Errors
     ///
     /// * [`ErrorKind::NotFound`]: no segment has this key.
@@ -269,7 +280,12 @@ impl SharedMemory {
 
     fn attach_inner(&mut self, access: AccessMode) -> Result<()> {
         self.check_can_attach(Operation::Attach)?;
-        let seg = self.with_lock(Operation::Attach, |key, _| Segment::attach(key, access))?;
+        // Without the lock where the backend's attach count allows it (POSIX; Qt's POSIX
+        // attach takes the lock but makes no system call for it: its semaphore is open).
+        let seg = match Segment::attach_unlocked(&self.key, access)? {
+            Some(seg) => seg,
+            None => self.with_lock(Operation::Attach, |key, _| Segment::attach(key, access))?,
+        };
         self.segment = Some(seg);
         self.access = access;
         self.populate_now(Operation::Attach)
@@ -315,7 +331,7 @@ impl SharedMemory {
         match f(&self.key, self.mode) {
             Ok(seg) => {
                 sem.release(1, Undo::Yes, op)?;
-                self.lock = Some(sem);
+                self.lock = OnceLock::from(sem);
                 Ok(seg)
             }
             Err(err) => {
@@ -357,39 +373,46 @@ impl SharedMemory {
     }
 
     fn detach_inner(&mut self) -> Result<()> {
-        let (Some(seg), Some(sem)) = (self.segment.take(), self.lock.take()) else {
+        let Some(seg) = self.segment.take() else {
             return Err(self.make_error(ErrorKind::NotAttached, Operation::Detach));
         };
-        if let Err(err) = sem.acquire(Wait::Forever, Undo::Yes, Operation::Detach) {
-            self.segment = Some(seg);
-            self.lock = Some(sem);
-            return Err(err);
-        }
-        // A lock replaced under its name (a Qt creator does that, spec §8.5): serialise on
-        // the one the name refers to now, as every newcomer does.
-        let sem = if sem.still_named() {
-            sem
-        } else {
-            let _ = sem.release(1, Undo::Yes, Operation::Detach);
-            match lock_by_name(
-                &self.key,
-                SemOpen::OpenOrCreate,
-                self.mode,
-                Operation::Detach,
-                Wait::Forever,
-            ) {
-                Ok(fresh) => fresh,
+        let remove = self.last_detach == LastDetach::Remove;
+        let (seg, sem) = match self.lock.take() {
+            Some(sem) => match self.lock_for_detach(&sem) {
+                Ok(None) => (seg, sem),
+                Ok(Some(fresh)) => (seg, fresh),
                 Err(err) => {
                     self.segment = Some(seg);
-                    self.lock = Some(sem);
+                    self.lock = OnceLock::from(sem);
                     return Err(err);
+                }
+            },
+            // Attached without the lock and never locked since: where the backend can tell
+            // that this is not the last attachment, nothing needs the lock.
+            None => {
+                let Some(mut seg) = seg.detach_unlocked(remove) else {
+                    return Ok(());
+                };
+                match lock_by_name(
+                    &self.key,
+                    SemOpen::OpenOrCreate,
+                    self.mode,
+                    Operation::Detach,
+                    Wait::Forever,
+                ) {
+                    Ok(sem) => (seg, sem),
+                    Err(err) => {
+                        if seg.remap().is_ok() {
+                            self.segment = Some(seg);
+                        }
+                        return Err(err);
+                    }
                 }
             }
         };
         // A System V key without a Qt key shares its key file with its lock (spec §2): the
         // file goes with the lock, not with the segment.
         let shares_key_file = self.key.legacy_key().is_none();
-        let remove = self.last_detach == LastDetach::Remove;
         match seg.detach(remove, !shares_key_file) {
             // The segment is gone: its lock goes too, unless someone is using it, or a new
             // segment took the key meanwhile (after a `force_remove`; a segment this detach
@@ -412,6 +435,25 @@ impl SharedMemory {
                 Err(err.with_key(self.key.to_string()))
             }
         }
+    }
+
+    /// Takes the open lock `sem` for a detach: `None` when `sem` is held now. A lock replaced
+    /// under its name (a Qt creator does that, spec §8.5) gives way to the one the name
+    /// refers to now, on which every newcomer serialises: that one is returned, held.
+    fn lock_for_detach(&self, sem: &Semaphore) -> Result<Option<Semaphore>> {
+        sem.acquire(Wait::Forever, Undo::Yes, Operation::Detach)?;
+        if sem.still_named() {
+            return Ok(None);
+        }
+        let _ = sem.release(1, Undo::Yes, Operation::Detach);
+        lock_by_name(
+            &self.key,
+            SemOpen::OpenOrCreate,
+            self.mode,
+            Operation::Detach,
+            Wait::Forever,
+        )
+        .map(Some)
     }
 
     /// True while attached.
@@ -482,13 +524,36 @@ impl SharedMemory {
 
     #[inline]
     fn lock_with(&self, wait: Wait) -> Result<LockGuard<'_>> {
-        let (Some(seg), Some(sem)) = (&self.segment, &self.lock) else {
-            return Err(self.not_attached_for_lock());
+        let (Some(seg), Some(sem)) = (&self.segment, self.lock.get()) else {
+            return self.lock_unopened(wait);
         };
         match Locked::acquire(LockRef::Semaphore(sem, &self.inproc), seg, wait, &self.key) {
             Ok(locked) => Ok(LockGuard::new(locked, &self.key)),
             Err(err) => Err(self.lock_failed(err)),
         }
+    }
+
+    /// `lock_with` before the lock is open: not attached, or attached without the lock
+    /// (POSIX), whose first `lock()` opens it.
+    #[cold]
+    fn lock_unopened(&self, wait: Wait) -> Result<LockGuard<'_>> {
+        if self.segment.is_none() {
+            return Err(self.not_attached_for_lock());
+        }
+        let opened = Semaphore::open(&self.key.lock_key(), 1, SemOpen::OpenOrCreate, self.mode);
+        match opened {
+            // Another thread may have opened it meanwhile: then its handle is the one kept.
+            Ok((sem, _created)) => drop(self.lock.set(sem)),
+            Err(e) => {
+                let detail = format!("cannot open its lock ({e})");
+                let kind = match e.kind() {
+                    ErrorKind::Unknown => ErrorKind::LockError,
+                    kind => kind,
+                };
+                return Err(self.lock_failed(e.with_kind(kind).with_detail(detail)));
+            }
+        }
+        self.lock_with(wait)
     }
 
     #[cold]

@@ -104,11 +104,17 @@ fn rust_creates_qt_attaches_both_modes() {
             .expect_ok("write");
         assert_eq!(&shm.lock().unwrap().as_slice()[200..207], b"from Qt");
         qt.cmd("detach").expect_ok("detach");
-        // Qt detached (and unmapped): qshm's detach is the last and removes everything.
+        // Qt detached (and unmapped): qshm's detach is the last and removes the segment.
+        // The lock stays while Qt has it open: Qt's failed create replaced it (spec §5) and
+        // Qt's object still maps the new one; Qt unlinks the one it created on destruction.
         shm.detach().unwrap();
         assert!(!util::exists(&shm_file(&key)), "segment left");
-        assert!(!util::exists(&sem_file(&key)), "lock left");
+        assert!(
+            util::exists(&sem_file(&key)),
+            "removed the lock a Qt object still has open"
+        );
         qt.close();
+        assert!(!util::exists(&sem_file(&key)), "lock left");
     }
 }
 
@@ -312,6 +318,25 @@ fn half_created_segment() {
     assert_eq!(shm.size(), 100);
 }
 
+/// A name already taken is reported first, as Qt does (its `shm_open` fails before any
+/// size is looked at), even for a size that could never be created; the failed create
+/// leaves the existing segment alone and nothing of its own.
+#[test]
+fn create_on_a_taken_name_is_already_exists_whatever_the_size() {
+    let _w = watchdog("create_on_a_taken_name_is_already_exists_whatever_the_size");
+    for (key, _c) in keys("posix-taken") {
+        let mut shm = SharedMemory::with_native_key(key.clone());
+        shm.create(4096, AccessMode::ReadWrite).unwrap();
+        let mut other = SharedMemory::with_native_key(key.clone());
+        for size in [64, 1 << 50] {
+            let err = other.create(size, AccessMode::ReadWrite).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{size}: {err}");
+        }
+        other.attach(AccessMode::ReadOnly).unwrap();
+        assert_eq!(other.size(), 4096);
+    }
+}
+
 #[test]
 fn keep_policy_leaves_the_segment() {
     let _w = watchdog("keep_policy_leaves_the_segment");
@@ -330,12 +355,142 @@ fn keep_policy_leaves_the_segment() {
     }
 }
 
+/// Spins until the wall clock reaches `deadline` (nanoseconds since the epoch), so that
+/// processes told the same deadline act within microseconds of each other.
+fn spin_until(deadline: u128) {
+    while std::time::SystemTime::UNIX_EPOCH
+        .elapsed()
+        .unwrap()
+        .as_nanos()
+        < deadline
+    {
+        std::hint::spin_loop();
+    }
+}
+
+/// A deadline `ms` milliseconds from now, as `spin_until` takes it.
+fn deadline_in(ms: u64) -> u128 {
+    (std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap() + Duration::from_millis(ms)).as_nanos()
+}
+
+/// Two processes leave a segment at the same instant, neither holding the lock: the one
+/// that is last must see it (a detach that finds another attachment leaves it to that one,
+/// which must not in turn leave it to the first). Nothing may be left behind, in any round.
+#[test]
+fn simultaneous_detaches_remove_the_segment() {
+    let _w = watchdog("simultaneous_detaches_remove_the_segment");
+    let mut children: Vec<ChildProc> = (0..2).map(|_| ChildProc::spawn("detach_at", &[])).collect();
+    for round in 0..150 {
+        let key =
+            NativeKey::platform_safe(&util::unique_key("simuldetach"), KeyType::PosixRealtime);
+        let _c = Cleanup::new().segment(&key);
+        let mut creator = SharedMemory::with_native_key(key.clone());
+        creator.create(4096, AccessMode::ReadWrite).unwrap();
+        for c in &mut children {
+            c.send(&key.to_string());
+            assert_eq!(c.expect_line(Duration::from_secs(30)), "attached");
+        }
+        creator.detach().unwrap();
+        assert!(
+            util::exists(&shm_file(&key)),
+            "round {round}: removed while attached"
+        );
+        let at = deadline_in(15);
+        for c in &mut children {
+            c.send(&at.to_string());
+        }
+        for c in &children {
+            assert_eq!(c.expect_line(Duration::from_secs(30)), "detached");
+        }
+        assert_eq!(
+            util::objects_left(&key),
+            Vec::<String>::new(),
+            "round {round}: left behind"
+        );
+    }
+}
+
+/// An attach without the lock racing the last detach: it either finds nothing, or it is
+/// attached to the segment the name refers to (a fresh attach sees what it wrote), never
+/// to one being removed.
+#[test]
+fn attach_racing_the_last_detach() {
+    let _w = watchdog("attach_racing_the_last_detach");
+    let mut child = ChildProc::spawn("attach_at", &[]);
+    let (mut found, mut missed) = (0, 0);
+    for round in 0..200u64 {
+        let key = NativeKey::platform_safe(&util::unique_key("attachrace"), KeyType::PosixRealtime);
+        let _c = Cleanup::new().segment(&key);
+        let mut creator = SharedMemory::with_native_key(key.clone());
+        creator.create(4096, AccessMode::ReadWrite).unwrap();
+        let at = deadline_in(15);
+        // Vary who goes first by a few microseconds from round to round.
+        let skew = u128::from(round % 7) * 2_000;
+        child.send(&format!("{key} {} {round}", at + skew));
+        spin_until(at);
+        creator.detach().unwrap();
+        match child.expect_line(Duration::from_secs(30)).as_str() {
+            "attached" => {
+                found += 1;
+                let mut check = SharedMemory::with_native_key(key.clone());
+                check.attach(AccessMode::ReadOnly).unwrap_or_else(|e| {
+                    panic!("round {round}: the child is attached to a removed segment: {e}")
+                });
+                assert_eq!(util::read_u64(check.lock().unwrap().as_slice()), round + 1);
+                check.detach().unwrap();
+                child.send("detach");
+                assert_eq!(child.expect_line(Duration::from_secs(30)), "detached");
+            }
+            "notfound" => missed += 1,
+            other => panic!("round {round}: {other}"),
+        }
+        assert_eq!(
+            util::objects_left(&key),
+            Vec::<String>::new(),
+            "round {round}: left behind"
+        );
+    }
+    println!("attach racing the last detach: attached {found}, not found {missed}");
+}
+
 #[test]
 fn child_entry() {
     let Some(args) = util::child_role() else {
         return;
     };
     match args[0].as_str() {
+        "detach_at" => {
+            while let Some(key) = util::read_stdin_line() {
+                let mut shm = SharedMemory::with_native_key(key.parse().unwrap());
+                shm.attach(AccessMode::ReadWrite).unwrap();
+                util::say("attached");
+                let at: u128 = util::read_stdin_line().unwrap().parse().unwrap();
+                spin_until(at);
+                shm.detach().unwrap();
+                util::say("detached");
+            }
+        }
+        "attach_at" => {
+            while let Some(line) = util::read_stdin_line() {
+                let mut parts = line.split(' ');
+                let key: NativeKey = parts.next().unwrap().parse().unwrap();
+                let at: u128 = parts.next().unwrap().parse().unwrap();
+                let round: u64 = parts.next().unwrap().parse().unwrap();
+                let mut shm = SharedMemory::with_native_key(key);
+                spin_until(at);
+                match shm.attach(AccessMode::ReadWrite) {
+                    Ok(()) => {
+                        util::write_u64(shm.lock().unwrap().as_mut_slice().unwrap(), round + 1);
+                        util::say("attached");
+                        assert_eq!(util::read_stdin_line().as_deref(), Some("detach"));
+                        shm.detach().unwrap();
+                        util::say("detached");
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => util::say("notfound"),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
         "hold_lock" => {
             let key: NativeKey = args[1].parse().unwrap();
             let mut shm = SharedMemory::with_native_key(key);

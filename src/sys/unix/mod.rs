@@ -281,6 +281,29 @@ impl RawSegment for Segment {
             Segment::Posix(s) => s.detach(remove_if_last),
         }
     }
+
+    fn attach_unlocked(key: &NativeKey, access: AccessMode) -> Result<Option<Segment>> {
+        match Backend::of(key, Operation::Attach)? {
+            Backend::SystemV => Ok(None),
+            Backend::Posix => Ok(PosixSegment::attach_unlocked(key, access)?.map(Segment::Posix)),
+        }
+    }
+
+    fn detach_unlocked(self, remove_if_last: bool) -> Option<Segment> {
+        match self {
+            Segment::SystemV(s) => Some(Segment::SystemV(s)),
+            Segment::Posix(s) => s.detach_unlocked(remove_if_last).map(Segment::Posix),
+        }
+    }
+
+    fn remap(&mut self) -> Result<()> {
+        match self {
+            Segment::SystemV(_) => Ok(()),
+            Segment::Posix(s) => s.remap().map_err(|e| {
+                Error::from_errno(e.raw_os_error(), Operation::Detach, s.path().to_owned())
+            }),
+        }
+    }
 }
 
 // SAFETY: each variant's segment is mapped from its creation until `detach` consumes it or

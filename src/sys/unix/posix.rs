@@ -18,9 +18,27 @@
 //! file description of the file exists, and every mapping keeps the one it was made from.
 //! When it is granted, only children forked by this process can still map the file, and
 //! their `/proc/<pid>/maps` are read; when it is refused (a Qt process maps the file, say)
-//! or unavailable (not the file's owner), every process's maps are. The lock's semaphore
-//! is checked the same way before it is removed. All of this happens under the segment's
-//! lock.
+//! or unavailable (not the file's owner), every process's maps are, matching the file by
+//! device and inode. The lock's semaphore is checked the same way before it is removed.
+//! The check and the removal happen under the segment's lock, holding the count
+//! exclusively.
+//!
+//! Neither attach nor a detach that is not the last needs the segment's lock, which is
+//! what lets them cost what Qt's cost (Qt keeps its semaphore open and takes it without a
+//! system call; qshm opens the lock only at the first `lock()`):
+//!
+//! * an attacher opens the file, takes its shared count (waiting while a last detach
+//!   holds it exclusively) and only then reads `st_nlink`: a file the last detach unlinked
+//!   meanwhile is given up and the name looked up again;
+//! * a detacher unmaps, then tries to turn its count exclusive, which drops its shared
+//!   count first (`flock(2)`): when it fails, another attachment is still counted and that
+//!   one will do the last detach's checks (of several leaving at once, the last to try
+//!   cannot fail because of the others, whose counts are gone); when it succeeds, it drops
+//!   the count again, takes the segment's lock and checks once more, as above;
+//! * a creator makes the file unnamed (`O_TMPFILE`), sizes and maps it, and links it under
+//!   the name last, so nobody finds a half-made qshm segment. A Qt creator names its file
+//!   before sizing it, under the lock: an attacher that finds the file empty attaches
+//!   under the lock instead.
 //!
 //! # The lock and its owner record
 //!
@@ -59,6 +77,7 @@ use rustix::mm::{MapFlags, ProtFlags};
 use super::{errno, Ctx};
 use crate::backend::{Detached, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::sys::procfs::{mapped_files, FileId};
 use crate::{AccessMode, NativeKey};
 
 /// Where glibc keeps POSIX shared memory and semaphores.
@@ -155,9 +174,13 @@ fn open_existing(path: &str, access: AccessMode) -> rustix::io::Result<OwnedFd> 
 }
 
 impl PosixSegment {
-    /// `shm_open(name, O_RDWR|O_CREAT|O_EXCL, mode)`, `ftruncate`, a check that `/dev/shm`
-    /// has room (no page is touched: the cost does not depend on the size; `populate`
-    /// allocates the pages when asked), then the attach steps.
+    /// Creates the segment whole before giving it its name: an unnamed file in `/dev/shm`
+    /// (`O_TMPFILE`) is sized, checked for room (no page is touched: the cost does not
+    /// depend on the size; `populate` allocates the pages when asked), counted and mapped,
+    /// and only then linked under the name (which fails, `AlreadyExists`, when the name is
+    /// taken). Nobody can attach to a half-made qshm segment, and a failed or interrupted
+    /// create leaves nothing behind. Where unnamed files are not available, glibc's
+    /// `shm_open(O_CREAT|O_EXCL)` is what it does instead.
     #[doc(alias = "shm_open")]
     pub(crate) fn create(
         key: &NativeKey,
@@ -171,99 +194,194 @@ impl PosixSegment {
         };
         let name = file_name(ctx, key.native_key(), "")?;
         let path = shm_path(name);
+        let mode = Mode::from_raw_mode(mode & 0o777);
+        let Ok(len) = u64::try_from(size) else {
+            return Err(ctx.kind(ErrorKind::InvalidSize, "size too large"));
+        };
+        let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+        let fd = match rustix::fs::open(SHM_DIR, flags, mode) {
+            Ok(fd) => fd,
+            Err(
+                rustix::io::Errno::OPNOTSUPP
+                | rustix::io::Errno::ISDIR
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::NOENT,
+            ) => return PosixSegment::create_named(ctx, path, len, access, mode),
+            Err(e) => return Err(io_err(ctx, e)),
+        };
+        // A name already taken is what a caller most needs to hear about, before any
+        // complaint about the size (Qt's order: shm_open fails first).
+        let taken = |err: Error| {
+            if std::fs::symlink_metadata(&path).is_ok() && !is_half_created(&path) {
+                io_err(ctx, rustix::io::Errno::EXIST)
+            } else {
+                err
+            }
+        };
+        let seg = PosixSegment::prepare(ctx, fd, &path, len, access, mode).map_err(taken)?;
+        let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&seg.fd));
+        let (cwd, follow) = (rustix::fs::CWD, rustix::fs::AtFlags::SYMLINK_FOLLOW);
+        let mut retried = false;
+        loop {
+            match rustix::fs::linkat(cwd, fd_path.as_str(), cwd, path.as_str(), follow) {
+                Ok(()) => return Ok(seg),
+                Err(rustix::io::Errno::EXIST) if !retried && is_half_created(&path) => {
+                    // Size 0 under the lock: a creator (Qt's, which names the file before
+                    // sizing it) died between shm_open and ftruncate. Nobody can be using
+                    // it; replace it.
+                    retried = true;
+                    let _ = rustix::fs::unlink(&path);
+                }
+                // No /proc to name the descriptor by.
+                Err(rustix::io::Errno::NOENT)
+                    if !std::path::Path::new("/proc/self/fd").exists() =>
+                {
+                    drop(seg);
+                    return PosixSegment::create_named(ctx, path, len, access, mode);
+                }
+                Err(e) => return Err(io_err(ctx, e)),
+            }
+        }
+    }
+
+    /// `create` where `O_TMPFILE` is refused: glibc's `shm_open(O_CREAT|O_EXCL)`, sized
+    /// and mapped under its name (an attacher that finds it still empty waits for the
+    /// lock, which the creator holds), unlinked again on failure.
+    #[cold]
+    fn create_named(
+        ctx: Ctx<'_>,
+        path: String,
+        len: u64,
+        access: AccessMode,
+        mode: Mode,
+    ) -> Result<PosixSegment> {
         let flags =
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mode = Mode::from_raw_mode(mode & 0o777);
         let mut retried = false;
         let fd = loop {
             match rustix::fs::open(&path, flags, mode) {
                 Ok(fd) => break fd,
                 Err(rustix::io::Errno::EXIST) if !retried && is_half_created(&path) => {
-                    // Size 0 under the lock: its creator died between shm_open and
-                    // ftruncate. Nobody can be using it; replace it.
                     retried = true;
                     let _ = rustix::fs::unlink(&path);
                 }
                 Err(e) => return Err(io_err(ctx, e)),
             }
         };
-        let undo = |err: Error| {
+        PosixSegment::prepare(ctx, fd, &path, len, access, mode).inspect_err(|_| {
             let _ = rustix::fs::unlink(&path);
-            err
-        };
-        // The mode is exact, as for System V objects (open applies the umask).
-        rustix::fs::fchmod(&fd, mode).map_err(|e| undo(io_err(ctx, e)))?;
-        let len = u64::try_from(size)
-            .map_err(|_| undo(ctx.kind(ErrorKind::InvalidSize, "size too large")))?;
-        rustix::fs::ftruncate(&fd, len).map_err(|e| {
-            let err = io_err(ctx, e);
-            undo(
-                if matches!(e, rustix::io::Errno::INVAL | rustix::io::Errno::FBIG) {
-                    err.with_kind(ErrorKind::InvalidSize)
-                } else {
-                    err
-                },
-            )
-        })?;
-        if let Err(avail) = super::check_room(&fd, len) {
-            return Err(undo(ctx.kind(ErrorKind::OutOfResources, "").with_detail(
-                format!("not enough room in /dev/shm for the segment ({avail} bytes free)"),
-            )));
-        }
-        PosixSegment::map(ctx, fd, path.clone(), access).map_err(undo)
+        })
     }
 
-    /// `shm_open(name, O_RDONLY|O_RDWR)`, `fstat` for the size, `flock(LOCK_SH)`, `mmap`.
+    /// The steps of `create` between opening the new file and naming it: exact mode, size,
+    /// room, then counted and mapped as by `attach`.
+    fn prepare(
+        ctx: Ctx<'_>,
+        fd: OwnedFd,
+        path: &str,
+        len: u64,
+        access: AccessMode,
+        mode: Mode,
+    ) -> Result<PosixSegment> {
+        // The mode is exact, as for System V objects (open applies the umask).
+        rustix::fs::fchmod(&fd, mode).map_err(|e| io_err(ctx, e))?;
+        rustix::fs::ftruncate(&fd, len).map_err(|e| {
+            let err = io_err(ctx, e);
+            if matches!(e, rustix::io::Errno::INVAL | rustix::io::Errno::FBIG) {
+                err.with_kind(ErrorKind::InvalidSize)
+            } else {
+                err
+            }
+        })?;
+        if let Err(avail) = super::check_room(&fd, len) {
+            return Err(ctx.kind(ErrorKind::OutOfResources, "").with_detail(format!(
+                "not enough room in /dev/shm for the segment ({avail} bytes free)"
+            )));
+        }
+        rustix::fs::flock(&fd, FlockOperation::LockShared).map_err(|e| io_err(ctx, e))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| io_err(ctx, e))?;
+        PosixSegment::map(ctx, fd, &st, path.to_owned(), access)
+    }
+
+    /// Attaches with the segment's lock held (when [`attach_unlocked`] could not): open,
+    /// `flock(LOCK_SH)`, `fstat` for the size, `mmap`.
+    ///
+    /// [`attach_unlocked`]: PosixSegment::attach_unlocked
     pub(crate) fn attach(key: &NativeKey, access: AccessMode) -> Result<PosixSegment> {
         let ctx = Ctx {
             op: Operation::Attach,
             key,
         };
-        let name = file_name(ctx, key.native_key(), "")?;
-        let path = shm_path(name);
-        let fd = open_existing(&path, access).map_err(|e| io_err(ctx, e))?;
-        PosixSegment::map(ctx, fd, path, access)
+        let path = shm_path(file_name(ctx, key.native_key(), "")?);
+        let Some((fd, st)) = open_counted(ctx, &path, access)? else {
+            return Err(ctx.kind(ErrorKind::NotFound, "removed while being attached"));
+        };
+        if st.st_size == 0 {
+            // With the lock held, a creator cannot be half-way: Qt's died between shm_open
+            // and ftruncate.
+            return Err(ctx.kind(
+                ErrorKind::NotFound,
+                "does not exist (its creator died creating it)",
+            ));
+        }
+        PosixSegment::map(ctx, fd, &st, path, access)
     }
 
-    fn map(ctx: Ctx<'_>, fd: OwnedFd, path: String, access: AccessMode) -> Result<PosixSegment> {
-        let st = rustix::fs::fstat(&fd).map_err(|e| io_err(ctx, e))?;
+    /// Attaches without the segment's lock, which the attach count makes safe: a last
+    /// detach removes the segment while holding the count's exclusive `flock`, so an
+    /// attacher that opened the file just before gets its shared `flock` only afterwards,
+    /// sees the file unlinked (`st_nlink == 0`) and looks again. `Ok(None)` when the file
+    /// is still empty (a Qt creator names it before sizing it, under the lock): the caller
+    /// then attaches under the lock.
+    pub(crate) fn attach_unlocked(
+        key: &NativeKey,
+        access: AccessMode,
+    ) -> Result<Option<PosixSegment>> {
+        let ctx = Ctx {
+            op: Operation::Attach,
+            key,
+        };
+        let path = shm_path(file_name(ctx, key.native_key(), "")?);
+        for _ in 0..100 {
+            let Some((fd, st)) = open_counted(ctx, &path, access)? else {
+                continue; // removed while we waited for the count: look again
+            };
+            if st.st_size == 0 {
+                return Ok(None);
+            }
+            return PosixSegment::map(ctx, fd, &st, path, access).map(Some);
+        }
+        Err(ctx.kind(
+            ErrorKind::NotFound,
+            "the segment kept being removed while being attached",
+        ))
+    }
+
+    fn map(
+        ctx: Ctx<'_>,
+        fd: OwnedFd,
+        st: &rustix::fs::Stat,
+        path: String,
+        access: AccessMode,
+    ) -> Result<PosixSegment> {
         let Ok(len) = usize::try_from(st.st_size) else {
             return Err(ctx.kind(
                 ErrorKind::InvalidSize,
                 "the segment is larger than the address space",
             ));
         };
-        if len == 0 {
-            // Only a creator that died between shm_open and ftruncate leaves this (creation
-            // happens under the lock, which we hold).
-            return Err(ctx.kind(
-                ErrorKind::NotFound,
-                "does not exist (its creator died creating it)",
-            ));
-        }
-        // Count this attachment. A detacher checking whether it is last holds the lock
-        // exclusively for an instant (under the segment lock, which we hold too).
-        rustix::fs::flock(&fd, FlockOperation::LockShared).map_err(|e| io_err(ctx, e))?;
         let (prot, writable) = match access {
             AccessMode::ReadOnly => (ProtFlags::READ, false),
             AccessMode::ReadWrite => (ProtFlags::READ | ProtFlags::WRITE, true),
         };
-        // SAFETY: a null address hint lets the kernel choose where to map, so this creates a
-        // new mapping and does not modify any existing one; `fd` is a valid descriptor open
-        // for the access `prot` asks for, and `len` is its size.
-        let addr =
-            unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, &fd, 0) }
-                .map_err(|e| {
-                    let err = io_err(ctx, e);
-                    if e == rustix::io::Errno::NOMEM {
-                        err.with_kind(ErrorKind::OutOfResources)
-                    } else {
-                        err
-                    }
-                })?;
-        let Some(addr) = NonNull::new(addr.cast::<u8>()) else {
-            return Err(ctx.kind(ErrorKind::Unknown, "mmap returned a null address"));
-        };
+        let addr = map_file(&fd, len, prot).map_err(|e| {
+            let err = io_err(ctx, e);
+            if e == rustix::io::Errno::NOMEM {
+                err.with_kind(ErrorKind::OutOfResources)
+            } else {
+                err
+            }
+        })?;
         Ok(PosixSegment {
             fd,
             ino: st.st_ino,
@@ -287,6 +405,10 @@ impl PosixSegment {
         self.writable
     }
 
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
     fn unmap(&mut self) {
         if self.mapped {
             self.mapped = false;
@@ -297,12 +419,60 @@ impl PosixSegment {
         }
     }
 
+    /// Unmaps and, when this is certainly not the last attachment, finishes the detach
+    /// without the segment's lock: `None`. `Some` (unmapped, no longer counted) when it may
+    /// be the last one: the caller takes the lock and calls [`detach`], or [`remap`] when it
+    /// cannot have the lock.
+    ///
+    /// Turning a shared `flock` exclusive first drops it (flock(2)), so of several
+    /// attachments leaving at once the last to try succeeds: the others fail because it
+    /// still held its count, and it does not fail because of theirs. The exclusive lock is
+    /// dropped again before the caller waits for the segment's lock, so that no one holds
+    /// the count while waiting (an attach under the lock takes the count).
+    ///
+    /// [`detach`]: PosixSegment::detach
+    /// [`remap`]: PosixSegment::remap
+    pub(crate) fn detach_unlocked(mut self, remove_if_last: bool) -> Option<PosixSegment> {
+        self.unmap();
+        if !remove_if_last {
+            return None;
+        }
+        match rustix::fs::flock(&self.fd, FlockOperation::NonBlockingLockExclusive) {
+            // Someone else is attached, or is leaving and will do the last detach's checks.
+            Err(rustix::io::Errno::WOULDBLOCK) => None,
+            Ok(()) => {
+                let _ = rustix::fs::flock(&self.fd, FlockOperation::Unlock);
+                Some(self)
+            }
+            Err(_) => Some(self),
+        }
+    }
+
+    /// Maps and counts again a segment [`detach_unlocked`] handed back, so that the object
+    /// stays attached when the detach cannot finish. The address may differ.
+    ///
+    /// [`detach_unlocked`]: PosixSegment::detach_unlocked
+    pub(crate) fn remap(&mut self) -> rustix::io::Result<()> {
+        if self.mapped {
+            return Ok(());
+        }
+        flock_shared(&self.fd)?;
+        let prot = if self.writable {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::READ
+        };
+        self.addr = map_file(&self.fd, self.len, prot)?;
+        self.mapped = true;
+        Ok(())
+    }
+
     /// Unmaps; when this was the last attachment anywhere (qshm's shared `flock`s and every
     /// process's mappings), removes the segment.
     pub(crate) fn detach(mut self, remove_if_last: bool) -> Result<Detached> {
         self.unmap();
         let ours = self.addr.as_ptr() as usize;
-        if !remove_if_last || !is_last_user(&self.fd, &self.path, Some(ours)) {
+        if !remove_if_last || !is_last_user(&self.fd, Some(ours)) {
             return Ok(Detached::Kept);
         }
         // Removed by `force_remove` while mapped, and perhaps made anew since: the name is
@@ -336,7 +506,7 @@ impl PosixSegment {
                 Err(rustix::io::Errno::NOENT) => return Ok(false),
                 Err(e) => return Err(io_err(ctx, e)),
             };
-            if !is_last_user(&fd, &path, None) {
+            if !is_last_user(&fd, None) {
                 return Ok(false);
             }
         }
@@ -364,6 +534,41 @@ impl Drop for PosixSegment {
     }
 }
 
+/// `flock(LOCK_SH)`, waiting (a last detach holds the lock exclusively for a moment).
+fn flock_shared(fd: &OwnedFd) -> rustix::io::Result<()> {
+    loop {
+        match rustix::fs::flock(fd, FlockOperation::LockShared) {
+            Err(rustix::io::Errno::INTR) => {}
+            other => return other,
+        }
+    }
+}
+
+/// Opens the segment file, counts the attachment (`flock(LOCK_SH)`) and reads its size and
+/// inode; `Ok(None)` when the file was unlinked before the count was had (a last detach
+/// removes it holding the count exclusively).
+fn open_counted(
+    ctx: Ctx<'_>,
+    path: &str,
+    access: AccessMode,
+) -> Result<Option<(OwnedFd, rustix::fs::Stat)>> {
+    let fd = open_existing(path, access).map_err(|e| io_err(ctx, e))?;
+    flock_shared(&fd).map_err(|e| io_err(ctx, e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| io_err(ctx, e))?;
+    Ok((st.st_nlink > 0).then_some((fd, st)))
+}
+
+/// A new shared mapping of the first `len` bytes of `fd`.
+fn map_file(fd: &OwnedFd, len: usize, prot: ProtFlags) -> rustix::io::Result<NonNull<u8>> {
+    // SAFETY: a null address hint lets the kernel choose where to map, so this creates a new
+    // mapping and modifies no existing one; the caller passes a descriptor open for the
+    // access `prot` asks for. A length beyond the file's end is not an error here (touching
+    // it would be): every caller passes the size the file had under its lock or count.
+    let addr =
+        unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0) }?;
+    NonNull::new(addr.cast::<u8>()).ok_or(rustix::io::Errno::NOMEM)
+}
+
 /// A segment of size 0: what a creator that died between `shm_open` and `ftruncate` leaves.
 fn is_half_created(path: &str) -> bool {
     open_existing(path, AccessMode::ReadOnly)
@@ -373,11 +578,11 @@ fn is_half_created(path: &str) -> bool {
 
 /// Whether nobody but the caller uses the segment open as `fd`: no other qshm attachment
 /// holds its shared `flock`, and no other process maps the file.
-fn is_last_user(fd: &OwnedFd, path: &str, ours: Option<usize>) -> bool {
+fn is_last_user(fd: &OwnedFd, ours: Option<usize>) -> bool {
     if rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_err() {
         return false;
     }
-    !used_by_another_process(fd, path, ours)
+    !used_by_another_process(fd, ours)
 }
 
 /// Whether a process other than this one maps (or has open) the file open as `fd`, which
@@ -389,12 +594,17 @@ fn is_last_user(fd: &OwnedFd, path: &str, ours: Option<usize>) -> bool {
 /// possible other users are processes that share `fd`'s own description: children forked
 /// by this process (and theirs), which are looked at one by one. Otherwise, or when the
 /// kernel cannot tell, every process's maps are read.
-fn used_by_another_process(fd: &OwnedFd, path: &str, ours: Option<usize>) -> bool {
+fn used_by_another_process(fd: &OwnedFd, ours: Option<usize>) -> bool {
     let scope = match sole_open_file(fd) {
+        // No child at all, the usual case: nobody else.
+        Some(true) if !has_children() => return false,
         Some(true) => Scope::Descendants,
         Some(false) | None => Scope::Everyone,
     };
-    mapped_by_another_process(path, ours, scope)
+    match rustix::fs::fstat(fd) {
+        Ok(st) => mapped_by_another_process(FileId::new(st.st_dev, st.st_ino), ours, scope),
+        Err(_) => true, // cannot tell: in use
+    }
 }
 
 /// `F_SETSIG` (`<fcntl.h>`; the same number on every Linux architecture, missing from the
@@ -439,7 +649,7 @@ enum Scope {
     Descendants,
 }
 
-/// Whether a process other than this one maps `path` (read from `/proc/<pid>/maps`;
+/// Whether a process other than this one maps `file` (read from `/proc/<pid>/maps`;
 /// processes of other users whose maps cannot be read cannot open a 0600 segment either).
 ///
 /// `ours` is where this process maps (or mapped) the file. A child this process is spawning
@@ -449,7 +659,7 @@ enum Scope {
 /// that still does all along is a real user (a forked worker that inherited the mapping);
 /// ones that exec or exit meanwhile (a program spawning processes all the time shows a new
 /// one at every look) were not. A process that opened the file itself maps it elsewhere.
-fn mapped_by_another_process(path: &str, ours: Option<usize>, scope: Scope) -> bool {
+fn mapped_by_another_process(file: FileId, ours: Option<usize>, scope: Scope) -> bool {
     let me = std::process::id();
     let mut pause = Duration::from_micros(250);
     let mut persistent: Option<std::collections::HashSet<u32>> = None;
@@ -460,7 +670,7 @@ fn mapped_by_another_process(path: &str, ours: Option<usize>, scope: Scope) -> b
             Scope::Everyone => other_processes(me),
         };
         for pid in pids {
-            let at = mapping_addresses(pid, path);
+            let at = mapping_addresses(pid, file);
             if at.is_empty() {
                 continue;
             }
@@ -472,7 +682,7 @@ fn mapped_by_another_process(path: &str, ours: Option<usize>, scope: Scope) -> b
                     copies.insert(pid);
                 }
                 // A real user, unless it has just exec'd away from the mapping.
-                Some(_) if !mapping_addresses(pid, path).is_empty() => return true,
+                Some(_) if !mapping_addresses(pid, file).is_empty() => return true,
                 Some(_) => {}
             }
         }
@@ -493,11 +703,7 @@ fn mapped_by_another_process(path: &str, ours: Option<usize>, scope: Scope) -> b
 /// Every descendant of process `me`, from `/proc/<pid>/task/<tid>/children`; `None` when
 /// the kernel does not provide those files (built without `CONFIG_PROC_CHILDREN`).
 fn descendants(me: u32) -> Option<Vec<u32>> {
-    use rustix::process::{WaitId, WaitIdOptions};
-    // No child at all, the usual case, takes one system call to tell (WNOWAIT: nothing is
-    // reaped or consumed, a waiting parent still sees everything).
-    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-    if rustix::process::waitid(WaitId::All, options).err() == Some(rustix::io::Errno::CHILD) {
+    if !has_children() {
         return Some(Vec::new());
     }
     let mut found = Vec::new();
@@ -526,6 +732,15 @@ fn descendants(me: u32) -> Option<Vec<u32>> {
     Some(found)
 }
 
+/// Whether this process has a child, living or not yet reaped: one system call
+/// (`waitid(WNOHANG|WNOWAIT)`, which reaps and consumes nothing: a waiting parent still
+/// sees everything).
+fn has_children() -> bool {
+    use rustix::process::{WaitId, WaitIdOptions};
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    rustix::process::waitid(WaitId::All, options).err() != Some(rustix::io::Errno::CHILD)
+}
+
 fn other_processes(me: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .map(|dir| {
@@ -537,17 +752,14 @@ fn other_processes(me: u32) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Where process `pid` maps `path` (deleted or not): the start of each mapping.
-fn mapping_addresses(pid: u32, path: &str) -> Vec<usize> {
+/// Where process `pid` maps `file`: the start of each mapping.
+fn mapping_addresses(pid: u32, file: FileId) -> Vec<usize> {
     let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
         return Vec::new();
     };
-    maps.lines()
-        .filter(|l| {
-            let l = l.strip_suffix(" (deleted)").unwrap_or(l);
-            l.strip_suffix(path).is_some_and(|rest| rest.ends_with(' '))
-        })
-        .filter_map(|l| usize::from_str_radix(l.split('-').next()?, 16).ok())
+    mapped_files(&maps)
+        .filter(|&(_, f)| f == file)
+        .map(|(start, _)| start)
         .collect()
 }
 
@@ -645,15 +857,23 @@ impl fmt::Debug for PosixSemaphore {
     }
 }
 
-/// Creates the semaphore file `path` with value `initial` unless it exists; returns whether
-/// it created it.
+/// A semaphore file mapped by this process: the descriptor, the `sem_t`, the inode.
+type SemFile = (OwnedFd, NonNull<libc::sem_t>, u64);
+
+/// Creates the semaphore file `path` with value `initial` unless it exists, and maps it;
+/// `Ok(None)` when the name exists.
 ///
 /// glibc's `sem_open(O_CREAT)` writes a named temporary file `sem.XXXXXX` and links it into
 /// place, so a process killed in between leaves that file behind for good. Here the file is
 /// written unnamed (`O_TMPFILE`) and linked into place in one step: a crash leaves nothing.
 /// Its 32 bytes are a `sem_t` that glibc's own `sem_init(pshared = 1)` initialised, so the
-/// layout is glibc's by construction; `sem_open` then opens it as any other.
-fn create_sem_file(path: &str, initial: u32, mode: u32) -> std::result::Result<bool, i32> {
+/// layout is glibc's by construction, and glibc's `sem_open` opens it as any other. The
+/// descriptor that wrote it is the one kept: no second open.
+fn create_sem_file(
+    path: &str,
+    initial: u32,
+    mode: u32,
+) -> std::result::Result<Option<SemFile>, i32> {
     let mode = Mode::from_raw_mode(mode & 0o777);
     let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
     let tmp = rustix::fs::open(SHM_DIR, flags, mode).map_err(|e| e.raw_os_error())?;
@@ -681,13 +901,20 @@ fn create_sem_file(path: &str, initial: u32, mode: u32) -> std::result::Result<b
     }
     // The mode is exact, as for System V (open applies the umask).
     rustix::fs::fchmod(&tmp, mode).map_err(|e| e.raw_os_error())?;
+    let ino = rustix::fs::fstat(&tmp)
+        .map_err(|e| e.raw_os_error())?
+        .st_ino;
     let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&tmp));
     let (cwd, follow) = (rustix::fs::CWD, rustix::fs::AtFlags::SYMLINK_FOLLOW);
     match rustix::fs::linkat(cwd, fd_path.as_str(), cwd, path, follow) {
-        Ok(()) => Ok(true),
-        Err(rustix::io::Errno::EXIST) => Ok(false),
-        Err(e) => Err(e.raw_os_error()),
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => return Ok(None),
+        Err(e) => return Err(e.raw_os_error()),
     }
+    let len = std::mem::size_of::<libc::sem_t>();
+    let addr =
+        map_file(&tmp, len, ProtFlags::READ | ProtFlags::WRITE).map_err(|e| e.raw_os_error())?;
+    Ok(Some((tmp, addr.cast(), ino)))
 }
 
 fn file_inode(path: &str) -> Option<u64> {
@@ -709,9 +936,7 @@ enum SemFileError {
 /// semaphore, and its inode is that of the semaphore actually mapped (not of whatever the
 /// name refers to a moment later). glibc's `sem_wait`/`sem_post` work on any process-shared
 /// `sem_t`, so Qt (through glibc's own `sem_open`) and qshm still share one semaphore.
-fn map_sem_file(
-    path: &str,
-) -> std::result::Result<(OwnedFd, NonNull<libc::sem_t>, u64), SemFileError> {
+fn map_sem_file(path: &str) -> std::result::Result<SemFile, SemFileError> {
     let os = |e: rustix::io::Errno| SemFileError::Os(e.raw_os_error());
     let file = open_existing(path, AccessMode::ReadWrite).map_err(os)?;
     let st = rustix::fs::fstat(&file).map_err(os)?;
@@ -719,15 +944,8 @@ fn map_sem_file(
     if (st.st_size as u64) < len as u64 {
         return Err(SemFileError::TooShort(st.st_size as u64));
     }
-    let prot = ProtFlags::READ | ProtFlags::WRITE;
-    // SAFETY: a null address hint lets the kernel choose where to map, so this creates a new
-    // mapping and modifies no existing one; `file` is open for reading and writing and at
-    // least `len` bytes long.
-    let addr =
-        unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, &file, 0) }
-            .map_err(os)?;
-    let sem = NonNull::new(addr.cast::<libc::sem_t>()).ok_or(SemFileError::Os(libc::ENOMEM))?;
-    Ok((file, sem, st.st_ino))
+    let addr = map_file(&file, len, ProtFlags::READ | ProtFlags::WRITE).map_err(os)?;
+    Ok((file, addr.cast(), st.st_ino))
 }
 
 impl PosixSemaphore {
@@ -752,26 +970,31 @@ impl PosixSemaphore {
             ));
         }
         let path = format!("{SHM_DIR}sem.{file}");
+        let made = |(file, sem, ino): SemFile| PosixSemaphore {
+            sem,
+            file,
+            key: key.clone(),
+            path: path.clone(),
+            ino,
+        };
         // Usually the semaphore exists: open it straight away, and create it only when the
-        // first attempt finds nothing.
-        let mut created = false;
-        for attempt in 0..100 {
-            if attempt > 0 {
-                created = create_sem_file(&path, initial, mode).map_err(|e| sem_error(ctx, e))?;
+        // first attempt finds nothing; a creator expecting to create it tries that first.
+        let mut create = how == SemOpen::CreateOrOpen;
+        for _ in 0..100 {
+            if create {
+                match create_sem_file(&path, initial, mode) {
+                    Ok(Some(file)) => return Ok((made(file), true)),
+                    Ok(None) => {}
+                    Err(e) => return Err(sem_error(ctx, e)),
+                }
             }
             let e = match map_sem_file(&path) {
-                Ok((file, sem, ino)) => {
-                    let sem = PosixSemaphore {
-                        sem,
-                        file,
-                        key: key.clone(),
-                        path,
-                        ino,
-                    };
-                    if !created && how == SemOpen::CreateOrReset {
+                Ok(file) => {
+                    let sem = made(file);
+                    if how == SemOpen::CreateOrReset {
                         sem.reset(initial, ctx)?;
                     }
-                    return Ok((sem, created));
+                    return Ok((sem, false));
                 }
                 Err(SemFileError::TooShort(len)) => {
                     return Err(ctx.kind(ErrorKind::Unknown, "").with_detail(format!(
@@ -785,6 +1008,7 @@ impl PosixSemaphore {
                 return Err(sem_error(ctx, e));
             }
             // Not there (yet, or removed meanwhile): create it.
+            create = true;
         }
         Err(ctx.kind(
             ErrorKind::Unknown,
@@ -1108,7 +1332,7 @@ impl RawSemaphore for PosixSemaphore {
     /// not noticed by its holder, unlike System V's `EIDRM`, so this is checked before
     /// removing; threads of this process notice it in `still_named`.
     fn in_use_elsewhere(&self) -> bool {
-        used_by_another_process(&self.file, &self.path, Some(self.sem.as_ptr() as usize))
+        used_by_another_process(&self.file, Some(self.sem.as_ptr() as usize))
     }
 
     fn mark_consistent(&self) {
