@@ -524,8 +524,14 @@ impl SharedMemory {
 
     #[inline]
     fn lock_with(&self, wait: Wait) -> Result<LockGuard<'_>> {
-        let (Some(seg), Some(sem)) = (&self.segment, self.lock.get()) else {
-            return self.lock_unopened(wait);
+        let Some(seg) = &self.segment else {
+            return Err(self.not_attached_for_lock());
+        };
+        // One path builds the guard: a second one (from the cold path) made the compiler
+        // assemble the result in one place and copy it to another, stalling on the copy.
+        let sem = match self.lock.get() {
+            Some(sem) => sem,
+            None => self.open_lock()?,
         };
         match Locked::acquire(LockRef::Semaphore(sem, &self.inproc), seg, wait, &self.key) {
             Ok(locked) => Ok(LockGuard::new(locked, &self.key)),
@@ -533,15 +539,10 @@ impl SharedMemory {
         }
     }
 
-    /// `lock_with` before the lock is open: not attached, or attached without the lock
-    /// (POSIX), whose first `lock()` opens it.
+    /// The lock of an object attached without it (POSIX): opened at the first `lock()`.
     #[cold]
-    fn lock_unopened(&self, wait: Wait) -> Result<LockGuard<'_>> {
-        if self.segment.is_none() {
-            return Err(self.not_attached_for_lock());
-        }
-        let opened = Semaphore::open(&self.key.lock_key(), 1, SemOpen::OpenOrCreate, self.mode);
-        match opened {
+    fn open_lock(&self) -> Result<&Semaphore> {
+        match Semaphore::open(&self.key.lock_key(), 1, SemOpen::OpenOrCreate, self.mode) {
             // Another thread may have opened it meanwhile: then its handle is the one kept.
             Ok((sem, _created)) => drop(self.lock.set(sem)),
             Err(e) => {
@@ -553,7 +554,7 @@ impl SharedMemory {
                 return Err(self.lock_failed(e.with_kind(kind).with_detail(detail)));
             }
         }
-        self.lock_with(wait)
+        self.lock.get().ok_or_else(|| self.not_attached_for_lock())
     }
 
     #[cold]
