@@ -219,11 +219,9 @@ impl PosixSegment {
             }
         };
         let seg = PosixSegment::prepare(ctx, fd, &path, len, access, mode).map_err(taken)?;
-        let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&seg.fd));
-        let (cwd, follow) = (rustix::fs::CWD, rustix::fs::AtFlags::SYMLINK_FOLLOW);
         let mut retried = false;
         loop {
-            match rustix::fs::linkat(cwd, fd_path.as_str(), cwd, path.as_str(), follow) {
+            match link_unnamed(&seg.fd, &path) {
                 Ok(()) => return Ok(seg),
                 Err(rustix::io::Errno::EXIST) if !retried && is_half_created(&path) => {
                     // Size 0 under the lock: a creator (Qt's, which names the file before
@@ -532,6 +530,36 @@ impl Drop for PosixSegment {
     fn drop(&mut self) {
         self.unmap();
     }
+}
+
+/// Gives the unnamed file open as `fd` (`O_TMPFILE`) the name `path`; `EEXIST` when the
+/// name is taken.
+///
+/// `linkat(fd, "", AT_EMPTY_PATH)` names the descriptor itself; Linux allows it to anyone
+/// since 6.10 for a file opened with the caller's own credentials (before, only with
+/// `CAP_DAC_READ_SEARCH`). Elsewhere the descriptor is named through `/proc/self/fd`
+/// (`AT_SYMLINK_FOLLOW`), the documented way and ~2.5 µs slower: a walk through procfs.
+/// Which one works is remembered.
+fn link_unnamed(fd: &OwnedFd, path: &str) -> rustix::io::Result<()> {
+    use std::sync::atomic::AtomicBool;
+    static EMPTY_PATH_REFUSED: AtomicBool = AtomicBool::new(false);
+    let cwd = rustix::fs::CWD;
+    if !EMPTY_PATH_REFUSED.load(Ordering::Relaxed) {
+        match rustix::fs::linkat(fd, "", cwd, path, rustix::fs::AtFlags::EMPTY_PATH) {
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM | rustix::io::Errno::INVAL) => {
+                EMPTY_PATH_REFUSED.store(true, Ordering::Relaxed);
+            }
+            other => return other,
+        }
+    }
+    link_through_proc(fd, path)
+}
+
+/// `link_unnamed` through `/proc/self/fd/<fd>`.
+fn link_through_proc(fd: &OwnedFd, path: &str) -> rustix::io::Result<()> {
+    let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
+    let (cwd, follow) = (rustix::fs::CWD, rustix::fs::AtFlags::SYMLINK_FOLLOW);
+    rustix::fs::linkat(cwd, fd_path.as_str(), cwd, path, follow)
 }
 
 /// `flock(LOCK_SH)`, waiting (a last detach holds the lock exclusively for a moment).
@@ -904,9 +932,7 @@ fn create_sem_file(
     let ino = rustix::fs::fstat(&tmp)
         .map_err(|e| e.raw_os_error())?
         .st_ino;
-    let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&tmp));
-    let (cwd, follow) = (rustix::fs::CWD, rustix::fs::AtFlags::SYMLINK_FOLLOW);
-    match rustix::fs::linkat(cwd, fd_path.as_str(), cwd, path, follow) {
+    match link_unnamed(&tmp, path) {
         Ok(()) => {}
         Err(rustix::io::Errno::EXIST) => return Ok(None),
         Err(e) => return Err(e.raw_os_error()),
@@ -1497,6 +1523,28 @@ mod tests {
             "leases unavailable here: nothing was tested"
         );
         assert!(shared > 0, "another open was never seen");
+    }
+
+    /// Both ways of naming an unnamed file: the name appears, refers to the file, and a
+    /// taken name is `EEXIST` without harm to the file that has it.
+    #[test]
+    fn unnamed_files_are_named_either_way() {
+        for (i, link) in [link_unnamed, link_through_proc].into_iter().enumerate() {
+            let path = format!("{SHM_DIR}qshm-unit-link-{}-{i}", std::process::id());
+            let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+            let tmp = rustix::fs::open(SHM_DIR, flags, Mode::from_raw_mode(0o600)).unwrap();
+            rustix::io::write(&tmp, b"first").unwrap();
+            let linked = link(&tmp, &path);
+            let content = std::fs::read(&path);
+            let other = rustix::fs::open(SHM_DIR, flags, Mode::from_raw_mode(0o600)).unwrap();
+            let taken = link(&other, &path);
+            let after = std::fs::read(&path);
+            let _ = rustix::fs::unlink(&path);
+            linked.unwrap();
+            assert_eq!(content.unwrap(), b"first");
+            assert_eq!(taken, Err(rustix::io::Errno::EXIST));
+            assert_eq!(after.unwrap(), b"first");
+        }
     }
 
     #[test]
