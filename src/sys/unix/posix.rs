@@ -281,8 +281,6 @@ impl PosixSegment {
         access: AccessMode,
         mode: Mode,
     ) -> Result<PosixSegment> {
-        // The mode is exact, as for System V objects (open applies the umask).
-        rustix::fs::fchmod(&fd, mode).map_err(|e| io_err(ctx, e))?;
         rustix::fs::ftruncate(&fd, len).map_err(|e| {
             let err = io_err(ctx, e);
             if matches!(e, rustix::io::Errno::INVAL | rustix::io::Errno::FBIG) {
@@ -298,6 +296,7 @@ impl PosixSegment {
         }
         rustix::fs::flock(&fd, FlockOperation::LockShared).map_err(|e| io_err(ctx, e))?;
         let st = rustix::fs::fstat(&fd).map_err(|e| io_err(ctx, e))?;
+        exact_mode(&fd, &st, mode).map_err(|e| io_err(ctx, e))?;
         PosixSegment::map(ctx, fd, &st, path.to_owned(), access)
     }
 
@@ -530,6 +529,16 @@ impl Drop for PosixSegment {
     fn drop(&mut self) {
         self.unmap();
     }
+}
+
+/// Gives the file open as `fd`, whose status is `st`, exactly the permissions `mode`, as
+/// System V objects get (open applies the umask, which usually clears none of the bits
+/// asked for: then there is nothing to do).
+fn exact_mode(fd: &OwnedFd, st: &rustix::fs::Stat, mode: Mode) -> rustix::io::Result<()> {
+    if st.st_mode & 0o7777 == mode.bits() {
+        return Ok(());
+    }
+    rustix::fs::fchmod(fd, mode)
 }
 
 /// Gives the unnamed file open as `fd` (`O_TMPFILE`) the name `path`; `EEXIST` when the
@@ -927,11 +936,9 @@ fn create_sem_file(
             Err(e) => return Err(e.raw_os_error()),
         }
     }
-    // The mode is exact, as for System V (open applies the umask).
-    rustix::fs::fchmod(&tmp, mode).map_err(|e| e.raw_os_error())?;
-    let ino = rustix::fs::fstat(&tmp)
-        .map_err(|e| e.raw_os_error())?
-        .st_ino;
+    let st = rustix::fs::fstat(&tmp).map_err(|e| e.raw_os_error())?;
+    exact_mode(&tmp, &st, mode).map_err(|e| e.raw_os_error())?;
+    let ino = st.st_ino;
     match link_unnamed(&tmp, path) {
         Ok(()) => {}
         Err(rustix::io::Errno::EXIST) => return Ok(None),
