@@ -81,6 +81,7 @@ GROUPS = [
         ("qt611_sysv_create_4k", "Qt 6.11 (PyQt6) `create(4096)` + `detach()`, System V: what Python adds next to `qt_create_4k`"),
         ("qt611_sysv_attach", "Qt 6.11 (PyQt6) `attach()` + `detach()`, System V"),
         ("raw_posix_create_4k", "raw POSIX: `shm_open` + `ftruncate` + `mmap` + `munmap` + `shm_unlink`"),
+        ("raw_posix_create_4k_sem", "the same with its lock: `sem_open(O_CREAT)` before, `sem_close` + `sem_unlink` after (Qt's POSIX protocol, no redundant call)"),
         ("qt611_posix_create_4k", "Qt 6.11 (PyQt6) `create(4096)` + `detach()` + `unlink` of the segment Qt leaves, POSIX"),
         ("qshm_posix_create_4k", "qshm `create(4096)` + `detach()`, POSIX (last-user check and removal of segment and lock included)"),
         ("qshm_posix_create_4k_keep", "the same with `LastDetach::Keep` (Qt's POSIX policy) + `force_remove`"),

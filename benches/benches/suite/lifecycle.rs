@@ -57,6 +57,32 @@ pub fn benches(c: &mut Criterion) {
             posix_remove(&name, fd);
         })
     });
+    // The floor of a POSIX segment with its lock, Qt's POSIX protocol done by glibc alone:
+    // sem_open(O_CREAT|O_EXCL), the segment as above, sem_close, sem_unlink.
+    g.bench_function("raw_posix_create_4k_sem", |b| {
+        let name = CString::new(format!("/{}", unique("raw"))).unwrap();
+        let sem_name = CString::new(format!("/{}", unique("rawsem"))).unwrap();
+        b.iter(|| {
+            // SAFETY: a valid name; the returned semaphore is closed once, below.
+            let sem = unsafe {
+                libc::sem_open(
+                    sem_name.as_ptr(),
+                    libc::O_CREAT | libc::O_EXCL,
+                    0o600 as libc::c_uint,
+                    1 as libc::c_uint,
+                )
+            };
+            assert_ne!(sem, libc::SEM_FAILED, "sem_open");
+            let (fd, addr) = posix_create(&name, KIB4);
+            posix_unmap(addr, KIB4);
+            posix_remove(&name, fd);
+            // SAFETY: `sem` came from sem_open and is closed once; the name is valid.
+            unsafe {
+                libc::sem_close(sem);
+                libc::sem_unlink(sem_name.as_ptr());
+            }
+        })
+    });
     g.bench_function("raw_posix_attach", |b| {
         let name = CString::new(format!("/{}", unique("raw"))).unwrap();
         let (fd, addr) = posix_create(&name, KIB4);
