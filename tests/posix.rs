@@ -410,47 +410,71 @@ fn simultaneous_detaches_remove_the_segment() {
     }
 }
 
-/// An attach without the lock racing the last detach: it either finds nothing, or it is
-/// attached to the segment the name refers to (a fresh attach sees what it wrote), never
-/// to one being removed.
+/// An attach without the lock racing the last detach, or a `remove_orphan`: it either finds
+/// nothing, or it is attached to the segment the name refers to (a fresh attach sees what
+/// it wrote), never to one being removed.
 #[test]
 fn attach_racing_the_last_detach() {
     let _w = watchdog("attach_racing_the_last_detach");
     let mut child = ChildProc::spawn("attach_at", &[]);
-    let (mut found, mut missed) = (0, 0);
-    for round in 0..200u64 {
-        let key = NativeKey::platform_safe(&util::unique_key("attachrace"), KeyType::PosixRealtime);
-        let _c = Cleanup::new().segment(&key);
-        let mut creator = SharedMemory::with_native_key(key.clone());
-        creator.create(4096, AccessMode::ReadWrite).unwrap();
-        let at = deadline_in(15);
-        // Vary who goes first by a few microseconds from round to round.
-        let skew = u128::from(round % 7) * 2_000;
-        child.send(&format!("{key} {} {round}", at + skew));
-        spin_until(at);
-        creator.detach().unwrap();
-        match child.expect_line(Duration::from_secs(30)).as_str() {
-            "attached" => {
-                found += 1;
-                let mut check = SharedMemory::with_native_key(key.clone());
-                check.attach(AccessMode::ReadOnly).unwrap_or_else(|e| {
-                    panic!("round {round}: the child is attached to a removed segment: {e}")
-                });
-                assert_eq!(util::read_u64(check.lock().unwrap().as_slice()), round + 1);
-                check.detach().unwrap();
-                child.send("detach");
-                assert_eq!(child.expect_line(Duration::from_secs(30)), "detached");
+    for remover in ["last detach", "remove_orphan"] {
+        let (mut found, mut missed) = (0, 0);
+        for round in 0..150u64 {
+            let key =
+                NativeKey::platform_safe(&util::unique_key("attachrace"), KeyType::PosixRealtime);
+            let _c = Cleanup::new().segment(&key);
+            let mut creator = SharedMemory::with_native_key(key.clone());
+            if remover == "remove_orphan" {
+                // An orphan: its last user left it behind.
+                creator.set_last_detach(LastDetach::Keep);
+                creator.create(4096, AccessMode::ReadWrite).unwrap();
+                creator.detach().unwrap();
+            } else {
+                creator.create(4096, AccessMode::ReadWrite).unwrap();
             }
-            "notfound" => missed += 1,
-            other => panic!("round {round}: {other}"),
+            let at = deadline_in(15);
+            // Vary who goes first from round to round: by a few microseconds against a
+            // detach, by up to ~150 µs against the slower `remove_orphan`.
+            let step = if remover == "remove_orphan" {
+                10_000
+            } else {
+                2_000
+            };
+            let skew = u128::from(round % 15) * step;
+            child.send(&format!("{key} {} {round}", at + skew));
+            spin_until(at);
+            let removed = if remover == "remove_orphan" {
+                SharedMemory::remove_orphan(&key).unwrap()
+            } else {
+                creator.detach().unwrap();
+                true
+            };
+            match child.expect_line(Duration::from_secs(30)).as_str() {
+                "attached" => {
+                    found += 1;
+                    let mut check = SharedMemory::with_native_key(key.clone());
+                    check.attach(AccessMode::ReadOnly).unwrap_or_else(|e| {
+                        panic!(
+                            "{remover}, round {round}: the child is attached to a removed \
+                             segment (removed: {removed}): {e}"
+                        )
+                    });
+                    assert_eq!(util::read_u64(check.lock().unwrap().as_slice()), round + 1);
+                    check.detach().unwrap();
+                    child.send("detach");
+                    assert_eq!(child.expect_line(Duration::from_secs(30)), "detached");
+                }
+                "notfound" => missed += 1,
+                other => panic!("{remover}, round {round}: {other}"),
+            }
+            assert_eq!(
+                util::objects_left(&key),
+                Vec::<String>::new(),
+                "{remover}, round {round}: left behind"
+            );
         }
-        assert_eq!(
-            util::objects_left(&key),
-            Vec::<String>::new(),
-            "round {round}: left behind"
-        );
+        println!("attach racing the {remover}: attached {found}, not found {missed}");
     }
-    println!("attach racing the last detach: attached {found}, not found {missed}");
 }
 
 #[test]

@@ -497,7 +497,9 @@ impl PosixSegment {
         };
         let name = file_name(ctx, key.native_key(), "")?;
         let path = shm_path(name);
-        if only_if_unused {
+        // Held until after the unlink: the attach count taken exclusively, so that an
+        // attacher (which takes no lock) that opened the file meanwhile sees it unlinked.
+        let _counted = if only_if_unused {
             let fd = match open_existing(&path, AccessMode::ReadOnly) {
                 Ok(fd) => fd,
                 Err(rustix::io::Errno::NOENT) => return Ok(false),
@@ -506,7 +508,10 @@ impl PosixSegment {
             if !is_last_user(&fd, None) {
                 return Ok(false);
             }
-        }
+            Some(fd)
+        } else {
+            None
+        };
         match rustix::fs::unlink(&path) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::NOENT) => Ok(false),
