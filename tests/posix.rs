@@ -379,11 +379,14 @@ fn deadline_in(ms: u64) -> u128 {
 #[test]
 fn simultaneous_detaches_remove_the_segment() {
     let _w = watchdog("simultaneous_detaches_remove_the_segment");
+    // Dropped after the children (declared before them): if a round fails, the children
+    // are killed first, so nothing of theirs outlives the clean-up.
+    let mut cleanups = Vec::new();
     let mut children: Vec<ChildProc> = (0..2).map(|_| ChildProc::spawn("detach_at", &[])).collect();
     for round in 0..150 {
         let key =
             NativeKey::platform_safe(&util::unique_key("simuldetach"), KeyType::PosixRealtime);
-        let _c = Cleanup::new().segment(&key);
+        cleanups.push(Cleanup::new().segment(&key));
         let mut creator = SharedMemory::with_native_key(key.clone());
         creator.create(4096, AccessMode::ReadWrite).unwrap();
         for c in &mut children {
@@ -416,13 +419,14 @@ fn simultaneous_detaches_remove_the_segment() {
 #[test]
 fn attach_racing_the_last_detach() {
     let _w = watchdog("attach_racing_the_last_detach");
+    let mut cleanups = Vec::new(); // dropped after the child: see above
     let mut child = ChildProc::spawn("attach_at", &[]);
     for remover in ["last detach", "remove_orphan"] {
         let (mut found, mut missed) = (0, 0);
         for round in 0..150u64 {
             let key =
                 NativeKey::platform_safe(&util::unique_key("attachrace"), KeyType::PosixRealtime);
-            let _c = Cleanup::new().segment(&key);
+            cleanups.push(Cleanup::new().segment(&key));
             let mut creator = SharedMemory::with_native_key(key.clone());
             if remover == "remove_orphan" {
                 // An orphan: its last user left it behind.
