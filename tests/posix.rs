@@ -481,12 +481,73 @@ fn attach_racing_the_last_detach() {
     }
 }
 
+/// A process forks (no exec) while attached, and the forked copy detaches first, as a
+/// worker's destructors would: it shares the parent's open file description (and so its
+/// attach count), and must not take itself for the last user and remove the segment, or
+/// the lock, the parent still uses. Both ways a POSIX object detaches are covered: with its
+/// lock open (it created the segment) and without (it attached and never locked).
+#[test]
+fn a_forked_copy_detaching_first_leaves_the_segment() {
+    let _w = watchdog("a_forked_copy_detaching_first_leaves_the_segment");
+    for how in ["created", "attached"] {
+        let key = NativeKey::platform_safe(&util::unique_key("forkcopy"), KeyType::PosixRealtime);
+        let _c = Cleanup::new().segment(&key);
+        let mut child = ChildProc::spawn("fork_and_detach_copy", &[&key.to_string(), how]);
+        assert_eq!(child.expect_line(Duration::from_secs(60)), "kept", "{how}");
+        assert!(child.wait(Duration::from_secs(30)).success(), "{how}");
+        assert_eq!(util::objects_left(&key), Vec::<String>::new(), "{how}");
+    }
+}
+
 #[test]
 fn child_entry() {
     let Some(args) = util::child_role() else {
         return;
     };
     match args[0].as_str() {
+        "fork_and_detach_copy" => {
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key.clone());
+            if args[2] == "created" {
+                shm.create(4096, AccessMode::ReadWrite).unwrap();
+            } else {
+                // An orphan attached to: the only attachment, its lock never opened.
+                let mut creator = SharedMemory::with_native_key(key.clone());
+                creator.set_last_detach(LastDetach::Keep);
+                creator.create(4096, AccessMode::ReadWrite).unwrap();
+                creator.detach().unwrap();
+                shm.attach(AccessMode::ReadWrite).unwrap();
+            }
+            // SAFETY: the copy detaches (allocating, reading /proc) in a child of a process
+            // whose other threads are idle test-harness threads holding no lock now, and
+            // leaves with _exit, running no other destructor or atexit handler.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let ok = shm.detach().is_ok();
+                // SAFETY: see above.
+                unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+            }
+            let mut status = 0;
+            // SAFETY: waits for our own child; `status` is a valid out-pointer.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            assert_eq!(status, 0, "the copy's detach failed");
+            let named = util::exists(&shm_file(&key));
+            let mut fresh = SharedMemory::with_native_key(key.clone());
+            let attached = fresh.attach(AccessMode::ReadOnly).map_err(|e| e.kind());
+            // The same lock: held here, taken there.
+            let held = shm.lock().unwrap();
+            let excluded = fresh.try_lock().map(drop).map_err(|e| e.kind());
+            drop(held);
+            if named && attached.is_ok() && excluded == Err(ErrorKind::WouldBlock) {
+                util::say("kept");
+            } else {
+                util::say(&format!(
+                    "named {named}, attach {attached:?}, try_lock {excluded:?}"
+                ));
+            }
+            drop(fresh);
+            shm.detach().unwrap();
+        }
         "detach_at" => {
             while let Some(key) = util::read_stdin_line() {
                 let mut shm = SharedMemory::with_native_key(key.parse().unwrap());

@@ -38,7 +38,11 @@
 //! * a creator makes the file unnamed (`O_TMPFILE`), sizes and maps it, and links it under
 //!   the name last, so nobody finds a half-made qshm segment. A Qt creator names its file
 //!   before sizing it, under the lock: an attacher that finds the file empty attaches
-//!   under the lock instead.
+//!   under the lock instead;
+//! * a copy of an attachment in a forked process (no exec) shares its open file
+//!   description, and so its count: before touching the count it opens the file anew
+//!   ([`PosixSegment::own_descriptor`]), and its lock's last-user check reads every
+//!   process's maps, since the lease cannot tell it from the process it was forked from.
 //!
 //! # The lock and its owner record
 //!
@@ -144,6 +148,9 @@ pub(crate) struct PosixSegment {
     writable: bool,
     path: String,
     mapped: bool,
+    /// The process that opened `fd`. A process forked from it shares `fd`'s open file
+    /// description, and with it the attach count: see [`PosixSegment::own_descriptor`].
+    opener: u32,
 }
 
 // SAFETY: the struct owns a descriptor and a mapping, neither tied to the thread that made
@@ -387,6 +394,7 @@ impl PosixSegment {
             writable,
             path,
             mapped: true,
+            opener: my_pid(),
         })
     }
 
@@ -431,7 +439,7 @@ impl PosixSegment {
     /// [`remap`]: PosixSegment::remap
     pub(crate) fn detach_unlocked(mut self, remove_if_last: bool) -> Option<PosixSegment> {
         self.unmap();
-        if !remove_if_last {
+        if !remove_if_last || self.own_descriptor().is_err() {
             return None;
         }
         match rustix::fs::flock(&self.fd, FlockOperation::NonBlockingLockExclusive) {
@@ -443,6 +451,39 @@ impl PosixSegment {
             }
             Err(_) => Some(self),
         }
+    }
+
+    /// Makes sure the descriptor is this process's own before its attach count is touched.
+    ///
+    /// A process forked from the one that opened it (and that did not exec) shares its open
+    /// file description, and so its `flock`: turning it exclusive would drop the other
+    /// process's count, or leave it holding an exclusive lock that blocks every attacher,
+    /// and the file lease would see no other description and look only at this process's
+    /// children. So the forked copy, already unmapped, closes the shared descriptor and
+    /// opens the file anew, counted from then on like any other attachment. `Err` when the
+    /// name no longer refers to this segment (removed, or replaced since).
+    fn own_descriptor(&mut self) -> std::result::Result<(), Detached> {
+        let me = my_pid();
+        if self.opener == me {
+            return Ok(());
+        }
+        let access = if self.writable {
+            AccessMode::ReadWrite
+        } else {
+            AccessMode::ReadOnly
+        };
+        let fresh = open_existing(&self.path, access).map_err(|e| match e {
+            rustix::io::Errno::NOENT => Detached::AlreadyRemoved,
+            _ => Detached::Kept,
+        })?;
+        match rustix::fs::fstat(&fresh) {
+            Ok(st) if st.st_ino == self.ino => {}
+            Ok(_) => return Err(Detached::AlreadyRemoved),
+            Err(_) => return Err(Detached::Kept),
+        }
+        self.fd = fresh; // closes the shared one
+        self.opener = me;
+        Ok(())
     }
 
     /// Maps and counts again a segment [`detach_unlocked`] handed back, so that the object
@@ -468,8 +509,14 @@ impl PosixSegment {
     /// process's mappings), removes the segment.
     pub(crate) fn detach(mut self, remove_if_last: bool) -> Result<Detached> {
         self.unmap();
+        if !remove_if_last {
+            return Ok(Detached::Kept);
+        }
+        if let Err(gone) = self.own_descriptor() {
+            return Ok(gone);
+        }
         let ours = self.addr.as_ptr() as usize;
-        if !remove_if_last || !is_last_user(&self.fd, Some(ours)) {
+        if !is_last_user(&self.fd, Some(ours)) {
             return Ok(Detached::Kept);
         }
         // Removed by `force_remove` while mapped, and perhaps made anew since: the name is
@@ -624,7 +671,7 @@ fn is_last_user(fd: &OwnedFd, ours: Option<usize>) -> bool {
     if rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_err() {
         return false;
     }
-    !used_by_another_process(fd, ours)
+    !used_by_another_process(fd, ours, false)
 }
 
 /// Whether a process other than this one maps (or has open) the file open as `fd`, which
@@ -635,9 +682,11 @@ fn is_last_user(fd: &OwnedFd, ours: Option<usize>) -> bool {
 /// process that opened or mapped the file itself shows up there. When none does, the only
 /// possible other users are processes that share `fd`'s own description: children forked
 /// by this process (and theirs), which are looked at one by one. Otherwise, or when the
-/// kernel cannot tell, every process's maps are read.
-fn used_by_another_process(fd: &OwnedFd, ours: Option<usize>) -> bool {
+/// kernel cannot tell, every process's maps are read; also when `fd` was inherited through
+/// a fork (`forked`): its opener and the opener's other children share it too.
+fn used_by_another_process(fd: &OwnedFd, ours: Option<usize>, forked: bool) -> bool {
     let scope = match sole_open_file(fd) {
+        Some(true) if forked => Scope::Everyone,
         // No child at all, the usual case: nobody else.
         Some(true) if !has_children() => return false,
         Some(true) => Scope::Descendants,
@@ -826,6 +875,12 @@ fn my_identity() -> u64 {
     }
 }
 
+/// This process's id, from the cached identity (no system call once known).
+#[inline]
+fn my_pid() -> u32 {
+    (my_identity() >> 32) as u32
+}
+
 /// The cache of `my_identity`, forgotten in the child of a `fork`.
 static IDENTITY: AtomicU64 = AtomicU64::new(0);
 
@@ -880,6 +935,8 @@ pub(crate) struct PosixSemaphore {
     /// The inode of the semaphore file when opened, to notice a semaphore replaced under
     /// the same name.
     ino: u64,
+    /// The process that opened `file` (a forked copy shares its open file description).
+    opener: u32,
 }
 
 // SAFETY: `sem` points into this handle's own shared mapping of the semaphore file, not tied
@@ -1014,6 +1071,7 @@ impl PosixSemaphore {
             key: key.clone(),
             path: path.clone(),
             ino,
+            opener: my_pid(),
         };
         // Usually the semaphore exists: open it straight away, and create it only when the
         // first attempt finds nothing; a creator expecting to create it tries that first.
@@ -1370,7 +1428,8 @@ impl RawSemaphore for PosixSemaphore {
     /// not noticed by its holder, unlike System V's `EIDRM`, so this is checked before
     /// removing; threads of this process notice it in `still_named`.
     fn in_use_elsewhere(&self) -> bool {
-        used_by_another_process(&self.file, Some(self.sem.as_ptr() as usize))
+        let forked = self.opener != my_pid();
+        used_by_another_process(&self.file, Some(self.sem.as_ptr() as usize), forked)
     }
 
     fn mark_consistent(&self) {
