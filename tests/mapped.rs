@@ -671,12 +671,56 @@ fn bad_arguments_are_typed_errors() {
     assert!(!unsealed.is_shrink_sealed());
 }
 
+/// A process forks (no exec) holding a segment file that goes with its last user; the
+/// forked copy is dropped first, as a worker's destructors would. It shares the parent's
+/// open file description, and so its attach count (`flock`), and must not take itself for
+/// the last user: the file stays for the parent, and goes with the parent.
+#[test]
+fn a_forked_copy_dropped_first_leaves_the_file() {
+    let _w = util::Watchdog::new("a_forked_copy_dropped_first_leaves_the_file", T * 2);
+    let (path, _c) = unique_file("forkcopy");
+    let mut child = ChildProc::spawn("fork-and-drop-copy", &[path.to_str().unwrap()]);
+    assert_eq!(child.expect_line(T), "kept");
+    assert!(child.wait(T).success());
+    assert!(
+        !path.exists(),
+        "the parent's detach, the last, did not remove the file"
+    );
+}
+
 #[test]
 fn child_entry() {
     let Some(args) = util::child_role() else {
         return;
     };
     match args[0].as_str() {
+        "fork-and-drop-copy" => {
+            let path = PathBuf::from(&args[1]);
+            let seg = FileOptions::new().create(&path, 64).unwrap();
+            assert!(seg.removes_on_last_detach());
+            // SAFETY: the copy is dropped (unmapping, flock, maybe unlink) in a child of a
+            // process whose other threads are idle test-harness threads, and leaves with
+            // _exit, running no other destructor or atexit handler.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                drop(seg);
+                // SAFETY: see above.
+                unsafe { libc::_exit(0) };
+            }
+            let mut status = 0;
+            // SAFETY: waits for our own child; `status` is a valid out-pointer.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let other = MappedSegment::open_file(&path).map(drop);
+            util::say(if path.exists() && other.is_ok() && status == 0 {
+                "kept"
+            } else {
+                "removed under its user"
+            });
+            assert!(
+                seg.detach().unwrap(),
+                "the last detach did not remove the file"
+            );
+        }
         "file-pong" => {
             let seg = MappedSegment::open_file(&args[1]).unwrap();
             let mut guard = seg.lock().unwrap();

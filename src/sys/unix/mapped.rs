@@ -260,6 +260,9 @@ pub(crate) enum Backing {
     File {
         path: PathBuf,
         remove_on_last_detach: bool,
+        /// The process that opened the descriptor: a process forked from it shares the
+        /// descriptor's open file description, and so its `flock` (see `close`).
+        opener: u32,
     },
     /// A memfd (its seals are read from the descriptor when asked).
     Memfd,
@@ -657,6 +660,7 @@ pub(crate) fn create_file(
     let backing = Backing::File {
         path: path.to_path_buf(),
         remove_on_last_detach,
+        opener: std::process::id(),
     };
     map_fd(fd, backing, req, op, &label).inspect_err(|_| {
         let _ = rustix::fs::unlink(path);
@@ -722,6 +726,7 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
         let backing = Backing::File {
             path: path.to_path_buf(),
             remove_on_last_detach: flags & FLAG_REMOVE_ON_LAST_DETACH != 0,
+            opener: std::process::id(),
         };
         return map_fd(fd, backing, req, op, &label);
     }
@@ -1004,8 +1009,30 @@ impl MappedInner {
         if let Backing::File {
             path,
             remove_on_last_detach: true,
+            opener,
         } = &self.backing
         {
+            // A copy in a process forked from the opener shares the descriptor's open file
+            // description, and so the opener's shared flock: turning it exclusive would
+            // succeed while the opener still uses the file. Such a copy asks with a
+            // descriptor of its own (closing the shared one first, which ends the count if
+            // the opener has gone).
+            if *opener != std::process::id() {
+                let fresh = match rustix::fs::open(
+                    path,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    Ok(fresh) => fresh,
+                    Err(Errno::NOENT) => return Ok(false),
+                    Err(e) => return Err(e),
+                };
+                let same = rustix::fs::fstat(&fresh)?.st_ino == rustix::fs::fstat(&self.fd)?.st_ino;
+                if !same {
+                    return Ok(false);
+                }
+                self.fd = fresh;
+            }
             match rustix::fs::flock(&self.fd, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => return unlink_if_same(path, &self.fd),
                 Err(Errno::WOULDBLOCK) => return Ok(false),
