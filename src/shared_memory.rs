@@ -109,12 +109,8 @@ fn lock_by_name(
     op: Operation,
     wait: Wait,
 ) -> Result<Semaphore> {
-    let lock_key = key.lock_key();
     for _ in 0..100 {
-        let (sem, created) = Semaphore::open(&lock_key, 1, how, mode).map_err(|e| {
-            let detail = format!("cannot open its lock ({e})");
-            e.with_op(op).with_key(key.to_string()).with_detail(detail)
-        })?;
+        let (sem, created) = open_lock_of(key, how, mode, op)?;
         sem.acquire(wait, Undo::Yes, op)?;
         // One this call created cannot have been removed meanwhile by anyone following the
         // protocol: a remover finds it open here and keeps it.
@@ -125,6 +121,19 @@ fn lock_by_name(
     }
     Err(Error::new(ErrorKind::LockError, op, key.to_string())
         .with_detail("the lock kept being replaced while being taken"))
+}
+
+/// Opens (with `how`) the lock of the segment `key`, an error saying so on failure.
+fn open_lock_of(
+    key: &NativeKey,
+    how: SemOpen,
+    mode: u32,
+    op: Operation,
+) -> Result<(Semaphore, bool)> {
+    Semaphore::open(&key.lock_key(), 1, how, mode).map_err(|e| {
+        let detail = format!("cannot open its lock ({e})");
+        e.with_op(op).with_key(key.to_string()).with_detail(detail)
+    })
 }
 
 impl SharedMemory {
@@ -542,16 +551,15 @@ impl SharedMemory {
     /// The lock of an object attached without it (POSIX): opened at the first `lock()`.
     #[cold]
     fn open_lock(&self) -> Result<&Semaphore> {
-        match Semaphore::open(&self.key.lock_key(), 1, SemOpen::OpenOrCreate, self.mode) {
+        match open_lock_of(&self.key, SemOpen::OpenOrCreate, self.mode, Operation::Lock) {
             // Another thread may have opened it meanwhile: then its handle is the one kept.
             Ok((sem, _created)) => drop(self.lock.set(sem)),
             Err(e) => {
-                let detail = format!("cannot open its lock ({e})");
                 let kind = match e.kind() {
                     ErrorKind::Unknown => ErrorKind::LockError,
                     kind => kind,
                 };
-                return Err(self.lock_failed(e.with_kind(kind).with_detail(detail)));
+                return Err(self.record_err(e.with_kind(kind)));
             }
         }
         self.lock.get().ok_or_else(|| self.not_attached_for_lock())

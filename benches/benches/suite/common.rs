@@ -17,6 +17,22 @@ pub fn unique(what: &str) -> String {
     )
 }
 
+/// glibc's `sem_open(name, O_CREAT|O_EXCL, 0600, 1)`: a new named semaphore, as Qt's POSIX
+/// lock makes it. Panics if it cannot.
+pub fn sem_create(name: &std::ffi::CStr) -> *mut libc::sem_t {
+    // SAFETY: a valid name; O_CREAT|O_EXCL with mode and initial value as varargs.
+    let sem = unsafe {
+        libc::sem_open(
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL,
+            0o600 as libc::c_uint,
+            1 as libc::c_uint,
+        )
+    };
+    assert_ne!(sem, libc::SEM_FAILED, "sem_open");
+    sem
+}
+
 /// The role this process was started for, if it is a child.
 pub fn child_role() -> Option<String> {
     std::env::var(CHILD_ENV).ok()

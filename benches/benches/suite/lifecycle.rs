@@ -63,16 +63,7 @@ pub fn benches(c: &mut Criterion) {
         let name = CString::new(format!("/{}", unique("raw"))).unwrap();
         let sem_name = CString::new(format!("/{}", unique("rawsem"))).unwrap();
         b.iter(|| {
-            // SAFETY: a valid name; the returned semaphore is closed once, below.
-            let sem = unsafe {
-                libc::sem_open(
-                    sem_name.as_ptr(),
-                    libc::O_CREAT | libc::O_EXCL,
-                    0o600 as libc::c_uint,
-                    1 as libc::c_uint,
-                )
-            };
-            assert_ne!(sem, libc::SEM_FAILED, "sem_open");
+            let sem = crate::common::sem_create(&sem_name);
             let (fd, addr) = posix_create(&name, KIB4);
             posix_unmap(addr, KIB4);
             posix_remove(&name, fd);

@@ -85,16 +85,7 @@ pub fn benches(c: &mut Criterion) {
     // What Qt's POSIX lock is made of: glibc's sem_wait + sem_post on a named semaphore.
     g.bench_function("raw_sem_wait_post", |b| {
         let name = std::ffi::CString::new(format!("/{}", unique("sem"))).unwrap();
-        // SAFETY: a valid name; O_CREAT|O_EXCL with mode and initial value as varargs.
-        let sem = unsafe {
-            libc::sem_open(
-                name.as_ptr(),
-                libc::O_CREAT | libc::O_EXCL,
-                0o600 as libc::c_uint,
-                1 as libc::c_uint,
-            )
-        };
-        assert_ne!(sem, libc::SEM_FAILED, "sem_open");
+        let sem = crate::common::sem_create(&name);
         // SAFETY: unlinking the name leaves the open semaphore usable.
         unsafe { libc::sem_unlink(name.as_ptr()) };
         b.iter(|| {

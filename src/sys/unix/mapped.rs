@@ -1018,20 +1018,11 @@ impl MappedInner {
             // descriptor of its own (closing the shared one first, which ends the count if
             // the opener has gone).
             if *opener != std::process::id() {
-                let fresh = match rustix::fs::open(
-                    path,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                ) {
-                    Ok(fresh) => fresh,
-                    Err(Errno::NOENT) => return Ok(false),
-                    Err(e) => return Err(e),
-                };
-                let same = rustix::fs::fstat(&fresh)?.st_ino == rustix::fs::fstat(&self.fd)?.st_ino;
-                if !same {
-                    return Ok(false);
+                let ino = rustix::fs::fstat(&self.fd)?.st_ino;
+                match super::reopen_same_file(path, false, ino)? {
+                    Some(fresh) => self.fd = fresh,
+                    None => return Ok(false),
                 }
-                self.fd = fresh;
             }
             match rustix::fs::flock(&self.fd, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => return unlink_if_same(path, &self.fd),

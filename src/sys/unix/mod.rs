@@ -147,6 +147,25 @@ fn is_runtime_fallback(path: &str) -> bool {
     path.starts_with(&format!("{}/", runtime_dir()))
 }
 
+/// Opens the file at `path` anew (no symbolic link followed), if it is still the file with
+/// inode `ino`: how a copy of an attachment in a process forked without exec, which shares
+/// its parent's open file description (and so its `flock`), gets a descriptor of its own.
+/// `Ok(None)` when the name is gone or now names another file.
+pub(super) fn reopen_same_file(
+    path: &std::path::Path,
+    write: bool,
+    ino: u64,
+) -> rustix::io::Result<Option<std::os::fd::OwnedFd>> {
+    use rustix::fs::{Mode, OFlags};
+    let rw = if write { OFlags::RDWR } else { OFlags::RDONLY };
+    let fd = match rustix::fs::open(path, rw | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok((rustix::fs::fstat(&fd)?.st_ino == ino).then_some(fd))
+}
+
 /// Removes a key file; a file already gone is not an error (Qt reports one, spec §8.11).
 pub(super) fn remove_key_file(path: &str) {
     let _ = fs::remove_file(path);

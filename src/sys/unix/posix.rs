@@ -467,23 +467,15 @@ impl PosixSegment {
         if self.opener == me {
             return Ok(());
         }
-        let access = if self.writable {
-            AccessMode::ReadWrite
-        } else {
-            AccessMode::ReadOnly
-        };
-        let fresh = open_existing(&self.path, access).map_err(|e| match e {
-            rustix::io::Errno::NOENT => Detached::AlreadyRemoved,
-            _ => Detached::Kept,
-        })?;
-        match rustix::fs::fstat(&fresh) {
-            Ok(st) if st.st_ino == self.ino => {}
-            Ok(_) => return Err(Detached::AlreadyRemoved),
-            Err(_) => return Err(Detached::Kept),
+        match super::reopen_same_file(self.path.as_ref(), self.writable, self.ino) {
+            Ok(Some(fresh)) => {
+                self.fd = fresh; // closes the shared one
+                self.opener = me;
+                Ok(())
+            }
+            Ok(None) => Err(Detached::AlreadyRemoved),
+            Err(_) => Err(Detached::Kept),
         }
-        self.fd = fresh; // closes the shared one
-        self.opener = me;
-        Ok(())
     }
 
     /// Maps and counts again a segment [`detach_unlocked`] handed back, so that the object
