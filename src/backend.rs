@@ -1,14 +1,18 @@
-//! The backend contract: what every operating-system backend in `sys/` must provide.
+//! The backend contract: what every operating-system backend in `sys/` must provide, and
+//! the only way the portable code reaches one.
 //!
 //! [`SharedMemory`](crate::SharedMemory) and [`SystemSemaphore`](crate::SystemSemaphore) hold
 //! their OS objects as `sys::Segment` and `sys::Semaphore`, enums that dispatch to one
-//! implementation of these traits per backend (System V today; POSIX, Windows and others are
-//! new files under `sys/` plus one enum variant). A platform without any backend compiles
+//! implementation of these traits per backend (on Linux: System V and POSIX, chosen per key
+//! at run time). A new backend is a new file under `sys/` implementing [`RawSegment`] and
+//! [`RawSemaphore`], plus one variant in its platform's enums: nothing in
+//! `shared_memory.rs` or `semaphore.rs` changes. A platform without any backend compiles
 //! `sys/unsupported.rs`, whose types cannot be constructed, so every operation reports
 //! [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
 //!
 //! The traits are private and sealed: only this crate implements them.
 
+use std::io;
 use std::time::Duration;
 
 use crate::error::{Operation, Result};
@@ -66,7 +70,9 @@ pub(crate) enum SemOpen {
 ///   `acquire` reopens it by name and retries, as Qt does.
 /// * `remove` deletes the name and the object; processes still holding a handle see it
 ///   vanish and reopen by name.
-pub(crate) trait RawSemaphore: Sized + Send + Sync + sealed::Sealed {
+pub(crate) trait RawSemaphore:
+    Sized + Send + Sync + std::fmt::Debug + sealed::Sealed
+{
     /// Opens the semaphore named by `key`. Returns the handle and whether this call created
     /// the semaphore.
     fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Self, bool)>;
@@ -116,6 +122,13 @@ pub(crate) trait RawSemaphore: Sized + Send + Sync + sealed::Sealed {
 
 /// A shared memory segment mapped into this process.
 ///
+/// # Safety
+///
+/// Implementors guarantee what [`Mapping`](crate::sys::Mapping) requires of every value:
+/// `ptr()..ptr()+len()` is mapped, initialised memory for as long as the value lives (a
+/// shared borrow of it keeps it mapped), writable when `writable()` is true. The lock guard
+/// makes slices of it on that promise.
+///
 /// # Contract
 ///
 /// * `create` is called with the segment's lock held, creates the segment exclusively
@@ -130,7 +143,10 @@ pub(crate) trait RawSemaphore: Sized + Send + Sync + sealed::Sealed {
 /// * `detach` unmaps and, when this was the last attachment anywhere, destroys the segment
 ///   and (when `remove_key_file`) its key file, unless `remove_if_last` is false (Qt's
 ///   leave-it-behind policy). It says what became of the segment.
-pub(crate) trait RawSegment: Sized + Send + Sync + sealed::Sealed {
+#[allow(unsafe_code)] // declares the contract; implementing it is what is unsafe
+pub(crate) unsafe trait RawSegment:
+    Sized + Send + Sync + std::fmt::Debug + sealed::Sealed
+{
     /// Creates and maps a new segment of exactly `size` bytes (`size > 0`).
     fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<Self>;
     /// Maps an existing segment.
@@ -139,6 +155,19 @@ pub(crate) trait RawSegment: Sized + Send + Sync + sealed::Sealed {
     fn ptr(&self) -> *mut u8;
     /// The size of the segment in bytes, as the OS reports it.
     fn len(&self) -> usize;
+    /// Whether the mapping allows writes.
+    fn writable(&self) -> bool;
+    /// Whether a segment exists behind `key` (no attaching; an unreadable answer is `false`).
+    fn exists(key: &NativeKey) -> bool;
+    /// Removes the segment behind `key` (with `only_if_unattached`, only when nobody is
+    /// attached), with its key file where it has one. Returns whether a segment was removed.
+    /// The caller holds the segment's lock, or knows it has none.
+    fn remove(key: &NativeKey, only_if_unattached: bool) -> Result<bool>;
+    /// Maps every page now (see `SharedMemory::set_populate`); with `write`, allocates them
+    /// too, so that a full file system fails here rather than with SIGBUS later.
+    fn populate(&self, write: bool) -> io::Result<()> {
+        crate::sys::populate(self, write)
+    }
     /// Unmaps; destroys the segment when nobody else has it attached.
     fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached>;
     /// Maps an existing segment without the segment's lock, where the backend counts
@@ -165,7 +194,8 @@ pub(crate) trait RawSegment: Sized + Send + Sync + sealed::Sealed {
 }
 
 /// What became of a segment at a detach.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // made only by the Linux backends
+// Only the Linux backends make one so far; the stub for other targets has no segments.
+#[cfg_attr(not(qshm_linux), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Detached {
     /// It stays: someone else has it attached, or the policy keeps it.

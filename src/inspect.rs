@@ -1180,17 +1180,12 @@ pub fn process_alive(pid: u32) -> bool {
     if pid == 0 {
         return false;
     }
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => match stat.rfind(')') {
-            Some(i) => !matches!(stat[i + 1..].trim_start().chars().next(), Some('Z' | 'X')),
-            None => true,
-        },
+    match crate::sys::procfs::process_stat(pid) {
+        Ok(stat) => !stat.is_dead(),
         Err(e) => e.kind() != io::ErrorKind::NotFound,
     }
 }
 
-/// The start time of a running process (`/proc/<pid>/stat` field 22, clock ticks since
-/// boot); `None` for no process or a zombie.
 /// Which processes map or hold open each file under `/dev/shm`, by device and inode (a
 /// file made unnamed and linked into place later shows under another path in the maps and
 /// descriptors of its creator).

@@ -47,11 +47,11 @@
 
 mod backend;
 mod error;
-#[cfg(unix)]
+#[cfg(any(qshm_linux, qshm_unix_other))]
 pub mod inspect;
 mod key;
 mod lock;
-#[cfg(target_os = "linux")]
+#[cfg(qshm_linux)]
 pub mod mapped;
 mod semaphore;
 mod shared_memory;
@@ -60,7 +60,7 @@ mod sys;
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{KeyType, NativeKey, TempDirStyle};
 pub use lock::LockGuard;
-#[cfg(target_os = "linux")]
+#[cfg(qshm_linux)]
 pub use mapped::MappedSegment;
 pub use semaphore::{SemaphoreGuard, SemaphoreMode, SystemSemaphore};
 pub use shared_memory::{AccessMode, LastDetach, SharedMemory};

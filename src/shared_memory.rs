@@ -253,7 +253,7 @@ impl SharedMemory {
             return Ok(());
         };
         let write = op == Operation::Create && self.access == AccessMode::ReadWrite;
-        let Err(e) = crate::sys::populate(seg, write) else {
+        let Err(e) = seg.populate(write) else {
             return Ok(());
         };
         let mut err = self.make_error(ErrorKind::OutOfResources, op);
@@ -346,8 +346,8 @@ impl SharedMemory {
             Err(err) => {
                 // No segment (none was found, or creating it failed): the lock serves nobody
                 // unless someone else is using it, whoever created it.
-                let no_segment = err.kind() != ErrorKind::AlreadyExists
-                    && !crate::sys::segment_exists(&self.key);
+                let no_segment =
+                    err.kind() != ErrorKind::AlreadyExists && !Segment::exists(&self.key);
                 if no_segment && !sem.in_use_elsewhere() {
                     let _ = sem.remove_while_held();
                 } else {
@@ -428,7 +428,7 @@ impl SharedMemory {
             // removed under the lock cannot have been replaced).
             Ok(Detached::Removed) if !sem.in_use_elsewhere() => sem.remove_while_held(),
             Ok(Detached::AlreadyRemoved)
-                if !sem.in_use_elsewhere() && !crate::sys::segment_exists(&self.key) =>
+                if !sem.in_use_elsewhere() && !Segment::exists(&self.key) =>
             {
                 sem.remove_while_held()
             }
@@ -662,7 +662,7 @@ impl SharedMemory {
                 // No lock at all: nobody is creating, attaching or detaching (they would hold or
                 // have made it); what may be left is a segment, or nothing.
                 Err(err) if err.kind() == ErrorKind::NotFound => {
-                    return crate::sys::remove_segment(key, only_if_unattached)
+                    return Segment::remove(key, only_if_unattached)
                 }
                 Err(err) if only_if_unattached || err.kind() != ErrorKind::WouldBlock => {
                     return Err(err)
@@ -672,8 +672,8 @@ impl SharedMemory {
                     false,
                 ),
             };
-        let removed = crate::sys::remove_segment(key, only_if_unattached);
-        let gone = matches!(removed, Ok(true)) || !crate::sys::segment_exists(key);
+        let removed = Segment::remove(key, only_if_unattached);
+        let gone = matches!(removed, Ok(true)) || !Segment::exists(key);
         if gone && !sem.in_use_elsewhere() {
             let _ = if locked {
                 sem.remove_while_held()

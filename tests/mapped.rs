@@ -2,7 +2,7 @@
 //! inheritance into a child, passing over a Unix socket, temporary segments, hostile peers,
 //! kill -9 of the lock holder (100 times), a C program taking the same lock through
 //! `include/qshm.h`, disk-backed directories and garbage headers.
-#![cfg(target_os = "linux")]
+#![cfg(qshm_linux)]
 
 mod util;
 

@@ -44,6 +44,10 @@ fn peer_for(key: &NativeKey) -> QtPeer {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", qshm_libc = "glibc64")),
+    ignore = "Qt interop runs on x86_64 glibc only: the PyQt peers are x86_64 builds"
+)]
 fn qt_creates_rust_attaches_both_modes() {
     let _w = watchdog("qt_creates_rust_attaches_both_modes");
     for (key, _c) in keys("posix-qtcreates") {
@@ -83,6 +87,10 @@ fn qt_creates_rust_attaches_both_modes() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", qshm_libc = "glibc64")),
+    ignore = "Qt interop runs on x86_64 glibc only: the PyQt peers are x86_64 builds"
+)]
 fn rust_creates_qt_attaches_both_modes() {
     let _w = watchdog("rust_creates_qt_attaches_both_modes");
     for (key, _c) in keys("posix-rustcreates") {
@@ -119,6 +127,10 @@ fn rust_creates_qt_attaches_both_modes() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", qshm_libc = "glibc64")),
+    ignore = "Qt interop runs on x86_64 glibc only: the PyQt peers are x86_64 builds"
+)]
 fn lock_exclusion_both_ways_with_qt() {
     let _w = watchdog("lock_exclusion_both_ways_with_qt");
     for (key, _c) in keys("posix-lockexcl") {
@@ -328,7 +340,11 @@ fn create_on_a_taken_name_is_already_exists_whatever_the_size() {
         let mut shm = SharedMemory::with_native_key(key.clone());
         shm.create(4096, AccessMode::ReadWrite).unwrap();
         let mut other = SharedMemory::with_native_key(key.clone());
-        for size in [64, 1 << 50] {
+        // 1 PiB; on 32-bit targets the largest size a slice may span.
+        for size in [
+            64,
+            usize::try_from(1u64 << 50).unwrap_or(isize::MAX as usize),
+        ] {
             let err = other.create(size, AccessMode::ReadWrite).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{size}: {err}");
         }

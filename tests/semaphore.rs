@@ -288,9 +288,9 @@ fn child_entry() {
     std::process::exit(0);
 }
 
-/// `SystemSemaphore` on POSIX keys: counting, timeouts, other processes, Qt 6.
+/// `SystemSemaphore` on POSIX keys: counting, timeouts, other processes.
 #[test]
-fn posix_semaphore_counts_across_processes_and_with_qt() {
+fn posix_semaphore_counts_across_processes() {
     let _w = Watchdog::new("posix_semaphore", Duration::from_secs(120));
     let key = NativeKey::platform_safe(&util::unique_key("possem"), KeyType::PosixRealtime);
     let _c = Cleanup::new().semaphore(&key);
@@ -313,7 +313,19 @@ fn posix_semaphore_counts_across_processes_and_with_qt() {
     assert!(releaser.wait(Duration::from_secs(30)).success());
     sem.try_acquire().unwrap();
     sem.try_acquire().unwrap();
-    // Qt 6 on the same native key.
+}
+
+/// `SystemSemaphore` on a POSIX key shared with Qt 6's `QSystemSemaphore`.
+#[test]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", qshm_libc = "glibc64")),
+    ignore = "Qt interop runs on x86_64 glibc only: the PyQt peers are x86_64 builds"
+)]
+fn posix_semaphore_counts_with_qt() {
+    let _w = Watchdog::new("posix_semaphore_with_qt", Duration::from_secs(120));
+    let key = NativeKey::platform_safe(&util::unique_key("possemqt"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().semaphore(&key);
+    let sem = SystemSemaphore::with_native_key(key.clone(), 0, SemaphoreMode::Create).unwrap();
     let mut qt = util::qt::QtPeer::spawn(util::qt::QtVersion::Qt6);
     let text = util::qt::hex(key.to_string().as_bytes());
     qt.cmd(&format!("nsem {text} 0 open")).expect_ok("nsem");

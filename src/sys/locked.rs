@@ -13,7 +13,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::backend::{RawSemaphore, Undo, Wait};
+use crate::backend::{RawSegment, RawSemaphore, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
 
 use super::Semaphore;
@@ -39,9 +39,22 @@ pub(crate) unsafe trait Mapping: Sync {
     }
 }
 
+// SAFETY: `RawSegment`'s safety contract is exactly `Mapping`'s.
+unsafe impl<S: RawSegment> Mapping for S {
+    fn ptr(&self) -> *mut u8 {
+        RawSegment::ptr(self)
+    }
+    fn len(&self) -> usize {
+        RawSegment::len(self)
+    }
+    fn writable(&self) -> bool {
+        RawSegment::writable(self)
+    }
+}
+
 /// A cross-process lock that lives in a mapped segment (the in-segment robust lock, or the
 /// no-op lock of a write-sealed segment).
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only Linux has in-segment locks
+#[cfg(qshm_linux)]
 pub(crate) trait SegmentLock: Sync {
     /// Takes the lock, waiting as `wait` says. Returns whether the previous holder died
     /// holding it (as far as this kind of lock can tell).
@@ -64,7 +77,7 @@ pub(crate) enum LockRef<'a> {
     Semaphore(&'a Semaphore, &'a InProcessLock),
     /// A lock in a mapped segment: owned by a thread, which alone can release it, so threads
     /// are kept apart already.
-    #[cfg(target_os = "linux")]
+    #[cfg(qshm_linux)]
     Mapped(&'a super::imp::mapped::LockKind),
 }
 
@@ -90,7 +103,7 @@ impl LockRef<'_> {
                 }
                 Ok(owner_died)
             }
-            #[cfg(target_os = "linux")]
+            #[cfg(qshm_linux)]
             LockRef::Mapped(lock) => lock.lock(wait, Operation::Lock).map_err(as_lock_error),
         }
     }
@@ -104,7 +117,7 @@ impl LockRef<'_> {
                 inproc.holder.store(0, Ordering::Release);
                 sem.release(1, Undo::Yes, Operation::Unlock)
             }
-            #[cfg(target_os = "linux")]
+            #[cfg(qshm_linux)]
             LockRef::Mapped(lock) => lock.unlock(),
         }
     }
@@ -112,7 +125,7 @@ impl LockRef<'_> {
     fn mark_consistent(self) {
         match self {
             LockRef::Semaphore(sem, _) => RawSemaphore::mark_consistent(sem),
-            #[cfg(target_os = "linux")]
+            #[cfg(qshm_linux)]
             LockRef::Mapped(lock) => lock.mark_consistent(),
         }
     }

@@ -7,21 +7,23 @@
 //! memory becomes Rust references.
 #![allow(unsafe_code)]
 
-#[cfg(target_os = "linux")]
+#[cfg(qshm_linux)]
 #[path = "unix/mod.rs"]
 mod imp;
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(qshm_linux))]
 #[path = "unsupported.rs"]
 mod imp;
 
+#[cfg(test)]
+pub(crate) mod conformance;
 mod locked;
-#[cfg(unix)]
+#[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) mod procfs;
 
 /// Inspection's system calls (`sys/unix/inspect.rs` on Linux); elsewhere every call reports
 /// that it is unsupported.
-#[cfg(all(unix, not(target_os = "linux")))]
+#[cfg(qshm_unix_other)]
 pub(crate) mod inspect {
     use std::io;
     use std::path::Path;
@@ -72,6 +74,6 @@ pub(crate) mod inspect {
 }
 
 pub(crate) use imp::*;
-#[cfg_attr(not(target_os = "linux"), allow(unused_imports))] // only Linux has lock backends
+#[cfg(qshm_linux)]
 pub(crate) use locked::SegmentLock;
 pub(crate) use locked::{InProcessLock, LockRef, Locked, Mapping};

@@ -38,14 +38,6 @@ fn unsupported<T>(op: Operation, key: &NativeKey) -> Result<T> {
     Err(Error::new(ErrorKind::Unsupported, op, key.to_string()))
 }
 
-pub(crate) fn remove_segment(key: &NativeKey, _: bool) -> Result<bool> {
-    unsupported(Operation::Remove, key)
-}
-
-pub(crate) fn segment_exists(_: &NativeKey) -> bool {
-    false
-}
-
 /// Uninhabited: no segment can exist on this target.
 #[derive(Debug)]
 pub(crate) enum Segment {}
@@ -57,7 +49,8 @@ pub(crate) enum Semaphore {}
 impl crate::backend::sealed::Sealed for Segment {}
 impl crate::backend::sealed::Sealed for Semaphore {}
 
-impl RawSegment for Segment {
+// SAFETY: `Segment` is uninhabited: no value exists to break the contract.
+unsafe impl RawSegment for Segment {
     fn create(key: &NativeKey, _: usize, _: AccessMode, _: u32) -> Result<Segment> {
         unsupported(Operation::Create, key)
     }
@@ -70,21 +63,17 @@ impl RawSegment for Segment {
     fn len(&self) -> usize {
         match *self {}
     }
-    fn detach(self, _: bool, _: bool) -> Result<crate::backend::Detached> {
-        match self {}
-    }
-}
-
-// SAFETY: `Segment` is uninhabited: no value exists to break the contract.
-unsafe impl crate::sys::Mapping for Segment {
-    fn ptr(&self) -> *mut u8 {
-        match *self {}
-    }
-    fn len(&self) -> usize {
-        match *self {}
-    }
     fn writable(&self) -> bool {
         match *self {}
+    }
+    fn exists(_: &NativeKey) -> bool {
+        false
+    }
+    fn remove(key: &NativeKey, _: bool) -> Result<bool> {
+        unsupported(Operation::Remove, key)
+    }
+    fn detach(self, _: bool, _: bool) -> Result<crate::backend::Detached> {
+        match self {}
     }
 }
 

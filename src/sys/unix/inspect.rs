@@ -81,7 +81,12 @@ pub(crate) fn shm_key_and_nattch(shmid: i32) -> io::Result<(i32, u64)> {
     if rc == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok((ds.shm_perm.__key, ds.shm_nattch as u64))
+    #[cfg(not(qshm_libc = "musl"))]
+    let key = ds.shm_perm.__key;
+    #[cfg(qshm_libc = "musl")]
+    #[allow(deprecated)] // the libc crate's name for musl's `__ipc_perm_key`, to be renamed
+    let key = ds.shm_perm.__ipc_perm_key;
+    Ok((key, ds.shm_nattch as u64))
 }
 
 /// `shmctl(shmid, IPC_RMID)`: removes a segment by id (the segment goes when its last
@@ -100,32 +105,44 @@ pub(crate) fn shm_remove_id(shmid: i32) -> io::Result<()> {
 /// `sem_open`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PosixSemState {
-    /// The value: glibc's 64-bit `sem_t` starts with a `u64` whose low 32 bits are the value
-    /// (spec §4.2).
+    /// The value, as the C library keeps it (`posix::sem_head`).
     pub(crate) value: u32,
     /// qshm's owner record (bytes 16..24, see `posix.rs`): the holder's pid in the high half,
     /// the low 32 bits of its start time in the low half; 0 when no qshm process holds it.
     pub(crate) owner: u64,
 }
 
-/// Reads a glibc POSIX semaphore's file. `None` where glibc's 64-bit layout does not apply
-/// or the file cannot be read.
 /// Whether the process a POSIX lock's owner record names is still running (the backend's
 /// own test: pid and process start time).
 pub(crate) fn owner_record_is_alive(record: u64) -> bool {
     super::posix::is_alive(record)
 }
 
+/// Reads a POSIX semaphore's file (its first [`SEM_FILE_LEN`](super::posix::SEM_FILE_LEN)
+/// bytes at most). `None` when the file cannot be read or is too short for a `sem_t`.
 pub(crate) fn posix_sem_state(path: &Path) -> Option<PosixSemState> {
-    if cfg!(not(all(target_env = "gnu", target_pointer_width = "64"))) {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Anyone may put anything at a name in /dev/shm: no link is followed, a FIFO does not
+    // block the open, and only a regular file is read, boundedly.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
         return None;
     }
-    let bytes = std::fs::read(path).ok()?;
+    let mut bytes = Vec::with_capacity(super::posix::SEM_FILE_LEN);
+    file.take(super::posix::SEM_FILE_LEN as u64)
+        .read_to_end(&mut bytes)
+        .ok()?;
     let word = |at: usize| -> Option<u64> {
         Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
     };
+    let head: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
     Some(PosixSemState {
-        value: word(0)? as u32,
+        value: super::posix::sem_head(head).0,
         owner: word(16).unwrap_or(0),
     })
 }

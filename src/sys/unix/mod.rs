@@ -84,6 +84,38 @@ impl Ctx<'_> {
     }
 }
 
+/// `d` as a `timespec`, capped at the largest `time_t` (32 bits on some targets).
+pub(super) fn relative_timespec(d: std::time::Duration) -> libc::timespec {
+    // SAFETY: timespec is a plain C struct of integers, for which all-zero is valid.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    let max = if std::mem::size_of_val(&ts.tv_sec) == 4 {
+        i32::MAX as u64
+    } else {
+        i64::MAX as u64
+    };
+    ts.tv_sec = d.as_secs().min(max) as _;
+    ts.tv_nsec = d.subsec_nanos() as _;
+    ts
+}
+
+/// `deadline` as an absolute time on `clock` (what `sem_timedwait` and `sem_clockwait`
+/// take), capped as [`relative_timespec`] is.
+pub(super) fn absolute_timespec(
+    clock: libc::clockid_t,
+    deadline: std::time::Instant,
+) -> libc::timespec {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    // SAFETY: as above.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `now` is a valid out-pointer; the clocks used here always exist.
+    unsafe { libc::clock_gettime(clock, &mut now) };
+    let now = std::time::Duration::new(
+        now.tv_sec.max(0) as u64,
+        now.tv_nsec.clamp(0, 999_999_999) as u32,
+    );
+    relative_timespec(now.saturating_add(left))
+}
+
 /// The native key as a C path, refused when it cannot be one.
 pub(super) fn c_path(ctx: Ctx<'_>) -> Result<CString> {
     let native = ctx.key.native_key();
@@ -212,24 +244,6 @@ fn user_name(uid: libc::uid_t) -> String {
     uid.to_string()
 }
 
-/// Removes the segment behind `key` (see `SharedMemory::remove_orphan`); the caller holds
-/// its lock.
-pub(crate) fn remove_segment(key: &NativeKey, only_if_unattached: bool) -> Result<bool> {
-    match Backend::of(key, Operation::Remove)? {
-        Backend::SystemV => SysvSegment::remove(key, only_if_unattached),
-        Backend::Posix => PosixSegment::remove(key, only_if_unattached),
-    }
-}
-
-/// Whether a segment exists behind `key`.
-pub(crate) fn segment_exists(key: &NativeKey) -> bool {
-    match Backend::of(key, Operation::Remove) {
-        Ok(Backend::SystemV) => SysvSegment::stat(key).is_ok(),
-        Ok(Backend::Posix) => PosixSegment::exists(key),
-        Err(_) => false,
-    }
-}
-
 /// The backend a key type selects here.
 #[derive(Clone, Copy)]
 enum Backend {
@@ -265,171 +279,154 @@ pub(crate) enum Semaphore {
 impl crate::backend::sealed::Sealed for Segment {}
 impl crate::backend::sealed::Sealed for Semaphore {}
 
-impl RawSegment for Segment {
+/// The enum dispatch, written once: `each!(Enum, value, |b| expr)` runs `expr` with `b` bound
+/// to the backend inside `value`; `by_key!(key, op, |B| expr)` runs `expr` with `B` the
+/// backend type the key selects.
+macro_rules! each {
+    ($enum:ident, $value:expr, |$b:ident| $body:expr) => {
+        match $value {
+            $enum::SystemV($b) => $body,
+            $enum::Posix($b) => $body,
+        }
+    };
+}
+
+macro_rules! by_key {
+    ($key:expr, $op:expr, $seg:ident / $sem:ident => $body:expr) => {
+        match Backend::of($key, $op)? {
+            Backend::SystemV => {
+                type $seg = SysvSegment;
+                type $sem = SysvSemaphore;
+                $body
+            }
+            Backend::Posix => {
+                type $seg = PosixSegment;
+                type $sem = PosixSemaphore;
+                $body
+            }
+        }
+    };
+}
+
+// SAFETY: every variant is a `RawSegment` and keeps that contract; the enum only forwards.
+unsafe impl RawSegment for Segment {
     fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<Segment> {
-        Ok(match Backend::of(key, Operation::Create)? {
-            Backend::SystemV => Segment::SystemV(SysvSegment::create(key, size, access, mode)?),
-            Backend::Posix => Segment::Posix(PosixSegment::create(key, size, access, mode)?),
-        })
+        by_key!(key, Operation::Create, S / _X => S::create(key, size, access, mode).map(Segment::from))
     }
 
     fn attach(key: &NativeKey, access: AccessMode) -> Result<Segment> {
-        Ok(match Backend::of(key, Operation::Attach)? {
-            Backend::SystemV => Segment::SystemV(SysvSegment::attach(key, access)?),
-            Backend::Posix => Segment::Posix(PosixSegment::attach(key, access)?),
-        })
+        by_key!(key, Operation::Attach, S / _X => S::attach(key, access).map(Segment::from))
     }
 
+    #[inline]
     fn ptr(&self) -> *mut u8 {
-        match self {
-            Segment::SystemV(s) => s.ptr(),
-            Segment::Posix(s) => s.ptr(),
-        }
+        each!(Segment, self, |s| s.ptr())
     }
 
+    #[inline]
     fn len(&self) -> usize {
-        match self {
-            Segment::SystemV(s) => s.len(),
-            Segment::Posix(s) => s.len(),
-        }
+        each!(Segment, self, |s| s.len())
+    }
+
+    #[inline]
+    fn writable(&self) -> bool {
+        each!(Segment, self, |s| s.writable())
+    }
+
+    fn exists(key: &NativeKey) -> bool {
+        (|| -> Result<bool> { Ok(by_key!(key, Operation::Remove, S / _X => S::exists(key))) })()
+            .unwrap_or(false)
+    }
+
+    fn remove(key: &NativeKey, only_if_unattached: bool) -> Result<bool> {
+        by_key!(key, Operation::Remove, S / _X => S::remove(key, only_if_unattached))
     }
 
     fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached> {
-        match self {
-            Segment::SystemV(s) => s.detach(remove_if_last, remove_key_file),
-            Segment::Posix(s) => s.detach(remove_if_last),
-        }
+        each!(Segment, self, |s| s.detach(remove_if_last, remove_key_file))
     }
 
     fn attach_unlocked(key: &NativeKey, access: AccessMode) -> Result<Option<Segment>> {
-        match Backend::of(key, Operation::Attach)? {
-            Backend::SystemV => Ok(None),
-            Backend::Posix => Ok(PosixSegment::attach_unlocked(key, access)?.map(Segment::Posix)),
-        }
+        by_key!(key, Operation::Attach, S / _X => Ok(S::attach_unlocked(key, access)?.map(Segment::from)))
     }
 
     fn detach_unlocked(self, remove_if_last: bool) -> Option<Segment> {
-        match self {
-            Segment::SystemV(s) => Some(Segment::SystemV(s)),
-            Segment::Posix(s) => s.detach_unlocked(remove_if_last).map(Segment::Posix),
-        }
+        each!(Segment, self, |s| s
+            .detach_unlocked(remove_if_last)
+            .map(Segment::from))
     }
 
     fn remap(&mut self) -> Result<()> {
-        match self {
-            Segment::SystemV(_) => Ok(()),
-            Segment::Posix(s) => s.remap().map_err(|e| {
-                Error::from_errno(e.raw_os_error(), Operation::Detach, s.path().to_owned())
-            }),
-        }
+        each!(Segment, self, |s| s.remap())
     }
-}
 
-// SAFETY: each variant's segment is mapped from its creation until `detach` consumes it or
-// it is dropped, so the range is mapped while a borrow of the value lives; new segments are
-// zero-filled by the kernel; `writable` is true only for mappings made with write access
-// (no SHM_RDONLY, PROT_WRITE).
-unsafe impl crate::sys::Mapping for Segment {
-    fn ptr(&self) -> *mut u8 {
-        RawSegment::ptr(self)
-    }
-    fn len(&self) -> usize {
-        RawSegment::len(self)
-    }
-    fn writable(&self) -> bool {
-        match self {
-            Segment::SystemV(s) => s.writable(),
-            Segment::Posix(s) => s.writable(),
-        }
+    fn populate(&self, write: bool) -> io::Result<()> {
+        each!(Segment, self, |s| s.populate(write))
     }
 }
 
 impl RawSemaphore for Semaphore {
     fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Semaphore, bool)> {
-        Ok(match Backend::of(key, Operation::SemaphoreOpen)? {
-            Backend::SystemV => {
-                let (sem, created) = SysvSemaphore::open(key, initial, how, mode)?;
-                (Semaphore::SystemV(sem), created)
-            }
-            Backend::Posix => {
-                let (sem, created) = PosixSemaphore::open(key, initial, how, mode)?;
-                (Semaphore::Posix(sem), created)
-            }
+        by_key!(key, Operation::SemaphoreOpen, _X / S => {
+            let (sem, created) = S::open(key, initial, how, mode)?;
+            Ok((Semaphore::from(sem), created))
         })
     }
 
     #[inline]
     fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<bool> {
-        match self {
-            Semaphore::SystemV(s) => s.acquire(wait, undo, op),
-            Semaphore::Posix(s) => s.acquire(wait, undo, op),
-        }
+        each!(Semaphore, self, |s| s.acquire(wait, undo, op))
     }
 
     #[inline]
     fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()> {
-        match self {
-            Semaphore::SystemV(s) => s.release(n, undo, op),
-            Semaphore::Posix(s) => s.release(n, undo, op),
-        }
+        each!(Semaphore, self, |s| s.release(n, undo, op))
     }
 
     fn waiters(&self) -> usize {
-        match self {
-            Semaphore::SystemV(s) => s.waiters(),
-            Semaphore::Posix(s) => s.waiters(),
-        }
+        each!(Semaphore, self, |s| s.waiters())
     }
 
     fn in_use_elsewhere(&self) -> bool {
-        match self {
-            Semaphore::SystemV(s) => s.in_use_elsewhere(),
-            Semaphore::Posix(s) => s.in_use_elsewhere(),
-        }
+        each!(Semaphore, self, |s| s.in_use_elsewhere())
     }
 
     fn remove(&self) -> Result<()> {
-        match self {
-            Semaphore::SystemV(s) => s.remove(),
-            Semaphore::Posix(s) => s.remove(),
-        }
+        each!(Semaphore, self, |s| s.remove())
     }
 
     fn mark_consistent(&self) {
-        match self {
-            Semaphore::SystemV(s) => s.mark_consistent(),
-            Semaphore::Posix(s) => s.mark_consistent(),
-        }
+        each!(Semaphore, self, |s| s.mark_consistent())
     }
 
     fn remove_while_held(&self) -> Result<()> {
-        match self {
-            Semaphore::SystemV(s) => s.remove_while_held(),
-            Semaphore::Posix(s) => s.remove_while_held(),
-        }
+        each!(Semaphore, self, |s| s.remove_while_held())
     }
 
     fn still_named(&self) -> bool {
-        match self {
-            Semaphore::SystemV(s) => s.still_named(),
-            Semaphore::Posix(s) => s.still_named(),
-        }
+        each!(Semaphore, self, |s| s.still_named())
     }
 
     fn keepable(&self) -> bool {
-        match self {
-            Semaphore::SystemV(s) => s.keepable(),
-            Semaphore::Posix(s) => s.keepable(),
-        }
+        each!(Semaphore, self, |s| s.keepable())
     }
 
     fn reusable(&self) -> bool {
-        match self {
-            Semaphore::SystemV(s) => s.reusable(),
-            Semaphore::Posix(s) => s.reusable(),
-        }
+        each!(Semaphore, self, |s| s.reusable())
     }
 }
+
+macro_rules! wrap {
+    ($enum:ident { $($variant:ident($ty:ty)),* }) => {
+        $(impl From<$ty> for $enum {
+            fn from(value: $ty) -> $enum {
+                $enum::$variant(value)
+            }
+        })*
+    };
+}
+wrap!(Segment { SystemV(SysvSegment), Posix(PosixSegment) });
+wrap!(Semaphore { SystemV(SysvSemaphore), Posix(PosixSemaphore) });
 
 /// Maps every page of `mapping` now: `madvise(MADV_POPULATE_WRITE)` for a writer (which
 /// also allocates the pages, so that a full tmpfs fails here, with `OutOfResources`, rather
@@ -496,4 +493,14 @@ pub(crate) fn check_room(fd: &std::os::fd::OwnedFd, size: u64) -> std::result::R
     } else {
         Ok(())
     }
+}
+
+/// The trait-level conformance suite (`sys/conformance.rs`), once per backend, and once
+/// through the dispatch enums.
+#[cfg(test)]
+mod contract {
+    use super::*;
+    crate::sys::conformance::suite!(system_v, SysvSegment, SysvSemaphore, KeyType::SystemV);
+    crate::sys::conformance::suite!(posix, PosixSegment, PosixSemaphore, KeyType::PosixRealtime);
+    crate::sys::conformance::suite!(dispatch_posix, Segment, Semaphore, KeyType::PosixRealtime);
 }

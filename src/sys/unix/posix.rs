@@ -46,12 +46,23 @@
 //!
 //! # The lock and its owner record
 //!
-//! The lock is the glibc semaphore Qt uses (`sem_wait`/`sem_post`), so Qt and qshm exclude
-//! each other. glibc's 64-bit `sem_t` is 32 bytes, of which `struct new_sem` uses the first
-//! 16 (value and waiter count, `private`, padding); `sem_open` zero-fills the rest of the
-//! file. qshm keeps an *owner record* in bytes 16..24: the holder's pid and process start
-//! time, written after `sem_wait` and cleared before `sem_post`. A waiter that has waited
-//! [`SLICE`] without success reads it; when the recorded process is gone (or its pid now
+//! The lock is the C library's semaphore Qt uses (`sem_wait`/`sem_post`), so Qt and qshm
+//! exclude each other. qshm keeps an *owner record* in bytes 16..24 of the semaphore file
+//! and a state word in bytes 24..32 (see [`SEM_FILE_LEN`]): the holder's pid and process
+//! start time, written after `sem_wait` and cleared before `sem_post`. Where the record lives
+//! depends on the C library, and is checked at compile time:
+//!
+//! * 64-bit glibc: `sem_t` is 32 bytes, of which `struct new_sem` uses the first 16 (value
+//!   and waiter count, `private`, padding); `sem_open` zero-fills the rest. The record is in
+//!   that unused tail.
+//! * 32-bit glibc: `sem_t` is 16 bytes, all used. The record is *beside* it: qshm makes the
+//!   file 32 bytes long (a semaphore file Qt made, 16 bytes, is lengthened to 32 the first
+//!   time qshm opens it; glibc maps only the first 16 and never looks past them).
+//! * musl: `sem_t` is 32 bytes on 64-bit targets, of which musl uses the first 12: the
+//!   record is in the tail, as on 64-bit glibc. On 32-bit targets it is 16 bytes, and the
+//!   record is beside it, as on 32-bit glibc.
+//!
+//! A waiter that has waited [`SLICE`] without success reads it; when the recorded process is gone (or its pid now
 //! belongs to a younger process) while the semaphore is still taken, the waiter takes the
 //! record over with a compare-and-swap (exactly one waiter wins), and with it the unit the
 //! dead holder never gave back, and reports that the owner died. Bytes 24..32 hold a state
@@ -79,9 +90,9 @@ use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::mm::{MapFlags, ProtFlags};
 
 use super::{errno, Ctx};
-use crate::backend::{Detached, RawSemaphore, SemOpen, Undo, Wait};
+use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
-use crate::sys::procfs::{mapped_files, FileId};
+use crate::sys::procfs::{mapped_files, process_stat, FileId};
 use crate::{AccessMode, NativeKey};
 
 /// Where glibc keeps POSIX shared memory and semaphores.
@@ -95,6 +106,52 @@ const SLICE: Duration = Duration::from_millis(50);
 
 /// The longest value of a POSIX semaphore (`SEM_VALUE_MAX`).
 const SEM_VALUE_MAX: u32 = i32::MAX as u32;
+
+/// The size of the C library's `sem_t`.
+const SEM_T_LEN: usize = std::mem::size_of::<libc::sem_t>();
+
+/// How much of a semaphore file qshm maps and keeps: the `sem_t`, and at least the owner
+/// record (bytes 16..24) and the state word (24..32) (see the module docs).
+pub(crate) const SEM_FILE_LEN: usize = if SEM_T_LEN > 32 { SEM_T_LEN } else { 32 };
+
+// The C libraries whose `sem_t` layout the record and `sem_head` rely on.
+#[cfg(qshm_libc = "glibc64")]
+const _: () = assert!(SEM_T_LEN == 32);
+#[cfg(qshm_libc = "glibc32")]
+const _: () = assert!(SEM_T_LEN == 16);
+#[cfg(qshm_libc = "musl")]
+const _: () = assert!(SEM_T_LEN == 4 * std::mem::size_of::<std::ffi::c_long>());
+
+/// The value and the waiter count in the first 16 bytes of a `sem_t`, as the C library
+/// keeps them (native byte order).
+pub(crate) fn sem_head(head: [u8; 16]) -> (u32, u32) {
+    #[cfg(any(qshm_libc = "glibc32", qshm_libc = "musl"))]
+    let u32_at =
+        |at: usize| u32::from_ne_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    #[cfg(qshm_libc = "glibc64")]
+    {
+        // struct new_sem { uint64_t data; int private; int pad; }: the value in the low
+        // 32 bits of `data`, the waiter count in the high 32 (glibc's SEM_NWAITERS_SHIFT).
+        let data = u64::from_ne_bytes(head[..8].try_into().unwrap_or_default());
+        (data as u32, (data >> 32) as u32)
+    }
+    #[cfg(qshm_libc = "glibc32")]
+    {
+        // struct new_sem { unsigned value; int private; int pad; unsigned nwaiters; }: the
+        // value shifted left by one (SEM_VALUE_SHIFT), bit 0 set while there are waiters.
+        (u32_at(0) >> 1, u32_at(12))
+    }
+    #[cfg(qshm_libc = "musl")]
+    {
+        // int __val[]: [0] the value (its top bit flags waiters in musl 1.2; -1 in older
+        // ones means 0 with waiters), [1] the waiter count, [2] the sharing flag.
+        let value = match u32_at(0) {
+            u32::MAX => 0,
+            v => v & 0x7fff_ffff,
+        };
+        (value, u32_at(4))
+    }
+}
 
 /// Checks a POSIX native key and returns the file name under `/dev/shm` (without the `/`).
 /// `prefix` is what glibc puts before it (`"sem."` for semaphores).
@@ -181,74 +238,6 @@ fn open_existing(path: &str, access: AccessMode) -> rustix::io::Result<OwnedFd> 
 }
 
 impl PosixSegment {
-    /// Creates the segment whole before giving it its name: an unnamed file in `/dev/shm`
-    /// (`O_TMPFILE`) is sized, checked for room (no page is touched: the cost does not
-    /// depend on the size; `populate` allocates the pages when asked), counted and mapped,
-    /// and only then linked under the name (which fails, `AlreadyExists`, when the name is
-    /// taken). Nobody can attach to a half-made qshm segment, and a failed or interrupted
-    /// create leaves nothing behind. Where unnamed files are not available, glibc's
-    /// `shm_open(O_CREAT|O_EXCL)` is what it does instead.
-    #[doc(alias = "shm_open")]
-    pub(crate) fn create(
-        key: &NativeKey,
-        size: usize,
-        access: AccessMode,
-        mode: u32,
-    ) -> Result<PosixSegment> {
-        let ctx = Ctx {
-            op: Operation::Create,
-            key,
-        };
-        let name = file_name(ctx, key.native_key(), "")?;
-        let path = shm_path(name);
-        let mode = Mode::from_raw_mode(mode & 0o777);
-        let Ok(len) = u64::try_from(size) else {
-            return Err(ctx.kind(ErrorKind::InvalidSize, "size too large"));
-        };
-        let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
-        let fd = match rustix::fs::open(SHM_DIR, flags, mode) {
-            Ok(fd) => fd,
-            Err(
-                rustix::io::Errno::OPNOTSUPP
-                | rustix::io::Errno::ISDIR
-                | rustix::io::Errno::INVAL
-                | rustix::io::Errno::NOENT,
-            ) => return PosixSegment::create_named(ctx, path, len, access, mode),
-            Err(e) => return Err(io_err(ctx, e)),
-        };
-        // A name already taken is what a caller most needs to hear about, before any
-        // complaint about the size (Qt's order: shm_open fails first).
-        let taken = |err: Error| {
-            if std::fs::symlink_metadata(&path).is_ok() && !is_half_created(&path) {
-                io_err(ctx, rustix::io::Errno::EXIST)
-            } else {
-                err
-            }
-        };
-        let seg = PosixSegment::prepare(ctx, fd, &path, len, access, mode).map_err(taken)?;
-        let mut retried = false;
-        loop {
-            match link_unnamed(&seg.fd, &path) {
-                Ok(()) => return Ok(seg),
-                Err(rustix::io::Errno::EXIST) if !retried && is_half_created(&path) => {
-                    // Size 0 under the lock: a creator (Qt's, which names the file before
-                    // sizing it) died between shm_open and ftruncate. Nobody can be using
-                    // it; replace it.
-                    retried = true;
-                    let _ = rustix::fs::unlink(&path);
-                }
-                // No /proc to name the descriptor by.
-                Err(rustix::io::Errno::NOENT)
-                    if !std::path::Path::new("/proc/self/fd").exists() =>
-                {
-                    drop(seg);
-                    return PosixSegment::create_named(ctx, path, len, access, mode);
-                }
-                Err(e) => return Err(io_err(ctx, e)),
-            }
-        }
-    }
-
     /// `create` where `O_TMPFILE` is refused: glibc's `shm_open(O_CREAT|O_EXCL)`, sized
     /// and mapped under its name (an attacher that finds it still empty waits for the
     /// lock, which the creator holds), unlinked again on failure.
@@ -307,60 +296,6 @@ impl PosixSegment {
         PosixSegment::map(ctx, fd, &st, path.to_owned(), access)
     }
 
-    /// Attaches with the segment's lock held (when [`attach_unlocked`] could not): open,
-    /// `flock(LOCK_SH)`, `fstat` for the size, `mmap`.
-    ///
-    /// [`attach_unlocked`]: PosixSegment::attach_unlocked
-    pub(crate) fn attach(key: &NativeKey, access: AccessMode) -> Result<PosixSegment> {
-        let ctx = Ctx {
-            op: Operation::Attach,
-            key,
-        };
-        let path = shm_path(file_name(ctx, key.native_key(), "")?);
-        let Some((fd, st)) = open_counted(ctx, &path, access)? else {
-            return Err(ctx.kind(ErrorKind::NotFound, "removed while being attached"));
-        };
-        if st.st_size == 0 {
-            // With the lock held, a creator cannot be half-way: Qt's died between shm_open
-            // and ftruncate.
-            return Err(ctx.kind(
-                ErrorKind::NotFound,
-                "does not exist (its creator died creating it)",
-            ));
-        }
-        PosixSegment::map(ctx, fd, &st, path, access)
-    }
-
-    /// Attaches without the segment's lock, which the attach count makes safe: a last
-    /// detach removes the segment while holding the count's exclusive `flock`, so an
-    /// attacher that opened the file just before gets its shared `flock` only afterwards,
-    /// sees the file unlinked (`st_nlink == 0`) and looks again. `Ok(None)` when the file
-    /// is still empty (a Qt creator names it before sizing it, under the lock): the caller
-    /// then attaches under the lock.
-    pub(crate) fn attach_unlocked(
-        key: &NativeKey,
-        access: AccessMode,
-    ) -> Result<Option<PosixSegment>> {
-        let ctx = Ctx {
-            op: Operation::Attach,
-            key,
-        };
-        let path = shm_path(file_name(ctx, key.native_key(), "")?);
-        for _ in 0..100 {
-            let Some((fd, st)) = open_counted(ctx, &path, access)? else {
-                continue; // removed while we waited for the count: look again
-            };
-            if st.st_size == 0 {
-                return Ok(None);
-            }
-            return PosixSegment::map(ctx, fd, &st, path, access).map(Some);
-        }
-        Err(ctx.kind(
-            ErrorKind::NotFound,
-            "the segment kept being removed while being attached",
-        ))
-    }
-
     fn map(
         ctx: Ctx<'_>,
         fd: OwnedFd,
@@ -398,22 +333,6 @@ impl PosixSegment {
         })
     }
 
-    pub(crate) fn ptr(&self) -> *mut u8 {
-        self.addr.as_ptr()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn writable(&self) -> bool {
-        self.writable
-    }
-
-    pub(crate) fn path(&self) -> &str {
-        &self.path
-    }
-
     fn unmap(&mut self) {
         if self.mapped {
             self.mapped = false;
@@ -421,35 +340,6 @@ impl PosixSegment {
             // unmapped before (`mapped` was true); no borrow of the bytes outlives the
             // object, since borrows come from `Locked`, which borrows it.
             let _ = unsafe { rustix::mm::munmap(self.addr.as_ptr().cast(), self.len) };
-        }
-    }
-
-    /// Unmaps and, when this is certainly not the last attachment, finishes the detach
-    /// without the segment's lock: `None`. `Some` (unmapped, no longer counted) when it may
-    /// be the last one: the caller takes the lock and calls [`detach`], or [`remap`] when it
-    /// cannot have the lock.
-    ///
-    /// Turning a shared `flock` exclusive first drops it (flock(2)), so of several
-    /// attachments leaving at once the last to try succeeds: the others fail because it
-    /// still held its count, and it does not fail because of theirs. The exclusive lock is
-    /// dropped again before the caller waits for the segment's lock, so that no one holds
-    /// the count while waiting (an attach under the lock takes the count).
-    ///
-    /// [`detach`]: PosixSegment::detach
-    /// [`remap`]: PosixSegment::remap
-    pub(crate) fn detach_unlocked(mut self, remove_if_last: bool) -> Option<PosixSegment> {
-        self.unmap();
-        if !remove_if_last || self.own_descriptor().is_err() {
-            return None;
-        }
-        match rustix::fs::flock(&self.fd, FlockOperation::NonBlockingLockExclusive) {
-            // Someone else is attached, or is leaving and will do the last detach's checks.
-            Err(rustix::io::Errno::WOULDBLOCK) => None,
-            Ok(()) => {
-                let _ = rustix::fs::flock(&self.fd, FlockOperation::Unlock);
-                Some(self)
-            }
-            Err(_) => Some(self),
         }
     }
 
@@ -482,7 +372,7 @@ impl PosixSegment {
     /// stays attached when the detach cannot finish. The address may differ.
     ///
     /// [`detach_unlocked`]: PosixSegment::detach_unlocked
-    pub(crate) fn remap(&mut self) -> rustix::io::Result<()> {
+    fn remap_file(&mut self) -> rustix::io::Result<()> {
         if self.mapped {
             return Ok(());
         }
@@ -496,10 +386,174 @@ impl PosixSegment {
         self.mapped = true;
         Ok(())
     }
+}
+
+impl crate::backend::sealed::Sealed for PosixSegment {}
+
+// SAFETY: `addr..addr+len` is this value's own shared mapping of the segment file, unmapped
+// only by `detach`/`detach_unlocked` (which consume the value or hand it back for `remap`,
+// never to a borrower) or Drop; a new segment's file is zero-filled by the kernel;
+// `writable` is true only for mappings made with PROT_WRITE.
+unsafe impl RawSegment for PosixSegment {
+    /// Creates the segment whole before giving it its name: an unnamed file in `/dev/shm`
+    /// (`O_TMPFILE`) is sized, checked for room (no page is touched: the cost does not
+    /// depend on the size; `populate` allocates the pages when asked), counted and mapped,
+    /// and only then linked under the name (which fails, `AlreadyExists`, when the name is
+    /// taken). Nobody can attach to a half-made qshm segment, and a failed or interrupted
+    /// create leaves nothing behind. Where unnamed files are not available, glibc's
+    /// `shm_open(O_CREAT|O_EXCL)` is what it does instead.
+    #[doc(alias = "shm_open")]
+    fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<PosixSegment> {
+        let ctx = Ctx {
+            op: Operation::Create,
+            key,
+        };
+        let name = file_name(ctx, key.native_key(), "")?;
+        let path = shm_path(name);
+        let mode = Mode::from_raw_mode(mode & 0o777);
+        let Ok(len) = u64::try_from(size) else {
+            return Err(ctx.kind(ErrorKind::InvalidSize, "size too large"));
+        };
+        let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+        let fd = match rustix::fs::open(SHM_DIR, flags, mode) {
+            Ok(fd) => fd,
+            Err(
+                rustix::io::Errno::OPNOTSUPP
+                | rustix::io::Errno::ISDIR
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::NOENT,
+            ) => return PosixSegment::create_named(ctx, path, len, access, mode),
+            Err(e) => return Err(io_err(ctx, e)),
+        };
+        // A name already taken is what a caller most needs to hear about, before any
+        // complaint about the size (Qt's order: shm_open fails first).
+        let taken = |err: Error| {
+            if std::fs::symlink_metadata(&path).is_ok() && !is_half_created(&path) {
+                io_err(ctx, rustix::io::Errno::EXIST)
+            } else {
+                err
+            }
+        };
+        let seg = PosixSegment::prepare(ctx, fd, &path, len, access, mode).map_err(taken)?;
+        let mut retried = false;
+        loop {
+            match link_unnamed(&seg.fd, &path) {
+                Ok(()) => return Ok(seg),
+                Err(rustix::io::Errno::EXIST) if !retried && is_half_created(&path) => {
+                    // Size 0 under the lock: a creator (Qt's, which names the file before
+                    // sizing it) died between shm_open and ftruncate. Nobody can be using
+                    // it; replace it.
+                    retried = true;
+                    let _ = rustix::fs::unlink(&path);
+                }
+                // No /proc to name the descriptor by.
+                Err(rustix::io::Errno::NOENT)
+                    if !std::path::Path::new("/proc/self/fd").exists() =>
+                {
+                    drop(seg);
+                    return PosixSegment::create_named(ctx, path, len, access, mode);
+                }
+                Err(e) => return Err(io_err(ctx, e)),
+            }
+        }
+    }
+
+    /// Attaches with the segment's lock held (when [`attach_unlocked`] could not): open,
+    /// `flock(LOCK_SH)`, `fstat` for the size, `mmap`.
+    ///
+    /// [`attach_unlocked`]: PosixSegment::attach_unlocked
+    fn attach(key: &NativeKey, access: AccessMode) -> Result<PosixSegment> {
+        let ctx = Ctx {
+            op: Operation::Attach,
+            key,
+        };
+        let path = shm_path(file_name(ctx, key.native_key(), "")?);
+        let Some((fd, st)) = open_counted(ctx, &path, access)? else {
+            return Err(ctx.kind(ErrorKind::NotFound, "removed while being attached"));
+        };
+        if st.st_size == 0 {
+            // With the lock held, a creator cannot be half-way: Qt's died between shm_open
+            // and ftruncate.
+            return Err(ctx.kind(
+                ErrorKind::NotFound,
+                "does not exist (its creator died creating it)",
+            ));
+        }
+        PosixSegment::map(ctx, fd, &st, path, access)
+    }
+
+    /// Attaches without the segment's lock, which the attach count makes safe: a last
+    /// detach removes the segment while holding the count's exclusive `flock`, so an
+    /// attacher that opened the file just before gets its shared `flock` only afterwards,
+    /// sees the file unlinked (`st_nlink == 0`) and looks again. `Ok(None)` when the file
+    /// is still empty (a Qt creator names it before sizing it, under the lock): the caller
+    /// then attaches under the lock.
+    fn attach_unlocked(key: &NativeKey, access: AccessMode) -> Result<Option<PosixSegment>> {
+        let ctx = Ctx {
+            op: Operation::Attach,
+            key,
+        };
+        let path = shm_path(file_name(ctx, key.native_key(), "")?);
+        for _ in 0..100 {
+            let Some((fd, st)) = open_counted(ctx, &path, access)? else {
+                continue; // removed while we waited for the count: look again
+            };
+            if st.st_size == 0 {
+                return Ok(None);
+            }
+            return PosixSegment::map(ctx, fd, &st, path, access).map(Some);
+        }
+        Err(ctx.kind(
+            ErrorKind::NotFound,
+            "the segment kept being removed while being attached",
+        ))
+    }
+
+    fn ptr(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Unmaps and, when this is certainly not the last attachment, finishes the detach
+    /// without the segment's lock: `None`. `Some` (unmapped, no longer counted) when it may
+    /// be the last one: the caller takes the lock and calls [`detach`], or [`remap`] when it
+    /// cannot have the lock.
+    ///
+    /// Turning a shared `flock` exclusive first drops it (flock(2)), so of several
+    /// attachments leaving at once the last to try succeeds: the others fail because it
+    /// still held its count, and it does not fail because of theirs. The exclusive lock is
+    /// dropped again before the caller waits for the segment's lock, so that no one holds
+    /// the count while waiting (an attach under the lock takes the count).
+    ///
+    /// [`detach`]: PosixSegment::detach
+    /// [`remap`]: PosixSegment::remap
+    fn detach_unlocked(mut self, remove_if_last: bool) -> Option<PosixSegment> {
+        self.unmap();
+        if !remove_if_last || self.own_descriptor().is_err() {
+            return None;
+        }
+        match rustix::fs::flock(&self.fd, FlockOperation::NonBlockingLockExclusive) {
+            // Someone else is attached, or is leaving and will do the last detach's checks.
+            Err(rustix::io::Errno::WOULDBLOCK) => None,
+            Ok(()) => {
+                let _ = rustix::fs::flock(&self.fd, FlockOperation::Unlock);
+                Some(self)
+            }
+            Err(_) => Some(self),
+        }
+    }
 
     /// Unmaps; when this was the last attachment anywhere (qshm's shared `flock`s and every
     /// process's mappings), removes the segment.
-    pub(crate) fn detach(mut self, remove_if_last: bool) -> Result<Detached> {
+    /// The key file argument is System V's: a POSIX segment has none.
+    fn detach(mut self, remove_if_last: bool, _remove_key_file: bool) -> Result<Detached> {
         self.unmap();
         if !remove_if_last {
             return Ok(Detached::Kept);
@@ -507,8 +561,7 @@ impl PosixSegment {
         if let Err(gone) = self.own_descriptor() {
             return Ok(gone);
         }
-        let ours = self.addr.as_ptr() as usize;
-        if !is_last_user(&self.fd, Some(ours)) {
+        if !is_last_user(&self.fd) {
             return Ok(Detached::Kept);
         }
         // Removed by `force_remove` while mapped, and perhaps made anew since: the name is
@@ -529,7 +582,7 @@ impl PosixSegment {
 
     /// Removes the segment behind `key` (only when nobody uses it, if `only_if_unused`).
     /// Returns whether one was removed. The caller holds the segment's lock.
-    pub(crate) fn remove(key: &NativeKey, only_if_unused: bool) -> Result<bool> {
+    fn remove(key: &NativeKey, only_if_unused: bool) -> Result<bool> {
         let ctx = Ctx {
             op: Operation::Remove,
             key,
@@ -544,7 +597,7 @@ impl PosixSegment {
                 Err(rustix::io::Errno::NOENT) => return Ok(false),
                 Err(e) => return Err(io_err(ctx, e)),
             };
-            if !is_last_user(&fd, None) {
+            if !is_last_user(&fd) {
                 return Ok(false);
             }
             Some(fd)
@@ -559,13 +612,18 @@ impl PosixSegment {
     }
 
     /// Whether a segment exists behind `key`.
-    pub(crate) fn exists(key: &NativeKey) -> bool {
+    fn exists(key: &NativeKey) -> bool {
         let ctx = Ctx {
             op: Operation::Remove,
             key,
         };
         file_name(ctx, key.native_key(), "")
             .is_ok_and(|name| std::path::Path::new(&shm_path(name)).exists())
+    }
+
+    fn remap(&mut self) -> Result<()> {
+        self.remap_file()
+            .map_err(|e| Error::from_errno(e.raw_os_error(), Operation::Detach, self.path.clone()))
     }
 }
 
@@ -659,15 +717,14 @@ fn is_half_created(path: &str) -> bool {
 
 /// Whether nobody but the caller uses the segment open as `fd`: no other qshm attachment
 /// holds its shared `flock`, and no other process maps the file.
-fn is_last_user(fd: &OwnedFd, ours: Option<usize>) -> bool {
+fn is_last_user(fd: &OwnedFd) -> bool {
     if rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_err() {
         return false;
     }
-    !used_by_another_process(fd, ours, false)
+    !used_by_another_process(fd, false)
 }
 
-/// Whether a process other than this one maps (or has open) the file open as `fd`, which
-/// this process maps at `ours`, if anywhere.
+/// Whether a process other than this one maps (or has open) the file open as `fd`.
 ///
 /// First the kernel is asked whether any open file description other than `fd`'s own refers
 /// to the file ([`sole_open_file`]); a mapping keeps the one it was made from, so every
@@ -676,7 +733,7 @@ fn is_last_user(fd: &OwnedFd, ours: Option<usize>) -> bool {
 /// by this process (and theirs), which are looked at one by one. Otherwise, or when the
 /// kernel cannot tell, every process's maps are read; also when `fd` was inherited through
 /// a fork (`forked`): its opener and the opener's other children share it too.
-fn used_by_another_process(fd: &OwnedFd, ours: Option<usize>, forked: bool) -> bool {
+fn used_by_another_process(fd: &OwnedFd, forked: bool) -> bool {
     let scope = match sole_open_file(fd) {
         Some(true) if forked => Scope::Everyone,
         // No child at all, the usual case: nobody else.
@@ -685,7 +742,7 @@ fn used_by_another_process(fd: &OwnedFd, ours: Option<usize>, forked: bool) -> b
         Some(false) | None => Scope::Everyone,
     };
     match rustix::fs::fstat(fd) {
-        Ok(st) => mapped_by_another_process(FileId::new(st.st_dev, st.st_ino), ours, scope),
+        Ok(st) => mapped_by_another_process(FileId::new(st.st_dev, st.st_ino), scope),
         Err(_) => true, // cannot tell: in use
     }
 }
@@ -735,14 +792,15 @@ enum Scope {
 /// Whether a process other than this one maps `file` (read from `/proc/<pid>/maps`;
 /// processes of other users whose maps cannot be read cannot open a 0600 segment either).
 ///
-/// `ours` is where this process maps (or mapped) the file. A child this process is spawning
-/// maps everything this process maps, at the same addresses, until it calls `exec`
-/// (`posix_spawn`/`vfork` even shares the address space). So children of ours that map the
-/// file only at `ours` are looked at again, for up to about a second on a busy machine: one
-/// that still does all along is a real user (a forked worker that inherited the mapping);
-/// ones that exec or exit meanwhile (a program spawning processes all the time shows a new
-/// one at every look) were not. A process that opened the file itself maps it elsewhere.
-fn mapped_by_another_process(file: FileId, ours: Option<usize>, scope: Scope) -> bool {
+/// A child this process is spawning maps everything this process maps until it calls
+/// `exec` (`posix_spawn`/`vfork` even shares the address space). So children of ours that
+/// map the file are looked at again, for up to about a second on a busy machine: one that
+/// still does all along is a real user (a forked worker that inherited the mapping); ones
+/// that exec or exit meanwhile (a program spawning processes all the time shows a new one
+/// at every look) were not. Their addresses are not compared with ours: under an emulator
+/// (qemu-user) another process's maps show host addresses, which differ from the ones the
+/// emulated process sees, and a `vfork` there is a real fork.
+fn mapped_by_another_process(file: FileId, scope: Scope) -> bool {
     let me = std::process::id();
     let mut pause = Duration::from_micros(250);
     let mut persistent: Option<std::collections::HashSet<u32>> = None;
@@ -757,11 +815,10 @@ fn mapped_by_another_process(file: FileId, ours: Option<usize>, scope: Scope) ->
             if at.is_empty() {
                 continue;
             }
-            let copy_of_ours = ours.is_some_and(|o| at.iter().all(|&a| a == o));
             match parent_of(pid) {
                 // Gone since its maps were read: not a user.
                 None => {}
-                Some(parent) if parent == me && copy_of_ours => {
+                Some(parent) if parent == me => {
                     copies.insert(pid);
                 }
                 // A real user, unless it has just exec'd away from the mapping.
@@ -846,14 +903,9 @@ fn mapping_addresses(pid: u32, file: FileId) -> Vec<usize> {
         .collect()
 }
 
-/// The parent of process `pid` (`/proc/<pid>/stat` field 4).
+/// The parent of process `pid`.
 fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..]
-        .split_ascii_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    process_stat(pid).ok().map(|stat| stat.ppid)
 }
 
 /// This process's identity for the owner record: pid in the high half, the low 32 bits of
@@ -896,15 +948,8 @@ fn compute_identity() -> u64 {
 /// The identity of a running process, `None` when there is no process `pid` (a zombie,
 /// dead but not yet reaped, counts as none).
 fn identity_of(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 2 (the command) is in parentheses and may contain anything: count from the
-    // last `)`. After it come field 3 (the state) and on; field 22 is the start time.
-    let mut fields = stat[stat.rfind(')')? + 1..].split_ascii_whitespace();
-    if matches!(fields.next()?, "Z" | "X" | "x") {
-        return None;
-    }
-    let start: u64 = fields.nth(18)?.parse().ok()?;
-    Some(u64::from(pid) << 32 | (start & 0xffff_ffff))
+    let stat = process_stat(pid).ok().filter(|stat| !stat.is_dead())?;
+    Some(u64::from(pid) << 32 | (stat.start & 0xffff_ffff))
 }
 
 /// Whether the process an owner record names is still running.
@@ -957,8 +1002,9 @@ type SemFile = (OwnedFd, NonNull<libc::sem_t>, u64);
 /// glibc's `sem_open(O_CREAT)` writes a named temporary file `sem.XXXXXX` and links it into
 /// place, so a process killed in between leaves that file behind for good. Here the file is
 /// written unnamed (`O_TMPFILE`) and linked into place in one step: a crash leaves nothing.
-/// Its 32 bytes are a `sem_t` that glibc's own `sem_init(pshared = 1)` initialised, so the
-/// layout is glibc's by construction, and glibc's `sem_open` opens it as any other. The
+/// It starts with a `sem_t` that the C library's own `sem_init(pshared = 1)` initialised, so
+/// the layout is the library's by construction, and its `sem_open` opens it as any other;
+/// it is [`SEM_FILE_LEN`] bytes long. The
 /// descriptor that wrote it is the one kept: no second open.
 fn create_sem_file(
     path: &str,
@@ -975,11 +1021,15 @@ fn create_sem_file(
     if unsafe { libc::sem_init(&mut sem, 1, initial) } == -1 {
         return Err(errno());
     }
-    // SAFETY: `sem` is an initialised sem_t: reading its bytes is reading plain memory.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(
+    // The sem_t, then zeros up to SEM_FILE_LEN (an empty owner record and state word).
+    let mut bytes = [0u8; SEM_FILE_LEN];
+    // SAFETY: `sem` is an initialised sem_t: reading its SEM_T_LEN bytes is reading plain
+    // memory, and `bytes` has room for them (SEM_FILE_LEN >= SEM_T_LEN).
+    unsafe {
+        std::ptr::copy_nonoverlapping(
             std::ptr::from_ref(&sem).cast::<u8>(),
-            std::mem::size_of::<libc::sem_t>(),
+            bytes.as_mut_ptr(),
+            SEM_T_LEN,
         )
     };
     let mut written = 0;
@@ -998,9 +1048,8 @@ fn create_sem_file(
         Err(rustix::io::Errno::EXIST) => return Ok(None),
         Err(e) => return Err(e.raw_os_error()),
     }
-    let len = std::mem::size_of::<libc::sem_t>();
-    let addr =
-        map_file(&tmp, len, ProtFlags::READ | ProtFlags::WRITE).map_err(|e| e.raw_os_error())?;
+    let addr = map_file(&tmp, SEM_FILE_LEN, ProtFlags::READ | ProtFlags::WRITE)
+        .map_err(|e| e.raw_os_error())?;
     Ok(Some((tmp, addr.cast(), ino)))
 }
 
@@ -1027,83 +1076,21 @@ fn map_sem_file(path: &str) -> std::result::Result<SemFile, SemFileError> {
     let os = |e: rustix::io::Errno| SemFileError::Os(e.raw_os_error());
     let file = open_existing(path, AccessMode::ReadWrite).map_err(os)?;
     let st = rustix::fs::fstat(&file).map_err(os)?;
-    let len = std::mem::size_of::<libc::sem_t>();
-    if (st.st_size as u64) < len as u64 {
-        return Err(SemFileError::TooShort(st.st_size as u64));
+    let size = st.st_size as u64;
+    if size < SEM_T_LEN as u64 {
+        return Err(SemFileError::TooShort(size));
     }
-    let addr = map_file(&file, len, ProtFlags::READ | ProtFlags::WRITE).map_err(os)?;
+    if size < SEM_FILE_LEN as u64 {
+        // A semaphore the C library made, with no room for the record after its sem_t
+        // (32-bit glibc): lengthen the file. Idempotent, and never shortens: two processes
+        // doing it at once both make it SEM_FILE_LEN long, zero-filled past the sem_t.
+        rustix::fs::ftruncate(&file, SEM_FILE_LEN as u64).map_err(os)?;
+    }
+    let addr = map_file(&file, SEM_FILE_LEN, ProtFlags::READ | ProtFlags::WRITE).map_err(os)?;
     Ok((file, addr.cast(), st.st_ino))
 }
 
 impl PosixSemaphore {
-    /// `sem_open(name, O_CREAT|O_EXCL, mode, initial)`, or `sem_open(name, 0)` when it
-    /// exists (Qt's Open mode).
-    #[doc(alias = "sem_open")]
-    pub(crate) fn open(
-        key: &NativeKey,
-        initial: u32,
-        how: SemOpen,
-        mode: u32,
-    ) -> Result<(PosixSemaphore, bool)> {
-        let ctx = Ctx {
-            op: Operation::SemaphoreOpen,
-            key,
-        };
-        let file = file_name(ctx, key.native_key(), "sem.")?;
-        if initial > SEM_VALUE_MAX {
-            return Err(ctx.kind(
-                ErrorKind::OutOfResources,
-                "initial value above SEM_VALUE_MAX",
-            ));
-        }
-        let path = format!("{SHM_DIR}sem.{file}");
-        let made = |(file, sem, ino): SemFile| PosixSemaphore {
-            sem,
-            file,
-            key: key.clone(),
-            path: path.clone(),
-            ino,
-            opener: my_pid(),
-        };
-        // Usually the semaphore exists: open it straight away, and create it only when the
-        // first attempt finds nothing; a creator expecting to create it tries that first.
-        let mut create = how == SemOpen::CreateOrOpen;
-        for _ in 0..100 {
-            if create {
-                match create_sem_file(&path, initial, mode) {
-                    Ok(Some(file)) => return Ok((made(file), true)),
-                    Ok(None) => {}
-                    Err(e) => return Err(sem_error(ctx, e)),
-                }
-            }
-            let e = match map_sem_file(&path) {
-                Ok(file) => {
-                    let sem = made(file);
-                    if how == SemOpen::CreateOrReset {
-                        sem.reset(initial, ctx)?;
-                    }
-                    return Ok((sem, false));
-                }
-                Err(SemFileError::TooShort(len)) => {
-                    return Err(ctx.kind(ErrorKind::Unknown, "").with_detail(format!(
-                        "{path} is not a semaphore ({len} bytes, a sem_t has {})",
-                        std::mem::size_of::<libc::sem_t>()
-                    )))
-                }
-                Err(SemFileError::Os(e)) => e,
-            };
-            if e != libc::ENOENT || how == SemOpen::Existing {
-                return Err(sem_error(ctx, e));
-            }
-            // Not there (yet, or removed meanwhile): create it.
-            create = true;
-        }
-        Err(ctx.kind(
-            ErrorKind::Unknown,
-            "the semaphore kept vanishing while being opened",
-        ))
-    }
-
     /// Brings the value to `value` (Qt's Create mode resets; Qt unlinks and recreates,
     /// which cuts off every process that has it open, spec §5).
     fn reset(&self, value: u32, ctx: Ctx<'_>) -> Result<()> {
@@ -1118,7 +1105,7 @@ impl PosixSemaphore {
         Ok(())
     }
 
-    /// The owner record in the unused tail of glibc's 64-bit `sem_t` (see the module docs).
+    /// The owner record after the C library's part of the `sem_t` (see the module docs).
     #[inline]
     fn record(&self) -> &AtomicU64 {
         self.tail_word(16)
@@ -1133,13 +1120,12 @@ impl PosixSemaphore {
 
     #[inline]
     fn tail_word(&self, offset: usize) -> &AtomicU64 {
-        const _: () = assert!(std::mem::size_of::<libc::sem_t>() >= 32);
         debug_assert!(offset == 16 || offset == 24);
-        // SAFETY: map_sem_file maps the whole 32-byte semaphore file (it refuses a shorter
-        // one) at a page boundary, so bytes 16..32 are mapped, 8-byte aligned, and live as
-        // long as `self` (until Drop unmaps them). glibc's `struct new_sem` ends at byte 16
-        // on 64-bit targets and never touches them; every access to them is atomic, in
-        // every process.
+        // SAFETY: map_sem_file and create_sem_file map SEM_FILE_LEN (>= 32) bytes of a file
+        // at least that long, at a page boundary, so bytes 16..32 are mapped, 8-byte
+        // aligned, and live as long as `self` (until Drop unmaps them). The C library never
+        // touches them (checked per library at compile time: see SEM_T_LEN); every access to
+        // them is atomic, in every process.
         unsafe {
             &*self
                 .sem
@@ -1163,23 +1149,25 @@ impl PosixSemaphore {
         v
     }
 
+    /// Waits until `deadline` at the latest: on the monotonic clock where the C library
+    /// can (`sem_clockwait`, glibc 2.30+), so that a step of the wall clock neither stretches
+    /// nor cuts the wait; elsewhere `sem_timedwait` on the wall clock, whose waits the
+    /// callers keep short and re-check against the monotonic deadline.
     fn wait_until(&self, deadline: Instant) -> std::result::Result<(), i32> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
+        let rc = match sem_clockwait() {
+            Some(clockwait) => {
+                let abs = super::absolute_timespec(libc::CLOCK_MONOTONIC, deadline);
+                // SAFETY: `self.sem` is live; `abs` is a valid absolute time on the clock
+                // named; `clockwait` is glibc's sem_clockwait (see `sem_clockwait`).
+                unsafe { clockwait(self.sem.as_ptr(), libc::CLOCK_MONOTONIC, &abs) }
+            }
+            None => {
+                let abs = super::absolute_timespec(libc::CLOCK_REALTIME, deadline);
+                // SAFETY: `self.sem` is live; `abs` is a valid absolute CLOCK_REALTIME time.
+                unsafe { libc::sem_timedwait(self.sem.as_ptr(), &abs) }
+            }
         };
-        // SAFETY: `now` is a valid out-pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-        let nanos = now.tv_nsec as u64 + u64::from(left.subsec_nanos());
-        let abs = libc::timespec {
-            tv_sec: now.tv_sec
-                + left.as_secs() as libc::time_t
-                + (nanos / 1_000_000_000) as libc::time_t,
-            tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
-        };
-        // SAFETY: `self.sem` is live; `abs` is a valid absolute CLOCK_REALTIME time.
-        if unsafe { libc::sem_timedwait(self.sem.as_ptr(), &abs) } == 0 {
+        if rc == 0 {
             Ok(())
         } else {
             Err(errno())
@@ -1300,19 +1288,38 @@ impl PosixSemaphore {
         }
     }
 
-    /// Whether the name still refers to the semaphore this handle has open (it may have
-    /// been removed by the last detach, or replaced by a Qt creator, meanwhile).
-    pub(crate) fn still_named(&self) -> bool {
-        file_inode(&self.path) == Some(self.ino)
-    }
-
-    /// The waiter count glibc keeps in the high half of `struct new_sem`'s first word.
+    /// The waiter count the C library keeps in the `sem_t` ([`sem_head`]).
     fn nwaiters(&self) -> usize {
-        // SAFETY: bytes 0..8 of a live, mapped, aligned sem_t are glibc's `data` word, which
-        // glibc itself accesses atomically.
-        let data = unsafe { &*self.sem.as_ptr().cast::<AtomicU64>() };
-        (data.load(Ordering::Relaxed) >> 32) as usize
+        let word = |at: usize| {
+            // SAFETY: bytes 0..16 of a live, mapped, page-aligned sem_t: two aligned 8-byte
+            // words, which the C library itself changes only atomically.
+            let word = unsafe { &*self.sem.as_ptr().cast::<u8>().add(at).cast::<AtomicU64>() };
+            word.load(Ordering::Relaxed).to_ne_bytes()
+        };
+        let mut head = [0u8; 16];
+        head[..8].copy_from_slice(&word(0));
+        head[8..].copy_from_slice(&word(8));
+        sem_head(head).1 as usize
     }
+}
+
+/// `int sem_clockwait(sem_t *, clockid_t, const struct timespec *)`.
+type SemClockwait =
+    unsafe extern "C" fn(*mut libc::sem_t, libc::clockid_t, *const libc::timespec) -> c_int;
+
+/// glibc's `sem_clockwait` (2.30 and later), looked up once at run time: linking it would
+/// make the program refuse to start on an older glibc, and musl has none.
+fn sem_clockwait() -> Option<SemClockwait> {
+    static FN: std::sync::OnceLock<Option<SemClockwait>> = std::sync::OnceLock::new();
+    *FN.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name has no other
+        // precondition; it returns null when the symbol does not exist.
+        let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sem_clockwait".as_ptr()) };
+        // SAFETY: a non-null `sem_clockwait` of the C library has exactly this signature
+        // (sem_clockwait(3)).
+        (!sym.is_null())
+            .then(|| unsafe { std::mem::transmute::<*mut libc::c_void, SemClockwait>(sym) })
+    })
 }
 
 fn far_future() -> Instant {
@@ -1370,17 +1377,78 @@ impl Drop for PosixSemaphore {
         // SAFETY: `self.sem` is this handle's own mapping of one sem_t (map_sem_file),
         // unmapped exactly once, here; nothing borrows it past `self`. Nobody can be waiting
         // on it through this handle: waits borrow `self`. (The descriptor closes after.)
-        let _ = unsafe {
-            rustix::mm::munmap(self.sem.as_ptr().cast(), std::mem::size_of::<libc::sem_t>())
-        };
+        let _ = unsafe { rustix::mm::munmap(self.sem.as_ptr().cast(), SEM_FILE_LEN) };
     }
 }
 
 impl crate::backend::sealed::Sealed for PosixSemaphore {}
 
 impl RawSemaphore for PosixSemaphore {
-    fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Self, bool)> {
-        PosixSemaphore::open(key, initial, how, mode)
+    /// `sem_open(name, O_CREAT|O_EXCL, mode, initial)`, or `sem_open(name, 0)` when it
+    /// exists (Qt's Open mode).
+    #[doc(alias = "sem_open")]
+    fn open(
+        key: &NativeKey,
+        initial: u32,
+        how: SemOpen,
+        mode: u32,
+    ) -> Result<(PosixSemaphore, bool)> {
+        let ctx = Ctx {
+            op: Operation::SemaphoreOpen,
+            key,
+        };
+        let file = file_name(ctx, key.native_key(), "sem.")?;
+        if initial > SEM_VALUE_MAX {
+            return Err(ctx.kind(
+                ErrorKind::OutOfResources,
+                "initial value above SEM_VALUE_MAX",
+            ));
+        }
+        let path = format!("{SHM_DIR}sem.{file}");
+        let made = |(file, sem, ino): SemFile| PosixSemaphore {
+            sem,
+            file,
+            key: key.clone(),
+            path: path.clone(),
+            ino,
+            opener: my_pid(),
+        };
+        // Usually the semaphore exists: open it straight away, and create it only when the
+        // first attempt finds nothing; a creator expecting to create it tries that first.
+        let mut create = how == SemOpen::CreateOrOpen;
+        for _ in 0..100 {
+            if create {
+                match create_sem_file(&path, initial, mode) {
+                    Ok(Some(file)) => return Ok((made(file), true)),
+                    Ok(None) => {}
+                    Err(e) => return Err(sem_error(ctx, e)),
+                }
+            }
+            let e = match map_sem_file(&path) {
+                Ok(file) => {
+                    let sem = made(file);
+                    if how == SemOpen::CreateOrReset {
+                        sem.reset(initial, ctx)?;
+                    }
+                    return Ok((sem, false));
+                }
+                Err(SemFileError::TooShort(len)) => {
+                    return Err(ctx.kind(ErrorKind::Unknown, "").with_detail(format!(
+                        "{path} is not a semaphore ({len} bytes, a sem_t has {SEM_T_LEN})"
+                    )))
+                }
+                Err(SemFileError::Os(e)) => e,
+            };
+            if e != libc::ENOENT || how == SemOpen::Existing {
+                return Err(sem_error(ctx, e));
+            }
+            // Not there (yet, or removed meanwhile): create it.
+            create = true;
+        }
+        Err(ctx.kind(
+            ErrorKind::Unknown,
+            "the semaphore kept vanishing while being opened",
+        ))
     }
 
     #[inline]
@@ -1410,6 +1478,12 @@ impl RawSemaphore for PosixSemaphore {
         self.release_slow(n, op)
     }
 
+    /// Whether the name still refers to the semaphore this handle has open (it may have
+    /// been removed by the last detach, or replaced by a Qt creator, meanwhile).
+    fn still_named(&self) -> bool {
+        file_inode(&self.path) == Some(self.ino)
+    }
+
     fn waiters(&self) -> usize {
         self.nwaiters()
     }
@@ -1421,7 +1495,7 @@ impl RawSemaphore for PosixSemaphore {
     /// removing; threads of this process notice it in `still_named`.
     fn in_use_elsewhere(&self) -> bool {
         let forked = self.opener != my_pid();
-        used_by_another_process(&self.file, Some(self.sem.as_ptr() as usize), forked)
+        used_by_another_process(&self.file, forked)
     }
 
     fn mark_consistent(&self) {
@@ -1529,7 +1603,7 @@ mod tests {
             }
         }
         drop(r);
-        let removed = seg.detach(true);
+        let removed = seg.detach(true, false);
         let kept = std::path::Path::new(&path).exists();
         drop(w); // the child reads EOF and exits
         let mut status = 0;
@@ -1544,7 +1618,7 @@ mod tests {
         assert!(kept);
         // Once it is gone, the next last detach removes the segment again.
         let seg = PosixSegment::create(&key, 4096, AccessMode::ReadWrite, 0o600).unwrap();
-        assert_eq!(seg.detach(true).unwrap(), Detached::Removed);
+        assert_eq!(seg.detach(true, false).unwrap(), Detached::Removed);
         assert!(!std::path::Path::new(&path).exists());
     }
 

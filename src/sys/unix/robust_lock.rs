@@ -61,6 +61,7 @@ use rustix::thread::futex;
 
 use crate::backend::Wait;
 use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::sys::procfs::read_stat;
 use crate::sys::SegmentLock;
 
 /// The owner's thread id bits of the lock word.
@@ -119,48 +120,8 @@ fn compute_self_id() -> u64 {
         }
     });
     let tid = rustix::thread::gettid().as_raw_nonzero().get() as u64 & TID_MASK;
-    let tag = read_stat("/proc/thread-self/stat").map_or(0, |s| s.start_tag);
+    let tag = read_stat("/proc/thread-self/stat").map_or(0, |s| s.start as u32);
     u64::from(tag) << 32 | tid
-}
-
-/// What the liveness check reads from a task's `stat` file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TaskStat {
-    /// Field 3: `R`, `S`, `D`, `Z`, …
-    pub(crate) state: u8,
-    /// Field 22 (start time in clock ticks since boot), low 32 bits.
-    pub(crate) start_tag: u32,
-}
-
-/// Parses a `/proc/…/stat` line: `pid (comm) state ppid … starttime …`. The command name
-/// may contain spaces and parentheses, so fields are counted after the last `)`.
-pub(crate) fn parse_stat(text: &[u8]) -> Option<TaskStat> {
-    let close = text.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    let state = *fields.next()?.as_bytes().first()?;
-    // Field 3 was `state`; field 22 is 19 further on.
-    let start: u64 = fields.nth(18)?.parse().ok()?;
-    Some(TaskStat {
-        state,
-        start_tag: start as u32,
-    })
-}
-
-fn read_stat(path: &str) -> std::result::Result<TaskStat, Errno> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut buf = [0u8; 1024];
-    let mut len = 0;
-    loop {
-        let n = rustix::io::read(&fd, &mut buf[len..])?;
-        if n == 0 || len + n == buf.len() {
-            len += n;
-            break;
-        }
-        len += n;
-    }
-    parse_stat(&buf[..len]).ok_or(Errno::INVAL)
 }
 
 /// Whether the owner encoded in `word` is certainly gone.
@@ -171,7 +132,7 @@ pub(crate) fn owner_is_dead(word: u64) -> bool {
         return false;
     }
     match read_stat(&format!("/proc/{tid}/task/{tid}/stat")) {
-        Ok(stat) => matches!(stat.state, b'Z' | b'X' | b'x') || (tag != 0 && stat.start_tag != tag),
+        Ok(stat) => stat.is_dead() || (tag != 0 && stat.start as u32 != tag),
         // Gone, or hidden from us (`hidepid`): ask the kernel whether the id exists at all.
         Err(_) => match rustix::process::Pid::from_raw(tid) {
             Some(pid) => rustix::process::test_kill_process(pid) == Err(Errno::SRCH),
@@ -454,17 +415,6 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<RobustLock>();
         send_sync::<ImmutableLock>();
-    }
-
-    #[test]
-    fn parses_stat_with_hostile_command_names() {
-        let line = b"1234 (a) b) (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
-                     4294967398 1000 100 18446744073709551615\n";
-        let stat = parse_stat(line).unwrap();
-        assert_eq!(stat.state, b'S');
-        assert_eq!(stat.start_tag, 4294967398u64 as u32);
-        assert_eq!(parse_stat(b"garbage"), None);
-        assert_eq!(parse_stat(b"1 (x) S 1 2"), None);
     }
 
     #[test]

@@ -15,9 +15,21 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{c_path, create_key_file, errno, remove_key_file, Ctx};
-use crate::backend::{Detached, RawSemaphore, SemOpen, Undo, Wait};
+use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::{AccessMode, NativeKey};
+
+extern "C" {
+    /// `semtimedop(2)`, which the `libc` crate does not declare. The C library's wrapper,
+    /// not the raw system call: 32-bit x86 has no `semtimedop` system call of its own (it
+    /// goes through `ipc(2)`), and the wrapper picks the right one everywhere.
+    fn semtimedop(
+        semid: c_int,
+        sops: *mut libc::sembuf,
+        nsops: libc::size_t,
+        timeout: *const libc::timespec,
+    ) -> c_int;
+}
 
 /// `SEMVMX`: the largest value of a System V semaphore on Linux.
 const SEMVMX: u32 = 32767;
@@ -27,7 +39,7 @@ const SEMVMX: u32 = 32767;
 #[allow(dead_code)] // the other members give the union its C size and alignment
 union Semun {
     val: c_int,
-    buf: *mut libc::semid_ds,
+    buf: *mut std::ffi::c_void, // `struct semid_ds *`, never used here
     array: *mut c_ushort,
 }
 
@@ -120,86 +132,6 @@ impl fmt::Debug for SysvSegment {
 }
 
 impl SysvSegment {
-    /// `shmget(ftok(path), size, mode|IPC_CREAT|IPC_EXCL)`, then `shmat`. Qt's sequence, with
-    /// the new segment's id attached directly instead of looked up again by key.
-    #[doc(alias = "shmget")]
-    pub(crate) fn create(
-        key: &NativeKey,
-        size: usize,
-        access: AccessMode,
-        mode: u32,
-    ) -> Result<SysvSegment> {
-        let ctx = Ctx {
-            op: Operation::Create,
-            key,
-        };
-        let path = c_path(ctx)?;
-        let proj = project_id(key);
-        let created_file = create_key_file(ctx)?;
-        let undo_file = || {
-            if created_file {
-                remove_key_file(key.native_key());
-            }
-        };
-        let sysv_key = ftok(&path, proj).map_err(|e| {
-            undo_file();
-            ctx.err(e)
-        })?;
-        let flags = (mode & 0o777) as c_int | libc::IPC_CREAT | libc::IPC_EXCL;
-        // SAFETY: shmget takes plain integers.
-        let id = unsafe { libc::shmget(sysv_key, size, flags) };
-        if id == -1 {
-            let e = errno();
-            if e != libc::EEXIST {
-                undo_file();
-            }
-            return Err(match e {
-                libc::EINVAL => ctx.err(e).with_kind(ErrorKind::InvalidSize).with_detail(
-                    "size outside the system's limits for one segment (kernel.shmmax)",
-                ),
-                libc::ENOSPC => ctx.err(e).with_detail(
-                    "out of resources (kernel.shmmni segments or kernel.shmall pages in use)",
-                ),
-                _ => ctx.err(e),
-            });
-        }
-        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access, Some(size)).inspect_err(
-            |_| {
-                let _ = shm_remove(id);
-                undo_file();
-            },
-        )
-    }
-
-    /// `shmget(ftok(path), 0, 0400|0600)`, `shmat`, `shmctl(IPC_STAT)`: Qt's attach.
-    #[doc(alias = "shmat")]
-    pub(crate) fn attach(key: &NativeKey, access: AccessMode) -> Result<SysvSegment> {
-        let ctx = Ctx {
-            op: Operation::Attach,
-            key,
-        };
-        let path = c_path(ctx)?;
-        let proj = project_id(key);
-        let sysv_key = ftok(&path, proj).map_err(|e| {
-            let err = ctx.err(e);
-            if e == libc::ENOENT {
-                err.with_detail("does not exist (no key file)")
-            } else {
-                err
-            }
-        })?;
-        let perms = match access {
-            AccessMode::ReadOnly => 0o400,
-            AccessMode::ReadWrite => 0o600,
-        };
-        // SAFETY: shmget takes plain integers.
-        let id = unsafe { libc::shmget(sysv_key, 0, perms) };
-        if id == -1 {
-            return Err(ctx.err(errno()));
-        }
-        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access, None)
-    }
-
     fn attach_id(
         ctx: Ctx<'_>,
         id: c_int,
@@ -254,24 +186,118 @@ impl SysvSegment {
         }
     }
 
-    pub(crate) fn ptr(&self) -> *mut u8 {
+    /// Information about the segment behind `key`, without attaching.
+    pub(crate) fn stat(key: &NativeKey) -> Result<libc::shmid_ds> {
+        let ctx = Ctx {
+            op: Operation::Attach,
+            key,
+        };
+        let path = c_path(ctx)?;
+        let sysv_key = ftok(&path, project_id(key)).map_err(|e| ctx.err(e))?;
+        // SAFETY: shmget takes plain integers.
+        let id = unsafe { libc::shmget(sysv_key, 0, 0) };
+        if id == -1 {
+            return Err(ctx.err(errno()));
+        }
+        shm_stat(id).map_err(|e| ctx.err(e))
+    }
+}
+
+impl crate::backend::sealed::Sealed for SysvSegment {}
+
+// SAFETY: `addr..addr+len` is this value's own attachment (shmat), detached only by
+// `detach` (which consumes it) or Drop; the kernel zero-fills new segments; `writable` is
+// true only for attachments made without SHM_RDONLY.
+unsafe impl RawSegment for SysvSegment {
+    /// `shmget(ftok(path), size, mode|IPC_CREAT|IPC_EXCL)`, then `shmat`. Qt's sequence, with
+    /// the new segment's id attached directly instead of looked up again by key.
+    #[doc(alias = "shmget")]
+    fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<SysvSegment> {
+        let ctx = Ctx {
+            op: Operation::Create,
+            key,
+        };
+        let path = c_path(ctx)?;
+        let proj = project_id(key);
+        let created_file = create_key_file(ctx)?;
+        let undo_file = || {
+            if created_file {
+                remove_key_file(key.native_key());
+            }
+        };
+        let sysv_key = ftok(&path, proj).map_err(|e| {
+            undo_file();
+            ctx.err(e)
+        })?;
+        let flags = (mode & 0o777) as c_int | libc::IPC_CREAT | libc::IPC_EXCL;
+        // SAFETY: shmget takes plain integers.
+        let id = unsafe { libc::shmget(sysv_key, size, flags) };
+        if id == -1 {
+            let e = errno();
+            if e != libc::EEXIST {
+                undo_file();
+            }
+            return Err(match e {
+                libc::EINVAL => ctx.err(e).with_kind(ErrorKind::InvalidSize).with_detail(
+                    "size outside the system's limits for one segment (kernel.shmmax)",
+                ),
+                libc::ENOSPC => ctx.err(e).with_detail(
+                    "out of resources (kernel.shmmni segments or kernel.shmall pages in use)",
+                ),
+                _ => ctx.err(e),
+            });
+        }
+        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access, Some(size)).inspect_err(
+            |_| {
+                let _ = shm_remove(id);
+                undo_file();
+            },
+        )
+    }
+
+    /// `shmget(ftok(path), 0, 0400|0600)`, `shmat`, `shmctl(IPC_STAT)`: Qt's attach.
+    #[doc(alias = "shmat")]
+    fn attach(key: &NativeKey, access: AccessMode) -> Result<SysvSegment> {
+        let ctx = Ctx {
+            op: Operation::Attach,
+            key,
+        };
+        let path = c_path(ctx)?;
+        let proj = project_id(key);
+        let sysv_key = ftok(&path, proj).map_err(|e| {
+            let err = ctx.err(e);
+            if e == libc::ENOENT {
+                err.with_detail("does not exist (no key file)")
+            } else {
+                err
+            }
+        })?;
+        let perms = match access {
+            AccessMode::ReadOnly => 0o400,
+            AccessMode::ReadWrite => 0o600,
+        };
+        // SAFETY: shmget takes plain integers.
+        let id = unsafe { libc::shmget(sysv_key, 0, perms) };
+        if id == -1 {
+            return Err(ctx.err(errno()));
+        }
+        SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access, None)
+    }
+
+    fn ptr(&self) -> *mut u8 {
         self.addr.as_ptr()
     }
 
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.len
     }
 
-    pub(crate) fn writable(&self) -> bool {
+    fn writable(&self) -> bool {
         self.writable
     }
 
     /// `shmdt`; then, when `shm_nattch` is 0, `IPC_RMID` and (when asked) the key file.
-    pub(crate) fn detach(
-        mut self,
-        remove_if_last: bool,
-        remove_key_file: bool,
-    ) -> Result<Detached> {
+    fn detach(mut self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached> {
         let err = |e: i32, path: &CStr| {
             Error::from_errno(e, Operation::Detach, path.to_string_lossy().into_owned())
         };
@@ -311,25 +337,13 @@ impl SysvSegment {
         Ok(Detached::Removed)
     }
 
-    /// Information about the segment behind `key`, without attaching.
-    pub(crate) fn stat(key: &NativeKey) -> Result<libc::shmid_ds> {
-        let ctx = Ctx {
-            op: Operation::Attach,
-            key,
-        };
-        let path = c_path(ctx)?;
-        let sysv_key = ftok(&path, project_id(key)).map_err(|e| ctx.err(e))?;
-        // SAFETY: shmget takes plain integers.
-        let id = unsafe { libc::shmget(sysv_key, 0, 0) };
-        if id == -1 {
-            return Err(ctx.err(errno()));
-        }
-        shm_stat(id).map_err(|e| ctx.err(e))
+    fn exists(key: &NativeKey) -> bool {
+        SysvSegment::stat(key).is_ok()
     }
 
     /// Removes the segment behind `key` (when `only_if_unattached`, only if nobody is
     /// attached) and its key file. Returns whether a segment was removed.
-    pub(crate) fn remove(key: &NativeKey, only_if_unattached: bool) -> Result<bool> {
+    fn remove(key: &NativeKey, only_if_unattached: bool) -> Result<bool> {
         let ctx = Ctx {
             op: Operation::Remove,
             key,
@@ -398,39 +412,6 @@ impl fmt::Debug for SysvSemaphore {
 }
 
 impl SysvSemaphore {
-    /// Qt's `QSystemSemaphore::handle`: key file (0640, `O_EXCL`), `ftok`,
-    /// `semget(key, 1, mode|IPC_CREAT|IPC_EXCL)` and `SETVAL` when it was created, else
-    /// `semget(key, 1, 0600)` to open the existing one.
-    #[doc(alias = "semget")]
-    pub(crate) fn open(
-        key: &NativeKey,
-        initial: u32,
-        how: SemOpen,
-        mode: u32,
-    ) -> Result<(SysvSemaphore, bool)> {
-        let ctx = Ctx {
-            op: Operation::SemaphoreOpen,
-            key,
-        };
-        if initial > SEMVMX {
-            return Err(ctx.kind(
-                ErrorKind::OutOfResources,
-                "initial value above 32767 (SEMVMX)",
-            ));
-        }
-        let path = c_path(ctx)?;
-        let (id, sysv_key, created) = get(ctx, &path, initial, how, mode)?;
-        let sem = SysvSemaphore {
-            key: key.clone(),
-            path,
-            id: AtomicI32::new(id),
-            sysv_key: AtomicI32::new(sysv_key),
-            mode,
-            initial,
-        };
-        Ok((sem, created))
-    }
-
     fn reopen(&self, op: Operation) -> Result<()> {
         let ctx = Ctx { op, key: &self.key };
         let (id, sysv_key, _) = get(
@@ -474,21 +455,10 @@ impl SysvSemaphore {
                 }
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    let ts = libc::timespec {
-                        tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t,
-                        tv_nsec: left.subsec_nanos() as libc::c_long,
-                    };
+                    let ts = super::relative_timespec(left);
                     // SAFETY: `sop` is one valid sembuf and `ts` a valid relative timeout, as
-                    // semtimedop(2) takes them (libc has no wrapper for it).
-                    unsafe {
-                        libc::syscall(
-                            libc::SYS_semtimedop,
-                            id,
-                            &mut sop as *mut libc::sembuf,
-                            1usize,
-                            &ts as *const libc::timespec,
-                        ) as c_int
-                    }
+                    // semtimedop(2) takes them.
+                    unsafe { semtimedop(id, &mut sop, 1, &ts) }
                 }
             };
             if rc == 0 {
@@ -642,8 +612,37 @@ fn set_value(ctx: Ctx<'_>, id: c_int, value: u32) -> Result<()> {
 impl crate::backend::sealed::Sealed for SysvSemaphore {}
 
 impl RawSemaphore for SysvSemaphore {
-    fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Self, bool)> {
-        SysvSemaphore::open(key, initial, how, mode)
+    /// Qt's `QSystemSemaphore::handle`: key file (0640, `O_EXCL`), `ftok`,
+    /// `semget(key, 1, mode|IPC_CREAT|IPC_EXCL)` and `SETVAL` when it was created, else
+    /// `semget(key, 1, 0600)` to open the existing one.
+    #[doc(alias = "semget")]
+    fn open(
+        key: &NativeKey,
+        initial: u32,
+        how: SemOpen,
+        mode: u32,
+    ) -> Result<(SysvSemaphore, bool)> {
+        let ctx = Ctx {
+            op: Operation::SemaphoreOpen,
+            key,
+        };
+        if initial > SEMVMX {
+            return Err(ctx.kind(
+                ErrorKind::OutOfResources,
+                "initial value above 32767 (SEMVMX)",
+            ));
+        }
+        let path = c_path(ctx)?;
+        let (id, sysv_key, created) = get(ctx, &path, initial, how, mode)?;
+        let sem = SysvSemaphore {
+            key: key.clone(),
+            path,
+            id: AtomicI32::new(id),
+            sysv_key: AtomicI32::new(sysv_key),
+            mode,
+            initial,
+        };
+        Ok((sem, created))
     }
 
     // Out of line: a system call dominates, and callers that inline the POSIX fast path
@@ -711,26 +710,6 @@ impl RawSemaphore for SysvSemaphore {
             }
         }
         Ok(())
-    }
-}
-
-impl crate::backend::sealed::Sealed for SysvSegment {}
-
-impl crate::backend::RawSegment for SysvSegment {
-    fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<Self> {
-        SysvSegment::create(key, size, access, mode)
-    }
-    fn attach(key: &NativeKey, access: AccessMode) -> Result<Self> {
-        SysvSegment::attach(key, access)
-    }
-    fn ptr(&self) -> *mut u8 {
-        self.addr.as_ptr()
-    }
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached> {
-        SysvSegment::detach(self, remove_if_last, remove_key_file)
     }
 }
 

@@ -1,0 +1,50 @@
+//! The platform gate: the one place that decides which backend set a target gets.
+//!
+//! Emits cfg aliases that the code uses instead of raw `target_os`/`target_env` checks:
+//!
+//! | cfg | targets | what they get |
+//! |---|---|---|
+//! | `qshm_linux` | Linux with glibc or musl | System V, POSIX, `mapped`, `inspect` |
+//! | `qshm_libc = "glibc64"` | 64-bit glibc | the lock's owner record in the tail of `sem_t` |
+//! | `qshm_libc = "glibc32"` | 32-bit glibc | the record beside the 16-byte `sem_t` |
+//! | `qshm_libc = "musl"` | musl | the record in the tail of musl's `sem_t` |
+//! | `qshm_unix_other` | other Unix (FreeBSD, Apple, other Linux libcs, …) | key rules and `inspect` stubs; no backend yet |
+//! | `qshm_windows` | Windows | key rules; no backend yet |
+//! | `qshm_none` | everything else (wasm, …) | key rules; every operation `Unsupported` |
+//!
+//! Exactly one of `qshm_linux`, `qshm_unix_other`, `qshm_windows`, `qshm_none` is set.
+
+use std::env;
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rustc-check-cfg=cfg(qshm_linux)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_unix_other)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_windows)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_none)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_libc, values(\"glibc64\", \"glibc32\", \"musl\"))");
+
+    let var = |name: &str| env::var(name).unwrap_or_default();
+    let os = var("CARGO_CFG_TARGET_OS");
+    let libc_env = var("CARGO_CFG_TARGET_ENV");
+    let width = var("CARGO_CFG_TARGET_POINTER_WIDTH");
+    let unix = var("CARGO_CFG_TARGET_FAMILY")
+        .split(',')
+        .any(|family| family == "unix");
+
+    let libc = match (os.as_str(), libc_env.as_str(), width.as_str()) {
+        ("linux", "gnu", "64") => Some("glibc64"),
+        ("linux", "gnu", "32") => Some("glibc32"),
+        ("linux", "musl", _) => Some("musl"),
+        _ => None,
+    };
+    match libc {
+        Some(libc) => {
+            println!("cargo:rustc-cfg=qshm_linux");
+            println!("cargo:rustc-cfg=qshm_libc=\"{libc}\"");
+        }
+        None if unix => println!("cargo:rustc-cfg=qshm_unix_other"),
+        None if os == "windows" => println!("cargo:rustc-cfg=qshm_windows"),
+        None => println!("cargo:rustc-cfg=qshm_none"),
+    }
+}
