@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need (PyQt6/PyQt5 into .venv, the
-# Debian libraries QtCore needs), checks formatting, lints and docs, runs every test of
-# the workspace, and fails if the run left any IPC object behind.
+# Debian libraries QtCore needs, cross compilers and qemu-user for ci/cross.sh), checks
+# formatting, lints and docs, runs every test of the workspace, runs the library's suites
+# on every other Linux target (ci/cross.sh), and fails if the run left any IPC object
+# behind. Prints each stage's time.
 #
 #   ci/test.sh                 # everything
 #   ci/test.sh --test qt_interop     # extra arguments go to `cargo test`
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-step() { printf '\n== %s\n' "$*" >&2; }
+# Each stage says when it starts, and how long the one before it took.
+started=$SECONDS
+last=$SECONDS
+last_name=""
+step() {
+    if [ -n "$last_name" ]; then
+        printf '== %s: %ds\n' "$last_name" "$((SECONDS - last))" >&2
+    fi
+    last=$SECONDS
+    last_name="$*"
+    printf '\n== %s (at %ds)\n' "$*" "$((SECONDS - started))" >&2
+}
 
 step "Qt peers (PyQt6 for Qt 6.11, PyQt5 for Qt 5.15)"
 QSHM_PYTHON="$(ci/setup-venv.sh)"
@@ -52,6 +65,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "tests"
 cargo test --workspace "$@"
 
+step "every other Linux target: i686 and musl natively, aarch64 and armv7 under qemu (ci/cross.sh)"
+ci/cross.sh
+
 step "benchmarks, once each (criterion --test; Qt's QSharedMemory program, quick mode)"
 # Not timed: this proves every benchmark still runs across its processes, checks its
 # counters and cleans up (the leak guard below covers it). Figures: benches/run.sh.
@@ -75,3 +91,4 @@ if [ -n "$leaked" ]; then
     exit 1
 fi
 echo "no segment, semaphore or key file left behind" >&2
+step "end"
