@@ -126,6 +126,38 @@ fn read_only_file_attachment_locks_but_cannot_write() {
     );
 }
 
+/// A read-only attachment is read-only through `as_mut_ptr` too, even when the header size
+/// is not a multiple of the page size (a C program may make such a file: `qshm.h` allows
+/// any multiple of 64), so that the data area starts inside the lock's writable page.
+#[test]
+fn read_only_data_is_read_only_whatever_the_header_size() {
+    use std::os::unix::process::ExitStatusExt;
+    let _w = util::file_watchdog("read_only_whatever_header", Duration::from_secs(60));
+    let (path, _c) = unique_file("file-ro-odd-header");
+    for header_size in [128u32, 4096] {
+        let mut bytes = header(1, header_size, 100);
+        bytes.resize(header_size as usize + 100, 7);
+        write_file(&path, &bytes);
+        let mut child = ChildProc::spawn("write-read-only", &[path.to_str().unwrap()]);
+        let status = child.wait(Duration::from_secs(30));
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGSEGV),
+            "header {header_size}: a write through a read-only attachment did not fault ({status:?})"
+        );
+        let after = std::fs::read(&path).unwrap();
+        assert_eq!(
+            after[header_size as usize], 7,
+            "header {header_size}: the data changed"
+        );
+        let ro = FileOptions::new()
+            .access(AccessMode::ReadOnly)
+            .open(&path)
+            .unwrap();
+        assert_eq!(ro.lock().unwrap().as_slice()[0], 7);
+    }
+}
+
 #[test]
 fn temporary_segment_is_removed_after_the_last_detach() {
     let _w = util::file_watchdog("temporary_segment", Duration::from_secs(60));
@@ -694,6 +726,16 @@ fn child_entry() {
         return;
     };
     match args[0].as_str() {
+        "write-read-only" => {
+            let seg = FileOptions::new()
+                .access(AccessMode::ReadOnly)
+                .open(&args[1])
+                .unwrap();
+            // SAFETY: none: this write must fault (the data area is mapped read-only), and
+            // the test checks that this process dies of SIGSEGV before it gets further.
+            unsafe { seg.as_mut_ptr().write_volatile(1) };
+            std::process::exit(0);
+        }
         "fork-and-drop-copy" => {
             let path = PathBuf::from(&args[1]);
             let seg = FileOptions::new().create(&path, 64).unwrap();

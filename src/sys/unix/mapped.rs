@@ -314,6 +314,11 @@ impl SegmentLock for LockKind {
 pub(crate) struct MappedInner {
     map: NonNull<u8>,
     map_len: usize,
+    /// A second, read-only mapping of the same `map_len` bytes, through which the data area
+    /// is reached when it must be read-only but does not start on a page boundary (a header
+    /// size that is not a multiple of the page size, which `qshm.h` allows): `mprotect` can
+    /// only protect whole pages, and the first one holds the lock, which must stay writable.
+    read_only_view: Option<NonNull<u8>>,
     header_size: usize,
     data_size: usize,
     writable: bool,
@@ -399,8 +404,29 @@ fn map_fd(
     .map_err(|e| errno_err(e, op, label).with_detail(format!("mmap failed ({e})")))?;
     let map = NonNull::new(addr.cast::<u8>()).expect("mmap never returns null on success");
     let mut writable = !req.immutable;
+    let mut read_only_view = None;
     if !req.immutable && !req.data_writable {
-        if req.header_size % page_size() == 0 {
+        if req.header_size % page_size() != 0 {
+            // SAFETY: as for the first mapping: a new read-only mapping of the same file.
+            let view = unsafe {
+                rustix::mm::mmap(
+                    std::ptr::null_mut(),
+                    map_len,
+                    ProtFlags::READ,
+                    MapFlags::SHARED,
+                    &fd,
+                    0,
+                )
+            };
+            match view {
+                Ok(view) => read_only_view = NonNull::new(view.cast::<u8>()),
+                Err(e) => {
+                    // SAFETY: unmapping the mapping created above, which nothing references.
+                    let _ = unsafe { rustix::mm::munmap(addr, map_len) };
+                    return Err(errno_err(e, op, label).with_detail(format!("mmap failed ({e})")));
+                }
+            }
+        } else {
             // SAFETY: the range lies inside the mapping just created, which nothing else
             // references yet; mprotect only removes write permission from it.
             let r = unsafe {
@@ -437,6 +463,7 @@ fn map_fd(
     Ok(MappedInner {
         map,
         map_len,
+        read_only_view,
         header_size: req.header_size,
         data_size: req.data_size,
         writable,
@@ -873,8 +900,10 @@ impl MappedInner {
     /// The data area: its first byte.
     #[inline]
     pub(crate) fn data_ptr(&self) -> *mut u8 {
-        // SAFETY: `header_size < map_len`, so the result stays inside the mapping.
-        unsafe { self.map.as_ptr().add(self.header_size) }
+        let base = self.read_only_view.unwrap_or(self.map);
+        // SAFETY: `header_size < map_len`, and both mappings are `map_len` bytes long, so the
+        // result stays inside the mapping.
+        unsafe { base.as_ptr().add(self.header_size) }
     }
 
     pub(crate) fn data_size(&self) -> usize {
@@ -993,6 +1022,10 @@ impl MappedInner {
             // lent by `Locked`, which borrow the owner of this value and so are gone by the
             // time it can be closed (`close` takes `&mut self` or runs in drop).
             let _ = unsafe { rustix::mm::munmap(self.map.as_ptr().cast(), self.map_len) };
+            if let Some(view) = self.read_only_view.take() {
+                // SAFETY: as above, for the read-only view of the same length.
+                let _ = unsafe { rustix::mm::munmap(view.as_ptr().cast(), self.map_len) };
+            }
             self.map_len = 0;
             self.lock = LockKind::Immutable(ImmutableLock);
         }
