@@ -1586,7 +1586,8 @@ mod tests {
         );
         let seg = PosixSegment::create(&key, 4096, AccessMode::ReadWrite, 0o600).unwrap();
         let path = seg.path.clone();
-        let (r, w) = std::io::pipe().unwrap();
+        // A socket pair as the pipe (std::io::pipe is newer than the MSRV).
+        let (r, w) = std::os::unix::net::UnixStream::pair().unwrap();
         // SAFETY: the child calls only async-signal-safe functions (read, _exit) before it
         // exits, as is required after fork in a multi-threaded process.
         let pid = unsafe { libc::fork() };
