@@ -33,7 +33,7 @@ pub(crate) enum Wait {
 ///
 /// The segment lock uses [`Undo::Yes`] on its paired acquire and release, so that a holder
 /// that crashes gives the lock back. Counting uses of a semaphore use [`Undo::No`]: a release
-/// by a process that then exits stays released (Qt undoes it, spec §8.12).
+/// by a process that then exits stays released (Qt undoes it, docs/qt-ipc.md §8.12).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Undo {
     Yes,
@@ -45,7 +45,7 @@ pub(crate) enum Undo {
 pub(crate) enum SemOpen {
     /// Open it, creating it with the initial value if it does not exist. Never changes the
     /// value of an existing semaphore (this is what the segment lock uses: Qt's Create mode
-    /// resets a held lock, spec §8.4).
+    /// resets a held lock, docs/qt-ipc.md §8.4).
     OpenOrCreate,
     /// `OpenOrCreate` for a caller that expects to create it (a segment's `create`): the
     /// same outcome, with the creating attempt made first where that saves system calls.

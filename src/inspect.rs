@@ -36,7 +36,8 @@
 //! the runtime directory (`$XDG_RUNTIME_DIR` or `/tmp/runtime-<user>`, where Qt 6 keeps the
 //! key files of non-legacy System V keys). A segment whose key file is gone is still
 //! listed, with [`SegmentInfo::native_key`] `None`, when its key has Qt's ftok project id
-//! `'Q'`. A segment's lock is the semaphore with the same key (non-legacy keys, spec §2) or,
+//! `'Q'`. A segment's lock is the semaphore with the same key (non-legacy keys,
+//! docs/qt-ipc.md §2) or,
 //! for a `qipc_sharedmemory_<x>` key file, the one of `qipc_systemsem_<x>` beside it.
 //!
 //! The lock state comes from `semctl(GETVAL)` and `semctl(GETPID)` (the last process that
@@ -56,7 +57,7 @@
 //! hashed name, so [`SegmentInfo::qt_key`] is `None` in [`list`].
 //!
 //! The lock state of a glibc POSIX semaphore is read from its file (its value; held with no
-//! process mapping it means its holder died, spec §8.2).
+//! process mapping it means its holder died, docs/qt-ipc.md §8.2).
 //!
 //! Other platforms report [`ErrorKind::Unsupported`].
 //!
@@ -133,7 +134,7 @@ pub enum LockState {
         pid: Option<u32>,
     },
     /// Held by a process that no longer exists: the lock will not be given back by itself
-    /// (a POSIX lock of a crashed process, spec §8.2).
+    /// (a POSIX lock of a crashed process, docs/qt-ipc.md §8.2).
     HolderDead {
         /// The dead holder, when known.
         pid: Option<u32>,

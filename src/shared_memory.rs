@@ -419,7 +419,8 @@ impl SharedMemory {
                 }
             }
         };
-        // A System V key without a Qt key shares its key file with its lock (spec §2): the
+        // A System V key without a Qt key shares its key file with its lock
+        // (docs/qt-ipc.md §2): the
         // file goes with the lock, not with the segment.
         let shares_key_file = self.key.legacy_key().is_none();
         match seg.detach(remove, !shares_key_file) {
@@ -447,7 +448,7 @@ impl SharedMemory {
     }
 
     /// Takes the open lock `sem` for a detach: `None` when `sem` is held now. A lock replaced
-    /// under its name (a Qt creator does that, spec §8.5) gives way to the one the name
+    /// under its name (a Qt creator does that, docs/qt-ipc.md §8.5) gives way to the one the name
     /// refers to now, on which every newcomer serialises: that one is returned, held.
     fn lock_for_detach(&self, sem: &Semaphore) -> Result<Option<Semaphore>> {
         sem.acquire(Wait::Forever, Undo::Yes, Operation::Detach)?;

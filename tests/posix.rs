@@ -79,7 +79,7 @@ fn qt_creates_rust_attaches_both_modes() {
         );
         qt.cmd("detach").expect_ok("detach");
         qt.close();
-        // Qt leaves POSIX segments behind (spec §8.1); the clean-up path removes them.
+        // Qt leaves POSIX segments behind (docs/qt-ipc.md §8.1); the clean-up path removes them.
         assert!(SharedMemory::remove_orphan(&key).unwrap());
         assert!(!util::exists(&shm_file(&key)));
         assert!(!util::exists(&sem_file(&key)));
@@ -113,7 +113,8 @@ fn rust_creates_qt_attaches_both_modes() {
         assert_eq!(&shm.lock().unwrap().as_slice()[200..207], b"from Qt");
         qt.cmd("detach").expect_ok("detach");
         // Qt detached (and unmapped): qshm's detach is the last and removes the segment.
-        // The lock stays while Qt has it open: Qt's failed create replaced it (spec §5) and
+        // The lock stays while Qt has it open: Qt's failed create replaced it
+        // (docs/qt-ipc.md §5) and
         // Qt's object still maps the new one; Qt unlinks the one it created on destruction.
         shm.detach().unwrap();
         assert!(!util::exists(&shm_file(&key)), "segment left");

@@ -1,4 +1,5 @@
-//! tst_qsystemsemaphore, ported, with real child processes; plus the fixes of spec §8.12.
+//! tst_qsystemsemaphore, ported, with real child processes; plus the fixes of
+//! docs/qt-ipc.md §8.12.
 
 mod util;
 
@@ -209,7 +210,7 @@ fn initial_value() {
     assert!(releaser.wait(Duration::from_secs(30)).success());
 }
 
-/// Spec §8.12: a release by a process that then exits stays released (Qt undoes it).
+/// docs/qt-ipc.md §8.12: a release by a process that then exits stays released (Qt undoes it).
 #[test]
 fn release_by_exiting_process_is_kept() {
     let (_w, key, _c) = setup("sem-releasekept");
@@ -222,7 +223,7 @@ fn release_by_exiting_process_is_kept() {
     assert_eq!(sem.try_acquire().unwrap_err().kind(), ErrorKind::WouldBlock);
 }
 
-/// Spec §8.12: a release-only producer does not fail after 32 767 releases.
+/// docs/qt-ipc.md §8.12: a release-only producer does not fail after 32 767 releases.
 #[test]
 fn release_only_producer_passes_32767() {
     let (_w, key, _c) = setup("sem-producer");

@@ -441,7 +441,7 @@ pub(crate) fn create_with_same_key(t: KeyType) {
     }
 }
 
-/// Spec §8.3: after kill -9 of the creator, the `create() || attach()` idiom adopts the
+/// docs/qt-ipc.md §8.3: after kill -9 of the creator, the `create() || attach()` idiom adopts the
 /// orphan (as Qt 5.15 does; Qt 6.6+ reaps it in the failed create instead), and the
 /// adopter's detach removes it.
 pub(crate) fn orphan_after_crash_is_adopted(t: KeyType) {
@@ -481,7 +481,8 @@ pub(crate) fn remove_orphan_cleans_up(t: KeyType) {
     );
 }
 
-/// Spec §8.4: a failing `create()` on an existing key must not break a lock someone holds.
+/// docs/qt-ipc.md §8.4: a failing `create()` on an existing key must not break a lock
+/// someone holds.
 pub(crate) fn create_does_not_reset_held_lock(t: KeyType) {
     let (key, _c) = legacy(t, "createnoreset");
     let mut owner = SharedMemory::with_native_key(key.clone());

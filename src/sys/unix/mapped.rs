@@ -1017,17 +1017,18 @@ impl MappedInner {
 
     fn unmap(&mut self) {
         if self.map_len != 0 {
+            // The lock points into the header: it goes first (see `map_fd`).
+            self.lock = LockKind::Immutable(ImmutableLock);
             // SAFETY: `map..map+map_len` is the mapping this value created; the only things
-            // pointing into it are the lock (replaced below, and not used again) and slices
-            // lent by `Locked`, which borrow the owner of this value and so are gone by the
-            // time it can be closed (`close` takes `&mut self` or runs in drop).
+            // pointing into it were the lock (gone, above) and slices lent by `Locked`,
+            // which borrow the owner of this value and so are gone by the time it can be
+            // closed (`close` takes `&mut self` or runs in drop).
             let _ = unsafe { rustix::mm::munmap(self.map.as_ptr().cast(), self.map_len) };
             if let Some(view) = self.read_only_view.take() {
                 // SAFETY: as above, for the read-only view of the same length.
                 let _ = unsafe { rustix::mm::munmap(view.as_ptr().cast(), self.map_len) };
             }
             self.map_len = 0;
-            self.lock = LockKind::Immutable(ImmutableLock);
         }
     }
 

@@ -32,7 +32,8 @@ pub(crate) fn is_key_type_supported(key_type: KeyType) -> bool {
     key_type.is_system_v() || key_type == KeyType::PosixRealtime
 }
 
-/// Qt's errno table (spec §3.7 and §4.3), with the errors Qt has no entry for placed where a
+/// Qt's errno table (docs/qt-ipc.md §3.7 and §4.3), with the errors Qt has no entry for
+/// placed where a
 /// caller would look for them.
 pub(crate) fn errno_kind(errno: i32) -> ErrorKind {
     match errno {
@@ -198,7 +199,7 @@ pub(super) fn reopen_same_file(
     Ok((rustix::fs::fstat(&fd)?.st_ino == ino).then_some(fd))
 }
 
-/// Removes a key file; a file already gone is not an error (Qt reports one, spec §8.11).
+/// Removes a key file; a file already gone is not an error (Qt reports one, docs/qt-ipc.md §8.11).
 pub(super) fn remove_key_file(path: &str) {
     let _ = fs::remove_file(path);
 }

@@ -1,4 +1,5 @@
-//! POSIX realtime shared memory and glibc named semaphores, as Qt uses them (spec §4.2, §5),
+//! POSIX realtime shared memory and the C library's named semaphores, as Qt uses them
+//! (docs/qt-ipc.md §4.2, §5),
 //! with the two things Qt's POSIX backend lacks: segments removed by the last detach, and a
 //! lock that survives its holder's death.
 //!
@@ -70,7 +71,8 @@
 //! every later holder is told, until one calls `mark_consistent`.
 //!
 //! What remains: a Qt process writes no record, so a Qt holder that dies still blocks
-//! everyone, Qt and qshm (Qt's own behaviour, spec §8.2); and a qshm process killed in the
+//! everyone, Qt and qshm (Qt's own behaviour, docs/qt-ipc.md §8.2); and a qshm process
+//! killed in the
 //! few instructions between taking the semaphore and writing its record, or between
 //! clearing it and posting, cannot be recognised.
 //!
@@ -1092,7 +1094,7 @@ fn map_sem_file(path: &str) -> std::result::Result<SemFile, SemFileError> {
 
 impl PosixSemaphore {
     /// Brings the value to `value` (Qt's Create mode resets; Qt unlinks and recreates,
-    /// which cuts off every process that has it open, spec §5).
+    /// which cuts off every process that has it open, docs/qt-ipc.md §5).
     fn reset(&self, value: u32, ctx: Ctx<'_>) -> Result<()> {
         // SAFETY: `self.sem` is a live semaphore (map_sem_file).
         while unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {}
@@ -1334,7 +1336,7 @@ fn wait_error(ctx: Ctx<'_>, e: i32) -> Error {
     }
 }
 
-/// Qt's error table for semaphores (spec §4.3), with name errors as key errors.
+/// Qt's error table for semaphores (docs/qt-ipc.md §4.3), with name errors as key errors.
 fn sem_error(ctx: Ctx<'_>, e: i32) -> Error {
     let err = ctx.err(e);
     match e {

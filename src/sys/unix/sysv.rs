@@ -1,4 +1,5 @@
-//! System V shared memory and semaphores, with Qt's system calls and permissions (spec §3, §4).
+//! System V shared memory and semaphores, with Qt's system calls and permissions
+//! (docs/qt-ipc.md §3, §4).
 //!
 //! # References
 //!
