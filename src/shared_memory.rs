@@ -253,7 +253,14 @@ impl SharedMemory {
             return Ok(());
         };
         let write = op == Operation::Create && self.access == AccessMode::ReadWrite;
-        let Err(e) = seg.populate(write) else {
+        #[cfg(test)]
+        let seg_populate = |write| match tests::FAIL_POPULATE.with(|f| f.take()) {
+            true => Err(std::io::Error::from_raw_os_error(libc::ENOSPC)),
+            false => seg.populate(write),
+        };
+        #[cfg(not(test))]
+        let seg_populate = |write| seg.populate(write);
+        let Err(e) = seg_populate(write) else {
             return Ok(());
         };
         let mut err = self.make_error(ErrorKind::OutOfResources, op);
@@ -264,7 +271,14 @@ impl SharedMemory {
             "cannot populate the {} bytes of the segment ({e})",
             seg.len()
         ));
+        // A segment this call created goes again, whatever the last-detach policy: nobody
+        // else can have used it yet, and the caller is told it was not created.
+        let policy = self.last_detach;
+        if op == Operation::Create {
+            self.last_detach = LastDetach::Remove;
+        }
         let _ = self.detach_inner();
+        self.last_detach = policy;
         Err(err)
     }
 
@@ -771,5 +785,42 @@ impl fmt::Debug for SharedMemory {
             .field("size", &self.size())
             .field("ptr", &self.as_ptr())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Makes the next populate on this thread fail, as a full file system or memory
+        /// limit would (there is no way to make the kernel fail it on demand).
+        pub(super) static FAIL_POPULATE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// A populating `create` that fails removes the segment it made, under either policy.
+    #[test]
+    fn a_failed_populating_create_leaves_nothing() {
+        for key_type in [KeyType::SystemV, KeyType::PosixRealtime] {
+            for policy in [LastDetach::Remove, LastDetach::Keep] {
+                let name = format!("qshm-unit-populate-{}-{policy:?}", std::process::id());
+                let key = NativeKey::legacy(&name, key_type);
+                let mut shm = SharedMemory::with_native_key(key.clone());
+                shm.set_populate(true);
+                shm.set_last_detach(policy);
+                FAIL_POPULATE.with(|f| f.set(true));
+                let err = shm.create(4096, AccessMode::ReadWrite).unwrap_err();
+                let left = Segment::exists(&key);
+                let _ = SharedMemory::force_remove(&key);
+                assert_eq!(err.kind(), ErrorKind::OutOfResources, "{err}");
+                assert!(!shm.is_attached());
+                assert!(
+                    !left,
+                    "{key_type:?} {policy:?}: the failed create left its segment"
+                );
+                assert_eq!(shm.last_detach(), policy);
+            }
+        }
     }
 }
