@@ -1,0 +1,197 @@
+//! Last-user detection: whether any other process still has a file open or mapped (the
+//! kernel's lease first, then `/proc`).
+
+use super::*;
+
+/// Whether nobody but the caller uses the segment open as `fd`: no other qshm attachment
+/// holds its shared `flock`, and no other process maps the file.
+pub(super) fn is_last_user(fd: &OwnedFd) -> bool {
+    if rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_err() {
+        return false;
+    }
+    !used_by_another_process(fd, false)
+}
+
+/// Whether a process other than this one maps (or has open) the file open as `fd`.
+///
+/// First the kernel is asked whether any open file description other than `fd`'s own refers
+/// to the file ([`sole_open_file`]); a mapping keeps the one it was made from, so every
+/// process that opened or mapped the file itself shows up there. When none does, the only
+/// possible other users are processes that share `fd`'s own description: children forked
+/// by this process (and theirs), which are looked at one by one. Otherwise, or when the
+/// kernel cannot tell, every process's maps are read; also when `fd` was inherited through
+/// a fork (`forked`): its opener and the opener's other children share it too.
+pub(super) fn used_by_another_process(fd: &OwnedFd, forked: bool) -> bool {
+    let scope = match sole_open_file(fd) {
+        Some(true) if forked => Scope::Everyone,
+        // No child at all, the usual case: nobody else.
+        Some(true) if !has_children() => return false,
+        Some(true) => Scope::Descendants,
+        Some(false) | None => Scope::Everyone,
+    };
+    match rustix::fs::fstat(fd) {
+        Ok(st) => mapped_by_another_process(FileId::new(st.st_dev, st.st_ino), scope),
+        Err(_) => true, // cannot tell: in use
+    }
+}
+
+/// `F_SETSIG` (`<fcntl.h>`; the same number on every Linux architecture, missing from the
+/// `libc` crate for glibc targets).
+pub(super) const F_SETSIG: c_int = 10;
+
+/// Whether `fd`'s open file description is the only one of its file anywhere: `Some(true)`
+/// when the kernel grants a write lease on it, which it does only when no other description
+/// of the file is open (fcntl(2), "Leases"), `Some(false)` when it refuses for that reason,
+/// `None` when it cannot say (not the file's owner, leases disabled).
+///
+/// The lease is released at once. A process that opens the file in that instant waits for
+/// the release, and the kernel signals the lease holder; the signal is set to `SIGURG`,
+/// whose default action is to ignore it (`SIGIO`, the default, would kill this process).
+pub(super) fn sole_open_file(fd: &OwnedFd) -> Option<bool> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl(F_SETSIG) takes an int and changes only which signal this open file
+    // description raises; `raw` is a live descriptor borrowed from `fd`.
+    if unsafe { libc::fcntl(raw, F_SETSIG, libc::SIGURG) } == -1 {
+        return None;
+    }
+    // SAFETY: fcntl(F_SETLEASE) takes an int; `raw` is live.
+    if unsafe { libc::fcntl(raw, libc::F_SETLEASE, libc::F_WRLCK) } == 0 {
+        // SAFETY: as above; releases the lease just taken.
+        unsafe { libc::fcntl(raw, libc::F_SETLEASE, libc::F_UNLCK) };
+        return Some(true);
+    }
+    match errno() {
+        libc::EAGAIN | libc::EBUSY => Some(false),
+        _ => None,
+    }
+}
+
+/// Which processes [`mapped_by_another_process`] reads the maps of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// Every process but this one.
+    Everyone,
+    /// This process's descendants: when no other process has the file open, only they can
+    /// still map it, through a mapping inherited from this process.
+    Descendants,
+}
+
+/// Whether a process other than this one maps `file` (read from `/proc/<pid>/maps`;
+/// processes of other users whose maps cannot be read cannot open a 0600 segment either).
+///
+/// A child this process is spawning maps everything this process maps until it calls
+/// `exec` (`posix_spawn`/`vfork` even shares the address space). So children of ours that
+/// map the file are looked at again, for up to about a second on a busy machine: one that
+/// still does all along is a real user (a forked worker that inherited the mapping); ones
+/// that exec or exit meanwhile (a program spawning processes all the time shows a new one
+/// at every look) were not. Their addresses are not compared with ours: under an emulator
+/// (qemu-user) another process's maps show host addresses, which differ from the ones the
+/// emulated process sees, and a `vfork` there is a real fork.
+pub(super) fn mapped_by_another_process(file: FileId, scope: Scope) -> bool {
+    let me = std::process::id();
+    let mut pause = Duration::from_micros(250);
+    let mut persistent: Option<std::collections::HashSet<u32>> = None;
+    for _ in 0..12 {
+        let mut copies = std::collections::HashSet::new();
+        let pids = match scope {
+            Scope::Descendants => descendants(me).unwrap_or_else(|| other_processes(me)),
+            Scope::Everyone => other_processes(me),
+        };
+        for pid in pids {
+            let at = mapping_addresses(pid, file);
+            if at.is_empty() {
+                continue;
+            }
+            match parent_of(pid) {
+                // Gone since its maps were read: not a user.
+                None => {}
+                Some(parent) if parent == me => {
+                    copies.insert(pid);
+                }
+                // A real user, unless it has just exec'd away from the mapping.
+                Some(_) if !mapping_addresses(pid, file).is_empty() => return true,
+                Some(_) => {}
+            }
+        }
+        let still = match persistent {
+            None => copies,
+            Some(seen) => seen.intersection(&copies).copied().collect(),
+        };
+        if still.is_empty() {
+            return false;
+        }
+        persistent = Some(still);
+        std::thread::sleep(pause);
+        pause *= 2;
+    }
+    true
+}
+
+/// Every descendant of process `me`, from `/proc/<pid>/task/<tid>/children`; `None` when
+/// the kernel does not provide those files (built without `CONFIG_PROC_CHILDREN`).
+pub(super) fn descendants(me: u32) -> Option<Vec<u32>> {
+    if !has_children() {
+        return Some(Vec::new());
+    }
+    let mut found = Vec::new();
+    let mut queue = vec![me];
+    while let Some(pid) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue; // gone meanwhile
+        };
+        let mut any_list = false;
+        for task in tasks.filter_map(|t| t.ok()) {
+            let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
+                continue; // the thread exited, or the kernel has no such file
+            };
+            any_list = true;
+            for child in list.split_ascii_whitespace().filter_map(|c| c.parse().ok()) {
+                if child != me && !found.contains(&child) {
+                    found.push(child);
+                    queue.push(child);
+                }
+            }
+        }
+        if pid == me && !any_list {
+            return None; // this process has a live thread: the kernel has no such files
+        }
+    }
+    Some(found)
+}
+
+/// Whether this process has a child, living or not yet reaped: one system call
+/// (`waitid(WNOHANG|WNOWAIT)`, which reaps and consumes nothing: a waiting parent still
+/// sees everything).
+pub(super) fn has_children() -> bool {
+    use rustix::process::{WaitId, WaitIdOptions};
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    rustix::process::waitid(WaitId::All, options).err() != Some(rustix::io::Errno::CHILD)
+}
+
+pub(super) fn other_processes(me: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+                .filter(|&pid| pid != me)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where process `pid` maps `file`: the start of each mapping.
+pub(super) fn mapping_addresses(pid: u32, file: FileId) -> Vec<usize> {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return Vec::new();
+    };
+    mapped_files(&maps)
+        .filter(|&(_, f)| f == file)
+        .map(|(start, _)| start)
+        .collect()
+}
+
+/// The parent of process `pid`.
+pub(super) fn parent_of(pid: u32) -> Option<u32> {
+    process_stat(pid).ok().map(|stat| stat.ppid)
+}
