@@ -1,0 +1,181 @@
+//! Passing a segment's descriptor to another process: over a Unix socket (`SCM_RIGHTS`)
+//! or by inheritance to a child.
+
+use super::*;
+
+/// The payload sent with the descriptor: magic and data size.
+pub(super) const WIRE_LEN: usize = 16;
+
+/// Sends `fd` over `stream` with `SCM_RIGHTS`, with a 16-byte message (magic, data size).
+pub(crate) fn send_fd(
+    fd: BorrowedFd<'_>,
+    data_size: usize,
+    stream: &UnixStream,
+    label: &str,
+) -> Result<()> {
+    let op = Operation::Send;
+    let mut msg = [0u8; WIRE_LEN];
+    msg[..8].copy_from_slice(&MAGIC);
+    msg[8..].copy_from_slice(&(data_size as u64).to_le_bytes());
+    let fds = [fd];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(
+            Error::new(ErrorKind::Unknown, op, label).with_detail("control buffer too small")
+        );
+    }
+    let mut sent = loop {
+        match rustix::net::sendmsg(
+            stream,
+            &[IoSlice::new(&msg)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Err(Errno::INTR) => {}
+            other => break other.map_err(|e| errno_err(e, op, label))?,
+        }
+    };
+    while sent < WIRE_LEN {
+        match rustix::io::write(stream, &msg[sent..]) {
+            Ok(n) => sent += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(errno_err(e, op, label)),
+        }
+    }
+    Ok(())
+}
+
+/// Receives one descriptor sent by `send_fd`; returns it with the announced data size.
+pub(crate) fn recv_fd(stream: &UnixStream) -> Result<(OwnedFd, u64)> {
+    let op = Operation::Receive;
+    let label = "unix socket";
+    let mut msg = [0u8; WIRE_LEN];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = loop {
+        match rustix::net::recvmsg(
+            stream,
+            &mut [IoSliceMut::new(&mut msg)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Err(Errno::INTR) => {}
+            other => break other.map_err(|e| errno_err(e, op, label))?,
+        }
+    };
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = m {
+            fds.extend(rights);
+        }
+    }
+    if got.flags.contains(ReturnFlags::CTRUNC) {
+        return Err(
+            Error::new(ErrorKind::OutOfResources, op, label).with_detail(
+                "control message truncated (too many descriptors sent, or out of descriptors)",
+            ),
+        );
+    }
+    if got.bytes == 0 {
+        return Err(Error::new(ErrorKind::NotFound, op, label)
+            .with_detail("the peer closed the connection"));
+    }
+    let mut have = got.bytes;
+    while have < WIRE_LEN {
+        match rustix::io::read(stream, &mut msg[have..]) {
+            Ok(0) => {
+                return Err(Error::new(ErrorKind::NotFound, op, label)
+                    .with_detail("the peer closed the connection mid-message"))
+            }
+            Ok(n) => have += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(errno_err(e, op, label)),
+        }
+    }
+    if msg[..8] != MAGIC {
+        return Err(Error::new(ErrorKind::KeyError, op, label)
+            .with_detail("the message is not a qshm segment hand-over"));
+    }
+    if fds.len() != 1 {
+        return Err(
+            Error::new(ErrorKind::KeyError, op, label).with_detail(format!(
+                "expected one descriptor with the message, got {}",
+                fds.len()
+            )),
+        );
+    }
+    let size = u64::from_le_bytes(msg[8..].try_into().expect("8 bytes"));
+    Ok((fds.pop().expect("one fd"), size))
+}
+
+/// Arranges for `fd` to be inherited by the child `cmd` spawns, and names it there in the
+/// environment variable `var` as `<fd>:<data size>`.
+pub(crate) fn pass_to_child(
+    fd: BorrowedFd<'_>,
+    data_size: usize,
+    cmd: &mut Command,
+    var: &str,
+    label: &str,
+) -> Result<()> {
+    let op = Operation::Send;
+    // A close-on-exec duplicate owned by the command: it stays open until the command is
+    // dropped, and no other child spawned meanwhile by another thread inherits it.
+    let dup = rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| errno_err(e, op, label))?;
+    cmd.env(var, format!("{}:{data_size}", dup.as_raw_fd()));
+    let hook = move || -> std::io::Result<()> {
+        rustix::io::fcntl_setfd(&dup, rustix::io::FdFlags::empty()).map_err(std::io::Error::from)
+    };
+    // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
+    // operations are allowed: it makes one fcntl system call on a descriptor the hook owns
+    // (inherited from the parent, so open in the child) and neither allocates nor takes locks.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+    Ok(())
+}
+
+/// Descriptors already adopted by `fd_from_env` in this process.
+pub(super) static CLAIMED: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+
+/// Adopts the descriptor a parent named in `var` (`<fd>:<data size>`); returns it with the
+/// announced data size.
+pub(crate) fn fd_from_env(var: &str) -> Result<(OwnedFd, u64)> {
+    let op = Operation::Receive;
+    let label = format!("${var}");
+    let value = std::env::var(var).map_err(|_| {
+        Error::new(ErrorKind::NotFound, op, &label)
+            .with_detail(format!("the environment variable {var} is not set"))
+    })?;
+    let parsed = value
+        .split_once(':')
+        .and_then(|(fd, size)| Some((fd.parse::<RawFd>().ok()?, size.parse::<u64>().ok()?)));
+    let Some((raw, size)) = parsed.filter(|&(fd, _)| fd >= 0) else {
+        return Err(Error::new(ErrorKind::KeyError, op, &label)
+            .with_detail(format!("malformed value {value:?} (expected <fd>:<size>)")));
+    };
+    let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+    if claimed.contains(&raw) {
+        return Err(
+            Error::new(ErrorKind::AlreadyAttached, op, &label).with_detail(format!(
+                "descriptor {raw} was already adopted by this process"
+            )),
+        );
+    }
+    // SAFETY: F_GETFD on any integer is harmless: it reads the descriptor's flags or fails
+    // with EBADF.
+    if unsafe { libc::fcntl(raw, libc::F_GETFD) } == -1 {
+        return Err(Error::new(ErrorKind::NotFound, op, &label)
+            .with_detail(format!("descriptor {raw} is not open (not inherited?)")));
+    }
+    claimed.push(raw);
+    // SAFETY: the descriptor is open (checked above); the environment variable, set by the
+    // parent for this process alone (`pass_to_child`), names it as handed to us, and CLAIMED
+    // makes this the only adoption of it through qshm, so this OwnedFd is its only owner.
+    // What remains assumed (documented on `from_env`): no other code of this process uses
+    // that descriptor number.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // Do not leak it into our own children.
+    let _ = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC);
+    Ok((fd, size))
+}

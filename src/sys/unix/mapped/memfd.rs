@@ -1,0 +1,88 @@
+//! Segments in memfds: anonymous, sealable, passed to other processes.
+
+use super::*;
+
+/// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`, sized, sealed (when `seal`)
+/// against shrinking and growing before it is mapped, and initialised.
+pub(crate) fn create_memfd(name: &str, data_size: usize, seal: bool) -> Result<MappedInner> {
+    let op = Operation::Create;
+    let label = format!("memfd:{name}");
+    let header_size = new_header_size();
+    let total = checked_total(data_size, header_size, op, &label)?;
+    if name.contains('\0') || name.len() > 249 {
+        return Err(Error::new(ErrorKind::KeyError, op, &label)
+            .with_detail("a memfd name must have no NUL and at most 249 bytes"));
+    }
+    let fd = rustix::fs::memfd_create(
+        name,
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(|e| errno_err(e, op, &label))?;
+    rustix::fs::ftruncate(&fd, total as u64).map_err(|e| size_err(e, op, &label))?;
+    check_room(&fd, total, op, &label)?;
+    write_header(&fd, header_size, data_size, 0, &label, op)?;
+    let seals = if seal {
+        SealFlags::SHRINK | SealFlags::GROW
+    } else {
+        SealFlags::empty()
+    };
+    if seal {
+        rustix::fs::fcntl_add_seals(&fd, seals).map_err(|e| {
+            errno_err(e, op, &label).with_detail(format!("cannot seal the memfd ({e})"))
+        })?;
+    }
+    let req = MapRequest {
+        header_size,
+        data_size,
+        data_writable: true,
+        immutable: false,
+        check_size: false,
+    };
+    map_fd(fd, Backing::Memfd, req, op, &label)
+}
+
+/// Maps a descriptor received from elsewhere, after checking its seals and size.
+pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<MappedInner> {
+    let op = Operation::Attach;
+    let st = rustix::fs::fstat(&fd).map_err(|e| errno_err(e, op, label))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Error::new(ErrorKind::KeyError, op, label)
+            .with_detail("the descriptor is not a regular file or memfd"));
+    }
+    let seals = match rustix::fs::fcntl_get_seals(&fd) {
+        Ok(s) => Some(s),
+        Err(Errno::INVAL) => None,
+        Err(e) => return Err(errno_err(e, op, label)),
+    };
+    let shrink_sealed = seals.is_some_and(|s| s.contains(SealFlags::SHRINK));
+    if !shrink_sealed && !params.allow_unsealed {
+        return Err(Error::new(ErrorKind::PermissionDenied, op, label).with_detail(
+            "the segment is not sealed against shrinking (F_SEAL_SHRINK): a peer could truncate it \
+             and crash this process; refused (opt in with allow_unsealed(true))",
+        ));
+    }
+    if seals.is_none() {
+        let fs = rustix::fs::fstatfs(&fd).map_err(|e| errno_err(e, op, label))?;
+        check_ram_backed(
+            fs.f_type as i64,
+            params.allow_disk_backed,
+            Path::new(label),
+            op,
+        )?;
+    }
+    // With F_SEAL_SHRINK the size checked here cannot decrease afterwards.
+    let (header_size, data_size, _) = read_header(&fd, st.st_size as u64, op, label)?;
+    let immutable = seals.is_some_and(|s| s.contains(SealFlags::WRITE));
+    let req = MapRequest {
+        header_size,
+        data_size,
+        data_writable: params.access == AccessMode::ReadWrite && !immutable,
+        immutable,
+        check_size: !shrink_sealed,
+    };
+    let backing = match seals {
+        Some(_) => Backing::Memfd,
+        None => Backing::Fd,
+    };
+    map_fd(fd, backing, req, op, label)
+}

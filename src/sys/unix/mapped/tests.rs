@@ -1,0 +1,65 @@
+//! Unit tests of the mapped segments.
+
+use super::*;
+
+#[test]
+fn send_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<MappedInner>();
+}
+
+fn header_bytes(version: u32, header_size: u32, data_size: u64) -> Vec<u8> {
+    let mut b = vec![0u8; 4096];
+    b[..8].copy_from_slice(&MAGIC);
+    b[8..12].copy_from_slice(&version.to_ne_bytes());
+    b[12..16].copy_from_slice(&header_size.to_ne_bytes());
+    b[16..24].copy_from_slice(&data_size.to_ne_bytes());
+    b[28..32].copy_from_slice(&BYTE_ORDER.to_ne_bytes());
+    b
+}
+
+#[test]
+fn header_validation() {
+    let ok = header_bytes(1, 4096, 100);
+    assert_eq!(validate_header(&ok, 4196).unwrap().1, 100);
+    assert_eq!(
+        validate_header(&ok, 4195).unwrap_err().0,
+        ErrorKind::InvalidSize
+    );
+    assert_eq!(
+        validate_header(&ok[..10], 10).unwrap_err().0,
+        ErrorKind::InvalidSize
+    );
+    assert_eq!(
+        validate_header(&header_bytes(2, 4096, 1), 8192)
+            .unwrap_err()
+            .0,
+        ErrorKind::Unsupported
+    );
+    assert_eq!(
+        validate_header(&header_bytes(1, 13, 1), 8192)
+            .unwrap_err()
+            .0,
+        ErrorKind::KeyError
+    );
+    assert_eq!(
+        validate_header(&header_bytes(1, 4096, u64::MAX), 8192)
+            .unwrap_err()
+            .0,
+        ErrorKind::InvalidSize
+    );
+    assert_eq!(
+        validate_header(&header_bytes(1, 4096, 0), 8192)
+            .unwrap_err()
+            .0,
+        ErrorKind::InvalidSize
+    );
+    let mut bad = ok.clone();
+    bad[0] = b'X';
+    assert_eq!(
+        validate_header(&bad, 8192).unwrap_err().0,
+        ErrorKind::KeyError
+    );
+    assert!(is_ram_fs(TMPFS_MAGIC));
+    assert!(!is_ram_fs(0xef53));
+}
