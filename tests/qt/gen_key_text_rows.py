@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Golden rows for src/key/text.rs (QNativeIpcKey::toString / fromString), taken from real Qt.
+"""Golden rows for src/key/text.rs (in src/key/text/golden.rs) (QNativeIpcKey::toString / fromString), taken from real Qt.
 
 Needs PyQt6 (Qt 6.6 or later). Usage:
 
-    python3 tests/qt/gen_key_text_rows.py --write src/key/text.rs
+    python3 tests/qt/gen_key_text_rows.py --write src/key/text/golden.rs
         replaces everything from the `#[cfg(test)]` line of the `tests` module to the end of
         the file with freshly generated tests;
     python3 tests/qt/gen_key_text_rows.py --fuzz N FILE
@@ -352,12 +352,12 @@ def fuzz(count, path):
 
 def main():
     if sys.argv[1:2] == ["--write"]:
+        # The module file src/key/text/golden.rs: the body of the `mod tests` block rendered
+        # above, without the block around it.
         path = sys.argv[2]
-        source = open(path, encoding="utf-8").read()
-        cut = source.find("#[cfg(test)]\nmod tests {")
-        head = source if cut < 0 else source[:cut]
-        text = head.rstrip("\n") + "\n\n" + render_tests()
-        open(path, "w", encoding="utf-8").write(text)
+        body = render_tests().split("mod tests {", 1)[1].rsplit("}", 1)[0]
+        lines = [line[4:] if line.startswith("    ") else line for line in body.split("\n")]
+        open(path, "w", encoding="utf-8").write("\n".join(lines).strip("\n") + "\n")
     elif sys.argv[1:2] == ["--fuzz"]:
         fuzz(int(sys.argv[2]), sys.argv[3])
     else:
