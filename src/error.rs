@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 /// What went wrong, in Qt's terms (`QSharedMemory::SharedMemoryError`), plus the kinds Qt
 /// has no name for.
@@ -86,12 +87,6 @@ impl ErrorKind {
             ErrorKind::WouldBlock => "the lock is held by someone else",
         }
     }
-
-    /// The kind an `errno` value maps to (Qt's `setUnixErrorString` table, extended).
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the Unix backends have errno
-    pub(crate) fn from_errno(errno: i32) -> ErrorKind {
-        crate::sys::errno_kind(errno)
-    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -132,6 +127,8 @@ pub enum Operation {
     Send,
     /// Receiving a mapped segment from another process.
     Receive,
+    /// Looking at what segments and semaphores exist (`qshm::inspect`).
+    Inspect,
 }
 
 impl Operation {
@@ -151,6 +148,7 @@ impl Operation {
             Operation::Seal => "cannot seal shared memory",
             Operation::Send => "cannot send shared memory",
             Operation::Receive => "cannot receive shared memory",
+            Operation::Inspect => "cannot inspect shared memory",
         }
     }
 }
@@ -164,45 +162,59 @@ impl Operation {
 /// cannot create shared memory `systemv:/tmp/qipc_sharedmemory_helloaaf4…?legacyKey=hello`: already exists (os error 17)
 /// ```
 ///
+/// The operating system's error is its [`source`](std::error::Error::source), an
+/// [`io::Error`]; [`detail`](Error::detail) is what qshm adds to the kind's description.
+///
 /// One pointer wide (the details live on the heap), so that `Result<T>` stays small and the
-/// success path of a lock does not pay for the failure path's data.
-#[derive(Clone)]
+/// success path of a lock does not pay for the failure path's data. The key's text is
+/// shared, not copied: a handle formats its key once, and its errors point to that text.
 pub struct Error {
     inner: Box<ErrorInner>,
 }
 
-#[derive(Clone)]
 struct ErrorInner {
     kind: ErrorKind,
     op: Operation,
-    key: String,
-    errno: Option<i32>,
+    key: Arc<str>,
+    os: Option<io::Error>,
     detail: Option<Cow<'static, str>>,
+}
+
+impl Clone for Error {
+    fn clone(&self) -> Error {
+        let e = &*self.inner;
+        Error {
+            inner: Box::new(ErrorInner {
+                kind: e.kind,
+                op: e.op,
+                key: Arc::clone(&e.key),
+                os: e.os.as_ref().map(|os| match os.raw_os_error() {
+                    Some(errno) => io::Error::from_raw_os_error(errno),
+                    None => io::Error::new(os.kind(), os.to_string()),
+                }),
+                detail: e.detail.clone(),
+            }),
+        }
+    }
 }
 
 impl Error {
     #[cold]
-    pub(crate) fn new(kind: ErrorKind, op: Operation, key: impl Into<String>) -> Error {
+    pub(crate) fn new(kind: ErrorKind, op: Operation, key: impl Into<Arc<str>>) -> Error {
         Error {
             inner: Box::new(ErrorInner {
                 kind,
                 op,
                 key: key.into(),
-                errno: None,
+                os: None,
                 detail: None,
             }),
         }
     }
 
-    /// An error from an `errno` value, with the kind Qt maps it to.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the Unix backends have errno
-    pub(crate) fn from_errno(errno: i32, op: Operation, key: impl Into<String>) -> Error {
-        Error::new(ErrorKind::from_errno(errno), op, key).with_errno(errno)
-    }
-
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the Unix backends have errno
+    /// Records the operating system's error number as the cause (`source`).
     pub(crate) fn with_errno(mut self, errno: i32) -> Error {
-        self.inner.errno = Some(errno);
+        self.inner.os = Some(io::Error::from_raw_os_error(errno));
         self
     }
 
@@ -221,7 +233,7 @@ impl Error {
         self
     }
 
-    pub(crate) fn with_key(mut self, key: impl Into<String>) -> Error {
+    pub(crate) fn with_key(mut self, key: impl Into<Arc<str>>) -> Error {
         self.inner.key = key.into();
         self
     }
@@ -243,7 +255,13 @@ impl Error {
 
     /// The operating system's error number, where the failure came from a system call.
     pub fn raw_os_error(&self) -> Option<i32> {
-        self.inner.errno
+        self.inner.os.as_ref().and_then(io::Error::raw_os_error)
+    }
+
+    /// What qshm says about the failure beyond its kind (for instance "key is empty", or
+    /// which limit was reached), where it says anything.
+    pub fn detail(&self) -> Option<&str> {
+        self.inner.detail.as_deref()
     }
 }
 
@@ -254,7 +272,7 @@ impl fmt::Debug for Error {
             .field("kind", &e.kind)
             .field("operation", &e.op)
             .field("key", &e.key)
-            .field("errno", &e.errno)
+            .field("os", &e.os)
             .field("detail", &e.detail)
             .finish()
     }
@@ -273,14 +291,22 @@ impl fmt::Display for Error {
             Some(detail) => write!(f, ": {detail}")?,
             None => write!(f, ": {}", e.kind)?,
         }
-        if let Some(errno) = e.errno {
-            write!(f, " ({})", io::Error::from_raw_os_error(errno))?;
+        if let Some(os) = &e.os {
+            write!(f, " ({os})")?;
         }
         Ok(())
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    /// The operating system's error, where the failure came from a system call.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .os
+            .as_ref()
+            .map(|os| os as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
@@ -308,7 +334,20 @@ mod tests {
 
     #[test]
     fn display_names_operation_key_and_cause() {
-        let e = Error::from_errno(libc::EEXIST, Operation::Create, "systemv:/tmp/x");
+        let e = Error::new(
+            ErrorKind::AlreadyExists,
+            Operation::Create,
+            "systemv:/tmp/x",
+        )
+        .with_errno(libc::EEXIST);
+        let source = std::error::Error::source(&e).expect("an OS error as the source");
+        assert_eq!(
+            source.to_string(),
+            io::Error::from_raw_os_error(libc::EEXIST).to_string()
+        );
+        assert_eq!(e.detail(), None);
+        assert_eq!(e.clone().with_detail("why").detail(), Some("why"));
+        assert_eq!(e.clone().raw_os_error(), Some(libc::EEXIST));
         let s = e.to_string();
         assert!(
             s.starts_with("cannot create shared memory `systemv:/tmp/x`: already exists"),

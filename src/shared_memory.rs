@@ -1,7 +1,7 @@
 //! [`SharedMemory`]: Qt's `QSharedMemory`.
 
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
@@ -63,6 +63,8 @@ pub enum AccessMode {
 /// ```
 pub struct SharedMemory {
     key: NativeKey,
+    /// The key's text form, made once: every error of this object shares it.
+    key_text: Arc<str>,
     /// The segment's lock, open while attached, except after an attach that did not need
     /// it (POSIX): then the first `lock()` opens it.
     lock: OnceLock<Semaphore>,
@@ -161,6 +163,7 @@ impl SharedMemory {
     /// ```
     pub fn with_native_key(key: NativeKey) -> SharedMemory {
         SharedMemory {
+            key_text: key.to_string().into(),
             key,
             lock: OnceLock::new(),
             spare_lock: None,
@@ -190,6 +193,7 @@ impl SharedMemory {
             let _ = self.detach();
         }
         self.spare_lock = None;
+        self.key_text = key.to_string().into();
         self.key = key;
     }
 
@@ -456,7 +460,7 @@ impl SharedMemory {
             }
             Err(err) => {
                 let _ = sem.release(1, Undo::Yes, Operation::Detach);
-                Err(err.with_key(self.key.to_string()))
+                Err(err.with_key(Arc::clone(&self.key_text)))
             }
         }
     }
@@ -590,7 +594,10 @@ impl SharedMemory {
 
     #[cold]
     fn lock_failed(&self, err: Error) -> Error {
-        self.record_err(err.with_op(Operation::Lock).with_key(self.key.to_string()))
+        self.record_err(
+            err.with_op(Operation::Lock)
+                .with_key(Arc::clone(&self.key_text)),
+        )
     }
 
     /// A pointer to the first byte of the segment, null when not attached (Qt's
@@ -747,7 +754,7 @@ impl SharedMemory {
     }
 
     fn make_error(&self, kind: ErrorKind, op: Operation) -> Error {
-        Error::new(kind, op, self.key.to_string())
+        Error::new(kind, op, Arc::clone(&self.key_text))
     }
 
     fn record<T>(&self, result: Result<T>) -> Result<T> {

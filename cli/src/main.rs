@@ -60,18 +60,18 @@ impl Failure {
     }
 }
 
-/// The cause part of a library error's message.
+/// The cause part of a library error's message: what qshm says about it (or its kind), and
+/// the operating system's error. Built from the error's parts, not cut out of its message,
+/// which contains the key, and a key may contain anything.
 pub(crate) fn cause(err: &qshm::Error) -> String {
-    let text = err.to_string();
-    let cut = if err.key().is_empty() {
-        text.find(": ").map(|i| i + 2)
-    } else {
-        text.find("`: ").map(|i| i + 3)
+    let mut text = match err.detail() {
+        Some(detail) => detail.to_owned(),
+        None => err.kind().to_string(),
     };
-    match cut {
-        Some(i) => text[i..].to_owned(),
-        None => text,
+    if let Some(os) = std::error::Error::source(err) {
+        text.push_str(&format!(" ({os})"));
     }
+    text
 }
 
 fn main() -> ExitCode {
@@ -84,5 +84,20 @@ fn main() -> ExitCode {
             }
             ExitCode::from(failure.status)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A key containing the separator of the message's parts does not confuse the cause.
+    #[test]
+    fn cause_of_an_error_whose_key_looks_like_a_message() {
+        let key: qshm::NativeKey = "posix:/qshm-cli-no-such`: x".parse().unwrap();
+        let mut shm = qshm::SharedMemory::with_native_key(key);
+        let err = shm.attach(qshm::AccessMode::ReadOnly).unwrap_err();
+        assert_eq!(err.kind(), qshm::ErrorKind::NotFound);
+        let cause = super::cause(&err);
+        assert!(!cause.contains("x`"), "{cause}");
+        assert!(err.to_string().ends_with(&cause), "{err} / {cause}");
     }
 }

@@ -309,7 +309,7 @@ impl SegmentInfo {
 /// * [`ErrorKind::Unsupported`]: a key type this platform has no inspection for.
 /// * [`ErrorKind::PermissionDenied`], [`ErrorKind::Unknown`]: `/proc` could not be read.
 pub fn info(key: &NativeKey) -> Result<SegmentInfo> {
-    let err = |kind: ErrorKind| Error::new(kind, Operation::Attach, key.to_string());
+    let err = |kind: ErrorKind| Error::new(kind, Operation::Inspect, key.to_string());
     if key.is_empty() {
         return Err(err(ErrorKind::KeyError).with_detail("key is empty"));
     }
@@ -322,7 +322,7 @@ pub fn info(key: &NativeKey) -> Result<SegmentInfo> {
                 return Err(err(ErrorKind::NotFound)
                     .with_detail(format!("does not exist (no key file {})", path.display())))
             }
-            Err(e) => return Err(io_error(&e, Operation::Attach, key)),
+            Err(e) => return Err(io_error(&e, Operation::Inspect, key)),
         };
         let Some(shm) = snap.shms.iter().find(|s| s.key == sysv_key) else {
             return Err(err(ErrorKind::NotFound).with_detail(format!(
@@ -346,7 +346,7 @@ pub fn info(key: &NativeKey) -> Result<SegmentInfo> {
                 return Err(err(ErrorKind::NotFound)
                     .with_detail(format!("does not exist (no file {})", path.display())))
             }
-            Err(e) => return Err(io_error(&e, Operation::Attach, key)),
+            Err(e) => return Err(io_error(&e, Operation::Inspect, key)),
         };
         let lock_key = match key.legacy_key() {
             Some(_) => key.lock_key(),
@@ -549,7 +549,7 @@ pub fn process_alive(pid: u32) -> bool {
     if pid == 0 {
         return false;
     }
-    match crate::sys::procfs::process_stat(pid) {
+    match crate::sys::procfs::task_stat(pid) {
         Ok(stat) => !stat.is_dead(),
         Err(e) => e.kind() != io::ErrorKind::NotFound,
     }
@@ -557,7 +557,7 @@ pub fn process_alive(pid: u32) -> bool {
 
 fn io_error(e: &io::Error, op: Operation, key: &NativeKey) -> Error {
     match e.raw_os_error() {
-        Some(errno) => Error::from_errno(errno, op, key.to_string()),
+        Some(errno) => crate::sys::os_error(errno, op, key.to_string()),
         None => Error::new(ErrorKind::Unknown, op, key.to_string()).with_detail(e.to_string()),
     }
 }

@@ -63,7 +63,7 @@ pub(super) fn remove_sysv_locked(
     label: &str,
 ) -> Result<bool> {
     let err = |e: &io::Error| {
-        Error::from_errno(
+        crate::sys::os_error(
             e.raw_os_error().unwrap_or(libc::EIO),
             Operation::Remove,
             label,
@@ -134,7 +134,7 @@ pub(super) fn remove_posix(info: &SegmentInfo, force: bool) -> Result<bool> {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => {
-            return Err(Error::from_errno(
+            return Err(crate::sys::os_error(
                 e.raw_os_error().unwrap_or(libc::EIO),
                 Operation::Remove,
                 label,
@@ -159,7 +159,7 @@ pub(super) fn remove_stale_semaphore(sem: &SemaphoreInfo) -> Result<bool> {
         ToString::to_string,
     );
     let err = |e: &io::Error| {
-        Error::from_errno(
+        crate::sys::os_error(
             e.raw_os_error().unwrap_or(libc::EIO),
             Operation::Remove,
             label.clone(),
@@ -207,7 +207,7 @@ pub(super) fn remove_file(path: &Path, op: Operation) -> Result<bool> {
     match fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::from_errno(
+        Err(e) => Err(crate::sys::os_error(
             e.raw_os_error().unwrap_or(libc::EIO),
             op,
             path.display().to_string(),

@@ -150,21 +150,13 @@ pub(super) fn key_files() -> Vec<KeyFile> {
 /// The data lines of a `/proc/sysvipc` table, split into fields.
 pub(super) fn read_proc(path: &str) -> Result<Vec<Vec<String>>> {
     let text = fs::read_to_string(path).map_err(|e| {
-        let err = Error::new(
-            if e.kind() == io::ErrorKind::NotFound {
-                ErrorKind::Unsupported
-            } else {
-                ErrorKind::from_errno(e.raw_os_error().unwrap_or(libc::EIO))
-            },
-            Operation::Attach,
-            path,
-        );
-        match e.raw_os_error() {
-            Some(errno) => err
-                .with_errno(errno)
-                .with_detail(format!("cannot read {path}")),
-            None => err.with_detail(format!("cannot read {path}")),
-        }
+        let err = match e.raw_os_error() {
+            Some(errno) if e.kind() != io::ErrorKind::NotFound => {
+                crate::sys::os_error(errno, Operation::Inspect, path)
+            }
+            _ => Error::new(ErrorKind::Unsupported, Operation::Inspect, path),
+        };
+        err.with_detail(format!("cannot read {path}"))
     })?;
     Ok(text
         .lines()

@@ -848,9 +848,9 @@ impl MappedSegment {
     ///
     /// The errors of `flock`/`unlink` when removing the file.
     pub fn detach(mut self) -> Result<bool> {
-        self.inner
-            .close()
-            .map_err(|e| Error::from_errno(e.raw_os_error(), Operation::Detach, self.label.clone()))
+        self.inner.close().map_err(|e| {
+            crate::sys::os_error(e.raw_os_error(), Operation::Detach, self.label.clone())
+        })
     }
 }
 

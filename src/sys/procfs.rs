@@ -44,7 +44,7 @@ pub(crate) fn parse_stat(text: &[u8]) -> Option<TaskStat> {
 }
 
 /// Reads and parses a `stat` file (at most 1 KiB: the fields qshm needs come first).
-pub(crate) fn read_stat(path: &str) -> std::io::Result<TaskStat> {
+pub(crate) fn read_stat(path: impl AsRef<std::path::Path>) -> std::io::Result<TaskStat> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut buf = [0u8; 1024];
@@ -60,12 +60,22 @@ pub(crate) fn read_stat(path: &str) -> std::io::Result<TaskStat> {
     parse_stat(&buf[..len]).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidData))
 }
 
-/// The `stat` of process `pid`, read as `/proc/<pid>/task/<pid>/stat` (its main thread's,
-/// which carries the process's start time). Not `/proc/<pid>/stat`: emulators such as
-/// qemu-user answer that path for the calling process with made-up figures (the start time
-/// rounded to qemu's own start), which would not match what every other process reads.
-pub(crate) fn process_stat(pid: u32) -> std::io::Result<TaskStat> {
-    read_stat(&format!("/proc/{pid}/task/{pid}/stat"))
+/// The `stat` of task `tid`, read as `/proc/<tid>/task/<tid>/stat`: for a process id, its
+/// main thread's, which carries the process's start time. Not `/proc/<pid>/stat`: emulators
+/// such as qemu-user answer that path for the calling process with made-up figures (the
+/// start time rounded to qemu's own start), which would not match what every other process
+/// reads.
+///
+/// Allocates nothing: a waiter asks this about a lock's holder each time it finds the lock
+/// taken.
+pub(crate) fn task_stat(tid: u32) -> std::io::Result<TaskStat> {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = [0u8; 48];
+    let mut rest = &mut buf[..];
+    write!(rest, "/proc/{tid}/task/{tid}/stat")?;
+    let len = 48 - rest.len();
+    read_stat(std::ffi::OsStr::from_bytes(&buf[..len]))
 }
 
 /// A file, as the kernel identifies it: device (major, minor) and inode number.

@@ -29,9 +29,11 @@ pub(crate) fn runtime_dir() -> String {
     std::env::temp_dir().to_string_lossy().into_owned()
 }
 
-#[allow(dead_code)] // no backend here produces an errno
-pub(crate) fn errno_kind(_: i32) -> ErrorKind {
-    ErrorKind::Unknown
+/// An error from an `errno` value (inspection's calls on other Unix systems); no backend
+/// here maps errno values, so the kind is `Unknown` and the OS error says the rest.
+#[cfg(qshm_unix_other)]
+pub(crate) fn os_error(errno: i32, op: Operation, key: impl Into<std::sync::Arc<str>>) -> Error {
+    Error::new(ErrorKind::Unknown, op, key).with_errno(errno)
 }
 
 fn unsupported<T>(op: Operation, key: &NativeKey) -> Result<T> {

@@ -11,6 +11,7 @@ use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::sync::Arc;
 
 use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
@@ -54,6 +55,13 @@ pub(crate) fn errno_kind(errno: i32) -> ErrorKind {
     }
 }
 
+/// An error from an `errno` value, with the kind Qt maps it to ([`errno_kind`]) and the OS
+/// error as its source.
+#[cold]
+pub(crate) fn os_error(errno: i32, op: Operation, key: impl Into<std::sync::Arc<str>>) -> Error {
+    Error::new(errno_kind(errno), op, key).with_errno(errno)
+}
+
 /// The calling thread's `errno`.
 pub(super) fn errno() -> i32 {
     io::Error::last_os_error()
@@ -61,27 +69,109 @@ pub(super) fn errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
-/// What a system call failed in: builds [`Error`]s with the operation and key filled in.
+/// What a system call failed in: the one way the backends build [`Error`]s, with the
+/// operation and the key (or a mapped segment's label) filled in and the OS error as the
+/// source.
 #[derive(Clone, Copy)]
-pub(super) struct Ctx<'a> {
-    pub(super) op: Operation,
-    pub(super) key: &'a NativeKey,
+pub(crate) struct Ctx<'a> {
+    pub(crate) op: Operation,
+    name: Name<'a>,
 }
 
-impl Ctx<'_> {
-    pub(super) fn err(self, errno: i32) -> Error {
-        Error::from_errno(errno, self.op, self.key.to_string())
+/// What an error names.
+#[derive(Clone, Copy)]
+enum Name<'a> {
+    /// A key, formatted when an error is made.
+    Key(&'a NativeKey),
+    /// A key whose text the caller keeps formatted (a handle formats its key once, not at
+    /// every failure).
+    Shared(&'a NativeKey, &'a Arc<str>),
+    /// A label: a mapped segment's path or memfd name.
+    Label(&'a str),
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(op: Operation, key: &'a NativeKey) -> Ctx<'a> {
+        Ctx {
+            op,
+            name: Name::Key(key),
+        }
     }
 
-    pub(super) fn kind(self, kind: ErrorKind, detail: &'static str) -> Error {
-        Error::new(kind, self.op, self.key.to_string()).with_detail(detail)
+    /// A context whose key's text is already formatted.
+    pub(crate) fn shared(op: Operation, key: &'a NativeKey, text: &'a Arc<str>) -> Ctx<'a> {
+        Ctx {
+            op,
+            name: Name::Shared(key, text),
+        }
     }
 
-    pub(super) fn io(self, err: &io::Error) -> Error {
+    /// A context named by a label instead of a key.
+    pub(crate) fn label(op: Operation, label: &'a str) -> Ctx<'a> {
+        Ctx {
+            op,
+            name: Name::Label(label),
+        }
+    }
+
+    /// The key, for a context made with one.
+    pub(crate) fn key(self) -> Option<&'a NativeKey> {
+        match self.name {
+            Name::Key(key) | Name::Shared(key, _) => Some(key),
+            Name::Label(_) => None,
+        }
+    }
+
+    fn text(self) -> Arc<str> {
+        match self.name {
+            Name::Key(key) => key.to_string().into(),
+            Name::Shared(_, text) => Arc::clone(text),
+            Name::Label(label) => label.into(),
+        }
+    }
+
+    /// From an `errno` value.
+    #[cold]
+    pub(crate) fn err(self, errno: i32) -> Error {
+        os_error(errno, self.op, self.text())
+    }
+
+    /// From a `rustix` error.
+    #[cold]
+    pub(crate) fn errno(self, e: rustix::io::Errno) -> Error {
+        self.err(e.raw_os_error())
+    }
+
+    /// Of a kind, without an OS error.
+    #[cold]
+    pub(crate) fn kind(
+        self,
+        kind: ErrorKind,
+        detail: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> Error {
+        Error::new(kind, self.op, self.text()).with_detail(detail)
+    }
+
+    /// From a `std` I/O error.
+    #[cold]
+    pub(crate) fn io(self, err: &io::Error) -> Error {
         match err.raw_os_error() {
             Some(errno) => self.err(errno),
             None => self.kind(ErrorKind::Unknown, "unexpected I/O error"),
         }
+    }
+}
+
+/// When a [`Wait::For`] ends, from now; a timeout too long to add to the clock ends in about
+/// a century. `None` for the waits without a timeout. The one deadline rule of the backends.
+pub(super) fn deadline(wait: Wait) -> Option<std::time::Instant> {
+    let now = std::time::Instant::now();
+    match wait {
+        Wait::For(d) => Some(
+            now.checked_add(d)
+                .unwrap_or_else(|| now + std::time::Duration::from_secs(60 * 60 * 24 * 365 * 100)),
+        ),
+        Wait::Forever | Wait::Poll => None,
     }
 }
 
@@ -119,7 +209,7 @@ pub(super) fn absolute_timespec(
 
 /// The native key as a C path, refused when it cannot be one.
 pub(super) fn c_path(ctx: Ctx<'_>) -> Result<CString> {
-    let native = ctx.key.native_key();
+    let native = ctx.key().map_or("", NativeKey::native_key);
     if native.is_empty() {
         return Err(ctx.kind(ErrorKind::KeyError, "key is empty"));
     }
@@ -133,7 +223,7 @@ pub(super) fn c_path(ctx: Ctx<'_>) -> Result<CString> {
 /// `mknod(S_IFREG)` makes the same empty file in one system call instead of two; should a
 /// file system refuse it, `open` is tried and has the last word.
 pub(super) fn create_key_file(ctx: Ctx<'_>) -> Result<bool> {
-    let path = ctx.key.native_key();
+    let path = ctx.key().map_or("", NativeKey::native_key);
     let make = |path: &str| {
         let mode = rustix::fs::Mode::from_raw_mode(0o640);
         match rustix::fs::mknodat(

@@ -131,7 +131,7 @@ pub(crate) fn owner_is_dead(word: u64) -> bool {
     if tid == 0 {
         return false;
     }
-    match read_stat(&format!("/proc/{tid}/task/{tid}/stat")) {
+    match crate::sys::procfs::task_stat(tid as u32) {
         Ok(stat) => stat.is_dead() || (tag != 0 && stat.start as u32 != tag),
         // Gone, or hidden from us (`hidepid`): ask the kernel whether the id exists at all.
         Err(_) => match rustix::process::Pid::from_raw(tid) {
@@ -227,10 +227,7 @@ impl RobustLock {
 
     #[cold]
     fn lock_contended(&self, me: u64, wait: Wait, op: Operation) -> Result<bool> {
-        let deadline = match wait {
-            Wait::For(d) => Some(Instant::now().checked_add(d).unwrap_or_else(far_future)),
-            _ => None,
-        };
+        let deadline = super::deadline(wait);
         let word = self.word();
         let mut spins = 0;
         let mut slept = false;
@@ -309,7 +306,7 @@ impl RobustLock {
                     }
                 }
                 Err(e) => {
-                    return Err(Error::from_errno(e.raw_os_error(), op, String::new())
+                    return Err(crate::sys::os_error(e.raw_os_error(), op, String::new())
                         .with_kind(ErrorKind::LockError)
                         .with_detail("futex wait failed"))
                 }
@@ -345,17 +342,13 @@ impl RobustLock {
         }
         if cur & WAITERS != 0 {
             futex::wake(self.futex_word(), futex::Flags::empty(), 1).map_err(|e| {
-                Error::from_errno(e.raw_os_error(), Operation::Unlock, String::new())
+                crate::sys::os_error(e.raw_os_error(), Operation::Unlock, String::new())
                     .with_kind(ErrorKind::LockError)
                     .with_detail("futex wake failed")
             })?;
         }
         Ok(())
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
 }
 
 impl SegmentLock for RobustLock {

@@ -13,11 +13,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{c_path, create_key_file, errno, remove_key_file, Ctx};
 use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
-use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::error::{ErrorKind, Operation, Result};
 use crate::{AccessMode, NativeKey};
 
 extern "C" {
@@ -189,10 +189,7 @@ impl SysvSegment {
 
     /// Information about the segment behind `key`, without attaching.
     pub(crate) fn stat(key: &NativeKey) -> Result<libc::shmid_ds> {
-        let ctx = Ctx {
-            op: Operation::Attach,
-            key,
-        };
+        let ctx = Ctx::new(Operation::Attach, key);
         let path = c_path(ctx)?;
         let sysv_key = ftok(&path, project_id(key)).map_err(|e| ctx.err(e))?;
         // SAFETY: shmget takes plain integers.
@@ -214,10 +211,7 @@ unsafe impl RawSegment for SysvSegment {
     /// the new segment's id attached directly instead of looked up again by key.
     #[doc(alias = "shmget")]
     fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<SysvSegment> {
-        let ctx = Ctx {
-            op: Operation::Create,
-            key,
-        };
+        let ctx = Ctx::new(Operation::Create, key);
         let path = c_path(ctx)?;
         let proj = project_id(key);
         let created_file = create_key_file(ctx)?;
@@ -259,10 +253,7 @@ unsafe impl RawSegment for SysvSegment {
     /// `shmget(ftok(path), 0, 0400|0600)`, `shmat`, `shmctl(IPC_STAT)`: Qt's attach.
     #[doc(alias = "shmat")]
     fn attach(key: &NativeKey, access: AccessMode) -> Result<SysvSegment> {
-        let ctx = Ctx {
-            op: Operation::Attach,
-            key,
-        };
+        let ctx = Ctx::new(Operation::Attach, key);
         let path = c_path(ctx)?;
         let proj = project_id(key);
         let sysv_key = ftok(&path, proj).map_err(|e| {
@@ -300,7 +291,7 @@ unsafe impl RawSegment for SysvSegment {
     /// `shmdt`; then, when `shm_nattch` is 0, `IPC_RMID` and (when asked) the key file.
     fn detach(mut self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached> {
         let err = |e: i32, path: &CStr| {
-            Error::from_errno(e, Operation::Detach, path.to_string_lossy().into_owned())
+            crate::sys::os_error(e, Operation::Detach, path.to_string_lossy().into_owned())
         };
         self.attached = false;
         // SAFETY: `addr` is this object's own attachment, made by shmat and not detached
@@ -345,10 +336,7 @@ unsafe impl RawSegment for SysvSegment {
     /// Removes the segment behind `key` (when `only_if_unattached`, only if nobody is
     /// attached) and its key file. Returns whether a segment was removed.
     fn remove(key: &NativeKey, only_if_unattached: bool) -> Result<bool> {
-        let ctx = Ctx {
-            op: Operation::Remove,
-            key,
-        };
+        let ctx = Ctx::new(Operation::Remove, key);
         let path = c_path(ctx)?;
         let sysv_key = match ftok(&path, project_id(key)) {
             Ok(k) => k,
@@ -395,6 +383,8 @@ impl Drop for SysvSegment {
 /// A one-element System V semaphore set, as `QSystemSemaphore` makes it.
 pub(crate) struct SysvSemaphore {
     key: NativeKey,
+    /// The key's text, formatted once for the errors of this handle.
+    text: std::sync::Arc<str>,
     path: CString,
     id: AtomicI32,
     /// The System V key `id` was found under (`ftok` of the key file).
@@ -414,7 +404,7 @@ impl fmt::Debug for SysvSemaphore {
 
 impl SysvSemaphore {
     fn reopen(&self, op: Operation) -> Result<()> {
-        let ctx = Ctx { op, key: &self.key };
+        let ctx = Ctx::shared(op, &self.key, &self.text);
         let (id, sysv_key, _) = get(
             ctx,
             &self.path,
@@ -442,10 +432,7 @@ impl SysvSemaphore {
     /// after reopening when the semaphore was removed underneath us.
     fn op(&self, delta: i16, wait: Wait, undo: Undo, op: Operation) -> Result<()> {
         let mut sop = sembuf(delta, undo, wait);
-        let deadline = match wait {
-            Wait::For(d) => Some(Instant::now().checked_add(d).unwrap_or_else(far_future)),
-            _ => None,
-        };
+        let deadline = super::deadline(wait);
         let mut reopened = 0;
         loop {
             let id = self.id.load(Ordering::Relaxed);
@@ -465,7 +452,7 @@ impl SysvSemaphore {
             if rc == 0 {
                 return Ok(());
             }
-            let ctx = Ctx { op, key: &self.key };
+            let ctx = Ctx::shared(op, &self.key, &self.text);
             match errno() {
                 libc::EINTR => continue,
                 libc::EAGAIN if deadline.is_some() => {
@@ -515,10 +502,6 @@ fn sembuf(delta: i16, undo: Undo, wait: Wait) -> libc::sembuf {
     }
 }
 
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 100)
-}
-
 /// Opens or creates the semaphore of `path`: its id, its System V key, whether it was
 /// created.
 fn get(
@@ -534,7 +517,7 @@ fn get(
         // with IPC_EXCL) costs two failing calls when key file and semaphore exist. A
         // creator (CreateOrOpen) goes straight to that sequence, which also opens an
         // existing semaphore.
-        let opened = ftok(path, project_id(ctx.key)).and_then(|sysv_key| {
+        let opened = ftok(path, ctx.key().map_or(b'Q', project_id)).and_then(|sysv_key| {
             // SAFETY: semget takes plain integers; 0600 asks for read and write permission.
             match unsafe { libc::semget(sysv_key, 1, 0o600) } {
                 -1 => Err(errno()),
@@ -551,7 +534,9 @@ fn get(
     let result = get_by_key_file(ctx, path, initial, how, mode);
     if result.is_err() && created_file {
         // Out of semaphores, say: leave no key file behind for nothing.
-        remove_key_file(ctx.key.native_key());
+        if let Some(key) = ctx.key() {
+            remove_key_file(key.native_key());
+        }
     }
     result
 }
@@ -563,7 +548,7 @@ fn get_by_key_file(
     how: SemOpen,
     mode: u32,
 ) -> Result<(c_int, libc::key_t, bool)> {
-    let sysv_key = ftok(path, project_id(ctx.key)).map_err(|e| ctx.err(e))?;
+    let sysv_key = ftok(path, ctx.key().map_or(b'Q', project_id)).map_err(|e| ctx.err(e))?;
     let perms = (mode & 0o777) as c_int;
     loop {
         // SAFETY: semget takes plain integers.
@@ -623,10 +608,7 @@ impl RawSemaphore for SysvSemaphore {
         how: SemOpen,
         mode: u32,
     ) -> Result<(SysvSemaphore, bool)> {
-        let ctx = Ctx {
-            op: Operation::SemaphoreOpen,
-            key,
-        };
+        let ctx = Ctx::new(Operation::SemaphoreOpen, key);
         if initial > SEMVMX {
             return Err(ctx.kind(
                 ErrorKind::OutOfResources,
@@ -637,6 +619,7 @@ impl RawSemaphore for SysvSemaphore {
         let (id, sysv_key, created) = get(ctx, &path, initial, how, mode)?;
         let sem = SysvSemaphore {
             key: key.clone(),
+            text: key.to_string().into(),
             path,
             id: AtomicI32::new(id),
             sysv_key: AtomicI32::new(sysv_key),
@@ -703,7 +686,7 @@ impl RawSemaphore for SysvSemaphore {
         if rc == -1 {
             let e = errno();
             if e != libc::EINVAL && e != libc::EIDRM {
-                return Err(Error::from_errno(
+                return Err(crate::sys::os_error(
                     e,
                     Operation::Remove,
                     self.key.to_string(),

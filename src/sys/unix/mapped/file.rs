@@ -77,19 +77,21 @@ pub(crate) fn create_file(
     let header_size = new_header_size();
     let total = checked_total(data_size, header_size, op, &label)?;
     if path.as_os_str().as_bytes().contains(&0) {
-        return Err(
-            Error::new(ErrorKind::KeyError, op, &label).with_detail("path contains a NUL byte")
-        );
+        return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
+            .with_detail("path contains a NUL byte"));
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     if path.file_name().is_none() {
-        return Err(Error::new(ErrorKind::KeyError, op, &label).with_detail("path names no file"));
+        return Err(
+            Error::new(ErrorKind::KeyError, op, label.as_str()).with_detail("path names no file")
+        );
     }
     let st = rustix::fs::statfs(&dir).map_err(|e| {
-        errno_err(e, op, &label)
+        Ctx::label(op, &label)
+            .errno(e)
             .with_detail(format!("cannot use directory {} ({e})", dir.display()))
     })?;
     check_ram_backed(st.f_type as i64, params.allow_disk_backed, &dir, op)
@@ -115,10 +117,10 @@ pub(crate) fn create_file(
                 OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW,
                 Mode::from_raw_mode(0o600),
             )
-            .map_err(|e| errno_err(e, op, &label))?;
+            .map_err(|e| Ctx::label(op, &label).errno(e))?;
             (fd, Some(tmp))
         }
-        Err(e) => return Err(errno_err(e, op, &label)),
+        Err(e) => return Err(Ctx::label(op, &label).errno(e)),
     };
     let cleanup_tmp = |tmp: &Option<PathBuf>| {
         if let Some(t) = tmp {
@@ -127,7 +129,7 @@ pub(crate) fn create_file(
     };
     let prepared = (|| {
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777))
-            .map_err(|e| errno_err(e, op, &label))?;
+            .map_err(|e| Ctx::label(op, &label).errno(e))?;
         rustix::fs::ftruncate(&fd, total as u64).map_err(|e| size_err(e, op, &label))?;
         check_room(&fd, total, op, &label)?;
         let flags = if remove_on_last_detach {
@@ -137,7 +139,8 @@ pub(crate) fn create_file(
         };
         write_header(&fd, header_size, data_size, flags, &label, op)?;
         // Users hold a shared flock while attached; the last one can take it exclusively.
-        rustix::fs::flock(&fd, FlockOperation::LockShared).map_err(|e| errno_err(e, op, &label))?;
+        rustix::fs::flock(&fd, FlockOperation::LockShared)
+            .map_err(|e| Ctx::label(op, &label).errno(e))?;
         Ok(())
     })();
     if let Err(e) = prepared {
@@ -161,7 +164,7 @@ pub(crate) fn create_file(
         }
     };
     if let Err(e) = linked {
-        return Err(errno_err(e, op, &label));
+        return Err(Ctx::label(op, &label).errno(e));
     }
     let req = MapRequest::file(header_size, data_size, params);
     let backing = Backing::File {
@@ -179,14 +182,13 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
     let op = Operation::Attach;
     let label = format!("file:{}", path.display());
     if path.as_os_str().as_bytes().contains(&0) {
-        return Err(
-            Error::new(ErrorKind::KeyError, op, &label).with_detail("path contains a NUL byte")
-        );
+        return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
+            .with_detail("path contains a NUL byte"));
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let fd = rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
-            let err = errno_err(e, op, &label);
+            let err = Ctx::label(op, &label).errno(e);
             if e == Errno::ACCESS && params.access == AccessMode::ReadOnly {
                 err.with_detail("permission denied: even a read-only user needs write permission on the file to take the lock inside it")
             } else if e == Errno::ISDIR {
@@ -204,28 +206,26 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
                     std::thread::sleep(Duration::from_millis(1))
                 }
                 Err(Errno::WOULDBLOCK) => {
-                    return Err(Error::new(ErrorKind::Timeout, op, &label)
+                    return Err(Error::new(ErrorKind::Timeout, op, label.as_str())
                         .with_detail("the file stayed locked exclusively (flock) for 5 s"))
                 }
-                Err(e) => return Err(errno_err(e, op, &label)),
+                Err(e) => return Err(Ctx::label(op, &label).errno(e)),
             }
         }
-        let st = rustix::fs::fstat(&fd).map_err(|e| errno_err(e, op, &label))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| Ctx::label(op, &label).errno(e))?;
         if st.st_nlink == 0 {
             // Removed by its last user between our open and our flock: look again.
             if Instant::now() < deadline {
                 continue;
             }
-            return Err(
-                Error::new(ErrorKind::NotFound, op, &label).with_detail("the file was removed")
-            );
+            return Err(Error::new(ErrorKind::NotFound, op, label.as_str())
+                .with_detail("the file was removed"));
         }
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(
-                Error::new(ErrorKind::KeyError, op, &label).with_detail("not a regular file")
-            );
+            return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
+                .with_detail("not a regular file"));
         }
-        let fs = rustix::fs::fstatfs(&fd).map_err(|e| errno_err(e, op, &label))?;
+        let fs = rustix::fs::fstatfs(&fd).map_err(|e| Ctx::label(op, &label).errno(e))?;
         check_ram_backed(fs.f_type as i64, params.allow_disk_backed, path, op)
             .map_err(|e| e.with_key(label.clone()))?;
         let (header_size, data_size, flags) = read_header(&fd, st.st_size as u64, op, &label)?;
@@ -251,14 +251,14 @@ pub(crate) fn remove_file(path: &Path) -> Result<bool> {
     ) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(false),
-        Err(e) => return Err(errno_err(e, op, &label)),
+        Err(e) => return Err(Ctx::label(op, &label).errno(e)),
     };
     match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(Errno::WOULDBLOCK) => return Ok(false),
-        Err(e) => return Err(errno_err(e, op, &label)),
+        Err(e) => return Err(Ctx::label(op, &label).errno(e)),
     }
-    unlink_if_same(path, &fd).map_err(|e| errno_err(e, op, &label))
+    unlink_if_same(path, &fd).map_err(|e| Ctx::label(op, &label).errno(e))
 }
 
 /// Unlinks `path` if it still names the file open as `fd`.

@@ -33,14 +33,14 @@ pub(crate) fn send_fd(
             SendFlags::NOSIGNAL,
         ) {
             Err(Errno::INTR) => {}
-            other => break other.map_err(|e| errno_err(e, op, label))?,
+            other => break other.map_err(|e| Ctx::label(op, label).errno(e))?,
         }
     };
     while sent < WIRE_LEN {
         match rustix::io::write(stream, &msg[sent..]) {
             Ok(n) => sent += n,
             Err(Errno::INTR) => {}
-            Err(e) => return Err(errno_err(e, op, label)),
+            Err(e) => return Err(Ctx::label(op, label).errno(e)),
         }
     }
     Ok(())
@@ -61,7 +61,7 @@ pub(crate) fn recv_fd(stream: &UnixStream) -> Result<(OwnedFd, u64)> {
             RecvFlags::CMSG_CLOEXEC,
         ) {
             Err(Errno::INTR) => {}
-            other => break other.map_err(|e| errno_err(e, op, label))?,
+            other => break other.map_err(|e| Ctx::label(op, label).errno(e))?,
         }
     };
     let mut fds: Vec<OwnedFd> = Vec::new();
@@ -90,7 +90,7 @@ pub(crate) fn recv_fd(stream: &UnixStream) -> Result<(OwnedFd, u64)> {
             }
             Ok(n) => have += n,
             Err(Errno::INTR) => {}
-            Err(e) => return Err(errno_err(e, op, label)),
+            Err(e) => return Err(Ctx::label(op, label).errno(e)),
         }
     }
     if msg[..8] != MAGIC {
@@ -121,7 +121,7 @@ pub(crate) fn pass_to_child(
     let op = Operation::Send;
     // A close-on-exec duplicate owned by the command: it stays open until the command is
     // dropped, and no other child spawned meanwhile by another thread inherits it.
-    let dup = rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| errno_err(e, op, label))?;
+    let dup = rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| Ctx::label(op, label).errno(e))?;
     cmd.env(var, format!("{}:{data_size}", dup.as_raw_fd()));
     let hook = move || -> std::io::Result<()> {
         rustix::io::fcntl_setfd(&dup, rustix::io::FdFlags::empty()).map_err(std::io::Error::from)
@@ -144,20 +144,20 @@ pub(crate) fn fd_from_env(var: &str) -> Result<(OwnedFd, u64)> {
     let op = Operation::Receive;
     let label = format!("${var}");
     let value = std::env::var(var).map_err(|_| {
-        Error::new(ErrorKind::NotFound, op, &label)
+        Error::new(ErrorKind::NotFound, op, label.as_str())
             .with_detail(format!("the environment variable {var} is not set"))
     })?;
     let parsed = value
         .split_once(':')
         .and_then(|(fd, size)| Some((fd.parse::<RawFd>().ok()?, size.parse::<u64>().ok()?)));
     let Some((raw, size)) = parsed.filter(|&(fd, _)| fd >= 0) else {
-        return Err(Error::new(ErrorKind::KeyError, op, &label)
+        return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
             .with_detail(format!("malformed value {value:?} (expected <fd>:<size>)")));
     };
     let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
     if claimed.contains(&raw) {
         return Err(
-            Error::new(ErrorKind::AlreadyAttached, op, &label).with_detail(format!(
+            Error::new(ErrorKind::AlreadyAttached, op, label.as_str()).with_detail(format!(
                 "descriptor {raw} was already adopted by this process"
             )),
         );
@@ -165,7 +165,7 @@ pub(crate) fn fd_from_env(var: &str) -> Result<(OwnedFd, u64)> {
     // SAFETY: F_GETFD on any integer is harmless: it reads the descriptor's flags or fails
     // with EBADF.
     if unsafe { libc::fcntl(raw, libc::F_GETFD) } == -1 {
-        return Err(Error::new(ErrorKind::NotFound, op, &label)
+        return Err(Error::new(ErrorKind::NotFound, op, label.as_str())
             .with_detail(format!("descriptor {raw} is not open (not inherited?)")));
     }
     claimed.push(raw);

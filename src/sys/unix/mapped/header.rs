@@ -181,7 +181,7 @@ pub(super) fn write_header(
     bytes[24..28].copy_from_slice(&header.flags.to_ne_bytes());
     bytes[28..32].copy_from_slice(&header.byte_order.to_ne_bytes());
     bytes[32..40].copy_from_slice(&header.pid_ns.to_ne_bytes());
-    let n = rustix::io::pwrite(fd, &bytes, 0).map_err(|e| errno_err(e, op, label))?;
+    let n = rustix::io::pwrite(fd, &bytes, 0).map_err(|e| Ctx::label(op, label).errno(e))?;
     if n != bytes.len() {
         return Err(Error::new(ErrorKind::OutOfResources, op, label)
             .with_detail("short write of the header"));
@@ -203,7 +203,7 @@ pub(super) fn read_header(
             Ok(0) => break,
             Ok(n) => got += n,
             Err(Errno::INTR) => {}
-            Err(e) => return Err(errno_err(e, op, label)),
+            Err(e) => return Err(Ctx::label(op, label).errno(e)),
         }
     }
     let (header_size, data_size, flags, pid_ns) = validate_header(&bytes[..got], file_len)

@@ -10,14 +10,14 @@ pub(crate) fn create_memfd(name: &str, data_size: usize, seal: bool) -> Result<M
     let header_size = new_header_size();
     let total = checked_total(data_size, header_size, op, &label)?;
     if name.contains('\0') || name.len() > 249 {
-        return Err(Error::new(ErrorKind::KeyError, op, &label)
+        return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
             .with_detail("a memfd name must have no NUL and at most 249 bytes"));
     }
     let fd = rustix::fs::memfd_create(
         name,
         rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
     )
-    .map_err(|e| errno_err(e, op, &label))?;
+    .map_err(|e| Ctx::label(op, &label).errno(e))?;
     rustix::fs::ftruncate(&fd, total as u64).map_err(|e| size_err(e, op, &label))?;
     check_room(&fd, total, op, &label)?;
     write_header(&fd, header_size, data_size, 0, &label, op)?;
@@ -28,7 +28,9 @@ pub(crate) fn create_memfd(name: &str, data_size: usize, seal: bool) -> Result<M
     };
     if seal {
         rustix::fs::fcntl_add_seals(&fd, seals).map_err(|e| {
-            errno_err(e, op, &label).with_detail(format!("cannot seal the memfd ({e})"))
+            Ctx::label(op, &label)
+                .errno(e)
+                .with_detail(format!("cannot seal the memfd ({e})"))
         })?;
     }
     let req = MapRequest {
@@ -44,7 +46,7 @@ pub(crate) fn create_memfd(name: &str, data_size: usize, seal: bool) -> Result<M
 /// Maps a descriptor received from elsewhere, after checking its seals and size.
 pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<MappedInner> {
     let op = Operation::Attach;
-    let st = rustix::fs::fstat(&fd).map_err(|e| errno_err(e, op, label))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| Ctx::label(op, label).errno(e))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Error::new(ErrorKind::KeyError, op, label)
             .with_detail("the descriptor is not a regular file or memfd"));
@@ -52,7 +54,7 @@ pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<M
     let seals = match rustix::fs::fcntl_get_seals(&fd) {
         Ok(s) => Some(s),
         Err(Errno::INVAL) => None,
-        Err(e) => return Err(errno_err(e, op, label)),
+        Err(e) => return Err(Ctx::label(op, label).errno(e)),
     };
     let shrink_sealed = seals.is_some_and(|s| s.contains(SealFlags::SHRINK));
     if !shrink_sealed && !params.allow_unsealed {
@@ -62,7 +64,7 @@ pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<M
         ));
     }
     if seals.is_none() {
-        let fs = rustix::fs::fstatfs(&fd).map_err(|e| errno_err(e, op, label))?;
+        let fs = rustix::fs::fstatfs(&fd).map_err(|e| Ctx::label(op, label).errno(e))?;
         check_ram_backed(
             fs.f_type as i64,
             params.allow_disk_backed,

@@ -38,6 +38,7 @@ use rustix::net::{
 };
 
 use super::robust_lock::{ImmutableLock, RobustLock};
+use super::Ctx;
 use crate::backend::Wait;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::sys::{Mapping, SegmentLock};
@@ -58,10 +59,6 @@ fn page_size() -> usize {
 fn pid_namespace() -> u64 {
     static NS: OnceLock<u64> = OnceLock::new();
     *NS.get_or_init(|| rustix::fs::stat("/proc/self/ns/pid").map_or(0, |s| s.st_ino as u64))
-}
-
-fn errno_err(e: Errno, op: Operation, label: &str) -> Error {
-    Error::from_errno(e.raw_os_error(), op, label)
 }
 
 /// How a segment's memory is backed.
@@ -212,7 +209,11 @@ fn map_fd(
             0,
         )
     }
-    .map_err(|e| errno_err(e, op, label).with_detail(format!("mmap failed ({e})")))?;
+    .map_err(|e| {
+        Ctx::label(op, label)
+            .errno(e)
+            .with_detail(format!("mmap failed ({e})"))
+    })?;
     let map = NonNull::new(addr.cast::<u8>()).expect("mmap never returns null on success");
     let mut writable = !req.immutable;
     let mut read_only_view = None;
@@ -234,7 +235,9 @@ fn map_fd(
                 Err(e) => {
                     // SAFETY: unmapping the mapping created above, which nothing references.
                     let _ = unsafe { rustix::mm::munmap(addr, map_len) };
-                    return Err(errno_err(e, op, label).with_detail(format!("mmap failed ({e})")));
+                    return Err(Ctx::label(op, label)
+                        .errno(e)
+                        .with_detail(format!("mmap failed ({e})")));
                 }
             }
         } else {
@@ -250,7 +253,9 @@ fn map_fd(
             if let Err(e) = r {
                 // SAFETY: unmapping the mapping created above, which nothing references.
                 let _ = unsafe { rustix::mm::munmap(addr, map_len) };
-                return Err(errno_err(e, op, label).with_detail(format!("mprotect failed ({e})")));
+                return Err(Ctx::label(op, label)
+                    .errno(e)
+                    .with_detail(format!("mprotect failed ({e})")));
             }
         }
         writable = false;
@@ -297,7 +302,7 @@ fn check_room(fd: &OwnedFd, total: usize, op: Operation, label: &str) -> Result<
 }
 
 fn size_err(e: Errno, op: Operation, label: &str) -> Error {
-    let err = errno_err(e, op, label);
+    let err = Ctx::label(op, label).errno(e);
     match e {
         Errno::FBIG | Errno::INVAL => err.with_kind(ErrorKind::InvalidSize),
         Errno::NOSPC | Errno::NOMEM => err.with_kind(ErrorKind::OutOfResources),
@@ -383,8 +388,8 @@ impl MappedInner {
             return Err(Error::new(ErrorKind::LockError, op, label)
                 .with_detail("the segment's lock is held"));
         }
-        let fd =
-            rustix::io::fcntl_dupfd_cloexec(&self.fd, 0).map_err(|e| errno_err(e, op, label))?;
+        let fd = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
+            .map_err(|e| Ctx::label(op, label).errno(e))?;
         self.unmap();
         let sealed = rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE);
         let sealed_ok = sealed.is_ok();
@@ -400,7 +405,7 @@ impl MappedInner {
         let remapped = map_fd(fd, Backing::Memfd, req, op, label);
         match (sealed, remapped) {
             (Ok(()), Ok(m)) => Ok(m),
-            (Err(e), _) => Err(errno_err(e, op, label).with_detail(match e {
+            (Err(e), _) => Err(Ctx::label(op, label).errno(e).with_detail(match e {
                 Errno::BUSY => "another process still maps the memfd writable (EBUSY)".to_string(),
                 Errno::PERM => {
                     "the memfd does not allow this seal (F_SEAL_SEAL, or not sealable)".to_string()
@@ -517,7 +522,8 @@ impl MappedInner {
     /// The size check of `check_locked`: one `fstat`.
     fn check_size_locked(&self) -> Result<()> {
         let needed = (self.header_size + self.data_size) as u64;
-        let st = rustix::fs::fstat(&self.fd).map_err(|e| errno_err(e, Operation::Lock, ""))?;
+        let st =
+            rustix::fs::fstat(&self.fd).map_err(|e| Ctx::label(Operation::Lock, "").errno(e))?;
         if (st.st_size as u64) < needed {
             return Err(
                 Error::new(ErrorKind::InvalidSize, Operation::Lock, "").with_detail(format!(

@@ -94,7 +94,7 @@ use rustix::mm::{MapFlags, ProtFlags};
 use super::{errno, Ctx};
 use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
-use crate::sys::procfs::{mapped_files, process_stat, FileId};
+use crate::sys::procfs::{mapped_files, task_stat, FileId};
 use crate::{AccessMode, NativeKey};
 
 mod owner;
@@ -116,9 +116,7 @@ const NAME_MAX: usize = 255;
 /// Checks a POSIX native key and returns the file name under `/dev/shm` (without the `/`).
 /// `prefix` is what glibc puts before it (`"sem."` for semaphores).
 fn file_name<'k>(ctx: Ctx<'_>, native: &'k str, prefix: &str) -> Result<&'k str> {
-    let err = |detail: String| {
-        Error::new(ErrorKind::KeyError, ctx.op, ctx.key.to_string()).with_detail(detail)
-    };
+    let err = |detail: String| ctx.kind(ErrorKind::KeyError, detail);
     let Some(name) = native.strip_prefix('/') else {
         return Err(err("a POSIX name must start with `/`".into()));
     };
@@ -149,10 +147,6 @@ fn file_name<'k>(ctx: Ctx<'_>, native: &'k str, prefix: &str) -> Result<&'k str>
 
 fn shm_path(name: &str) -> String {
     format!("{SHM_DIR}{name}")
-}
-
-fn io_err(ctx: Ctx<'_>, e: rustix::io::Errno) -> Error {
-    ctx.err(e.raw_os_error())
 }
 
 fn open_existing(path: &str, access: AccessMode) -> rustix::io::Result<OwnedFd> {

@@ -42,7 +42,7 @@ pub(super) fn compute_identity() -> u64 {
 /// The identity of a running process, `None` when there is no process `pid` (a zombie,
 /// dead but not yet reaped, counts as none).
 pub(super) fn identity_of(pid: u32) -> Option<u64> {
-    let stat = process_stat(pid).ok().filter(|stat| !stat.is_dead())?;
+    let stat = task_stat(pid).ok().filter(|stat| !stat.is_dead())?;
     Some(u64::from(pid) << 32 | (stat.start & 0xffff_ffff))
 }
 

@@ -58,7 +58,7 @@ impl PosixSegment {
                     retried = true;
                     let _ = rustix::fs::unlink(&path);
                 }
-                Err(e) => return Err(io_err(ctx, e)),
+                Err(e) => return Err(ctx.errno(e)),
             }
         };
         PosixSegment::prepare(ctx, fd, &path, len, access, mode).inspect_err(|_| {
@@ -77,7 +77,7 @@ impl PosixSegment {
         mode: Mode,
     ) -> Result<PosixSegment> {
         rustix::fs::ftruncate(&fd, len).map_err(|e| {
-            let err = io_err(ctx, e);
+            let err = ctx.errno(e);
             if matches!(e, rustix::io::Errno::INVAL | rustix::io::Errno::FBIG) {
                 err.with_kind(ErrorKind::InvalidSize)
             } else {
@@ -89,9 +89,9 @@ impl PosixSegment {
                 "not enough room in /dev/shm for the segment ({avail} bytes free)"
             )));
         }
-        rustix::fs::flock(&fd, FlockOperation::LockShared).map_err(|e| io_err(ctx, e))?;
-        let st = rustix::fs::fstat(&fd).map_err(|e| io_err(ctx, e))?;
-        exact_mode(&fd, &st, mode).map_err(|e| io_err(ctx, e))?;
+        rustix::fs::flock(&fd, FlockOperation::LockShared).map_err(|e| ctx.errno(e))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| ctx.errno(e))?;
+        exact_mode(&fd, &st, mode).map_err(|e| ctx.errno(e))?;
         PosixSegment::map(ctx, fd, &st, path.to_owned(), access)
     }
 
@@ -113,7 +113,7 @@ impl PosixSegment {
             AccessMode::ReadWrite => (ProtFlags::READ | ProtFlags::WRITE, true),
         };
         let addr = map_file(&fd, len, prot).map_err(|e| {
-            let err = io_err(ctx, e);
+            let err = ctx.errno(e);
             if e == rustix::io::Errno::NOMEM {
                 err.with_kind(ErrorKind::OutOfResources)
             } else {
@@ -203,10 +203,7 @@ unsafe impl RawSegment for PosixSegment {
     /// `shm_open(O_CREAT|O_EXCL)` is what it does instead.
     #[doc(alias = "shm_open")]
     fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<PosixSegment> {
-        let ctx = Ctx {
-            op: Operation::Create,
-            key,
-        };
+        let ctx = Ctx::new(Operation::Create, key);
         let name = file_name(ctx, key.native_key(), "")?;
         let path = shm_path(name);
         let mode = Mode::from_raw_mode(mode & 0o777);
@@ -222,13 +219,13 @@ unsafe impl RawSegment for PosixSegment {
                 | rustix::io::Errno::INVAL
                 | rustix::io::Errno::NOENT,
             ) => return PosixSegment::create_named(ctx, path, len, access, mode),
-            Err(e) => return Err(io_err(ctx, e)),
+            Err(e) => return Err(ctx.errno(e)),
         };
         // A name already taken is what a caller most needs to hear about, before any
         // complaint about the size (Qt's order: shm_open fails first).
         let taken = |err: Error| {
             if std::fs::symlink_metadata(&path).is_ok() && !is_half_created(&path) {
-                io_err(ctx, rustix::io::Errno::EXIST)
+                ctx.errno(rustix::io::Errno::EXIST)
             } else {
                 err
             }
@@ -252,7 +249,7 @@ unsafe impl RawSegment for PosixSegment {
                     drop(seg);
                     return PosixSegment::create_named(ctx, path, len, access, mode);
                 }
-                Err(e) => return Err(io_err(ctx, e)),
+                Err(e) => return Err(ctx.errno(e)),
             }
         }
     }
@@ -262,10 +259,7 @@ unsafe impl RawSegment for PosixSegment {
     ///
     /// [`attach_unlocked`]: PosixSegment::attach_unlocked
     fn attach(key: &NativeKey, access: AccessMode) -> Result<PosixSegment> {
-        let ctx = Ctx {
-            op: Operation::Attach,
-            key,
-        };
+        let ctx = Ctx::new(Operation::Attach, key);
         let path = shm_path(file_name(ctx, key.native_key(), "")?);
         let Some((fd, st)) = open_counted(ctx, &path, access)? else {
             return Err(ctx.kind(ErrorKind::NotFound, "removed while being attached"));
@@ -288,10 +282,7 @@ unsafe impl RawSegment for PosixSegment {
     /// is still empty (a Qt creator names it before sizing it, under the lock): the caller
     /// then attaches under the lock.
     fn attach_unlocked(key: &NativeKey, access: AccessMode) -> Result<Option<PosixSegment>> {
-        let ctx = Ctx {
-            op: Operation::Attach,
-            key,
-        };
+        let ctx = Ctx::new(Operation::Attach, key);
         let path = shm_path(file_name(ctx, key.native_key(), "")?);
         for _ in 0..100 {
             let Some((fd, st)) = open_counted(ctx, &path, access)? else {
@@ -371,7 +362,7 @@ unsafe impl RawSegment for PosixSegment {
         match rustix::fs::unlink(&self.path) {
             Ok(()) => Ok(Detached::Removed),
             Err(rustix::io::Errno::NOENT) => Ok(Detached::AlreadyRemoved),
-            Err(e) => Err(Error::from_errno(
+            Err(e) => Err(crate::sys::os_error(
                 e.raw_os_error(),
                 Operation::Detach,
                 self.path.clone(),
@@ -382,10 +373,7 @@ unsafe impl RawSegment for PosixSegment {
     /// Removes the segment behind `key` (only when nobody uses it, if `only_if_unused`).
     /// Returns whether one was removed. The caller holds the segment's lock.
     fn remove(key: &NativeKey, only_if_unused: bool) -> Result<bool> {
-        let ctx = Ctx {
-            op: Operation::Remove,
-            key,
-        };
+        let ctx = Ctx::new(Operation::Remove, key);
         let name = file_name(ctx, key.native_key(), "")?;
         let path = shm_path(name);
         // Held until after the unlink: the attach count taken exclusively, so that an
@@ -394,7 +382,7 @@ unsafe impl RawSegment for PosixSegment {
             let fd = match open_existing(&path, AccessMode::ReadOnly) {
                 Ok(fd) => fd,
                 Err(rustix::io::Errno::NOENT) => return Ok(false),
-                Err(e) => return Err(io_err(ctx, e)),
+                Err(e) => return Err(ctx.errno(e)),
             };
             if !is_last_user(&fd) {
                 return Ok(false);
@@ -406,23 +394,21 @@ unsafe impl RawSegment for PosixSegment {
         match rustix::fs::unlink(&path) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::NOENT) => Ok(false),
-            Err(e) => Err(io_err(ctx, e)),
+            Err(e) => Err(ctx.errno(e)),
         }
     }
 
     /// Whether a segment exists behind `key`.
     fn exists(key: &NativeKey) -> bool {
-        let ctx = Ctx {
-            op: Operation::Remove,
-            key,
-        };
+        let ctx = Ctx::new(Operation::Remove, key);
         file_name(ctx, key.native_key(), "")
             .is_ok_and(|name| std::path::Path::new(&shm_path(name)).exists())
     }
 
     fn remap(&mut self) -> Result<()> {
-        self.remap_file()
-            .map_err(|e| Error::from_errno(e.raw_os_error(), Operation::Detach, self.path.clone()))
+        self.remap_file().map_err(|e| {
+            crate::sys::os_error(e.raw_os_error(), Operation::Detach, self.path.clone())
+        })
     }
 }
 
@@ -450,9 +436,9 @@ pub(super) fn open_counted(
     path: &str,
     access: AccessMode,
 ) -> Result<Option<(OwnedFd, rustix::fs::Stat)>> {
-    let fd = open_existing(path, access).map_err(|e| io_err(ctx, e))?;
-    flock_shared(&fd).map_err(|e| io_err(ctx, e))?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| io_err(ctx, e))?;
+    let fd = open_existing(path, access).map_err(|e| ctx.errno(e))?;
+    flock_shared(&fd).map_err(|e| ctx.errno(e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| ctx.errno(e))?;
     Ok((st.st_nlink > 0).then_some((fd, st)))
 }
 

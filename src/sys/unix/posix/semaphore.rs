@@ -61,6 +61,8 @@ pub(crate) struct PosixSemaphore {
     /// The semaphore file, the one mapped at `sem`.
     file: OwnedFd,
     key: NativeKey,
+    /// The key's text, formatted once for the errors of this handle.
+    text: std::sync::Arc<str>,
     path: String,
     /// The inode of the semaphore file when opened, to notice a semaphore replaced under
     /// the same name.
@@ -311,12 +313,9 @@ impl PosixSemaphore {
 
     /// A plain counting acquire (no owner record).
     fn acquire_plain(&self, wait: Wait, op: Operation) -> Result<()> {
-        let deadline = match wait {
-            Wait::For(d) => Some(Instant::now().checked_add(d).unwrap_or_else(far_future)),
-            _ => None,
-        };
+        let deadline = super::super::deadline(wait);
         self.wait_once(wait, deadline)
-            .map_err(|e| wait_error(Ctx { op, key: &self.key }, e))
+            .map_err(|e| wait_error(Ctx::shared(op, &self.key, &self.text), e))
     }
 
     /// The segment lock: `sem_wait` in slices, recording the holder, recovering from a dead
@@ -338,12 +337,11 @@ impl PosixSemaphore {
 
     #[cold]
     fn acquire_tracked_slow(&self, wait: Wait, op: Operation) -> Result<bool> {
-        let ctx = Ctx { op, key: &self.key };
+        let ctx = Ctx::shared(op, &self.key, &self.text);
         let me = my_identity();
         let deadline = match wait {
-            Wait::Forever => None,
             Wait::Poll => Some(Instant::now()),
-            Wait::For(d) => Some(Instant::now().checked_add(d).unwrap_or_else(far_future)),
+            _ => super::super::deadline(wait),
         };
         // The uncontended path: one sem_trywait, no system call when the value is positive.
         let mut result = self.wait_once(Wait::Poll, None);
@@ -411,10 +409,6 @@ pub(super) fn sem_clockwait() -> Option<SemClockwait> {
     })
 }
 
-pub(super) fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 100)
-}
-
 /// The error of a failed wait.
 pub(super) fn wait_error(ctx: Ctx<'_>, e: i32) -> Error {
     match e {
@@ -449,7 +443,7 @@ impl PosixSemaphore {
                     // SAFETY: as above.
                     unsafe { libc::sem_trywait(self.sem.as_ptr()) };
                 }
-                let err = Ctx { op, key: &self.key }.err(e);
+                let err = Ctx::shared(op, &self.key, &self.text).err(e);
                 return Err(if e == libc::EOVERFLOW {
                     err.with_kind(ErrorKind::OutOfResources)
                 } else {
@@ -482,10 +476,7 @@ impl RawSemaphore for PosixSemaphore {
         how: SemOpen,
         mode: u32,
     ) -> Result<(PosixSemaphore, bool)> {
-        let ctx = Ctx {
-            op: Operation::SemaphoreOpen,
-            key,
-        };
+        let ctx = Ctx::new(Operation::SemaphoreOpen, key);
         let file = file_name(ctx, key.native_key(), "sem.")?;
         if initial > SEM_VALUE_MAX {
             return Err(ctx.kind(
@@ -498,6 +489,7 @@ impl RawSemaphore for PosixSemaphore {
             sem,
             file,
             key: key.clone(),
+            text: key.to_string().into(),
             path: path.clone(),
             ino,
             opener: my_pid(),
@@ -607,7 +599,7 @@ impl RawSemaphore for PosixSemaphore {
     fn remove(&self) -> Result<()> {
         match rustix::fs::unlink(&self.path) {
             Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
-            Err(e) => Err(Error::from_errno(
+            Err(e) => Err(crate::sys::os_error(
                 e.raw_os_error(),
                 Operation::Remove,
                 self.key.to_string(),

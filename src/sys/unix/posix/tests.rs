@@ -168,10 +168,7 @@ fn parent_is_read_from_proc() {
 #[test]
 fn names_are_checked() {
     let key = NativeKey::new("/x", crate::KeyType::PosixRealtime);
-    let ctx = Ctx {
-        op: Operation::Create,
-        key: &key,
-    };
+    let ctx = Ctx::new(Operation::Create, &key);
     assert_eq!(file_name(ctx, "/ok", "").unwrap(), "ok");
     for bad in ["", "/", "noslash", "/a/b", "/.", "/..", "/a\0b"] {
         assert_eq!(

@@ -193,5 +193,5 @@ pub(super) fn mapping_addresses(pid: u32, file: FileId) -> Vec<usize> {
 
 /// The parent of process `pid`.
 pub(super) fn parent_of(pid: u32) -> Option<u32> {
-    process_stat(pid).ok().map(|stat| stat.ppid)
+    task_stat(pid).ok().map(|stat| stat.ppid)
 }
