@@ -12,7 +12,8 @@
 //! | `qshm_windows` | Windows | key rules; no backend yet |
 //! | `qshm_none` | everything else (wasm, …) | key rules; every operation `Unsupported` |
 //!
-//! Exactly one of `qshm_linux`, `qshm_unix_other`, `qshm_windows`, `qshm_none` is set.
+//! Exactly one of `qshm_linux`, `qshm_unix_other`, `qshm_windows`, `qshm_none` is set;
+//! `qshm_apple` is set besides on Apple targets, whose key names follow Apple's rules.
 
 use std::env;
 
@@ -22,6 +23,7 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(qshm_unix_other)");
     println!("cargo:rustc-check-cfg=cfg(qshm_windows)");
     println!("cargo:rustc-check-cfg=cfg(qshm_none)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_apple)");
     println!("cargo:rustc-check-cfg=cfg(qshm_libc, values(\"glibc64\", \"glibc32\", \"musl\"))");
 
     let var = |name: &str| env::var(name).unwrap_or_default();
@@ -38,6 +40,10 @@ fn main() {
         ("linux", "musl", _) => Some("musl"),
         _ => None,
     };
+    if var("CARGO_CFG_TARGET_VENDOR") == "apple" {
+        // Apple's naming rules for keys (whatever backend the target gets).
+        println!("cargo:rustc-cfg=qshm_apple");
+    }
     match libc {
         Some(libc) => {
             println!("cargo:rustc-cfg=qshm_linux");

@@ -53,6 +53,7 @@ mod key;
 mod lock;
 #[cfg(qshm_linux)]
 pub mod mapped;
+mod platform;
 mod semaphore;
 mod shared_memory;
 mod sys;

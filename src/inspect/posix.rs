@@ -31,7 +31,7 @@ impl Snapshot {
     pub(super) fn surely_unused(&self, meta: &fs::Metadata) -> bool {
         let users = self.users();
         users.of(meta) == 0
-            && (users.complete || (meta.uid() == my_uid() && meta.mode() & 0o077 == 0))
+            && (users.complete || (meta.uid() == crate::sys::euid() && meta.mode() & 0o077 == 0))
     }
     pub(super) fn posix_info(
         &self,
@@ -138,10 +138,6 @@ impl Users {
     pub(super) fn of_path(&self, path: &Path) -> usize {
         fs::metadata(path).map_or(0, |meta| self.of(&meta))
     }
-}
-
-pub(super) fn my_uid() -> u32 {
-    fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
 }
 
 /// Reads `/proc/<pid>/maps` and `/proc/<pid>/fd` of every process.

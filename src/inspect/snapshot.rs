@@ -110,7 +110,7 @@ pub(super) fn key_files() -> Vec<KeyFile> {
         (temp_dir(TempDirStyle::Current), false),
         (temp_dir(TempDirStyle::Canonical), false),
         ("/tmp".to_owned(), false),
-        (crate::sys::runtime_dir(), true),
+        (crate::key::runtime_dir(), true),
     ];
     let mut seen = HashSet::new();
     dirs.retain(|(d, _)| !d.is_empty() && seen.insert(d.clone()));

@@ -25,7 +25,13 @@
 //! `/qipc_systemsem_<letters><sha1>` (semaphore). On Apple platforms both become
 //! `/<first 29 hex digits of the sha1>`, the same name for both.
 
+mod runtime;
 mod text;
+
+#[cfg(qshm_linux)]
+pub(crate) use runtime::private_runtime_dir;
+#[cfg(any(qshm_linux, qshm_unix_other))]
+pub(crate) use runtime::runtime_dir;
 
 use std::fmt;
 use std::num::NonZeroU8;
@@ -34,7 +40,7 @@ use std::str::FromStr;
 use sha1::{Digest, Sha1};
 
 use crate::error::{Error, ErrorKind, Operation};
-use crate::sys;
+use crate::platform;
 
 /// The kind of native key, and so the operating system API a segment or semaphore uses.
 ///
@@ -103,19 +109,19 @@ impl KeyType {
     /// The type Qt 6 uses for a `QNativeIpcKey` made without a type: POSIX realtime on Unix,
     /// Windows on Windows.
     pub fn default_for_os() -> KeyType {
-        sys::DEFAULT_KEY_TYPE
+        platform::DEFAULT_KEY_TYPE
     }
 
     /// The type Qt uses for Qt keys (`QSharedMemory::setKey`, the `QString` constructor):
     /// System V on Linux (as the official Qt builds are configured), Windows on Windows.
     pub fn legacy_default_for_os() -> KeyType {
-        sys::LEGACY_DEFAULT_KEY_TYPE
+        platform::LEGACY_DEFAULT_KEY_TYPE
     }
 
     /// Whether this build of qshm can create and attach segments of this type on this
     /// platform (Qt's `QSharedMemory::isKeyTypeSupported`).
     pub fn is_supported(self) -> bool {
-        sys::is_key_type_supported(self)
+        platform::is_key_type_supported(self)
     }
 }
 
@@ -216,7 +222,7 @@ impl NativeKey {
     ) -> NativeKey {
         NativeKey {
             key_type,
-            native: legacy_native_name(kind, key, key_type, style, &sys::NAMING),
+            native: legacy_native_name(kind, key, key_type, style, &platform::NAMING),
             legacy: if key.is_empty() {
                 None
             } else {
@@ -238,16 +244,16 @@ impl NativeKey {
     /// assert_eq!(k.legacy_key(), None);
     /// ```
     pub fn platform_safe(key: &str, key_type: KeyType) -> NativeKey {
-        let native = if key.is_empty() || !sys::NAMING.names(key_type) {
+        let native = if key.is_empty() || !platform::NAMING.names(key_type) {
             String::new()
         } else if key_type.is_system_v() {
             if key.starts_with('/') {
                 key.to_owned()
             } else {
-                format!("{}/{}", sys::runtime_dir(), key)
+                format!("{}/{}", runtime::runtime_dir(), key)
             }
         } else if key_type == KeyType::PosixRealtime {
-            sys::NAMING.posix_platform_safe(key)
+            platform::NAMING.posix_platform_safe(key)
         } else {
             key.to_owned()
         };

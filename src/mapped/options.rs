@@ -305,7 +305,7 @@ impl ReceiveOptions {
 
     /// Accepts a descriptor the sender could still shrink (an unsealed memfd or a plain
     /// file). Its size is then checked at each lock, which leaves the window described under
-    /// [Untrusted peers](self#untrusted-peers).
+    /// [Untrusted peers](super#untrusted-peers).
     pub fn allow_unsealed(&mut self, allow: bool) -> &mut ReceiveOptions {
         self.allow_unsealed = allow;
         self

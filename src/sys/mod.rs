@@ -20,6 +20,8 @@ pub(crate) mod conformance;
 mod locked;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) mod procfs;
+#[cfg(any(qshm_linux, qshm_unix_other))]
+mod user;
 
 /// Inspection's system calls (`sys/unix/inspect.rs` on Linux); elsewhere every call reports
 /// that it is unsupported.
@@ -77,3 +79,5 @@ pub(crate) use imp::*;
 #[cfg(qshm_linux)]
 pub(crate) use locked::SegmentLock;
 pub(crate) use locked::{InProcessLock, LockRef, Locked, Mapping};
+#[cfg(any(qshm_linux, qshm_unix_other))]
+pub(crate) use user::{euid, user_name};

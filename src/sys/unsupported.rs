@@ -3,31 +3,7 @@
 
 use crate::backend::{RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
-use crate::key::{KeyType, NamingRules};
 use crate::{AccessMode, NativeKey};
-
-pub(crate) const NAMING: NamingRules = NamingRules {
-    apple_posix: cfg!(target_vendor = "apple"),
-    windows: cfg!(windows),
-};
-pub(crate) const DEFAULT_KEY_TYPE: KeyType = if cfg!(windows) {
-    KeyType::Windows
-} else {
-    KeyType::PosixRealtime
-};
-pub(crate) const LEGACY_DEFAULT_KEY_TYPE: KeyType = if cfg!(windows) {
-    KeyType::Windows
-} else {
-    KeyType::SystemV
-};
-
-pub(crate) fn is_key_type_supported(_: KeyType) -> bool {
-    false
-}
-
-pub(crate) fn runtime_dir() -> String {
-    std::env::temp_dir().to_string_lossy().into_owned()
-}
 
 /// An error from an `errno` value (inspection's calls on other Unix systems); no backend
 /// here maps errno values, so the kind is `Unknown` and the OS error says the rest.

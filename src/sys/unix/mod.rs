@@ -10,28 +10,16 @@ mod sysv;
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::sync::Arc;
 
 use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
-use crate::key::{KeyType, NamingRules};
+use crate::key::KeyType;
 use crate::{AccessMode, NativeKey};
 
 pub(crate) use posix::{PosixSegment, PosixSemaphore};
 pub(crate) use sysv::{SysvSegment, SysvSemaphore};
-
-pub(crate) const NAMING: NamingRules = NamingRules {
-    apple_posix: false,
-    windows: false,
-};
-pub(crate) const DEFAULT_KEY_TYPE: KeyType = KeyType::PosixRealtime;
-pub(crate) const LEGACY_DEFAULT_KEY_TYPE: KeyType = KeyType::SystemV;
-
-/// Which key types have a backend here.
-pub(crate) fn is_key_type_supported(key_type: KeyType) -> bool {
-    key_type.is_system_v() || key_type == KeyType::PosixRealtime
-}
 
 /// Qt's errno table (docs/qt-ipc.md §3.7 and §4.3), with the errors Qt has no entry for
 /// placed where a
@@ -255,7 +243,7 @@ pub(super) fn create_key_file(ctx: Ctx<'_>) -> Result<bool> {
             let _ = fs::DirBuilder::new()
                 .mode(0o700)
                 .recursive(true)
-                .create(runtime_dir());
+                .create(crate::key::runtime_dir());
             match make(path) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
@@ -267,7 +255,7 @@ pub(super) fn create_key_file(ctx: Ctx<'_>) -> Result<bool> {
 }
 
 fn is_runtime_fallback(path: &str) -> bool {
-    path.starts_with(&format!("{}/", runtime_dir()))
+    path.starts_with(&format!("{}/", crate::key::runtime_dir()))
 }
 
 /// Opens the file at `path` anew (no symbolic link followed), if it is still the file with
@@ -292,47 +280,6 @@ pub(super) fn reopen_same_file(
 /// Removes a key file; a file already gone is not an error (Qt reports one, docs/qt-ipc.md §8.11).
 pub(super) fn remove_key_file(path: &str) {
     let _ = fs::remove_file(path);
-}
-
-/// `$XDG_RUNTIME_DIR` when it is absolute, owned by this user and mode 0700, else Qt's
-/// fallback `TEMP/runtime-<user>`.
-pub(crate) fn runtime_dir() -> String {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
-        let dir = dir.to_string_lossy().into_owned();
-        if dir.starts_with('/') {
-            if let Ok(meta) = fs::metadata(&dir) {
-                if meta.is_dir() && meta.uid() == uid && meta.mode() & 0o777 == 0o700 {
-                    return crate::key::clean_path(&dir);
-                }
-            }
-        }
-    }
-    format!(
-        "{}/runtime-{}",
-        crate::key::temp_dir(Default::default()),
-        user_name(uid)
-    )
-}
-
-/// The login name of `uid` (`getpwuid_r`), or the number when it has none.
-fn user_name(uid: libc::uid_t) -> String {
-    let mut buf = vec![0 as libc::c_char; 1024];
-    // SAFETY: an all-zero passwd is a valid value of a plain C struct of integers and
-    // pointers; getpwuid_r overwrites it.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the duration of the call and `buf.len()` is the
-    // size of the buffer behind `buf`.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
-        // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`, which
-        // outlives this borrow.
-        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-        return name.to_string_lossy().into_owned();
-    }
-    uid.to_string()
 }
 
 /// The backend a key type selects here.

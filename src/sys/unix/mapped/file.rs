@@ -26,20 +26,9 @@ pub(super) fn fs_name(f_type: i64) -> String {
     }
 }
 
-/// `$XDG_RUNTIME_DIR` when it is absolute, owned by this user and mode 0700; else `/dev/shm`.
+/// [`private_runtime_dir`](crate::key::private_runtime_dir), else `/dev/shm`.
 pub(crate) fn default_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
-        let dir = PathBuf::from(dir);
-        if dir.is_absolute() {
-            if let Ok(meta) = std::fs::metadata(&dir) {
-                let uid = rustix::process::geteuid().as_raw();
-                if meta.is_dir() && meta.uid() == uid && meta.mode() & 0o777 == 0o700 {
-                    return dir;
-                }
-            }
-        }
-    }
-    PathBuf::from("/dev/shm")
+    crate::key::private_runtime_dir().unwrap_or_else(|| PathBuf::from("/dev/shm"))
 }
 
 /// Refuses a file system whose pages are written back to disk, unless allowed.
