@@ -78,8 +78,10 @@ PYQT_BENCH_QUICK=1 "$QSHM_PYTHON" benches/qt/pyqt_bench.py > /dev/null
 step "fuzzing, briefly (ci/fuzz.sh; FUZZ_SECONDS per target, 20 here)"
 if rustup toolchain list 2>/dev/null | grep -q '^nightly' || rustup toolchain install nightly --profile minimal >&2; then
     FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ci/fuzz.sh
+    step "Miri over the pure logic (ci/miri.sh)"
+    ci/miri.sh
 else
-    echo "warning: no nightly toolchain for cargo fuzz here; fuzzing skipped" >&2
+    echo "warning: no nightly toolchain here; fuzzing and Miri skipped" >&2
 fi
 
 step "leak guard"

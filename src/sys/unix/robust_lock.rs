@@ -437,6 +437,24 @@ mod tests {
         );
         lock.unlock().unwrap();
         assert!(lock.unlock().is_err());
+        // Consistency is declared by a holder, and only matters after a death.
+        assert!(!lock.lock(Wait::Forever, Operation::Lock).unwrap());
+        lock.mark_consistent();
+        lock.unlock().unwrap();
+        assert_eq!(lock.generation(), 0);
+    }
+
+    /// Taking over from a dead owner needs the real operating system (`/proc`, thread
+    /// ids): not under Miri, whose thread ids are its own.
+    #[test]
+    #[cfg_attr(miri, ignore = "thread liveness is read from /proc")]
+    fn dead_owner_in_private_memory() {
+        let mut word = 0u64;
+        let mut state = 0u32;
+        let mut generation = 0u64;
+        // SAFETY: the three locals outlive `lock`, are aligned and are only accessed
+        // through it.
+        let lock = unsafe { RobustLock::new(&mut word, &mut state, &mut generation) };
         // A dead owner: a thread that has exited.
         let dead = std::thread::spawn(self_id).join().unwrap();
         lock.word().store(dead, Ordering::Relaxed);
