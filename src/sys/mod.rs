@@ -1,4 +1,5 @@
-//! Operating-system backends. The only place with `unsafe` code and `cfg(target_os)`.
+//! Operating-system backends: the only place with `unsafe` code. Which backends a target gets
+//! is decided by `build.rs`'s gates (see `ARCHITECTURE.md`).
 //!
 //! `imp` is the platform module; it provides the dispatch enums `Segment` and `Semaphore`
 //! (one variant per backend available on the platform), the naming rules and the helpers the

@@ -103,7 +103,6 @@ impl FileId {
     }
 
     /// From file metadata.
-    #[cfg(unix)]
     pub(crate) fn of(meta: &std::fs::Metadata) -> FileId {
         use std::os::unix::fs::MetadataExt;
         FileId::new(meta.dev(), meta.ino())

@@ -88,19 +88,25 @@ pub(super) enum Scope {
 /// at every look) were not. Their addresses are not compared with ours: under an emulator
 /// (qemu-user) another process's maps show host addresses, which differ from the ones the
 /// emulated process sees, and a `vfork` there is a real fork.
+///
+/// Other processes that map the file are looked at again too, but only [`OTHER_LOOKS`]
+/// times (under 2 ms): one that has just released the lock and is about to unmap it is not
+/// a user (taking it for one left a lock semaphore behind that nobody would remove), while
+/// one that waits for the lock, holds it open (Qt does) or is about to take it stays mapped
+/// all along and counts.
 pub(super) fn mapped_by_another_process(file: FileId, scope: Scope) -> bool {
+    use std::collections::HashSet;
     let me = std::process::id();
     let mut pause = Duration::from_micros(250);
-    let mut persistent: Option<std::collections::HashSet<u32>> = None;
-    for _ in 0..12 {
-        let mut copies = std::collections::HashSet::new();
+    let mut persistent: Option<(HashSet<u32>, HashSet<u32>)> = None;
+    for look in 1..=12 {
+        let (mut copies, mut others) = (HashSet::new(), HashSet::new());
         let pids = match scope {
             Scope::Descendants => descendants(me).unwrap_or_else(|| other_processes(me)),
             Scope::Everyone => other_processes(me),
         };
         for pid in pids {
-            let at = mapping_addresses(pid, file);
-            if at.is_empty() {
+            if mapping_addresses(pid, file).is_empty() {
                 continue;
             }
             match parent_of(pid) {
@@ -109,24 +115,31 @@ pub(super) fn mapped_by_another_process(file: FileId, scope: Scope) -> bool {
                 Some(parent) if parent == me => {
                     copies.insert(pid);
                 }
-                // A real user, unless it has just exec'd away from the mapping.
-                Some(_) if !mapping_addresses(pid, file).is_empty() => return true,
-                Some(_) => {}
+                Some(_) => {
+                    others.insert(pid);
+                }
             }
         }
-        let still = match persistent {
-            None => copies,
-            Some(seen) => seen.intersection(&copies).copied().collect(),
-        };
-        if still.is_empty() {
+        if let Some((seen_copies, seen_others)) = &persistent {
+            copies.retain(|pid| seen_copies.contains(pid));
+            others.retain(|pid| seen_others.contains(pid));
+        }
+        if !others.is_empty() && look >= OTHER_LOOKS {
+            return true;
+        }
+        if copies.is_empty() && others.is_empty() {
             return false;
         }
-        persistent = Some(still);
+        persistent = Some((copies, others));
         std::thread::sleep(pause);
         pause *= 2;
     }
     true
 }
+
+/// How many times [`mapped_by_another_process`] looks at a process that is not a child of
+/// ours before it counts it as a user (pauses of 0.25, 0.5 and 1 ms between the looks).
+const OTHER_LOOKS: u32 = 4;
 
 /// Every descendant of process `me`, from `/proc/<pid>/task/<tid>/children`; `None` when
 /// the kernel does not provide those files (built without `CONFIG_PROC_CHILDREN`).
