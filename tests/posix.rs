@@ -264,11 +264,15 @@ fn full_dev_shm_is_out_of_resources() {
         "mount -t tmpfs -o size=1m tmpfs /dev/shm && exec {} child_entry --exact --nocapture --test-threads=1 -q",
         exe.display()
     );
-    let out = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .env(util::CHILD_ENV, "create_too_big")
-        .output()
-        .expect("unshare (util-linux) must be installed; the test needs root for a private mount namespace");
+    let out = util::spawning(|| {
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .env(util::CHILD_ENV, "create_too_big")
+            .output()
+    })
+    .expect(
+        "unshare (util-linux) must be installed; the test needs root for a private mount namespace",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -401,6 +405,9 @@ fn simultaneous_detaches_remove_the_segment() {
     let mut cleanups = Vec::new();
     let mut children: Vec<ChildProc> = (0..2).map(|_| ChildProc::spawn("detach_at", &[])).collect();
     for round in 0..150 {
+        // No other test of this process forks while this one maps the segment (see
+        // util::no_spawns): a forked copy would keep it mapped, and so kept.
+        let _quiet = util::no_spawns();
         let key =
             NativeKey::platform_safe(&util::unique_key("simuldetach"), KeyType::PosixRealtime);
         cleanups.push(Cleanup::new().segment(&key));
@@ -441,6 +448,7 @@ fn attach_racing_the_last_detach() {
     for remover in ["last detach", "remove_orphan"] {
         let (mut found, mut missed) = (0, 0);
         for round in 0..150u64 {
+            let _quiet = util::no_spawns(); // as in simultaneous_detaches_remove_the_segment
             let key =
                 NativeKey::platform_safe(&util::unique_key("attachrace"), KeyType::PosixRealtime);
             cleanups.push(Cleanup::new().segment(&key));
@@ -661,7 +669,7 @@ fn spawning_children_does_not_keep_segments_alive() {
         std::thread::spawn(move || {
             let mut spawned = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = std::process::Command::new("true").status();
+                let _ = util::spawning(|| std::process::Command::new("true").status());
                 spawned += 1;
             }
             spawned

@@ -157,6 +157,26 @@ pub struct ChildProc {
     lines: mpsc::Receiver<String>,
 }
 
+/// Spawning a process forks this one, and until the child execs it maps every segment this
+/// process maps. Natively that costs nothing (`posix_spawn` shares the address space), but
+/// under qemu-user every fork is a real one, so a sibling test's spawn can keep a segment
+/// mapped for a few milliseconds, and a last detach elsewhere rightly keeps it. Tests that
+/// check that nothing is left behind after a cross-process detach hold [`no_spawns`] for
+/// the round; every spawn of the tests goes through [`spawning`].
+static SPAWNS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Runs `spawn` (a `Command::spawn`, `status` or `output`) while no test holds
+/// [`no_spawns`].
+pub fn spawning<T>(spawn: impl FnOnce() -> T) -> T {
+    let _spawning = SPAWNS.read().unwrap_or_else(|e| e.into_inner());
+    spawn()
+}
+
+/// Keeps the other tests of this binary from spawning (forking) until dropped.
+pub fn no_spawns() -> std::sync::RwLockWriteGuard<'static, ()> {
+    SPAWNS.write().unwrap_or_else(|e| e.into_inner())
+}
+
 impl ChildProc {
     pub fn spawn(role: &str, args: &[&str]) -> ChildProc {
         ChildProc::spawn_under(&[], role, args)
@@ -212,7 +232,7 @@ impl ChildProc {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         configure(&mut command);
-        let mut child = command.spawn().expect("spawn child test process");
+        let mut child = spawning(|| command.spawn()).expect("spawn child test process");
         REGISTERED_PIDS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
