@@ -294,19 +294,23 @@ impl Janitor {
         if key.key_type() != KeyType::PosixRealtime {
             return None;
         }
+        let key = key.clone();
         let lock = key.lock_key();
-        let path = format!("/dev/shm/sem.{}", lock.native_key().trim_start_matches('/'));
         let (done, rx) = std::sync::mpsc::channel::<()>();
         let handle = std::thread::spawn(move || {
             if rx.recv_timeout(STUCK).is_ok() {
                 return false;
             }
-            let Ok(bytes) = std::fs::read(&path) else {
+            // Taken, and no owner record: the window. (Read through `inspect`, which knows
+            // each C library's `sem_t` layout.)
+            let Ok(info) = qshm::inspect::info(&key) else {
                 return false;
             };
-            let value = u32::from_ne_bytes(bytes[0..4].try_into().unwrap());
-            let record = u64::from_ne_bytes(bytes[16..24].try_into().unwrap());
-            if value != 0 || record != 0 {
+            use qshm::inspect::LockState;
+            if !matches!(
+                info.lock_state,
+                LockState::Held { pid: None } | LockState::HolderDead { pid: None }
+            ) {
                 return false;
             }
             let sem = qshm::SystemSemaphore::with_native_key(lock, 0, qshm::SemaphoreMode::Open);

@@ -228,10 +228,16 @@ fn release_by_exiting_process_is_kept() {
 fn release_only_producer_passes_32767() {
     let (_w, key, _c) = setup("sem-producer");
     let sem = SystemSemaphore::new(&key, 0, SemaphoreMode::Create).unwrap();
-    let mut consumer = ChildProc::spawn("acquire_n", &[&key, "40000"]);
+    let mut consumer = ChildProc::spawn("acquire_n", &[&key, "40000", "10000"]);
     for i in 0..40_000 {
         sem.release(1)
             .unwrap_or_else(|e| panic!("release number {i}: {e}"));
+        // The value itself may not pass SEMVMX either: let the consumer catch up every
+        // 10 000 (a slow one, under an emulator, would otherwise leave 32 767 pending).
+        if (i + 1) % 10_000 == 0 {
+            let done = format!("acquired {}", i + 1);
+            assert_eq!(consumer.expect_line(Duration::from_secs(60)), done);
+        }
     }
     assert!(consumer.wait(Duration::from_secs(60)).success());
 }
@@ -263,11 +269,14 @@ fn child_entry() {
             util::say("acquired");
         }
         "acquire_n" => {
+            // acquire_n KEY N [EVERY]: says "acquired 1", or with EVERY "acquired I" every
+            // EVERY units.
             let n: u32 = args[2].parse().unwrap();
+            let every: Option<u32> = args.get(3).map(|e| e.parse().unwrap());
             for i in 1..=n {
                 sem.acquire().unwrap();
-                if i == 1 {
-                    util::say("acquired 1");
+                if every.map_or(i == 1, |every| i % every == 0) {
+                    util::say(&format!("acquired {i}"));
                 }
             }
         }
