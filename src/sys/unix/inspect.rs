@@ -17,6 +17,8 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::cvt;
+
 /// `flock(LOCK_EX|LOCK_NB)`: whether this process now holds `file`'s `flock` exclusively
 /// (the POSIX backend's attach count: nobody else is counted).
 pub(crate) fn try_lock_exclusive(file: &std::fs::File) -> bool {
@@ -45,11 +47,9 @@ pub(crate) struct SemState {
 fn semctl_get(semid: i32, cmd: c_int) -> io::Result<u32> {
     // SAFETY: GETVAL, GETPID and GETNCNT take no fourth argument and only read kernel state.
     let rc = unsafe { libc::semctl(semid, 0, cmd) };
-    if rc == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc as u32)
-    }
+    cvt(rc)
+        .map(|rc| rc as u32)
+        .map_err(io::Error::from_raw_os_error)
 }
 
 /// `semctl(semid, 0, GETVAL | GETPID | GETNCNT)`. Needs read permission on the set.
@@ -65,11 +65,7 @@ pub(crate) fn sem_state(semid: i32) -> io::Result<SemState> {
 pub(crate) fn sem_remove_id(semid: i32) -> io::Result<()> {
     // SAFETY: IPC_RMID takes no fourth argument.
     let rc = unsafe { libc::semctl(semid, 0, libc::IPC_RMID) };
-    if rc == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    cvt(rc).map(|_| ()).map_err(io::Error::from_raw_os_error)
 }
 
 /// `shmctl(shmid, IPC_STAT)`: the key and the attach count of a segment, by id.
@@ -78,9 +74,7 @@ pub(crate) fn shm_key_and_nattch(shmid: i32) -> io::Result<(i32, u64)> {
     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: `ds` is a valid, writable shmid_ds for the kernel to fill.
     let rc = unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    cvt(rc).map_err(io::Error::from_raw_os_error)?;
     #[cfg(not(qshm_libc = "musl"))]
     let key = ds.shm_perm.__key;
     #[cfg(qshm_libc = "musl")]
@@ -94,11 +88,7 @@ pub(crate) fn shm_key_and_nattch(shmid: i32) -> io::Result<(i32, u64)> {
 pub(crate) fn shm_remove_id(shmid: i32) -> io::Result<()> {
     // SAFETY: IPC_RMID takes no buffer; a null pointer is what the man page prescribes.
     let rc = unsafe { libc::shmctl(shmid, libc::IPC_RMID, std::ptr::null_mut()) };
-    if rc == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    cvt(rc).map(|_| ()).map_err(io::Error::from_raw_os_error)
 }
 
 /// What a glibc POSIX semaphore's file (`/dev/shm/sem.<name>`) says, read without

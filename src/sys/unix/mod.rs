@@ -50,6 +50,17 @@ pub(crate) fn os_error(errno: i32, op: Operation, key: impl Into<std::sync::Arc<
     Error::new(errno_kind(errno), op, key).with_errno(errno)
 }
 
+/// A C library call's return value: `Err(errno)` when it is -1 (the convention of almost
+/// every call), else the value. The one place that reads that convention.
+#[inline]
+pub(super) fn cvt<T: PartialEq + From<i8>>(rc: T) -> std::result::Result<T, i32> {
+    if rc == T::from(-1) {
+        Err(errno())
+    } else {
+        Ok(rc)
+    }
+}
+
 /// The calling thread's `errno`.
 pub(super) fn errno() -> i32 {
     io::Error::last_os_error()

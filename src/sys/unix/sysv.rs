@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
-use super::{c_path, create_key_file, errno, remove_key_file, Ctx};
+use super::{c_path, create_key_file, cvt, errno, remove_key_file, Ctx};
 use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{ErrorKind, Operation, Result};
 use crate::{AccessMode, NativeKey};
@@ -82,22 +82,14 @@ fn shm_stat(id: c_int) -> std::result::Result<libc::shmid_ds, i32> {
     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: `ds` is a valid, writable shmid_ds for the kernel to fill.
     let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
-    if rc == -1 {
-        Err(errno())
-    } else {
-        Ok(ds)
-    }
+    cvt(rc).map(|_| ds)
 }
 
 /// `shmctl(id, IPC_RMID)`: the segment goes when its last attachment does.
 fn shm_remove(id: c_int) -> std::result::Result<(), i32> {
     // SAFETY: IPC_RMID takes no buffer; a null pointer is what the man page prescribes.
     let rc = unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
-    if rc == -1 {
-        Err(errno())
-    } else {
-        Ok(())
-    }
+    cvt(rc).map(|_| ())
 }
 
 /// A mapped System V segment.
@@ -193,10 +185,7 @@ impl SysvSegment {
         let path = c_path(ctx)?;
         let sysv_key = ftok(&path, project_id(key)).map_err(|e| ctx.err(e))?;
         // SAFETY: shmget takes plain integers.
-        let id = unsafe { libc::shmget(sysv_key, 0, 0) };
-        if id == -1 {
-            return Err(ctx.err(errno()));
-        }
+        let id = cvt(unsafe { libc::shmget(sysv_key, 0, 0) }).map_err(|e| ctx.err(e))?;
         shm_stat(id).map_err(|e| ctx.err(e))
     }
 }
@@ -226,22 +215,23 @@ unsafe impl RawSegment for SysvSegment {
         })?;
         let flags = (mode & 0o777) as c_int | libc::IPC_CREAT | libc::IPC_EXCL;
         // SAFETY: shmget takes plain integers.
-        let id = unsafe { libc::shmget(sysv_key, size, flags) };
-        if id == -1 {
-            let e = errno();
-            if e != libc::EEXIST {
-                undo_file();
+        let id = match cvt(unsafe { libc::shmget(sysv_key, size, flags) }) {
+            Ok(id) => id,
+            Err(e) => {
+                if e != libc::EEXIST {
+                    undo_file();
+                }
+                return Err(match e {
+                    libc::EINVAL => ctx.err(e).with_kind(ErrorKind::InvalidSize).with_detail(
+                        "size outside the system's limits for one segment (kernel.shmmax)",
+                    ),
+                    libc::ENOSPC => ctx.err(e).with_detail(
+                        "out of resources (kernel.shmmni segments or kernel.shmall pages in use)",
+                    ),
+                    _ => ctx.err(e),
+                });
             }
-            return Err(match e {
-                libc::EINVAL => ctx.err(e).with_kind(ErrorKind::InvalidSize).with_detail(
-                    "size outside the system's limits for one segment (kernel.shmmax)",
-                ),
-                libc::ENOSPC => ctx.err(e).with_detail(
-                    "out of resources (kernel.shmmni segments or kernel.shmall pages in use)",
-                ),
-                _ => ctx.err(e),
-            });
-        }
+        };
         SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access, Some(size)).inspect_err(
             |_| {
                 let _ = shm_remove(id);
@@ -269,10 +259,7 @@ unsafe impl RawSegment for SysvSegment {
             AccessMode::ReadWrite => 0o600,
         };
         // SAFETY: shmget takes plain integers.
-        let id = unsafe { libc::shmget(sysv_key, 0, perms) };
-        if id == -1 {
-            return Err(ctx.err(errno()));
-        }
+        let id = cvt(unsafe { libc::shmget(sysv_key, 0, perms) }).map_err(|e| ctx.err(e))?;
         SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access, None)
     }
 
@@ -297,10 +284,7 @@ unsafe impl RawSegment for SysvSegment {
         // SAFETY: `addr` is this object's own attachment, made by shmat and not detached
         // before (`attached` was true; Drop now skips it); nothing borrows the bytes, since
         // borrows come from `Locked`, which borrows the segment, and this consumes it.
-        let rc = unsafe { libc::shmdt(self.addr.as_ptr().cast()) };
-        if rc == -1 {
-            return Err(err(errno(), &self.path));
-        }
+        cvt(unsafe { libc::shmdt(self.addr.as_ptr().cast()) }).map_err(|e| err(e, &self.path))?;
         let ds = match shm_stat(self.id) {
             Ok(ds) => ds,
             // Already marked for removal (`force_remove`) and this was its last attachment:
@@ -344,16 +328,17 @@ unsafe impl RawSegment for SysvSegment {
             Err(e) => return Err(ctx.err(e)),
         };
         // SAFETY: shmget takes plain integers.
-        let id = unsafe { libc::shmget(sysv_key, 0, 0) };
-        if id == -1 {
-            let e = errno();
-            if e == libc::ENOENT {
-                // A key file without a segment is what a crash leaves: remove it too.
-                remove_key_file(key.native_key());
-                return Ok(false);
+        let id = match cvt(unsafe { libc::shmget(sysv_key, 0, 0) }) {
+            Ok(id) => id,
+            Err(e) => {
+                if e == libc::ENOENT {
+                    // A key file without a segment is what a crash leaves: remove it too.
+                    remove_key_file(key.native_key());
+                    return Ok(false);
+                }
+                return Err(ctx.err(e));
             }
-            return Err(ctx.err(e));
-        }
+        };
         if only_if_unattached {
             let ds = shm_stat(id).map_err(|e| ctx.err(e))?;
             if ds.shm_nattch != 0 {
@@ -589,9 +574,7 @@ fn set_value(ctx: Ctx<'_>, id: c_int, value: u32) -> Result<()> {
     // SAFETY: SETVAL reads the `val` member of the union passed by value, as semctl(2)
     // prescribes; `value` ≤ SEMVMX was checked by the caller.
     let rc = unsafe { libc::semctl(id, 0, libc::SETVAL, arg) };
-    if rc == -1 {
-        return Err(ctx.err(errno()));
-    }
+    cvt(rc).map_err(|e| ctx.err(e))?;
     Ok(())
 }
 

@@ -164,7 +164,7 @@ pub(crate) fn fd_from_env(var: &str) -> Result<(OwnedFd, u64)> {
     }
     // SAFETY: F_GETFD on any integer is harmless: it reads the descriptor's flags or fails
     // with EBADF.
-    if unsafe { libc::fcntl(raw, libc::F_GETFD) } == -1 {
+    if super::super::cvt(unsafe { libc::fcntl(raw, libc::F_GETFD) }).is_err() {
         return Err(Error::new(ErrorKind::NotFound, op, label.as_str())
             .with_detail(format!("descriptor {raw} is not open (not inherited?)")));
     }

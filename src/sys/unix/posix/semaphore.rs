@@ -113,9 +113,7 @@ pub(super) fn create_sem_file(
     let mut sem: libc::sem_t = unsafe { std::mem::zeroed() };
     // SAFETY: `sem` is valid, writable storage for a sem_t; pshared = 1 makes it usable
     // from shared memory, which is what the file becomes.
-    if unsafe { libc::sem_init(&mut sem, 1, initial) } == -1 {
-        return Err(errno());
-    }
+    super::super::cvt(unsafe { libc::sem_init(&mut sem, 1, initial) })?;
     // The sem_t, then zeros up to SEM_FILE_LEN (an empty owner record and state word).
     let mut bytes = [0u8; SEM_FILE_LEN];
     // SAFETY: `sem` is an initialised sem_t: reading its SEM_T_LEN bytes is reading plain
@@ -189,9 +187,8 @@ impl PosixSemaphore {
         while unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {}
         for _ in 0..value {
             // SAFETY: as above.
-            if unsafe { libc::sem_post(self.sem.as_ptr()) } == -1 {
-                return Err(sem_error(ctx, errno()));
-            }
+            super::super::cvt(unsafe { libc::sem_post(self.sem.as_ptr()) })
+                .map_err(|e| sem_error(ctx, e))?;
         }
         Ok(())
     }
@@ -436,8 +433,7 @@ impl PosixSemaphore {
     fn release_slow(&self, n: u32, op: Operation) -> Result<()> {
         for done in 0..n {
             // SAFETY: `self.sem` is a live semaphore (map_sem_file).
-            if unsafe { libc::sem_post(self.sem.as_ptr()) } == -1 {
-                let e = errno();
+            if let Err(e) = super::super::cvt(unsafe { libc::sem_post(self.sem.as_ptr()) }) {
                 // Roll back the posts already made, as Qt does.
                 for _ in 0..done {
                     // SAFETY: as above.

@@ -52,9 +52,7 @@ pub(super) fn sole_open_file(fd: &OwnedFd) -> Option<bool> {
     let raw = fd.as_raw_fd();
     // SAFETY: fcntl(F_SETSIG) takes an int and changes only which signal this open file
     // description raises; `raw` is a live descriptor borrowed from `fd`.
-    if unsafe { libc::fcntl(raw, F_SETSIG, libc::SIGURG) } == -1 {
-        return None;
-    }
+    super::super::cvt(unsafe { libc::fcntl(raw, F_SETSIG, libc::SIGURG) }).ok()?;
     // SAFETY: fcntl(F_SETLEASE) takes an int; `raw` is live.
     if unsafe { libc::fcntl(raw, libc::F_SETLEASE, libc::F_WRLCK) } == 0 {
         // SAFETY: as above; releases the lease just taken.
