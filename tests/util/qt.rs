@@ -332,24 +332,22 @@ impl QtPeer {
     pub fn spawn(version: QtVersion) -> QtPeer {
         let py = python();
         let script = peer_script();
-        let mut child = super::spawning(|| {
-            Command::new(&py)
-                .arg(&script)
-                .arg(version.arg())
-                .env("PYTHONUNBUFFERED", "1")
-                .env("PYTHONDONTWRITEBYTECODE", "1")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-        })
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {} {}: {e}. {NO_PYTHON}",
-                py.display(),
-                script.display()
-            )
-        });
+        let mut child = Command::new(&py)
+            .arg(&script)
+            .arg(version.arg())
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} {}: {e}. {NO_PYTHON}",
+                    py.display(),
+                    script.display()
+                )
+            });
         let pid = child.id();
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
