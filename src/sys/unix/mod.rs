@@ -61,6 +61,37 @@ pub(super) fn cvt<T: PartialEq + From<i8>>(rc: T) -> std::result::Result<T, i32>
     }
 }
 
+/// Whether this process has a child, living or not yet reaped: one system call
+/// (`waitid(WNOHANG|WNOWAIT)`, which reaps and consumes nothing: a waiting parent still
+/// sees everything).
+pub(super) fn has_children() -> bool {
+    use rustix::process::{WaitId, WaitIdOptions};
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    rustix::process::waitid(WaitId::All, options).err() != Some(rustix::io::Errno::CHILD)
+}
+
+/// `flock(LOCK_EX|LOCK_NB)` on `fd`: whether this open file description is now the only
+/// holder of the file's `flock`. When another holds it and this process has children, it is
+/// tried again a few times (pauses of 0.25, 0.5 and 1 ms): a child this process is forking
+/// holds a copy of every descriptor, and so of every `flock`, until it execs, and that copy
+/// is no user of the file.
+pub(super) fn flock_exclusive_settled(fd: &std::os::fd::OwnedFd) -> rustix::io::Result<bool> {
+    use rustix::fs::FlockOperation;
+    let mut pause = std::time::Duration::from_micros(250);
+    for attempt in 0..4 {
+        match rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) if attempt < 3 && has_children() => {
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
 /// The calling thread's `errno`.
 pub(super) fn errno() -> i32 {
     io::Error::last_os_error()

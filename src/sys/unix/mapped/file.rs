@@ -242,12 +242,11 @@ pub(crate) fn remove_file(path: &Path) -> Result<bool> {
         Err(Errno::NOENT) => return Ok(false),
         Err(e) => return Err(Ctx::label(op, &label).errno(e)),
     };
-    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
-        Err(Errno::WOULDBLOCK) => return Ok(false),
-        Err(e) => return Err(Ctx::label(op, &label).errno(e)),
+    let ctx = Ctx::label(op, &label);
+    if !super::super::flock_exclusive_settled(&fd).map_err(|e| ctx.errno(e))? {
+        return Ok(false);
     }
-    unlink_if_same(path, &fd).map_err(|e| Ctx::label(op, &label).errno(e))
+    unlink_if_same(path, &fd).map_err(|e| ctx.errno(e))
 }
 
 /// Unlinks `path` if it still names the file open as `fd`.

@@ -471,11 +471,10 @@ impl MappedInner {
                     None => return Ok(false),
                 }
             }
-            match rustix::fs::flock(&self.fd, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return unlink_if_same(path, &self.fd),
-                Err(Errno::WOULDBLOCK) => return Ok(false),
-                Err(e) => return Err(e),
-            }
+            return match super::flock_exclusive_settled(&self.fd)? {
+                true => unlink_if_same(path, &self.fd),
+                false => Ok(false),
+            };
         }
         Ok(false)
     }

@@ -25,7 +25,7 @@ pub(super) fn used_by_another_process(fd: &OwnedFd, forked: bool) -> bool {
     let scope = match sole_open_file(fd) {
         Some(true) if forked => Scope::Everyone,
         // No child at all, the usual case: nobody else.
-        Some(true) if !has_children() => return false,
+        Some(true) if !super::super::has_children() => return false,
         Some(true) => Scope::Descendants,
         Some(false) | None => Scope::Everyone,
     };
@@ -142,7 +142,7 @@ const OTHER_LOOKS: u32 = 4;
 /// Every descendant of process `me`, from `/proc/<pid>/task/<tid>/children`; `None` when
 /// the kernel does not provide those files (built without `CONFIG_PROC_CHILDREN`).
 pub(super) fn descendants(me: u32) -> Option<Vec<u32>> {
-    if !has_children() {
+    if !super::super::has_children() {
         return Some(Vec::new());
     }
     let mut found = Vec::new();
@@ -169,15 +169,6 @@ pub(super) fn descendants(me: u32) -> Option<Vec<u32>> {
         }
     }
     Some(found)
-}
-
-/// Whether this process has a child, living or not yet reaped: one system call
-/// (`waitid(WNOHANG|WNOWAIT)`, which reaps and consumes nothing: a waiting parent still
-/// sees everything).
-pub(super) fn has_children() -> bool {
-    use rustix::process::{WaitId, WaitIdOptions};
-    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-    rustix::process::waitid(WaitId::All, options).err() != Some(rustix::io::Errno::CHILD)
 }
 
 pub(super) fn other_processes(me: u32) -> Vec<u32> {
