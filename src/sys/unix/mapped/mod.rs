@@ -126,6 +126,9 @@ pub(crate) struct MappedInner {
     /// size that is not a multiple of the page size, which `qshm.h` allows): `mprotect` can
     /// only protect whole pages, and the first one holds the lock, which must stay writable.
     read_only_view: Option<NonNull<u8>>,
+    /// The data area's first byte, in `map` or in `read_only_view`: worked out once, so that
+    /// a lock costs no branch for it.
+    data: NonNull<u8>,
     header_size: usize,
     data_size: usize,
     writable: bool,
@@ -275,10 +278,16 @@ fn map_fd(
             ))
         }
     };
+    // SAFETY: `header_size < map_len`, and both mappings are `map_len` bytes long, so the
+    // result stays inside a mapping, whose address is not null.
+    let data = unsafe {
+        NonNull::new_unchecked(read_only_view.unwrap_or(map).as_ptr().add(req.header_size))
+    };
     Ok(MappedInner {
         map,
         map_len,
         read_only_view,
+        data,
         header_size: req.header_size,
         data_size: req.data_size,
         writable,
@@ -313,10 +322,7 @@ impl MappedInner {
     /// The data area: its first byte.
     #[inline]
     pub(crate) fn data_ptr(&self) -> *mut u8 {
-        let base = self.read_only_view.unwrap_or(self.map);
-        // SAFETY: `header_size < map_len`, and both mappings are `map_len` bytes long, so the
-        // result stays inside the mapping.
-        unsafe { base.as_ptr().add(self.header_size) }
+        self.data.as_ptr()
     }
 
     pub(crate) fn data_size(&self) -> usize {
