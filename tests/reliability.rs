@@ -27,7 +27,8 @@ const SIZE: usize = 4096;
 
 /// The tests of this file run one at a time (they are safe in parallel: unique keys; but
 /// each already runs up to 8 busy processes, and on a small machine their contention would
-/// measure the scheduler, not the 1 s / 100 ms recovery bounds).
+/// measure the scheduler, not the 1 s / 100 ms recovery bounds). A test takes its turn
+/// before its watchdog starts: waiting for the others is not a deadlock.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
@@ -427,22 +428,22 @@ fn crash_campaign(kind: Kind) {
 
 #[test]
 fn crash_campaign_sysv() {
-    let _w = Watchdog::new("crash_campaign_sysv", Duration::from_secs(1200));
     let _serial = one_at_a_time();
+    let _w = Watchdog::new("crash_campaign_sysv", Duration::from_secs(1200));
     crash_campaign(SYSV);
 }
 
 #[test]
 fn crash_campaign_posix() {
-    let _w = Watchdog::new("crash_campaign_posix", Duration::from_secs(1200));
     let _serial = one_at_a_time();
+    let _w = Watchdog::new("crash_campaign_posix", Duration::from_secs(1200));
     crash_campaign(POSIX);
 }
 
 #[test]
 fn crash_campaign_mapped() {
-    let _w = Watchdog::new("crash_campaign_mapped", Duration::from_secs(1200));
     let _serial = one_at_a_time();
+    let _w = Watchdog::new("crash_campaign_mapped", Duration::from_secs(1200));
     crash_campaign(MAPPED);
 }
 
@@ -471,22 +472,22 @@ fn load(kind: Kind) {
 
 #[test]
 fn load_sysv() {
-    let _w = Watchdog::new("load_sysv", Duration::from_secs(1500));
     let _serial = one_at_a_time();
+    let _w = Watchdog::new("load_sysv", Duration::from_secs(1500));
     load(SYSV);
 }
 
 #[test]
 fn load_posix() {
-    let _w = Watchdog::new("load_posix", Duration::from_secs(1500));
     let _serial = one_at_a_time();
+    let _w = Watchdog::new("load_posix", Duration::from_secs(1500));
     load(POSIX);
 }
 
 #[test]
 fn load_mapped() {
-    let _w = Watchdog::new("load_mapped", Duration::from_secs(1500));
     let _serial = one_at_a_time();
+    let _w = Watchdog::new("load_mapped", Duration::from_secs(1500));
     load(MAPPED);
 }
 
@@ -528,22 +529,22 @@ fn churn(kind: Kind) {
 
 #[test]
 fn churn_sysv() {
-    let _w = Watchdog::new("churn_sysv", Duration::from_secs(300));
     let _serial = one_at_a_time();
+    let _w = Watchdog::new("churn_sysv", Duration::from_secs(300));
     churn(SYSV);
 }
 
 #[test]
 fn churn_posix() {
-    let _w = Watchdog::new("churn_posix", Duration::from_secs(300));
     let _serial = one_at_a_time();
+    let _w = Watchdog::new("churn_posix", Duration::from_secs(300));
     churn(POSIX);
 }
 
 #[test]
 fn churn_mapped() {
-    let _w = Watchdog::new("churn_mapped", Duration::from_secs(300));
     let _serial = one_at_a_time();
+    let _w = Watchdog::new("churn_mapped", Duration::from_secs(300));
     churn(MAPPED);
 }
 

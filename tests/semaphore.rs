@@ -254,6 +254,13 @@ fn child_entry() {
         util::say("locked");
         std::thread::sleep(Duration::from_secs(600));
     }
+    if args[0] == "creator_in_window" {
+        // A qshm creator between `semget(IPC_CREAT|IPC_EXCL)` and `SETVAL`, for good.
+        let key: NativeKey = args[1].parse().unwrap();
+        let _creating = leave_unset(&key, true);
+        util::say("created");
+        std::thread::sleep(Duration::from_secs(600));
+    }
     if args[0] == "posix_release" {
         let key: NativeKey = args[1].parse().unwrap();
         let sem = SystemSemaphore::with_native_key(key, 0, SemaphoreMode::Open).unwrap();
@@ -384,4 +391,98 @@ fn lock_is_crash_safe_on_both_backends() {
         drop(guard);
         assert!(!sem.try_lock().unwrap().owner_died(), "{t:?}: told twice");
     }
+}
+
+/// What a System V creator leaves between `semget(IPC_CREAT|IPC_EXCL)` and `SETVAL`: the
+/// key file and a semaphore at 0 that nobody has set or used. With `lock`, while holding
+/// the key file's creation lock (`flock`) as a qshm creator does (returned: held until
+/// dropped); without, as after the kernel dropped a dead creator's.
+fn leave_unset(key: &NativeKey, lock: bool) -> std::fs::File {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = key.native_key();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .open(path)
+        .unwrap();
+    if lock {
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    }
+    let c = std::ffi::CString::new(std::ffi::OsStr::new(path).as_bytes()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path; semget takes plain integers.
+    let id = unsafe {
+        let sysv_key = libc::ftok(c.as_ptr(), i32::from(b'Q'));
+        assert_ne!(sysv_key, -1);
+        libc::semget(sysv_key, 1, 0o600 | libc::IPC_CREAT | libc::IPC_EXCL)
+    };
+    assert_ne!(id, -1, "semget: {}", std::io::Error::last_os_error());
+    file
+}
+
+/// A creator killed between `semget` and `SETVAL` leaves a semaphore at 0 that nobody
+/// holds: Qt's `acquire` (and qshm's before) waits on it for ever. The next opener, finding
+/// the creation lock free, sets it as the creator would have.
+#[test]
+fn creator_killed_before_setval_is_finished() {
+    let (_w, key, _c) = setup("sem-unset-dead");
+    let native = SystemSemaphore::legacy_native_key(&key, KeyType::SystemV);
+    drop(leave_unset(&native, false));
+    let start = Instant::now();
+    let sem = SystemSemaphore::with_native_key(native.clone(), 1, SemaphoreMode::Open).unwrap();
+    sem.acquire_timeout(Duration::from_secs(5))
+        .expect("the unset semaphore was not set");
+    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    // Set to 1, as the creator would have: one unit, not more.
+    assert_eq!(sem.try_acquire().unwrap_err().kind(), ErrorKind::WouldBlock);
+    sem.release(1).unwrap();
+}
+
+/// The same, for a shared memory segment's lock: `create` and `lock` go through.
+#[test]
+fn segment_lock_whose_creator_died_before_setval() {
+    let key = util::unique_key("sem-unset-segment");
+    let _w = Watchdog::new("segment_lock_whose_creator_died_before_setval", Duration::from_secs(60));
+    let native = NativeKey::legacy(&key, KeyType::SystemV);
+    let _c = Cleanup::new().segment(&native);
+    let mut shm = qshm::SharedMemory::with_native_key(native.clone());
+    drop(leave_unset(&native.lock_key(), false));
+    let start = Instant::now();
+    shm.create(64, qshm::AccessMode::ReadWrite)
+        .expect("create over an unset lock");
+    drop(shm.lock_timeout(Duration::from_secs(5)).expect("lock"));
+    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    shm.detach().unwrap();
+}
+
+/// A creator still between `semget` and `SETVAL` (holding the creation lock) is waited
+/// for, however long: the semaphore is not set under it. Once it is dead, it is.
+#[test]
+fn live_creator_before_setval_is_waited_for() {
+    let (_w, key, _c) = setup("sem-unset-live");
+    let native = SystemSemaphore::legacy_native_key(&key, KeyType::SystemV);
+    let mut creator = ChildProc::spawn("creator_in_window", &[&native.to_string()]);
+    assert_eq!(creator.expect_line(Duration::from_secs(30)), "created");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opener = {
+        let native = native.clone();
+        std::thread::spawn(move || {
+            let sem = SystemSemaphore::with_native_key(native, 1, SemaphoreMode::Open)
+                .and_then(|sem| sem.try_acquire().map(|()| sem));
+            let _ = tx.send(sem.map(|sem| sem.release(1)));
+        })
+    };
+    // Well past the grace that creators without the lock get (250 ms).
+    assert!(
+        rx.recv_timeout(Duration::from_millis(1000)).is_err(),
+        "the semaphore was set under a live creator"
+    );
+    creator.kill9();
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("no opener after the creator died")
+        .expect("open or acquire")
+        .unwrap();
+    opener.join().unwrap();
 }

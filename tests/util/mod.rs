@@ -128,7 +128,11 @@ fn emergency_cleanup() {
         .unwrap_or_else(|e| e.into_inner())
         .iter()
     {
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        // Most have exited long ago: say nothing about those.
+        let _ = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
     }
     for key in REGISTERED_KEYS
         .lock()

@@ -13,7 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{c_path, create_key_file, cvt, errno, remove_key_file, Ctx};
 use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
@@ -40,7 +40,7 @@ const SEMVMX: u32 = 32767;
 #[allow(dead_code)] // the other members give the union its C size and alignment
 union Semun {
     val: c_int,
-    buf: *mut std::ffi::c_void, // `struct semid_ds *`, never used here
+    buf: *mut std::ffi::c_void, // `struct semid_ds *`
     array: *mut c_ushort,
 }
 
@@ -510,7 +510,10 @@ fn get(
             }
         });
         match opened {
-            Ok((id, sysv_key)) => return Ok((id, sysv_key, false)),
+            Ok((id, sysv_key)) => {
+                settle(ctx, path, id, initial)?;
+                return Ok((id, sysv_key, false));
+            }
             Err(e) if how == SemOpen::Existing => return Err(ctx.err(e)),
             Err(_) => {}
         }
@@ -536,6 +539,9 @@ fn get_by_key_file(
     let sysv_key = ftok(path, ctx.key().map_or(b'Q', project_id)).map_err(|e| ctx.err(e))?;
     let perms = (mode & 0o777) as c_int;
     loop {
+        // Held from `semget` to `SETVAL` (see `settle`); a creator that cannot take it
+        // creates as Qt does.
+        let creating = CreationLock::for_creator(path);
         // SAFETY: semget takes plain integers.
         let id = unsafe { libc::semget(sysv_key, 1, perms | libc::IPC_CREAT | libc::IPC_EXCL) };
         if id != -1 {
@@ -548,6 +554,7 @@ fn get_by_key_file(
             return Ok((id, sysv_key, true));
         }
         let e = errno();
+        drop(creating);
         if e != libc::EEXIST {
             return Err(ctx.err(e));
         }
@@ -556,12 +563,141 @@ fn get_by_key_file(
         if id != -1 {
             if how == SemOpen::CreateOrReset {
                 set_value(ctx, id, initial)?;
+            } else {
+                settle(ctx, path, id, initial)?;
             }
             return Ok((id, sysv_key, false));
         }
         match errno() {
             libc::ENOENT => continue, // removed between the two calls: create it again
             e => return Err(ctx.err(e)),
+        }
+    }
+}
+
+/// How long a semaphore may stay created but unset (see [`settle`]) before an opener that
+/// holds its creation lock sets it. A qshm creator holds that lock, so the wait is for the
+/// creators that do not (Qt's, or one that may not read the key file), whose `semget` and
+/// `SETVAL` follow each other within microseconds.
+const UNSET_GRACE: Duration = Duration::from_millis(250);
+
+/// The creation lock of a System V semaphore: `flock(LOCK_EX)` on its key file, held by a
+/// qshm creator from its `semget(IPC_CREAT|IPC_EXCL)` to its `SETVAL`, and by an opener
+/// while it sets a semaphore whose creator died in between. The kernel drops it with the
+/// last descriptor of the process that holds it, whatever its PID namespace. Qt does not
+/// take it (it never `flock`s key files), and it does not bar Qt from anything.
+struct CreationLock {
+    _file: std::fs::File,
+}
+
+impl CreationLock {
+    /// The lock, if no one else holds it (`Ok(None)` when another does); `Err` when the key
+    /// file cannot be opened for reading or is not a regular file. It is opened without
+    /// following links and without blocking: a FIFO planted there must not hang us.
+    fn take(path: &CStr) -> std::result::Result<Option<CreationLock>, ()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(p)
+            .map_err(drop)?;
+        if !file.metadata().map_err(drop)?.is_file() {
+            return Err(());
+        }
+        loop {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            {
+                Ok(()) => return Ok(Some(CreationLock { _file: file })),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+                Err(_) => return Err(()),
+            }
+        }
+    }
+
+    /// A creator's: the lock, tried for up to 100 ms (an opener holds it for microseconds;
+    /// a process forked by one keeps a copy of it until it execs or exits, and a creator
+    /// must not wait for that). `None`: the creator goes on without it, as Qt's does.
+    fn for_creator(path: &CStr) -> Option<CreationLock> {
+        let until = Instant::now() + Duration::from_millis(100);
+        loop {
+            match CreationLock::take(path) {
+                Ok(Some(lock)) => return Some(lock),
+                Ok(None) if Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Whether semaphore `id` may be one that `semget(IPC_CREAT|IPC_EXCL)` made and nobody
+/// has set yet: value 0, never operated on (`sem_otime` 0) and no `SETVAL` seen
+/// (`GETPID` 0). A set semaphore can look like that only to a process that does not see
+/// its setter's pid (another PID namespace) before anyone has operated on it. An error
+/// reads as "set": there is nothing to repair then.
+fn maybe_unset(id: c_int) -> bool {
+    // SAFETY: GETVAL and GETPID take no fourth argument and only read kernel state.
+    let get = |cmd| unsafe { libc::semctl(id, 0, cmd) };
+    get(libc::GETVAL) == 0 && sem_otime(id) == Some(0) && get(libc::GETPID) == 0
+}
+
+/// `semctl(IPC_STAT)`'s `sem_otime`: when the set was last operated on (0: never), or its
+/// low word on 32-bit musl (whose `semid_ds` has the 64-bit time at its end).
+fn sem_otime(id: c_int) -> Option<i64> {
+    #[cfg(not(qshm_libc = "musl"))]
+    type SemidDs = libc::semid_ds;
+    // musl's `semid_ds`, which the `libc` crate lacks: the permissions, then `sem_otime`
+    // (or its low word) on every architecture; the rest is room for what follows.
+    #[cfg(qshm_libc = "musl")]
+    #[repr(C)]
+    struct SemidDs {
+        sem_perm: libc::ipc_perm,
+        sem_otime: libc::c_ulong,
+        rest: [libc::c_ulong; 16],
+    }
+    // SAFETY: SemidDs is a plain C struct of integers, for which all-zero is valid.
+    let mut ds: SemidDs = unsafe { std::mem::zeroed() };
+    let arg = Semun {
+        buf: (&mut ds as *mut SemidDs).cast(),
+    };
+    // SAFETY: IPC_STAT writes one `struct semid_ds` (of this C library's layout, which
+    // `SemidDs` is or exceeds) through the union's `buf` member.
+    let rc = unsafe { libc::semctl(id, 0, libc::IPC_STAT, arg) };
+    (rc != -1).then_some(ds.sem_otime as i64)
+}
+
+/// Finishes what a creator killed between `semget(IPC_CREAT|IPC_EXCL)` and `SETVAL` left:
+/// a semaphore at 0 that nobody holds, on which every `lock()` would wait for ever (Qt's
+/// too). An opener that finds one ([`maybe_unset`]) waits while another holds the creation
+/// lock (a creator at work, however long it takes); once it holds that lock itself and the
+/// semaphore has stayed unset for [`UNSET_GRACE`], it sets it to `initial`, as the creator
+/// would have. When the key file cannot be read nothing can be proven, and the semaphore
+/// is used as found, as Qt does. Costs an opener one `semctl(IPC_STAT)` once the semaphore
+/// has been used, and nothing more unless it looks unset.
+fn settle(ctx: Ctx<'_>, path: &CStr, id: c_int, initial: u32) -> Result<()> {
+    if initial == 0 || !maybe_unset(id) {
+        return Ok(());
+    }
+    let seen = Instant::now();
+    loop {
+        match CreationLock::take(path) {
+            Ok(Some(_creating)) => {
+                if !maybe_unset(id) {
+                    return Ok(());
+                }
+                if seen.elapsed() >= UNSET_GRACE {
+                    return set_value(ctx, id, initial);
+                }
+            }
+            Ok(None) => {} // another holds it
+            Err(()) => return Ok(()),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        if !maybe_unset(id) {
+            return Ok(());
         }
     }
 }
