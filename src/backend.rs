@@ -80,7 +80,8 @@ pub(crate) trait RawSemaphore:
     /// holder that dies must not block the others forever; returns whether the previous
     /// holder died holding it, where the backend can tell.
     fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<bool>;
-    /// Increments by `n` (`n > 0`).
+    /// Increments by `n` (`n > 0`), all or nothing: an increment that would pass the
+    /// semaphore's maximum is refused (`OutOfResources`) with nothing released.
     fn release(&self, n: u32, undo: Undo, op: Operation) -> Result<()>;
     /// How many processes are blocked in `acquire` right now, as far as the OS can tell.
     fn waiters(&self) -> usize;

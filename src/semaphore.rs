@@ -199,12 +199,12 @@ impl SystemSemaphore {
         })
     }
 
-    /// Gives back `n` units (0 does nothing).
+    /// Gives back `n` units (0 does nothing), all or nothing.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::OutOfResources`] when the value would pass the system's maximum
-    /// (32 767 for System V).
+    /// [`ErrorKind::OutOfResources`], with nothing released, when the value would pass the
+    /// system's maximum (32 767 for System V, `i32::MAX` for POSIX).
     pub fn release(&self, n: u32) -> Result<()> {
         if n == 0 {
             return Ok(());

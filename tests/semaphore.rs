@@ -434,7 +434,11 @@ fn creator_killed_before_setval_is_finished() {
     let sem = SystemSemaphore::with_native_key(native.clone(), 1, SemaphoreMode::Open).unwrap();
     sem.acquire_timeout(Duration::from_secs(5))
         .expect("the unset semaphore was not set");
-    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
     // Set to 1, as the creator would have: one unit, not more.
     assert_eq!(sem.try_acquire().unwrap_err().kind(), ErrorKind::WouldBlock);
     sem.release(1).unwrap();
@@ -444,7 +448,10 @@ fn creator_killed_before_setval_is_finished() {
 #[test]
 fn segment_lock_whose_creator_died_before_setval() {
     let key = util::unique_key("sem-unset-segment");
-    let _w = Watchdog::new("segment_lock_whose_creator_died_before_setval", Duration::from_secs(60));
+    let _w = Watchdog::new(
+        "segment_lock_whose_creator_died_before_setval",
+        Duration::from_secs(60),
+    );
     let native = NativeKey::legacy(&key, KeyType::SystemV);
     let _c = Cleanup::new().segment(&native);
     let mut shm = qshm::SharedMemory::with_native_key(native.clone());
@@ -453,7 +460,11 @@ fn segment_lock_whose_creator_died_before_setval() {
     shm.create(64, qshm::AccessMode::ReadWrite)
         .expect("create over an unset lock");
     drop(shm.lock_timeout(Duration::from_secs(5)).expect("lock"));
-    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
     shm.detach().unwrap();
 }
 
@@ -485,4 +496,66 @@ fn live_creator_before_setval_is_waited_for() {
         .expect("open or acquire")
         .unwrap();
     opener.join().unwrap();
+}
+
+/// Counts the units a semaphore has now, by taking them all (then gives them back).
+fn units(sem: &SystemSemaphore) -> u32 {
+    let mut n = 0;
+    while sem.try_acquire().is_ok() {
+        n += 1;
+    }
+    if n > 0 {
+        sem.release(n).unwrap();
+    }
+    n
+}
+
+/// `release(n)` is all or nothing: past the maximum it is refused with nothing released
+/// (System V used to release 32 767 of 40 000 and report a failure).
+#[test]
+fn release_past_the_maximum_releases_nothing_system_v() {
+    let (_w, key, _c) = setup("sem-release-max");
+    let sem = SystemSemaphore::new(&key, 0, SemaphoreMode::Create).unwrap();
+    let err = sem.release(40_000).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OutOfResources, "{err}");
+    assert_eq!(units(&sem), 0);
+    sem.release(5).unwrap();
+    let err = sem.release(32_763).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OutOfResources, "{err}");
+    assert_eq!(units(&sem), 5);
+    sem.release(32_762).unwrap();
+    assert_eq!(units(&sem), 32_767);
+}
+
+/// The same on POSIX, where posts are one at a time: a release that cannot fit is refused
+/// before any post, so a consumer running meanwhile gets nothing (it used to take millions
+/// of units during a 14 s loop of posts that were then reported failed).
+#[test]
+fn release_past_the_maximum_releases_nothing_posix() {
+    let _w = Watchdog::new("release_past_the_maximum_posix", Duration::from_secs(120));
+    let key = NativeKey::platform_safe(&util::unique_key("possemmax"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().semaphore(&key);
+    let sem = SystemSemaphore::with_native_key(key.clone(), 5, SemaphoreMode::Create).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let taken = std::thread::scope(|s| {
+        let consumer = s.spawn(|| {
+            let sem =
+                SystemSemaphore::with_native_key(key.clone(), 0, SemaphoreMode::Open).unwrap();
+            let mut taken = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if sem.try_acquire().is_ok() {
+                    taken += 1;
+                }
+            }
+            taken
+        });
+        let err = sem.release(u32::MAX).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::OutOfResources, "{err}");
+        let err = sem.release(i32::MAX as u32).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::OutOfResources, "{err}");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        consumer.join().unwrap()
+    });
+    assert!(taken <= 5, "the consumer took {taken} units");
+    assert_eq!(u64::from(units(&sem)) + taken, 5);
 }

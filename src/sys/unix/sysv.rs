@@ -592,8 +592,8 @@ struct CreationLock {
 
 impl CreationLock {
     /// The lock, if no one else holds it (`Ok(None)` when another does); `Err` when the key
-    /// file cannot be opened for reading or is not a regular file. It is opened without
-    /// following links and without blocking: a FIFO planted there must not hang us.
+    /// file cannot be opened for reading. It is opened without following links and without
+    /// blocking: a FIFO planted there must not hang us.
     fn take(path: &CStr) -> std::result::Result<Option<CreationLock>, ()> {
         use std::os::unix::fs::OpenOptionsExt;
         let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
@@ -602,12 +602,8 @@ impl CreationLock {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(p)
             .map_err(drop)?;
-        if !file.metadata().map_err(drop)?.is_file() {
-            return Err(());
-        }
         loop {
-            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => return Ok(Some(CreationLock { _file: file })),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
@@ -624,9 +620,7 @@ impl CreationLock {
         loop {
             match CreationLock::take(path) {
                 Ok(Some(lock)) => return Some(lock),
-                Ok(None) if Instant::now() < until => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
                 _ => return None,
             }
         }
@@ -764,13 +758,15 @@ impl RawSemaphore for SysvSemaphore {
         if n == 1 && self.semop_once(1, undo) {
             return Ok(());
         }
-        let mut left = n;
-        while left > 0 {
-            let step = left.min(SEMVMX);
-            self.op(step as i16, Wait::Forever, undo, op)?;
-            left -= step;
+        // All or nothing: one `semop` of `n`, which the kernel does whole or not at all
+        // (ERANGE past SEMVMX); more than SEMVMX at once can never fit.
+        if n > SEMVMX {
+            return Err(Ctx::shared(op, &self.key, &self.text).kind(
+                ErrorKind::OutOfResources,
+                format!("releasing {n} at once: more than 32767 (SEMVMX); nothing released"),
+            ));
         }
-        Ok(())
+        self.op(n as i16, Wait::Forever, undo, op)
     }
 
     /// A System V semaphore known by id costs nobody anything (other processes' checks

@@ -5,7 +5,7 @@ use super::*;
 /// How long a waiter sleeps on the semaphore before it checks whether the holder died.
 const SLICE: Duration = Duration::from_millis(50);
 
-/// The longest value of a POSIX semaphore (`SEM_VALUE_MAX`).
+/// The largest value of a POSIX semaphore (`SEM_VALUE_MAX`).
 const SEM_VALUE_MAX: u32 = i32::MAX as u32;
 
 /// The size of the C library's `sem_t`.
@@ -427,10 +427,26 @@ pub(super) fn sem_error(ctx: Ctx<'_>, e: i32) -> Error {
 }
 
 impl PosixSemaphore {
-    /// `n` posts (or the first failed one of a single post), rolled back on failure as Qt
-    /// does.
+    /// `n` posts, all or nothing: refused up front when the value would pass
+    /// `SEM_VALUE_MAX` (`n` posts one by one would take seconds for a large `n`, and stop
+    /// part-way). Should other processes' posts still push it over meanwhile, those made are
+    /// taken back, as Qt does.
     #[cold]
     fn release_slow(&self, n: u32, op: Operation) -> Result<()> {
+        let ctx = Ctx::shared(op, &self.key, &self.text);
+        let mut value: c_int = 0;
+        // SAFETY: `self.sem` is a live semaphore (map_sem_file); `value` is writable.
+        super::super::cvt(unsafe { libc::sem_getvalue(self.sem.as_ptr(), &mut value) })
+            .map_err(|e| ctx.err(e))?;
+        if u64::from(n) + u64::from(value.max(0).unsigned_abs()) > u64::from(SEM_VALUE_MAX) {
+            return Err(ctx.kind(
+                ErrorKind::OutOfResources,
+                format!(
+                    "releasing {n} would take the value ({value}) past {SEM_VALUE_MAX} \
+                     (SEM_VALUE_MAX): nothing released"
+                ),
+            ));
+        }
         for done in 0..n {
             // SAFETY: `self.sem` is a live semaphore (map_sem_file).
             if let Err(e) = super::super::cvt(unsafe { libc::sem_post(self.sem.as_ptr()) }) {
@@ -439,7 +455,7 @@ impl PosixSemaphore {
                     // SAFETY: as above.
                     unsafe { libc::sem_trywait(self.sem.as_ptr()) };
                 }
-                let err = Ctx::shared(op, &self.key, &self.text).err(e);
+                let err = ctx.err(e);
                 return Err(if e == libc::EOVERFLOW {
                     err.with_kind(ErrorKind::OutOfResources)
                 } else {
