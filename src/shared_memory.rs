@@ -74,7 +74,8 @@ pub struct SharedMemory {
     spare_lock: Option<Box<Semaphore>>,
     segment: Option<Segment>,
     access: AccessMode,
-    inproc: InProcessLock,
+    /// This process's hold on the key's lock, shared with its other objects for the key.
+    inproc: Arc<InProcessLock>,
     mode: u32,
     last_detach: LastDetach,
     populate: bool,
@@ -162,6 +163,7 @@ impl SharedMemory {
     /// # Ok::<(), qshm::Error>(())
     /// ```
     pub fn with_native_key(key: NativeKey) -> SharedMemory {
+        let inproc = InProcessLock::of(&key);
         SharedMemory {
             key_text: key.to_string().into(),
             key,
@@ -169,7 +171,7 @@ impl SharedMemory {
             spare_lock: None,
             segment: None,
             access: AccessMode::ReadWrite,
-            inproc: InProcessLock::default(),
+            inproc,
             mode: 0o600,
             last_detach: LastDetach::Remove,
             populate: false,
@@ -194,6 +196,7 @@ impl SharedMemory {
         }
         self.spare_lock = None;
         self.key_text = key.to_string().into();
+        self.inproc = InProcessLock::of(&key);
         self.key = key;
     }
 
@@ -335,6 +338,18 @@ impl SharedMemory {
         Ok(())
     }
 
+    /// `LockError` when the calling thread holds the key's lock (through another object):
+    /// `create`, `attach` and `detach` take that lock, and would wait on it for ever.
+    fn not_held_here(&self, op: Operation) -> Result<()> {
+        if self.inproc.held_here() {
+            return Err(self.make_error(ErrorKind::LockError, op).with_detail(
+                "this thread holds the key's lock (through another object), which this \
+                 operation takes: it would wait for ever",
+            ));
+        }
+        Ok(())
+    }
+
     /// Opens the lock, takes it, runs `f`, and keeps the lock open on success. A lock this
     /// call created is removed again on failure, unless someone waits for it.
     fn with_lock(
@@ -342,6 +357,7 @@ impl SharedMemory {
         op: Operation,
         f: impl FnOnce(&NativeKey, u32) -> Result<Segment>,
     ) -> Result<Segment> {
+        self.not_held_here(op)?;
         // A creator usually finds no lock yet; an attacher usually finds one.
         let how = if op == Operation::Create {
             SemOpen::CreateOrOpen
@@ -405,7 +421,10 @@ impl SharedMemory {
         };
         let remove = self.last_detach == LastDetach::Remove;
         let (seg, sem) = match self.lock.take() {
-            Some(sem) => match self.lock_for_detach(&sem) {
+            Some(sem) => match self
+                .not_held_here(Operation::Detach)
+                .and_then(|()| self.lock_for_detach(&sem))
+            {
                 Ok(None) => (seg, sem),
                 Ok(Some(fresh)) => (seg, fresh),
                 Err(err) => {
@@ -420,13 +439,15 @@ impl SharedMemory {
                 let Some(mut seg) = seg.detach_unlocked(remove) else {
                     return Ok(());
                 };
-                match lock_by_name(
-                    &self.key,
-                    SemOpen::OpenOrCreate,
-                    self.mode,
-                    Operation::Detach,
-                    Wait::Forever,
-                ) {
+                match self.not_held_here(Operation::Detach).and_then(|()| {
+                    lock_by_name(
+                        &self.key,
+                        SemOpen::OpenOrCreate,
+                        self.mode,
+                        Operation::Detach,
+                        Wait::Forever,
+                    )
+                }) {
                     Ok(sem) => (seg, sem),
                     Err(err) => {
                         if seg.remap().is_ok() {
@@ -509,8 +530,8 @@ impl SharedMemory {
     /// # Errors
     ///
     /// [`ErrorKind::LockError`] when not attached, when this thread already holds the lock
-    /// through this object (a second lock would deadlock; Qt returns true instead), or when
-    /// the system call fails.
+    /// (through this object or another of this process for the same key: a second lock
+    /// would deadlock; Qt returns true instead), or when the system call fails.
     ///
     /// # Examples
     ///

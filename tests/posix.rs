@@ -561,7 +561,12 @@ fn child_entry() {
             let attached = fresh.attach(AccessMode::ReadOnly).map_err(|e| e.kind());
             // The same lock: held here, taken there.
             let held = shm.lock().unwrap();
-            let excluded = fresh.try_lock().map(drop).map_err(|e| e.kind());
+            // (From another thread: in this one, the holder, any object says LockError.)
+            let excluded = std::thread::scope(|s| {
+                s.spawn(|| fresh.try_lock().map(drop).map_err(|e| e.kind()))
+                    .join()
+                    .unwrap()
+            });
             drop(held);
             if named && attached.is_ok() && excluded == Err(ErrorKind::WouldBlock) {
                 util::say("kept");

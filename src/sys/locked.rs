@@ -10,11 +10,14 @@
 //! and is documented on the public guard: every process that writes the segment takes the
 //! lock first.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::backend::{RawSegment, RawSemaphore, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::NativeKey;
 
 use super::Semaphore;
 
@@ -73,7 +76,7 @@ pub(crate) enum LockRef<'a> {
     /// with `SEM_UNDO` (System V) or with qshm's owner record (POSIX), so that a holder that
     /// dies gives it back. Anyone can release a counting semaphore, so one released by a
     /// process that did not hold it could admit two threads of this process at once: the
-    /// [`InProcessLock`] of the object that owns the semaphore keeps them apart.
+    /// key's [`InProcessLock`] keeps them apart.
     Semaphore(&'a Semaphore, &'a InProcessLock),
     /// A lock in a mapped segment: owned by a thread, which alone can release it, so threads
     /// are kept apart already.
@@ -155,10 +158,45 @@ fn released_by_stranger(label: &dyn fmt::Display) -> Error {
 }
 
 /// The in-process half of a counting-semaphore lock: which thread of this process holds it
-/// through this object (0: none).
+/// (0: none). One per key in the process ([`InProcessLock::of`]), shared by every object for
+/// that key: the lock belongs to the process, not to an object.
 #[derive(Debug, Default)]
 pub(crate) struct InProcessLock {
     holder: AtomicUsize,
+}
+
+impl InProcessLock {
+    /// The in-process half of `key`'s lock, shared by every object of this process for the
+    /// key while one lives: a thread that locks the key through a second object while it
+    /// holds it through a first gets `LockError` instead of waiting on itself for ever.
+    pub(crate) fn of(key: &NativeKey) -> Arc<InProcessLock> {
+        /// Every key's, weakly held; pruned of the dead ones whenever it has doubled.
+        struct Registry {
+            locks: HashMap<NativeKey, Weak<InProcessLock>>,
+            prune_at: usize,
+        }
+        static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let registry = registry.get_or_insert_with(|| Registry {
+            locks: HashMap::new(),
+            prune_at: 64,
+        });
+        if let Some(lock) = registry.locks.get(key).and_then(Weak::upgrade) {
+            return lock;
+        }
+        if registry.locks.len() >= registry.prune_at {
+            registry.locks.retain(|_, lock| lock.strong_count() > 0);
+            registry.prune_at = (registry.locks.len() * 2).max(64);
+        }
+        let lock = Arc::new(InProcessLock::default());
+        registry.locks.insert(key.clone(), Arc::downgrade(&lock));
+        lock
+    }
+
+    /// Whether the calling thread holds the lock (through any object of this process).
+    pub(crate) fn held_here(&self) -> bool {
+        self.holder.load(Ordering::Relaxed) == thread_token()
+    }
 }
 
 /// A number unique to the calling thread among the threads alive now, never 0.

@@ -33,6 +33,7 @@ macro_rules! instantiate {
                 attach,
                 change_key_type,
                 lock,
+                lock_through_a_second_object,
                 remove_while_attached,
                 empty_memory,
                 read_only,

@@ -190,6 +190,64 @@ pub(crate) fn lock(t: KeyType) {
     assert_eq!(shm.lock().unwrap_err().kind(), ErrorKind::LockError);
 }
 
+/// Runs `f` on a thread of its own and returns what it returned.
+fn in_another_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().unwrap())
+}
+
+/// The lock belongs to the process, not to an object: a second object for the key, locked
+/// by the thread that holds the lock through the first, gets `LockError` (it used to wait on
+/// itself for ever); from another thread it waits for the first holder, as another process
+/// would.
+pub(crate) fn lock_through_a_second_object(t: KeyType) {
+    let (key, _c) = legacy(t, "locksecondobject");
+    let mut first = SharedMemory::with_native_key(key.clone());
+    first.create(64, AccessMode::ReadWrite).unwrap();
+    let mut second = SharedMemory::with_native_key(key.clone());
+    second.attach(AccessMode::ReadWrite).unwrap();
+    let mut guard = first.lock().unwrap();
+    let err = second.lock().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockError, "{err}");
+    assert!(err.to_string().contains("already locked"), "{err}");
+    assert_eq!(second.try_lock().unwrap_err().kind(), ErrorKind::LockError);
+    let err = second.lock_timeout(Duration::from_millis(10)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockError, "{err}");
+    // Another thread waits for the holder, whichever object it uses.
+    guard.as_mut_slice().unwrap()[0] = 1;
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let mut g = second.lock().unwrap();
+            let b = g.as_mut_slice().unwrap();
+            assert_eq!(b[0], 2, "the waiter got in before the holder was done");
+            b[0] = 3;
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        guard.as_mut_slice().unwrap()[0] = 2;
+        drop(guard);
+        waiter.join().unwrap();
+    });
+    // create, attach and detach take the lock too: in the holding thread they say so
+    // instead of waiting for ever.
+    // (A POSIX attach takes no lock, and a detach that is not the last may take none.)
+    let guard = first.lock().unwrap();
+    let mut third = SharedMemory::with_native_key(key.clone());
+    let err = third.create(64, AccessMode::ReadWrite).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockError, "{err}");
+    if t.is_system_v() {
+        let err = third.attach(AccessMode::ReadWrite).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LockError, "{err}");
+        let err = second.detach().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LockError, "{err}");
+        assert!(second.is_attached());
+    }
+    drop(guard);
+    assert_eq!(first.lock().unwrap().as_slice()[0], 3);
+    // Dropping every object of the key forgets it; new ones lock as usual.
+    second.detach().unwrap();
+    drop(second);
+    first.detach().unwrap();
+}
+
 pub(crate) fn remove_while_attached(t: KeyType) {
     let (key, _c) = legacy(t, "removewhileattached");
     {
@@ -521,7 +579,7 @@ pub(crate) fn create_does_not_reset_held_lock(t: KeyType) {
             "a POSIX attach waited for the lock"
         );
         let third = third_err.join().unwrap().unwrap();
-        let held = third.try_lock().map(|_| ()).map_err(|e| e.kind());
+        let held = in_another_thread(|| third.try_lock().map(|_| ()).map_err(|e| e.kind()));
         assert_eq!(held, Err(ErrorKind::WouldBlock));
         drop(g);
         assert_eq!(third.try_lock().map(|_| ()).map_err(|e| e.kind()), Ok(()));
@@ -539,16 +597,15 @@ pub(crate) fn try_lock_and_timeout(t: KeyType) {
     let mut b = SharedMemory::with_native_key(key);
     b.attach(AccessMode::ReadWrite).unwrap();
     let held = a.lock().unwrap();
+    // `b` is used from another thread: in this one, which holds the key's lock, any object
+    // for the key says LockError at once (lock_through_a_second_object).
     let start = Instant::now();
-    assert_eq!(b.try_lock().unwrap_err().kind(), ErrorKind::WouldBlock);
+    let err = in_another_thread(|| b.try_lock().map(drop)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock);
     assert!(start.elapsed() < Duration::from_millis(500));
     let start = Instant::now();
-    assert_eq!(
-        b.lock_timeout(Duration::from_millis(100))
-            .unwrap_err()
-            .kind(),
-        ErrorKind::Timeout
-    );
+    let err = in_another_thread(|| b.lock_timeout(Duration::from_millis(100)).map(drop));
+    assert_eq!(err.unwrap_err().kind(), ErrorKind::Timeout);
     let waited = start.elapsed();
     assert!(waited >= Duration::from_millis(100), "{waited:?}");
     assert!(waited < Duration::from_secs(1), "{waited:?}");
@@ -703,8 +760,11 @@ pub(crate) fn reattach_after_the_lock_was_replaced(t: KeyType) {
     a.attach(AccessMode::ReadWrite).unwrap();
     {
         let held = again.lock().unwrap();
+        // From another thread: in this one the process-wide hold answers first.
         assert_eq!(
-            a.try_lock().unwrap_err().kind(),
+            in_another_thread(|| a.try_lock().map(drop))
+                .unwrap_err()
+                .kind(),
             ErrorKind::WouldBlock,
             "the two objects lock different locks"
         );
