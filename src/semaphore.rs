@@ -90,6 +90,8 @@ impl SystemSemaphore {
             SemaphoreMode::Create => SemOpen::CreateOrReset,
         };
         let (sem, created) = Semaphore::open(&key, initial, how, 0o600)?;
+        // Before any guard exists: a child forked from now on is told apart.
+        crate::sys::fork::watch();
         Ok(SystemSemaphore {
             key,
             sem,
@@ -196,6 +198,7 @@ impl SystemSemaphore {
         Ok(SemaphoreGuard {
             sem: self,
             owner_died,
+            generation: crate::sys::fork::generation(),
         })
     }
 
@@ -269,6 +272,9 @@ impl fmt::Debug for SystemSemaphore {
 pub struct SemaphoreGuard<'a> {
     sem: &'a SystemSemaphore,
     owner_died: bool,
+    /// The `fork` generation that took the unit: a copy in a forked child gives nothing back
+    /// (the unit is the parent's).
+    generation: u32,
 }
 
 impl SemaphoreGuard<'_> {
@@ -285,17 +291,34 @@ impl SemaphoreGuard<'_> {
         self.owner_died = false;
     }
 
-    /// Gives the unit back, reporting failure.
+    /// Gives the unit back, reporting failure. In a forked child, whose copy of the guard
+    /// holds nothing (the unit is the parent's), it gives nothing back and says so
+    /// ([`ErrorKind::LockError`]).
     pub fn release(self) -> Result<()> {
-        let sem = self.sem;
+        let (sem, forked) = (self.sem, self.forked());
         std::mem::forget(self);
+        if forked {
+            let err = Error::new(
+                ErrorKind::LockError,
+                Operation::Release,
+                sem.native_key().to_string(),
+            )
+            .with_detail("a guard copied by fork: the unit is the parent's, and stays taken");
+            return sem.record(Err(err));
+        }
         sem.record(sem.sem.release(1, Undo::Yes, Operation::Release))
+    }
+
+    fn forked(&self) -> bool {
+        self.generation != crate::sys::fork::generation()
     }
 }
 
 impl Drop for SemaphoreGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.sem.sem.release(1, Undo::Yes, Operation::Release);
+        if !self.forked() {
+            let _ = self.sem.sem.release(1, Undo::Yes, Operation::Release);
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::backend::{RawSegment, RawSemaphore, Undo, Wait};
@@ -96,13 +96,12 @@ impl LockRef<'_> {
                 let owner_died = sem
                     .acquire(wait, Undo::Yes, Operation::Lock)
                     .map_err(as_lock_error)?;
-                if inproc
-                    .holder
-                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                    .is_err()
+                if let Err(held) =
+                    inproc
+                        .holder
+                        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
                 {
-                    let _ = sem.release(1, Undo::Yes, Operation::Unlock);
-                    return Err(released_by_stranger(label));
+                    inproc.take_over_from_parent(held, me, sem, label)?;
                 }
                 Ok(owner_died)
             }
@@ -115,6 +114,11 @@ impl LockRef<'_> {
     fn unlock(self) -> Result<()> {
         match self {
             LockRef::Semaphore(sem, inproc) => {
+                // A guard copied into a forked child: the parent holds the lock, and the
+                // child must not give it back (its copy of the semaphore's undo is empty).
+                if inproc.holder.load(Ordering::Relaxed) != thread_token() {
+                    return Err(forked_copy());
+                }
                 // Clear the in-process holder first: the moment the lock is released another
                 // thread may take it, and it must not find the holder still set.
                 inproc.holder.store(0, Ordering::Release);
@@ -150,6 +154,12 @@ fn already_locked(label: &dyn fmt::Display) -> Error {
 }
 
 #[cold]
+fn forked_copy() -> Error {
+    Error::new(ErrorKind::LockError, Operation::Unlock, String::new())
+        .with_detail("a guard copied by fork: the lock is the parent's, and stays held")
+}
+
+#[cold]
 fn released_by_stranger(label: &dyn fmt::Display) -> Error {
     Error::new(ErrorKind::LockError, Operation::Lock, label.to_string()).with_detail(
         "the lock was released by a process that did not hold it; \
@@ -158,11 +168,11 @@ fn released_by_stranger(label: &dyn fmt::Display) -> Error {
 }
 
 /// The in-process half of a counting-semaphore lock: which thread of this process holds it
-/// (0: none). One per key in the process ([`InProcessLock::of`]), shared by every object for
+/// (0: none; see [`thread_token`]), and since which `fork` generation. One per key in the process ([`InProcessLock::of`]), shared by every object for
 /// that key: the lock belongs to the process, not to an object.
 #[derive(Debug, Default)]
 pub(crate) struct InProcessLock {
-    holder: AtomicUsize,
+    holder: AtomicU64,
 }
 
 impl InProcessLock {
@@ -170,6 +180,7 @@ impl InProcessLock {
     /// key while one lives: a thread that locks the key through a second object while it
     /// holds it through a first gets `LockError` instead of waiting on itself for ever.
     pub(crate) fn of(key: &NativeKey) -> Arc<InProcessLock> {
+        super::fork::watch();
         /// Every key's, weakly held; pruned of the dead ones whenever it has doubled.
         struct Registry {
             locks: HashMap<NativeKey, Weak<InProcessLock>>,
@@ -197,13 +208,44 @@ impl InProcessLock {
     pub(crate) fn held_here(&self) -> bool {
         self.holder.load(Ordering::Relaxed) == thread_token()
     }
+
+    /// After `acquire` found `held` instead of 0: a holder of an earlier `fork` generation
+    /// was the parent's (this process never held the lock, the semaphore says it is ours
+    /// now), and `me` replaces it; any other means someone released the lock without
+    /// holding it, and it is given back.
+    #[cold]
+    fn take_over_from_parent(
+        &self,
+        held: u64,
+        me: u64,
+        sem: &Semaphore,
+        label: &dyn fmt::Display,
+    ) -> Result<()> {
+        if held >> GENERATION_SHIFT != me >> GENERATION_SHIFT
+            && self
+                .holder
+                .compare_exchange(held, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Ok(());
+        }
+        let _ = sem.release(1, Undo::Yes, Operation::Unlock);
+        Err(released_by_stranger(label))
+    }
 }
 
-/// A number unique to the calling thread among the threads alive now, never 0.
+/// Where the `fork` generation sits in a [`thread_token`]: above any user-space address
+/// (48 bits on every 64-bit Linux, 32 on 32-bit targets).
+const GENERATION_SHIFT: u32 = 48;
+
+/// A number unique to the calling thread among the threads alive now, never 0: the address
+/// of a thread-local, with the process's `fork` generation above it, so that a forked
+/// child's copy of the forking thread (same address) is another thread.
 #[inline]
-fn thread_token() -> usize {
+fn thread_token() -> u64 {
     thread_local!(static TOKEN: u8 = const { 0 });
-    TOKEN.with(|t| t as *const u8 as usize)
+    let address = TOKEN.with(|t| t as *const u8 as usize) as u64;
+    address | u64::from(super::fork::generation()) << GENERATION_SHIFT
 }
 
 /// Proof that this thread holds a segment's lock, with access to the segment's bytes.

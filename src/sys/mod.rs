@@ -18,6 +18,7 @@ mod imp;
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub(crate) mod fork;
 mod locked;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) mod procfs;

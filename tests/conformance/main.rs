@@ -34,6 +34,7 @@ macro_rules! instantiate {
                 change_key_type,
                 lock,
                 lock_through_a_second_object,
+                a_forked_copy_of_a_guard_does_not_unlock,
                 remove_while_attached,
                 empty_memory,
                 read_only,

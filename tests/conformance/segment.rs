@@ -248,6 +248,16 @@ pub(crate) fn lock_through_a_second_object(t: KeyType) {
     first.detach().unwrap();
 }
 
+/// A process forks while holding the lock: the child's copy of the guard, dropped, must not
+/// release the parent's lock (it used to: POSIX then stayed at 2 for good, System V until
+/// the child exited), and the parent's own unlock still works.
+pub(crate) fn a_forked_copy_of_a_guard_does_not_unlock(t: KeyType) {
+    let (key, _c) = legacy(t, "forkguard");
+    let mut child = ChildProc::spawn("fork_while_locked", &[&key.to_string()]);
+    assert_eq!(child.expect_line(Duration::from_secs(60)), "kept");
+    assert!(child.wait(Duration::from_secs(30)).success());
+}
+
 pub(crate) fn remove_while_attached(t: KeyType) {
     let (key, _c) = legacy(t, "removewhileattached");
     {
@@ -647,6 +657,66 @@ pub(crate) fn last_detach_removes_everything(t: KeyType) {
 pub(crate) fn child(args: &[String]) {
     let key: NativeKey = args[1].parse().expect("key text");
     match args[0].as_str() {
+        "fork_while_locked" => {
+            let mut shm = SharedMemory::with_native_key(key);
+            shm.create(64, AccessMode::ReadWrite).expect("create");
+            let guard = shm.lock().expect("lock");
+            let (mut to_parent, mut to_child) = ([0; 2], [0; 2]);
+            // SAFETY: two arrays of two descriptors, as pipe(2) fills.
+            unsafe {
+                assert_eq!(libc::pipe(to_parent.as_mut_ptr()), 0);
+                assert_eq!(libc::pipe(to_child.as_mut_ptr()), 0);
+            }
+            let mut byte = 0u8;
+            // SAFETY: the forked copy drops its guard (atomics, one allocation for the
+            // refusal) in a child of a process whose other threads are idle test-harness
+            // threads, writes and reads one byte, and leaves with _exit.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let refused = guard.unlock().is_err();
+                // SAFETY: one byte from/to a valid local, on descriptors made above.
+                unsafe {
+                    libc::write(to_parent[1], (&u8::from(refused) as *const u8).cast(), 1);
+                    libc::read(to_child[0], (&mut byte as *mut u8).cast(), 1);
+                    libc::_exit(0);
+                }
+            }
+            // SAFETY: one byte into a valid local, from the pipe made above.
+            unsafe { libc::read(to_parent[0], (&mut byte as *mut u8).cast(), 1) };
+            let refused = byte == 1;
+            // While the copy lives (System V's undo would hide a wrong release after it
+            // exits), another thread must find the lock still held.
+            let while_alive = in_another_thread(|| shm.try_lock().map(drop).map_err(|e| e.kind()));
+            // SAFETY: one byte from a valid local into the pipe made above; then our child.
+            unsafe {
+                libc::write(to_child[1], (&byte as *const u8).cast(), 1);
+                let mut status = 0;
+                libc::waitpid(pid, &mut status, 0);
+            }
+            let after_exit = in_another_thread(|| shm.try_lock().map(drop).map_err(|e| e.kind()));
+            drop(guard);
+            // Exactly one unit now: one holder in, the next one out.
+            let once = in_another_thread(|| {
+                let g = shm.try_lock().map_err(|e| e.kind())?;
+                let twice = in_another_thread(|| shm.try_lock().map(drop).map_err(|e| e.kind()));
+                drop(g);
+                Ok::<_, ErrorKind>(twice)
+            });
+            let report = format!(
+                "refused {refused}, while alive {while_alive:?}, after exit {after_exit:?}, \
+                 then {once:?}"
+            );
+            if refused
+                && while_alive == Err(ErrorKind::WouldBlock)
+                && after_exit == Err(ErrorKind::WouldBlock)
+                && once == Ok(Err(ErrorKind::WouldBlock))
+            {
+                util::say("kept");
+            } else {
+                util::say(&report);
+            }
+            shm.detach().expect("detach");
+        }
         "write_read_only" => {
             let mut shm = SharedMemory::with_native_key(key);
             shm.create(64, AccessMode::ReadOnly).expect("create");

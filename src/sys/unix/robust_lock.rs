@@ -53,7 +53,6 @@ use std::cell::Cell;
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
@@ -77,19 +76,9 @@ const SPIN_LIMIT: u32 = 100;
 const FIRST_NAP: Duration = Duration::from_millis(1);
 const LONGEST_NAP: Duration = Duration::from_millis(16);
 
-/// Incremented in the child of every `fork` (by a `pthread_atfork` handler), so that the
-/// per-thread identity cached below is recomputed there. Starts at 1 so that the zeroed
-/// cache of a new thread is stale.
-static FORK_GENERATION: AtomicU32 = AtomicU32::new(1);
-static ATFORK: Once = Once::new();
-
 thread_local! {
     /// (fork generation, lock-word identity) of this thread.
     static IDENTITY: Cell<(u32, u64)> = const { Cell::new((0, 0)) };
-}
-
-extern "C" fn after_fork_in_child() {
-    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 /// This thread's identity in the lock word: `tag << 32 | tid`. Cached: no system call
@@ -98,12 +87,12 @@ extern "C" fn after_fork_in_child() {
 pub(crate) fn self_id() -> u64 {
     IDENTITY.with(|cell| {
         let (generation, id) = cell.get();
-        let now = FORK_GENERATION.load(Ordering::Relaxed);
+        let now = crate::sys::fork::generation();
         if generation == now {
             id
         } else {
             let id = compute_self_id();
-            cell.set((FORK_GENERATION.load(Ordering::Relaxed), id));
+            cell.set((crate::sys::fork::generation(), id));
             id
         }
     })
@@ -111,14 +100,7 @@ pub(crate) fn self_id() -> u64 {
 
 #[cold]
 fn compute_self_id() -> u64 {
-    ATFORK.call_once(|| {
-        // SAFETY: registers a handler that only increments an atomic, which is
-        // async-signal-safe and so allowed in a fork child handler; the function lives for
-        // the whole program.
-        unsafe {
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
-        }
-    });
+    crate::sys::fork::watch();
     let tid = rustix::thread::gettid().as_raw_nonzero().get() as u64 & TID_MASK;
     let tag = read_stat("/proc/thread-self/stat").map_or(0, |s| s.start as u32);
     u64::from(tag) << 32 | tid
