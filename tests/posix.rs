@@ -283,6 +283,71 @@ fn full_dev_shm_is_out_of_resources() {
     assert!(stdout.contains("@@ out of resources ok"), "{stdout}");
 }
 
+/// `unshare` into a new PID namespace (with its own /proc, as a container has), the test
+/// binary its pid 1; killed with `unshare` (`--kill-child`), so that `kill9` reaches it.
+const OTHER_PID_NAMESPACE: [&str; 6] = [
+    "unshare",
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "--mount-proc",
+    "--",
+];
+
+/// Holder and waiter in different PID namespaces sharing /dev/shm (containers): the pid in
+/// the owner record means nothing to the waiter, and it used to take a live holder's lock at
+/// once. The kernel's word (the holder's liveness slot) holds in any namespace: the waiter
+/// waits while the holder lives, and takes over, told the owner died, once it is killed.
+#[test]
+fn holder_in_another_pid_namespace() {
+    let _w = watchdog("holder_in_another_pid_namespace");
+    let key = NativeKey::platform_safe(&util::unique_key("pidns-holder"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&key);
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    shm.create(64, AccessMode::ReadWrite).unwrap();
+    let mut holder = ChildProc::spawn_under(&OTHER_PID_NAMESPACE, "hold_lock", &[&key.to_string()]);
+    assert_eq!(holder.expect_line(Duration::from_secs(30)), "locked");
+    let err = shm.lock_timeout(Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    holder.kill9();
+    let guard = shm
+        .lock_timeout(Duration::from_secs(5))
+        .expect("no lock after the holder was killed");
+    assert!(guard.owner_died());
+    assert_eq!(util::read_u64(guard.as_slice()), 1);
+    drop(guard);
+    shm.detach().unwrap();
+}
+
+/// The other way round: the holder here, the waiter in a new PID namespace, where the
+/// holder's pid is not even visible.
+#[test]
+fn waiter_in_another_pid_namespace() {
+    let _w = watchdog("waiter_in_another_pid_namespace");
+    let key = NativeKey::platform_safe(&util::unique_key("pidns-waiter"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&key);
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    shm.create(64, AccessMode::ReadWrite).unwrap();
+    let guard = shm.lock().unwrap();
+    let mut waiter =
+        ChildProc::spawn_under(&OTHER_PID_NAMESPACE, "lock_for", &[&key.to_string(), "300"]);
+    assert_eq!(waiter.expect_line(Duration::from_secs(30)), "Timeout");
+    // (Its detach takes the lock, as Qt's does: it ends once we let go.)
+    drop(guard);
+    assert!(waiter.wait(Duration::from_secs(30)).success());
+    let mut waiter = ChildProc::spawn_under(
+        &OTHER_PID_NAMESPACE,
+        "lock_for",
+        &[&key.to_string(), "5000"],
+    );
+    assert_eq!(
+        waiter.expect_line(Duration::from_secs(30)),
+        "locked, owner died false"
+    );
+    assert!(waiter.wait(Duration::from_secs(30)).success());
+    shm.detach().unwrap();
+}
+
 #[test]
 fn names_are_checked_before_any_syscall() {
     for (native, why) in [
@@ -620,6 +685,18 @@ fn child_entry() {
             util::write_u64(bytes, v + 1);
             util::say("locked");
             std::thread::sleep(Duration::from_secs(600));
+        }
+        "lock_for" => {
+            // lock_for KEY MILLIS: says how a lock_timeout of MILLIS ended.
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key);
+            shm.attach(AccessMode::ReadWrite).unwrap();
+            let wait = Duration::from_millis(args[2].parse().unwrap());
+            let said = match shm.lock_timeout(wait) {
+                Ok(g) => format!("locked, owner died {}", g.owner_died()),
+                Err(e) => format!("{:?}", e.kind()),
+            };
+            util::say(&said);
         }
         "create_and_hold" | "attach_and_hold" => {
             let key: NativeKey = args[1].parse().unwrap();

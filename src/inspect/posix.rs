@@ -68,11 +68,12 @@ impl Snapshot {
         }
     }
     /// The lock state of a POSIX lock semaphore, from its file: glibc's value, and the
-    /// owner record qshm's POSIX backend keeps beside it (holder pid and start time). A held
-    /// semaphore with a record names its holder, alive or dead; one without (a Qt holder)
+    /// owner record qshm's POSIX backend keeps beside it (a liveness slot the kernel vouches
+    /// for, and the holder's pid as a hint). A held semaphore with a record names its
+    /// holder, alive or dead; one without (a Qt holder)
     /// has a dead holder when no process maps it any more.
     /// The record's layout and its liveness test are the backend's own
-    /// (`sys/unix/posix.rs`, `owner_record_is_alive`).
+    /// (`sys/unix/posix/owner.rs`).
     pub(super) fn posix_lock_state(&self, sem: &Path) -> LockState {
         let Some(state) = os::posix_sem_state(sem) else {
             return LockState::Unknown;
@@ -80,9 +81,9 @@ impl Snapshot {
         if state.value > 0 {
             return LockState::Free;
         }
-        let pid = (state.owner >> 32) as u32;
+        let pid = state.owner_pid;
         if pid != 0 {
-            return if os::owner_record_is_alive(state.owner) {
+            return if state.owner_alive {
                 LockState::Held { pid: Some(pid) }
             } else {
                 LockState::HolderDead { pid: Some(pid) }

@@ -65,15 +65,12 @@ pub(crate) mod inspect {
     #[derive(Clone, Copy, Debug)]
     pub(crate) struct PosixSemState {
         pub(crate) value: u32,
-        pub(crate) owner: u64,
+        pub(crate) owner_pid: u32,
+        pub(crate) owner_alive: bool,
     }
 
     pub(crate) fn posix_sem_state(_: &Path) -> Option<PosixSemState> {
         None
-    }
-
-    pub(crate) fn owner_record_is_alive(_: u64) -> bool {
-        true
     }
 }
 

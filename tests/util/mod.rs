@@ -231,7 +231,6 @@ impl ChildProc {
                 "-q",
             ])
             .env(CHILD_ENV, spec)
-            .env("QSHM_TEST_PARENT", std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -324,18 +323,17 @@ impl Drop for ChildProc {
 /// In a child process: the role and its arguments; `None` in the parent test run.
 pub fn child_role() -> Option<Vec<String>> {
     let spec = std::env::var(CHILD_ENV).ok()?;
-    // Exit when the parent test process goes away, so that a failed run leaves nothing.
-    if let Some(parent) = std::env::var("QSHM_TEST_PARENT")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-    {
-        std::thread::spawn(move || loop {
-            if std::os::unix::process::parent_id() != parent {
-                std::process::exit(98);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        });
-    }
+    // Exit when the parent goes away (we are re-parented), so that a failed run leaves
+    // nothing. The parent is the test process, or the wrapper it started us through (one
+    // that forks, as `unshare --fork`, is our parent; as pid 1 of a new PID namespace we
+    // see it as 0, and `--kill-child` ends us with it).
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || loop {
+        if std::os::unix::process::parent_id() != parent {
+            std::process::exit(98);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    });
     Some(spec.split('\u{1f}').map(str::to_owned).collect())
 }
 

@@ -97,15 +97,13 @@ pub(crate) fn shm_remove_id(shmid: i32) -> io::Result<()> {
 pub(crate) struct PosixSemState {
     /// The value, as the C library keeps it (`posix::sem_head`).
     pub(crate) value: u32,
-    /// qshm's owner record (bytes 16..24, see `posix.rs`): the holder's pid in the high half,
-    /// the low 32 bits of its start time in the low half; 0 when no qshm process holds it.
-    pub(crate) owner: u64,
-}
-
-/// Whether the process a POSIX lock's owner record names is still running (the backend's
-/// own test: pid and process start time).
-pub(crate) fn owner_record_is_alive(record: u64) -> bool {
-    super::posix::is_alive(record)
+    /// The pid qshm's owner record names (bytes 16..24, see `posix/owner.rs`), a hint in the
+    /// holder's PID namespace; 0 when no qshm process holds it.
+    pub(crate) owner_pid: u32,
+    /// Whether the holder the record names is alive, as the kernel tells through the
+    /// record's liveness slot (true when the record names none, or the kernel does not
+    /// answer: unknown is never dead).
+    pub(crate) owner_alive: bool,
 }
 
 /// Reads a POSIX semaphore's file (its first [`SEM_FILE_LEN`](super::posix::SEM_FILE_LEN)
@@ -124,16 +122,19 @@ pub(crate) fn posix_sem_state(path: &Path) -> Option<PosixSemState> {
         return None;
     }
     let mut bytes = Vec::with_capacity(super::posix::SEM_FILE_LEN);
-    file.take(super::posix::SEM_FILE_LEN as u64)
+    (&file)
+        .take(super::posix::SEM_FILE_LEN as u64)
         .read_to_end(&mut bytes)
         .ok()?;
     let word = |at: usize| -> Option<u64> {
         Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
     };
     let head: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
+    let record = word(16).unwrap_or(0);
     Some(PosixSemState {
         value: super::posix::sem_head(head).0,
-        owner: word(16).unwrap_or(0),
+        owner_pid: super::posix::record_pid(record),
+        owner_alive: record == 0 || super::posix::is_alive(&file, record),
     })
 }
 

@@ -49,9 +49,11 @@
 //!
 //! The lock is the C library's semaphore Qt uses (`sem_wait`/`sem_post`), so Qt and qshm
 //! exclude each other. qshm keeps an *owner record* in bytes 16..24 of the semaphore file
-//! and a state word in bytes 24..32 (see [`SEM_FILE_LEN`]): the holder's pid and process
-//! start time, written after `sem_wait` and cleared before `sem_post`. Where the record lives
-//! depends on the C library, and is checked at compile time:
+//! and a state word in bytes 24..32 (see [`SEM_FILE_LEN`]), written after `sem_wait` and
+//! cleared before `sem_post`: a token naming the holder's *liveness slot*, a byte of the
+//! semaphore file its handle keeps locked (`F_OFD_SETLK`) until it closes it, which the
+//! kernel does when the process dies, and its pid as a hint for people (`owner.rs`). Where
+//! the record lives depends on the C library, and is checked at compile time:
 //!
 //! * 64-bit glibc: `sem_t` is 32 bytes, of which `struct new_sem` uses the first 16 (value
 //!   and waiter count, `private`, padding); `sem_open` zero-fills the rest. The record is in
@@ -64,12 +66,16 @@
 //!   record is beside it, as on 32-bit glibc.
 //!
 //! A waiter that finds the semaphore taken reads the record at once, and again after each
-//! [`SLICE`](semaphore::SLICE) it waits in vain; when the recorded process is gone (or its
-//! pid now belongs to a younger process) while the semaphore is still taken, the waiter
+//! [`SLICE`](semaphore::SLICE) it waits in vain; when the kernel says the recorded slot is
+//! free (its holder closed it, by dying) while the semaphore is still taken, the waiter
 //! takes the record over with a compare-and-swap (exactly one waiter wins), and with it the
 //! unit the dead holder never gave back, and reports that the owner died. Bytes 24..32 hold
 //! a state word whose bit 0 says "a holder died and nobody has declared the data consistent
 //! since": every later holder is told, until one calls `mark_consistent`.
+//!
+//! The slot is asked about through the waiter's own descriptor of the same file, so it
+//! holds across PID and time namespaces, hidden `/proc`s and emulators, where a pid means
+//! nothing; when the kernel cannot answer, the holder is taken for alive.
 //!
 //! What remains: a Qt process writes no record, so a Qt holder that dies still blocks
 //! everyone, Qt and qshm (Qt's own behaviour, docs/qt-ipc.md §8.2); and a qshm process
@@ -102,7 +108,7 @@ mod segment;
 mod semaphore;
 mod users;
 
-pub(crate) use owner::is_alive;
+pub(crate) use owner::{is_alive, record_pid};
 pub(crate) use segment::PosixSegment;
 pub(crate) use semaphore::{sem_head, PosixSemaphore, SEM_FILE_LEN};
 use {owner::*, users::*};

@@ -59,7 +59,7 @@ pub(crate) struct PosixSemaphore {
     /// This handle's own mapping of the semaphore file (see [`map_sem_file`]).
     sem: NonNull<libc::sem_t>,
     /// The semaphore file, the one mapped at `sem`.
-    file: OwnedFd,
+    pub(super) file: OwnedFd,
     key: NativeKey,
     /// The key's text, formatted once for the errors of this handle.
     text: std::sync::Arc<str>,
@@ -69,6 +69,9 @@ pub(crate) struct PosixSemaphore {
     ino: u64,
     /// The process that opened `file` (a forked copy shares its open file description).
     opener: u32,
+    /// The owner record this handle writes when it holds the lock: its liveness slot's
+    /// token (see `owner.rs`), taken at the first tracked acquire.
+    token: std::sync::OnceLock<u64>,
 }
 
 // SAFETY: `sem` points into this handle's own shared mapping of the semaphore file, not tied
@@ -262,16 +265,28 @@ impl PosixSemaphore {
         }
     }
 
-    /// Takes the dead holder's unit when the record names a process that is gone while the
-    /// semaphore is still taken. Exactly one waiter wins the compare-and-swap.
-    fn take_over_from_dead_holder(&self) -> bool {
+    /// The record this handle writes when it holds the lock: a token naming its liveness
+    /// slot, taken the first time (`owner.rs`); without a slot (the kernel refused one),
+    /// the pid alone, which no waiter takes for dead.
+    #[inline]
+    pub(super) fn token(&self) -> u64 {
+        *self.token.get_or_init(|| {
+            let found = self.record().load(Ordering::Relaxed);
+            take_slot(&self.file, found).map_or(u64::from(my_pid()) << 32, token)
+        })
+    }
+
+    /// Takes the dead holder's unit when the record names a holder the kernel says is gone
+    /// (its slot is unlocked) while the semaphore is still taken. Exactly one waiter wins
+    /// the compare-and-swap.
+    fn take_over_from_dead_holder(&self, me: u64) -> bool {
         let record = self.record();
         let old = record.load(Ordering::Acquire);
-        if old == 0 || is_alive(old) || self.value() > 0 {
+        if old == 0 || old == me || is_alive(&self.file, old) || self.value() > 0 {
             return false;
         }
         let taken = record
-            .compare_exchange(old, my_identity(), Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(old, me, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         if taken {
             self.state().fetch_or(1, Ordering::AcqRel);
@@ -322,20 +337,22 @@ impl PosixSemaphore {
     /// value is positive) and a store of the owner record.
     #[inline]
     fn acquire_tracked(&self, wait: Wait, op: Operation) -> Result<bool> {
+        // The token first: taking a slot (once) between the semaphore and the record would
+        // widen the window in which a holder killed cannot be recognised.
+        let me = self.token();
         // SAFETY: `self.sem` is a live semaphore (map_sem_file).
         if unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {
-            self.record().store(my_identity(), Ordering::Release);
+            self.record().store(me, Ordering::Release);
             // Still suspect if a holder died before, even if whoever took over then (perhaps
             // inside create/attach) did not repair the data.
             return Ok(self.suspect());
         }
-        self.acquire_tracked_slow(wait, op)
+        self.acquire_tracked_slow(wait, op, me)
     }
 
     #[cold]
-    fn acquire_tracked_slow(&self, wait: Wait, op: Operation) -> Result<bool> {
+    fn acquire_tracked_slow(&self, wait: Wait, op: Operation, me: u64) -> Result<bool> {
         let ctx = Ctx::shared(op, &self.key, &self.text);
-        let me = my_identity();
         let deadline = match wait {
             Wait::Poll => Some(Instant::now()),
             _ => super::super::deadline(wait),
@@ -353,7 +370,7 @@ impl PosixSemaphore {
                 Err(libc::EAGAIN | libc::ETIMEDOUT) => {}
                 Err(e) => return Err(wait_error(ctx, e)),
             }
-            if self.take_over_from_dead_holder() {
+            if self.take_over_from_dead_holder(me) {
                 return Ok(true);
             }
             let now = Instant::now();
@@ -505,6 +522,7 @@ impl RawSemaphore for PosixSemaphore {
             path: path.clone(),
             ino,
             opener: my_pid(),
+            token: std::sync::OnceLock::new(),
         };
         // Usually the semaphore exists: open it straight away, and create it only when the
         // first attempt finds nothing; a creator expecting to create it tries that first.
@@ -560,7 +578,7 @@ impl RawSemaphore for PosixSemaphore {
             // nobody else can hold the lock (short of a process posting it without holding
             // it, which the in-process lock refuses to lend memory through anyway).
             let record = self.record();
-            if record.load(Ordering::Relaxed) == my_identity() {
+            if Some(record.load(Ordering::Relaxed)) == self.token.get().copied() {
                 record.store(0, Ordering::Release);
             }
             // SAFETY: `self.sem` is a live semaphore (map_sem_file).

@@ -10,14 +10,23 @@ fn send_sync() {
 }
 
 #[test]
-fn identity_is_this_process() {
-    let me = my_identity();
-    assert_eq!((me >> 32) as u32, std::process::id());
-    assert!(is_alive(me));
-    assert_eq!(identity_of(std::process::id()), Some(me));
-    // A start time that does not match: a reused pid, so not the recorded process.
-    assert!(!is_alive(me ^ 1));
-    assert!(identity_of(u32::MAX).is_none());
+fn the_kernel_vouches_for_a_holder_through_its_slot() {
+    let key = NativeKey::platform_safe(
+        &format!("qshm-unit-slot-{}", std::process::id()),
+        crate::KeyType::PosixRealtime,
+    );
+    let (holder, _) = PosixSemaphore::open(&key, 1, SemOpen::OpenOrCreate, 0o600).unwrap();
+    let (waiter, _) = PosixSemaphore::open(&key, 1, SemOpen::Existing, 0o600).unwrap();
+    let token = holder.token();
+    assert_eq!(record_pid(token), std::process::id());
+    // Another open file description sees the slot locked; ours does not conflict with it.
+    assert!(is_alive(&waiter.file, token));
+    // Once the holder's descriptor is closed (as when its process dies), it is free.
+    drop(holder);
+    assert!(!is_alive(&waiter.file, token));
+    // A record that names no slot (a pid alone) is never taken for dead.
+    assert!(is_alive(&waiter.file, u64::from(u32::MAX) << 32));
+    waiter.remove().unwrap();
 }
 
 #[test]
