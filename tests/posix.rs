@@ -319,6 +319,40 @@ fn holder_in_another_pid_namespace() {
     shm.detach().unwrap();
 }
 
+/// Holder and waiter in different time namespaces (`unshare --time`): process start times
+/// read from /proc are shifted by the reader's offset, and a live holder used to look like
+/// a reused pid. The liveness slot knows no clock.
+#[test]
+fn holder_in_another_time_namespace() {
+    let _w = watchdog("holder_in_another_time_namespace");
+    let key = NativeKey::platform_safe(&util::unique_key("timens-holder"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&key);
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    shm.create(64, AccessMode::ReadWrite).unwrap();
+    let prefix = [
+        "unshare",
+        "--time",
+        "--boottime",
+        "100000",
+        "--monotonic",
+        "100000",
+        "--fork",
+        "--kill-child",
+        "--",
+    ];
+    let mut holder = ChildProc::spawn_under(&prefix, "hold_lock", &[&key.to_string()]);
+    assert_eq!(holder.expect_line(Duration::from_secs(30)), "locked");
+    let err = shm.lock_timeout(Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    holder.kill9();
+    let guard = shm
+        .lock_timeout(Duration::from_secs(5))
+        .expect("no lock after the holder was killed");
+    assert!(guard.owner_died());
+    drop(guard);
+    shm.detach().unwrap();
+}
+
 /// The other way round: the holder here, the waiter in a new PID namespace, where the
 /// holder's pid is not even visible.
 #[test]
