@@ -551,7 +551,7 @@ fn release_past_the_maximum_releases_nothing_posix() {
         });
         let err = sem.release(u32::MAX).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::OutOfResources, "{err}");
-        let err = sem.release(i32::MAX as u32).unwrap_err();
+        let err = sem.release(i32::MAX as u32 + 1).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::OutOfResources, "{err}");
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         consumer.join().unwrap()
