@@ -154,6 +154,95 @@ fn planted_symlinks_are_not_followed() {
     }
 }
 
+/// A FIFO another user put where a POSIX segment, its lock or a mapped segment file goes:
+/// every operation answers (an error, or the segment left alone) instead of waiting for a
+/// writer for ever, and the FIFO is left as it was. (`create`, a read-only `attach`,
+/// `force_remove`, `remove_orphan`, `qshm list`'s inspection, `MappedSegment::open_file`
+/// and `remove_file` used to hang.)
+#[test]
+fn planted_fifos_hang_nothing() {
+    let _w = Watchdog::new("planted_fifos_hang_nothing", Duration::from_secs(120));
+    let mkfifo = |path: &str| {
+        let c = std::ffi::CString::new(path).unwrap();
+        // SAFETY: a NUL-terminated path and a mode.
+        let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o666) };
+        assert_eq!(rc, 0, "mkfifo {path}");
+    };
+    struct RemoveFile(String);
+    impl Drop for RemoveFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let is_fifo = |path: &str| {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+    };
+
+    // At a POSIX segment's name.
+    let key = NativeKey::legacy(&util::unique_key("fifo-seg"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&key);
+    let seg_path = format!("/dev/shm{}", key.native_key());
+    let _f = RemoveFile(seg_path.clone());
+    mkfifo(&seg_path);
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    assert!(shm.create(64, AccessMode::ReadWrite).is_err());
+    assert!(shm.attach(AccessMode::ReadOnly).is_err());
+    assert!(shm.attach(AccessMode::ReadWrite).is_err());
+    let _ = SharedMemory::remove_orphan(&key);
+    assert!(is_fifo(&seg_path), "remove_orphan removed the FIFO");
+    let _ = qshm::inspect::list();
+    let _ = qshm::inspect::info(&key);
+    assert!(is_fifo(&seg_path), "inspection touched the FIFO");
+    // Forced removal removes the name, whatever it is (shm_unlink does the same): it only
+    // must not hang.
+    let _ = SharedMemory::force_remove(&key);
+
+    // At its lock's name, beside a real segment.
+    let key = NativeKey::legacy(&util::unique_key("fifo-sem"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&key);
+    let sem_path = format!("/dev/shm/sem.{}", &key.lock_key().native_key()[1..]);
+    let _s = RemoveFile(sem_path.clone());
+    mkfifo(&sem_path);
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    assert!(shm.create(64, AccessMode::ReadWrite).is_err());
+    let _ = qshm::inspect::list();
+    let _ = qshm::inspect::info(&key);
+    assert!(is_fifo(&sem_path), "the FIFO was touched");
+
+    // At a mapped segment file's path.
+    let path = format!("/dev/shm/{}", util::unique_key("fifo-mapped"));
+    let _m = RemoveFile(path.clone());
+    mkfifo(&path);
+    let err = qshm::mapped::MappedSegment::open_file(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::KeyError, "{err}");
+    let err = qshm::mapped::MappedSegment::remove_file(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::KeyError, "{err}");
+    assert!(is_fifo(&path), "the FIFO was touched");
+}
+
+/// A symbolic link where a mapped segment file goes is not followed (another user may have
+/// planted it to steer us onto a file of their choosing): `open_file` says so.
+#[test]
+fn mapped_open_file_follows_no_link() {
+    let _w = Watchdog::new("mapped_open_file_follows_no_link", Duration::from_secs(60));
+    let name = util::unique_key("mapped-link");
+    let seg = qshm::mapped::FileOptions::new()
+        .directory("/dev/shm")
+        .create(&name, 64)
+        .unwrap();
+    let real = format!("/dev/shm/{name}");
+    let link = format!("/dev/shm/{name}-link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let opened = qshm::mapped::MappedSegment::open_file(&link);
+    let _ = std::fs::remove_file(&link);
+    let err = opened.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::KeyError, "{err}");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    drop(seg);
+    let _ = qshm::mapped::MappedSegment::remove_file(&real);
+}
+
 /// Exhausted System V limits, in a private IPC namespace: no segment identifiers left, no
 /// pages left, no semaphore sets left. Each is OutOfResources with a clear message.
 #[test]

@@ -121,7 +121,15 @@ pub(super) fn remove_posix(info: &SegmentInfo, force: bool) -> Result<bool> {
     if !force && users.of_path(path) > 0 {
         return Ok(false);
     }
-    let _counted = match fs::File::open(path) {
+    // Not blocking on a FIFO planted at the name, not following a link.
+    let opened = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+    };
+    let _counted = match opened {
         Ok(file) => {
             if !os::try_lock_exclusive(&file) && !force {
                 return Ok(false); // a qshm process attached since the look at the users

@@ -176,16 +176,26 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let fd = rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
+        // No link followed (one planted in a shared directory would steer us onto a file of
+        // another's choosing), and no wait on a FIFO planted there.
+        let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+        let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| {
             let err = Ctx::label(op, &label).errno(e);
             if e == Errno::ACCESS && params.access == AccessMode::ReadOnly {
                 err.with_detail("permission denied: even a read-only user needs write permission on the file to take the lock inside it")
             } else if e == Errno::ISDIR {
                 err.with_kind(ErrorKind::KeyError).with_detail("not a regular file (a directory)")
+            } else if e == Errno::LOOP {
+                err.with_kind(ErrorKind::KeyError)
+                    .with_detail("a symbolic link, which is not followed: open the file it names")
             } else {
                 err
             }
         })?;
+        if !is_regular(&fd) {
+            return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
+                .with_detail("not a regular file"));
+        }
         // Hold a shared flock while attached (see `close`). A last user removing the file
         // holds it exclusively for a moment.
         loop {
@@ -235,7 +245,7 @@ pub(crate) fn remove_file(path: &Path) -> Result<bool> {
     let label = format!("file:{}", path.display());
     let fd = match rustix::fs::open(
         path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
         Mode::empty(),
     ) {
         Ok(fd) => fd,
@@ -243,10 +253,19 @@ pub(crate) fn remove_file(path: &Path) -> Result<bool> {
         Err(e) => return Err(Ctx::label(op, &label).errno(e)),
     };
     let ctx = Ctx::label(op, &label);
+    if !is_regular(&fd) {
+        return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
+            .with_detail("not a segment file (not a regular file): left alone"));
+    }
     if !super::super::flock_exclusive_settled(&fd).map_err(|e| ctx.errno(e))? {
         return Ok(false);
     }
     unlink_if_same(path, &fd).map_err(|e| ctx.errno(e))
+}
+
+/// Whether `fd` is a regular file (an error reads as "no").
+fn is_regular(fd: &OwnedFd) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
 }
 
 /// Unlinks `path` if it still names the file open as `fd`.

@@ -155,12 +155,22 @@ fn shm_path(name: &str) -> String {
     format!("{SHM_DIR}{name}")
 }
 
+/// Opens an existing segment or semaphore file as `shm_open`/`sem_open` do (no link
+/// followed), and without waiting on a FIFO anyone may have put at the name (`O_NONBLOCK`,
+/// which a regular file ignores); anything but a regular file is refused (`ENODEV`: Linux's
+/// answer to mapping what cannot be mapped).
 fn open_existing(path: &str, access: AccessMode) -> rustix::io::Result<OwnedFd> {
     let rw = match access {
         AccessMode::ReadOnly => OFlags::RDONLY,
         AccessMode::ReadWrite => OFlags::RDWR,
     };
-    rustix::fs::open(path, rw | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+    let flags = rw | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(path, flags, Mode::empty())?;
+    match rustix::fs::fstat(&fd) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => Ok(fd),
+        Ok(_) => Err(rustix::io::Errno::NODEV),
+        Err(e) => Err(e),
+    }
 }
 
 /// Gives the file open as `fd`, whose status is `st`, exactly the permissions `mode`, as
