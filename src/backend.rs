@@ -169,6 +169,20 @@ pub(crate) unsafe trait RawSegment:
     fn populate(&self, write: bool) -> io::Result<()> {
         crate::sys::populate(self, write)
     }
+    /// The size of the segment's backing object now, where another process can shrink it
+    /// under a mapping (a POSIX file: touching a page past its end is SIGBUS); `None` where
+    /// nobody can (System V). `Err` when it cannot be read.
+    fn size_now(&self) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
+    /// Copies `buf.len()` bytes at `offset` out of the segment; the caller holds the lock
+    /// and has checked `offset + buf.len() <= len()`. Never SIGBUS: a backend whose object
+    /// can shrink under the mapping reads the object instead (`pread`), and a short read is
+    /// `InvalidSize`.
+    fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        crate::sys::copy_out(self, offset, buf);
+        Ok(())
+    }
     /// Unmaps; destroys the segment when nobody else has it attached.
     fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached>;
     /// Maps an existing segment without the segment's lock, where the backend counts

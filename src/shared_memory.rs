@@ -79,6 +79,8 @@ pub struct SharedMemory {
     mode: u32,
     last_detach: LastDetach,
     populate: bool,
+    /// Whether `lock` checks the segment's size first (see `set_check_size_on_lock`).
+    check_size: bool,
     last_error: Mutex<Option<Error>>,
 }
 
@@ -175,6 +177,7 @@ impl SharedMemory {
             mode: 0o600,
             last_detach: LastDetach::Remove,
             populate: false,
+            check_size: false,
             last_error: Mutex::new(None),
         }
     }
@@ -573,6 +576,12 @@ impl SharedMemory {
 
     #[inline]
     fn lock_with(&self, wait: Wait) -> Result<LockGuard<'_>> {
+        self.lock_checking(wait, self.check_size)
+    }
+
+    /// The lock, checking the segment's size first when `check_size`.
+    #[inline]
+    fn lock_checking(&self, wait: Wait, check_size: bool) -> Result<LockGuard<'_>> {
         let Some(seg) = &self.segment else {
             return Err(self.not_attached_for_lock());
         };
@@ -583,9 +592,88 @@ impl SharedMemory {
             None => self.open_lock()?,
         };
         match Locked::acquire(LockRef::Semaphore(sem, &self.inproc), seg, wait, &self.key) {
+            Ok(locked) if check_size => match self.size_unchanged(seg) {
+                Ok(()) => Ok(LockGuard::new(locked, &self.key)),
+                Err(err) => Err(self.lock_failed(err)), // `locked` unlocks as it drops
+            },
             Ok(locked) => Ok(LockGuard::new(locked, &self.key)),
             Err(err) => Err(self.lock_failed(err)),
         }
+    }
+
+    /// `InvalidSize` when another process has shrunk the segment's object below what this
+    /// object maps (only a POSIX segment can be shrunk).
+    #[cold]
+    fn size_unchanged(&self, seg: &Segment) -> Result<()> {
+        match seg.size_now() {
+            Ok(Some(now)) if now < seg.len() as u64 => Err(self
+                .make_error(ErrorKind::InvalidSize, Operation::Lock)
+                .with_detail(format!(
+                    "another process shrank the segment to {now} bytes (this attachment maps \
+                     {}): its bytes are not lent",
+                    seg.len()
+                ))),
+            Ok(_) => Ok(()),
+            Err(e) => Err(crate::sys::os_error(
+                e.raw_os_error().unwrap_or(0),
+                Operation::Lock,
+                Arc::clone(&self.key_text),
+            )),
+        }
+    }
+
+    /// Copies `buf.len()` bytes at `offset` out of the segment, under the lock (taken and
+    /// released here, waiting as [`lock`](SharedMemory::lock) does). Never dies of SIGBUS,
+    /// whatever other processes do: where another process can shrink the segment (POSIX),
+    /// the bytes are read from its file, not from the mapping, and what is gone is
+    /// [`ErrorKind::InvalidSize`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidSize`] when `offset + buf.len()` passes the segment's size, or the
+    /// segment was shrunk; otherwise as [`lock`](SharedMemory::lock).
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        let Some(seg) = &self.segment else {
+            return Err(self.not_attached_for_lock());
+        };
+        if offset
+            .checked_add(buf.len())
+            .map_or(true, |end| end > seg.len())
+        {
+            return Err(self.record_err(
+                self.make_error(ErrorKind::InvalidSize, Operation::Lock)
+                    .with_detail(format!(
+                        "{} bytes at offset {offset} run past the end of the segment ({} \
+                         bytes)",
+                        buf.len(),
+                        seg.len()
+                    )),
+            ));
+        }
+        // No size check: the read itself finds what is gone.
+        let guard = self.lock_checking(Wait::Forever, false)?;
+        let read = seg
+            .read_at(offset, buf)
+            .map_err(|e| self.record_err(e.with_key(Arc::clone(&self.key_text))));
+        drop(guard);
+        read
+    }
+
+    /// Whether [`lock`](SharedMemory::lock) checks, once it holds the lock, that no other
+    /// process has shrunk the segment below what this object maps. Off by default.
+    pub fn check_size_on_lock(&self) -> bool {
+        self.check_size
+    }
+
+    /// Makes [`lock`](SharedMemory::lock) (and `try_lock`, `lock_timeout`) check, once it
+    /// holds the lock, that no other process has shrunk the segment below what this object
+    /// maps, and fail with [`ErrorKind::InvalidSize`] instead of lending bytes whose pages
+    /// are gone (touching them is SIGBUS). Only a POSIX segment can be shrunk (a peer's
+    /// `ftruncate`); the check is one `fstat` per lock there (see `BENCHMARKS.md`), nothing
+    /// on System V. A peer that shrinks the segment while you hold the lock still can crash
+    /// you: with untrusted peers, copy out with [`read_at`](SharedMemory::read_at).
+    pub fn set_check_size_on_lock(&mut self, check: bool) {
+        self.check_size = check;
     }
 
     /// The lock of an object attached without it (POSIX): opened at the first `lock()`.

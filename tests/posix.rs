@@ -382,6 +382,47 @@ fn waiter_in_another_pid_namespace() {
     shm.detach().unwrap();
 }
 
+/// Another process shrinks a POSIX segment under our mapping (`ftruncate`): touching the
+/// pages that are gone is SIGBUS (`qshm read` died of it). `read_at` reads the file instead
+/// of the mapping and says what is gone; with `check_size_on_lock`, `lock` refuses to lend
+/// the bytes. The segment's own size does not change, and a check finds nothing to say while
+/// it is whole.
+#[test]
+fn a_shrunk_segment_is_an_error_not_sigbus() {
+    let _w = watchdog("a_shrunk_segment_is_an_error_not_sigbus");
+    let key = NativeKey::platform_safe(&util::unique_key("shrunk"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&key);
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    shm.create(8192, AccessMode::ReadWrite).unwrap();
+    shm.set_check_size_on_lock(true);
+    assert!(shm.check_size_on_lock());
+    shm.lock().unwrap().as_mut_slice().unwrap().fill(7);
+    let mut buf = vec![0; 8192];
+    shm.read_at(0, &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 7));
+    let err = shm.read_at(8000, &mut buf[..200]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+
+    // The peer: another open file description of the same file.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(shm_file(&key))
+        .and_then(|f| f.set_len(100))
+        .unwrap();
+    let err = shm.read_at(0, &mut buf).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+    assert!(err.to_string().contains("shrunk"), "{err}");
+    let mut head = [0u8; 100];
+    shm.read_at(0, &mut head).unwrap();
+    assert!(head.iter().all(|&b| b == 7));
+    let err = shm.lock().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+    // Refused without keeping the lock.
+    shm.set_check_size_on_lock(false);
+    drop(shm.try_lock().unwrap());
+    shm.detach().unwrap();
+}
+
 #[test]
 fn names_are_checked_before_any_syscall() {
     for (native, why) in [

@@ -55,6 +55,23 @@ unsafe impl<S: RawSegment> Mapping for S {
     }
 }
 
+/// Copies `buf.len()` bytes at `offset` of `mapping` into `buf`.
+///
+/// The caller holds the lock that every writer of the mapping takes, and has checked that
+/// `offset + buf.len()` is within it (checked again here: a violation panics rather than
+/// reading out of bounds).
+pub(crate) fn copy_out<M: Mapping>(mapping: &M, offset: usize, buf: &mut [u8]) {
+    assert!(offset
+        .checked_add(buf.len())
+        .is_some_and(|end| end <= mapping.len()));
+    // SAFETY: `offset..offset+buf.len()` lies in the mapping (asserted; `Mapping`
+    // guarantees `ptr..ptr+len` is mapped and initialised), `buf` is a distinct Rust buffer,
+    // and the caller holds the lock, so no one writes the bytes meanwhile.
+    unsafe {
+        std::ptr::copy_nonoverlapping(mapping.ptr().add(offset), buf.as_mut_ptr(), buf.len());
+    }
+}
+
 /// A cross-process lock that lives in a mapped segment (the in-segment robust lock, or the
 /// no-op lock of a write-sealed segment).
 #[cfg(qshm_linux)]

@@ -32,13 +32,12 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &ReadCmd) -> Outcome {
             ),
         ));
     }
-    // Copy under the lock, write out after releasing it: a slow reader of our output must
-    // not hold everyone else up.
-    let data = {
-        let guard = shm.lock().map_err(|e| ctx.lib(name, &e))?;
-        let (start, end) = (offset as usize, (offset + length) as usize);
-        guard.as_slice()[start..end].to_vec()
-    };
+    // Copy under the lock (`read_at` takes it), write out after releasing it: a slow reader
+    // of our output must not hold everyone else up. `read_at` never dies of SIGBUS when a
+    // peer has shrunk the segment: that is an error.
+    let mut data = vec![0; length as usize];
+    shm.read_at(offset as usize, &mut data)
+        .map_err(|e| ctx.lib(name, &e))?;
     shm.detach().map_err(|e| ctx.lib(name, &e))?;
     match &cmd.output {
         Some(path) => std::fs::write(path, &data)

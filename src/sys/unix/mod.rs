@@ -422,6 +422,14 @@ unsafe impl RawSegment for Segment {
         by_key!(key, Operation::Remove, S / _X => S::remove(key, only_if_unattached))
     }
 
+    fn size_now(&self) -> io::Result<Option<u64>> {
+        each!(Segment, self, |s| s.size_now())
+    }
+
+    fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        each!(Segment, self, |s| s.read_at(offset, buf))
+    }
+
     fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached> {
         each!(Segment, self, |s| s.detach(remove_if_last, remove_key_file))
     }

@@ -405,6 +405,45 @@ unsafe impl RawSegment for PosixSegment {
             .is_ok_and(|name| std::path::Path::new(&shm_path(name)).exists())
     }
 
+    /// The file's size now: another process may have shrunk it (`ftruncate`) under our
+    /// mapping.
+    fn size_now(&self) -> std::io::Result<Option<u64>> {
+        Ok(Some(rustix::fs::fstat(&self.fd)?.st_size as u64))
+    }
+
+    /// `pread` of the file, not a copy from the mapping: a file another process shrank
+    /// gives a short read (`InvalidSize`) instead of SIGBUS.
+    fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            match rustix::io::pread(&self.fd, &mut buf[done..], (offset + done) as u64) {
+                Ok(0) => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidSize,
+                        Operation::Lock,
+                        self.path.clone(),
+                    )
+                    .with_detail(format!(
+                        "the segment was shrunk by another process: {} of {} bytes at \
+                             offset {offset} are gone",
+                        buf.len() - done,
+                        buf.len()
+                    )))
+                }
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    return Err(crate::sys::os_error(
+                        e.raw_os_error(),
+                        Operation::Lock,
+                        self.path.clone(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn remap(&mut self) -> Result<()> {
         self.remap_file().map_err(|e| {
             crate::sys::os_error(e.raw_os_error(), Operation::Detach, self.path.clone())
