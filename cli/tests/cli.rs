@@ -968,7 +968,20 @@ fn bad_input_is_a_clear_error_never_a_panic() {
         .fails(1, &format!("qshm: write {key}: offset 100 is past the end"));
     qshm_stdin(&["write", &key], &[7u8; 65]).fails(
         1,
-        &format!("qshm: write {key}: 65 bytes at offset 0 do not fit"),
+        &format!("qshm: write {key}: standard input holds more than the 64 bytes that fit"),
+    );
+    // Endless input is refused once more than fits has come, not read until memory runs out.
+    qshm(&["write", &key, "--input", "/dev/zero"]).fails(
+        1,
+        &format!("qshm: write {key}: /dev/zero holds more than the 64 bytes that fit"),
+    );
+    let mut endless = command(&["write", &key, "--offset", "4"]);
+    endless.stdin(std::fs::File::open("/dev/zero").unwrap());
+    let out = endless.output().expect("run qshm");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("more than the 60 bytes that fit"),
+        "{out:?}"
     );
     qshm_stdin(&["write", &key, "--offset", "60"], b"12345").fails(1, "qshm: write");
     assert_eq!(
@@ -978,7 +991,7 @@ fn bad_input_is_a_clear_error_never_a_panic() {
     );
     qshm_stdin(&["create", &key, "10", "--input", "-"], &[1u8; 11]).fails(
         1,
-        &format!("qshm: create {key}: the input (11 bytes) is larger"),
+        &format!("qshm: create {key}: standard input holds more than the 10 bytes that fit"),
     );
     qshm(&["create", &key, "10"]).fails(1, &format!("qshm: create {key}: already exists"));
     qshm(&["read", &key, "--output", "/nonexistent/dir/file"])

@@ -14,7 +14,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &CreateCmd) -> Outcome {
     let name = cmd.key.as_str();
     let key = ctx.key(name)?;
     let data = match &cmd.input {
-        Some(path) => read_input(ctx, name, Some(path))?,
+        Some(path) => read_input(ctx, name, Some(path), cmd.size)?,
         None => Vec::new(),
     };
     let size = usize::try_from(cmd.size).map_err(|_| {

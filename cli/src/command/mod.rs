@@ -106,22 +106,43 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Reads all of FILE, or standard input for `None` and `-`.
+/// Reads FILE, or standard input for `None` and `-`: at most `limit` bytes (what fits), so
+/// that an endless input (`/dev/zero`, a stream) is refused, not read until memory runs out.
 pub(crate) fn read_input(
     ctx: &Ctx<'_>,
     key: &str,
     path: Option<&Path>,
+    limit: u64,
 ) -> Result<Vec<u8>, Failure> {
     let mut data = Vec::new();
-    match path {
-        None => std::io::stdin().lock().read_to_end(&mut data),
-        Some(p) if p == Path::new("-") => std::io::stdin().lock().read_to_end(&mut data),
-        Some(p) => {
-            return std::fs::read(p)
-                .map_err(|e| ctx.op(key, format_args!("cannot read {}: {e}", p.display())))
-        }
+    let (read, what) = match path {
+        None => (
+            std::io::stdin()
+                .lock()
+                .take(limit.saturating_add(1))
+                .read_to_end(&mut data),
+            "standard input".to_owned(),
+        ),
+        Some(p) if p == Path::new("-") => (
+            std::io::stdin()
+                .lock()
+                .take(limit.saturating_add(1))
+                .read_to_end(&mut data),
+            "standard input".to_owned(),
+        ),
+        Some(p) => (
+            std::fs::File::open(p)
+                .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut data)),
+            p.display().to_string(),
+        ),
+    };
+    read.map_err(|e| ctx.op(key, format_args!("cannot read {what}: {e}")))?;
+    if data.len() as u64 > limit {
+        return Err(ctx.op(
+            key,
+            format_args!("{what} holds more than the {limit} bytes that fit; nothing done"),
+        ));
     }
-    .map_err(|e| ctx.op(key, format_args!("cannot read standard input: {e}")))?;
     Ok(data)
 }
 

@@ -12,15 +12,13 @@ use crate::json::Obj;
 pub(crate) fn run(ctx: &Ctx<'_>, cmd: &WriteCmd) -> Outcome {
     let name = cmd.key.as_str();
     let key = ctx.key(name)?;
-    let data = read_input(ctx, name, cmd.input.as_deref())?;
     let mut shm = SharedMemory::with_native_key(key);
     shm.attach(AccessMode::ReadWrite)
         .map_err(|e| ctx.lib(name, &e))?;
+    // A peer that shrank the segment: refused under the lock, not SIGBUS.
+    shm.set_check_size_on_lock(true);
     let size = shm.size() as u64;
     let offset = cmd.offset;
-    let fits = offset
-        .checked_add(data.len() as u64)
-        .is_some_and(|end| end <= size);
     if offset > size {
         return Err(ctx.op(
             name,
@@ -29,6 +27,10 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &WriteCmd) -> Outcome {
             ),
         ));
     }
+    let data = read_input(ctx, name, cmd.input.as_deref(), size - offset)?;
+    let fits = offset
+        .checked_add(data.len() as u64)
+        .is_some_and(|end| end <= size);
     if !fits {
         return Err(ctx.op(
             name,
