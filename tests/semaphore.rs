@@ -559,3 +559,28 @@ fn release_past_the_maximum_releases_nothing_posix() {
     assert!(taken <= 5, "the consumer took {taken} units");
     assert_eq!(u64::from(units(&sem)) + taken, 5);
 }
+
+/// A standalone System V `QSystemSemaphore` whose producer exited, its tokens waiting for a
+/// consumer: `qshm clean` used to take it for a segment's leftover lock (the names are the
+/// same) and remove it, tokens and all. It is not a leftover, nor is another program's
+/// semaphore of Qt's project id.
+#[test]
+fn clean_leaves_standalone_semaphores_alone() {
+    let (_w, key, _c) = setup("sem-standalone");
+    // The producer: makes the semaphore, leaves 5 tokens, exits.
+    let mut producer = ChildProc::spawn("release", &[&key, "5"]);
+    assert!(producer.wait(Duration::from_secs(30)).success());
+    let native = SystemSemaphore::legacy_native_key(&key, KeyType::SystemV);
+    let leftovers = qshm::inspect::leftovers().unwrap();
+    let named =
+        |l: &qshm::inspect::Leftover| l.names().iter().any(|n| n.contains(native.native_key()));
+    assert!(
+        !leftovers.iter().any(named),
+        "a standalone semaphore is listed for removal: {leftovers:?}"
+    );
+    // The consumer still gets its tokens.
+    let sem = SystemSemaphore::with_native_key(native, 0, SemaphoreMode::Open).unwrap();
+    for _ in 0..5 {
+        sem.try_acquire().unwrap();
+    }
+}

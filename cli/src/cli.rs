@@ -199,6 +199,10 @@ pub(crate) struct CleanCmd {
     /// key file is gone)
     #[arg(long = "match", value_name = "TEXT")]
     pub(crate) filter: Option<String>,
+    /// Also standalone System V semaphores nobody uses (a QSystemSemaphore's count may be
+    /// tokens a consumer will come for): only with --match, naming them
+    #[arg(long, requires = "filter")]
+    pub(crate) semaphores: bool,
 }
 
 #[derive(Debug, Args)]

@@ -383,8 +383,96 @@ pub fn list() -> Result<Vec<SegmentInfo>> {
     Ok(out)
 }
 
-/// Everything `qshm clean` would remove: orphaned segments, lock semaphores without a
-/// segment that nobody uses, and `qipc_*` key files with nothing behind them.
+/// System V semaphores with Qt's names (a Qt key file, or keyless with Qt's project id)
+/// that lock no segment now, that nobody waits on and whose last user is gone; each with
+/// whether it is provably a segment's lock: its key file is a segment's, or a
+/// `qipc_systemsem_` file whose `qipc_sharedmemory_` sibling is still there. A standalone
+/// `QSystemSemaphore` has the very same name as the lock of a segment of the same key, and
+/// another program's `ftok(path, 'Q')` semaphore looks like a keyless one: their counts may
+/// be someone's tokens, so only the provable ones are leftovers.
+fn unused_sysv_semaphores(snap: &Snapshot, lock_keys: &HashSet<i32>) -> Vec<(SemaphoreInfo, bool)> {
+    let mut out = Vec::new();
+    for sem in &snap.sems {
+        if lock_keys.contains(&sem.key) || snap.shms.iter().any(|s| s.key == sem.key) {
+            continue;
+        }
+        let file = snap.file_for(sem.key);
+        if file.is_none() && i32::from(project_of(sem.key)) != QT_PROJECT_ID {
+            continue;
+        }
+        let a_segments_lock = file.is_some_and(|f| match f.kind {
+            // Qt 6.6.0 locked a segment through the segment's own key file.
+            FileKind::Segment => true,
+            FileKind::Semaphore => segment_sibling(&f.path).is_some_and(|p| p.exists()),
+            // A native key's file: a segment and its lock share it, but so may a
+            // standalone semaphore of the same native key.
+            FileKind::Runtime => false,
+        });
+        let Ok(state) = os::sem_state(sem.id) else {
+            continue;
+        };
+        if state.waiters != 0 || process_alive(state.last_pid) {
+            continue;
+        }
+        let info = SemaphoreInfo {
+            backend: Backend::SystemV,
+            native_key: file.map(|f| native_of(&f.path, sem.key)),
+            id: Some(sem.id),
+            sysv_key: Some(sem.key),
+            path: None,
+            value: Some(state.value),
+            last_pid: Some(state.last_pid).filter(|&p| p != 0),
+            uid: sem.uid,
+            mode: sem.mode,
+        };
+        out.push((info, a_segments_lock));
+    }
+    out
+}
+
+/// System V semaphores with Qt's names that nobody uses but that are not provably a
+/// segment's lock: standalone `QSystemSemaphore`s whose users are gone (their count may be
+/// tokens a consumer will come for) and other programs' semaphores of Qt's project id.
+/// [`leftovers`] leaves them out; remove one with [`remove_leftover`] only when you know
+/// whose it is (`qshm clean --semaphores --match NAME`).
+///
+/// # Errors
+///
+/// As [`list`].
+pub fn unused_semaphores() -> Result<Vec<Leftover>> {
+    let snap = Snapshot::take()?;
+    let lock_keys = sysv_lock_keys(&snap);
+    Ok(unused_sysv_semaphores(&snap, &lock_keys)
+        .into_iter()
+        .filter_map(|(info, a_segments_lock)| (!a_segments_lock).then_some(info))
+        .map(Leftover::Semaphore)
+        .collect())
+}
+
+/// The System V keys of the locks of the segments that exist.
+fn sysv_lock_keys(snap: &Snapshot) -> HashSet<i32> {
+    let mut keys = HashSet::new();
+    for shm in &snap.shms {
+        if let Some((_, Some(lock))) = snap.sysv_names(shm) {
+            if let Ok(k) = os::ftok(Path::new(lock.native_key()), project_of(shm.key)) {
+                keys.insert(k);
+            }
+        }
+    }
+    keys
+}
+
+/// The `qipc_sharedmemory_` key file beside a `qipc_systemsem_` one (the same key's
+/// segment).
+fn segment_sibling(path: &Path) -> Option<std::path::PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let rest = name.strip_prefix("qipc_systemsem_")?;
+    Some(path.with_file_name(format!("qipc_sharedmemory_{rest}")))
+}
+
+/// Everything `qshm clean` would remove: orphaned segments, lock semaphores that provably
+/// belonged to a segment and that nobody uses, and `qipc_*` key files with nothing behind
+/// them.
 ///
 /// # Errors
 ///
@@ -397,49 +485,24 @@ pub fn leftovers() -> Result<Vec<Leftover>> {
             .is_some_and(|age| age >= MIN_AGE)
     };
     let mut out = Vec::new();
-    let mut lock_keys = HashSet::new();
+    let lock_keys = sysv_lock_keys(&snap);
     for shm in &snap.shms {
         let Some((native, lock)) = snap.sysv_names(shm) else {
             continue;
         };
-        if let Some(lock) = &lock {
-            if let Ok(k) = os::ftok(Path::new(lock.native_key()), project_of(shm.key)) {
-                lock_keys.insert(k);
-            }
-        }
         let info = snap.sysv_info(shm, native, lock);
         if info.orphaned {
             out.push(Leftover::Segment(info));
         }
     }
-    // System V semaphores that lock no segment: matched to a Qt key file, or keyless with
-    // Qt's project id; nobody waits and their last user is gone.
-    for sem in &snap.sems {
-        if lock_keys.contains(&sem.key) || snap.shms.iter().any(|s| s.key == sem.key) {
-            continue;
-        }
-        let file = snap.file_for(sem.key);
-        if file.is_none() && i32::from(project_of(sem.key)) != QT_PROJECT_ID {
-            continue;
-        }
-        let Ok(state) = os::sem_state(sem.id) else {
-            continue;
-        };
-        if state.waiters != 0 || process_alive(state.last_pid) {
-            continue;
-        }
-        out.push(Leftover::Semaphore(SemaphoreInfo {
-            backend: Backend::SystemV,
-            native_key: file.map(|f| native_of(&f.path, sem.key)),
-            id: Some(sem.id),
-            sysv_key: Some(sem.key),
-            path: None,
-            value: Some(state.value),
-            last_pid: Some(state.last_pid).filter(|&p| p != 0),
-            uid: sem.uid,
-            mode: sem.mode,
-        }));
-    }
+    // System V semaphores that lock no segment any more and nobody uses, provably a
+    // segment's lock (see `unused_sysv_semaphores`).
+    out.extend(
+        unused_sysv_semaphores(&snap, &lock_keys)
+            .into_iter()
+            .filter_map(|(info, a_segments_lock)| a_segments_lock.then_some(info))
+            .map(Leftover::Semaphore),
+    );
     // Key files with nothing behind them (only Qt-named ones: a runtime directory holds
     // other programs' files too).
     for f in &snap.files {

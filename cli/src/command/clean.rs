@@ -12,6 +12,9 @@ use crate::Failure;
 
 pub(crate) fn run(ctx: &Ctx<'_>, cmd: &CleanCmd) -> Outcome {
     let mut items = inspect::leftovers().map_err(|e| ctx.lib("", &e))?;
+    if cmd.semaphores {
+        items.extend(inspect::unused_semaphores().map_err(|e| ctx.lib("", &e))?);
+    }
     if let Some(filter) = &cmd.filter {
         items.retain(|l| l.names().iter().any(|n| n.contains(filter.as_str())));
     }
