@@ -81,8 +81,13 @@ pub struct SharedMemory {
     populate: bool,
     /// Whether `lock` checks the segment's size first (see `set_check_size_on_lock`).
     check_size: bool,
+    /// How long a detach waits for the lock (see `set_detach_timeout`).
+    detach_wait: Duration,
     last_error: Mutex<Option<Error>>,
 }
+
+/// How long a detach waits for the lock by default (`set_detach_timeout`).
+const DEFAULT_DETACH_WAIT: Duration = Duration::from_secs(10);
 
 /// What the last detach does with a segment.
 ///
@@ -178,6 +183,7 @@ impl SharedMemory {
             last_detach: LastDetach::Remove,
             populate: false,
             check_size: false,
+            detach_wait: DEFAULT_DETACH_WAIT,
             last_error: Mutex::new(None),
         }
     }
@@ -410,8 +416,10 @@ impl SharedMemory {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::NotAttached`] when not attached; a lock failure leaves the object
-    /// attached.
+    /// [`ErrorKind::NotAttached`] when not attached; [`ErrorKind::Timeout`] when the lock
+    /// stayed held for the [detach timeout](SharedMemory::set_detach_timeout): the object
+    /// is detached all the same, the segment left for a later user; any other lock failure
+    /// leaves the object attached.
     #[doc(alias = "shmdt")]
     pub fn detach(&mut self) -> Result<()> {
         let result = self.detach_inner();
@@ -430,6 +438,9 @@ impl SharedMemory {
             {
                 Ok(None) => (seg, sem),
                 Ok(Some(fresh)) => (seg, fresh),
+                Err(err) if err.kind() == ErrorKind::Timeout => {
+                    return Err(self.detach_without_lock(seg, err))
+                }
                 Err(err) => {
                     self.segment = Some(seg);
                     self.lock = OnceLock::from(sem);
@@ -448,10 +459,13 @@ impl SharedMemory {
                         SemOpen::OpenOrCreate,
                         self.mode,
                         Operation::Detach,
-                        Wait::Forever,
+                        Wait::For(self.detach_wait),
                     )
                 }) {
                     Ok(sem) => (seg, sem),
+                    Err(err) if err.kind() == ErrorKind::Timeout => {
+                        return Err(self.detach_without_lock(seg, err))
+                    }
                     Err(err) => {
                         if seg.remap().is_ok() {
                             self.segment = Some(seg);
@@ -493,7 +507,8 @@ impl SharedMemory {
     /// under its name (a Qt creator does that, docs/qt-ipc.md §8.5) gives way to the one the name
     /// refers to now, on which every newcomer serialises: that one is returned, held.
     fn lock_for_detach(&self, sem: &Semaphore) -> Result<Option<Semaphore>> {
-        sem.acquire(Wait::Forever, Undo::Yes, Operation::Detach)?;
+        let wait = Wait::For(self.detach_wait);
+        sem.acquire(wait, Undo::Yes, Operation::Detach)?;
         if sem.still_named() {
             return Ok(None);
         }
@@ -503,9 +518,43 @@ impl SharedMemory {
             SemOpen::OpenOrCreate,
             self.mode,
             Operation::Detach,
-            Wait::Forever,
+            wait,
         )
         .map(Some)
+    }
+
+    /// A detach whose lock stayed held for the detach timeout: unmaps without it, which is
+    /// safe, and leaves the segment (even if this was its last user: deciding that needs
+    /// the lock) for a later user or `qshm clean`. The object is detached; the error says
+    /// what was left.
+    #[cold]
+    fn detach_without_lock(&mut self, seg: Segment, timeout: Error) -> Error {
+        let unmapped = seg.detach(false, false);
+        let err = timeout.with_detail(format!(
+            "the lock stayed held for {:?}: detached without it; the segment, if this was \
+             its last user, is left for a later one (qshm clean)",
+            self.detach_wait
+        ));
+        match unmapped {
+            Ok(_) => err,
+            Err(e) => e.with_key(Arc::clone(&self.key_text)),
+        }
+    }
+
+    /// How long `detach` (and dropping the object) waits for the lock: 10 s unless set.
+    pub fn detach_timeout(&self) -> Duration {
+        self.detach_wait
+    }
+
+    /// Sets how long `detach` (and dropping the object) waits for the lock, which it takes
+    /// as Qt's does (the last detach removes the segment, and must not race an attach).
+    /// When the lock stays held that long (a holder that keeps it, or a Qt holder that died
+    /// holding a POSIX lock, which nothing gives back), the object detaches without it and
+    /// the segment stays for a later user or `qshm clean`: `detach` then returns
+    /// [`ErrorKind::Timeout`], and the object is detached. `Duration::MAX` waits as long as
+    /// it takes, as Qt does.
+    pub fn set_detach_timeout(&mut self, timeout: Duration) {
+        self.detach_wait = timeout;
     }
 
     /// True while attached.

@@ -35,6 +35,7 @@ macro_rules! instantiate {
                 lock,
                 lock_through_a_second_object,
                 a_forked_copy_of_a_guard_does_not_unlock,
+                detach_does_not_wait_for_ever,
                 remove_while_attached,
                 empty_memory,
                 read_only,

@@ -258,6 +258,43 @@ pub(crate) fn a_forked_copy_of_a_guard_does_not_unlock(t: KeyType) {
     assert!(child.wait(Duration::from_secs(30)).success());
 }
 
+/// A detach waits for the lock only so long (Qt's waits for ever: behind a holder that keeps
+/// it, or a Qt holder that died holding a POSIX lock, a drop hung): then it detaches without
+/// it, says so (`Timeout`), and leaves the segment to the last user, whose detach removes
+/// everything as usual.
+pub(crate) fn detach_does_not_wait_for_ever(t: KeyType) {
+    let (key, _c) = legacy(t, "boundeddetach");
+    let mut holder = SharedMemory::with_native_key(key.clone());
+    holder.create(64, AccessMode::ReadWrite).unwrap();
+    assert_eq!(holder.detach_timeout(), Duration::from_secs(10));
+    // Attached before the lock is taken (a System V attach waits for it, as Qt's does);
+    // each locks once, so that its detach needs the lock (POSIX attaches without).
+    let mut other = SharedMemory::with_native_key(key.clone());
+    other.attach(AccessMode::ReadWrite).unwrap();
+    drop(other.lock().unwrap());
+    let mut dropped = SharedMemory::with_native_key(key.clone());
+    dropped.attach(AccessMode::ReadWrite).unwrap();
+    drop(dropped.lock().unwrap());
+    let guard = holder.lock().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            other.set_detach_timeout(Duration::from_millis(200));
+            let err = other.detach().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+            assert!(err.to_string().contains("detached without it"), "{err}");
+            assert!(!other.is_attached());
+            // And a drop returns too.
+            dropped.set_detach_timeout(Duration::from_millis(100));
+            drop(dropped);
+        })
+        .join()
+        .unwrap();
+    });
+    drop(guard);
+    holder.detach().unwrap();
+    assert_eq!(util::objects_left(&key), Vec::<String>::new());
+}
+
 pub(crate) fn remove_while_attached(t: KeyType) {
     let (key, _c) = legacy(t, "removewhileattached");
     {
