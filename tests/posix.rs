@@ -423,6 +423,32 @@ fn a_shrunk_segment_is_an_error_not_sigbus() {
     shm.detach().unwrap();
 }
 
+/// The last qshm detach reads every process's maps to find non-qshm users (Qt maps the file
+/// and closes it). When it cannot (here: out of descriptors, so /proc cannot be listed; or
+/// another user's maps, or a hidepid /proc), it used to take that for "nobody" and remove
+/// the segment under a Qt process; unknown now means in use: the segment stays.
+#[test]
+fn a_detach_that_cannot_see_who_maps_keeps_the_segment() {
+    let _w = watchdog("a_detach_that_cannot_see_who_maps_keeps_the_segment");
+    let key = NativeKey::platform_safe(&util::unique_key("failclosed"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&key);
+    let mut creator = SharedMemory::with_native_key(key.clone());
+    creator.create(4096, AccessMode::ReadWrite).unwrap();
+    let mut mapper = ChildProc::spawn("map_and_hold", &[&key.to_string()]);
+    assert_eq!(mapper.expect_line(Duration::from_secs(30)), "mapped");
+    let mut detacher = ChildProc::spawn("detach_out_of_descriptors", &[&key.to_string()]);
+    // (Our own detach is not the last one: the detacher holds its attach count.)
+    std::thread::sleep(Duration::from_millis(100));
+    creator.detach().unwrap();
+    assert_eq!(
+        detacher.expect_line(Duration::from_secs(30)),
+        "detached Ok(()), file there true"
+    );
+    assert!(detacher.wait(Duration::from_secs(30)).success());
+    mapper.kill9();
+    assert!(SharedMemory::remove_orphan(&key).unwrap());
+}
+
 #[test]
 fn names_are_checked_before_any_syscall() {
     for (native, why) in [
@@ -760,6 +786,44 @@ fn child_entry() {
             util::write_u64(bytes, v + 1);
             util::say("locked");
             std::thread::sleep(Duration::from_secs(600));
+        }
+        "map_and_hold" => {
+            // Maps the segment file as Qt does (shm_open, mmap, close): no flock, no lock.
+            use std::os::fd::AsRawFd;
+            let key: NativeKey = args[1].parse().unwrap();
+            let file = std::fs::File::open(shm_file(&key)).unwrap();
+            // SAFETY: a new shared read-only mapping of the file's first page; never read.
+            let addr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ,
+                    libc::MAP_SHARED,
+                    file.as_raw_fd(),
+                    0,
+                )
+            };
+            assert_ne!(addr, libc::MAP_FAILED);
+            drop(file);
+            util::say("mapped");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "detach_out_of_descriptors" => {
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key.clone());
+            shm.attach(AccessMode::ReadWrite).unwrap();
+            drop(shm.lock().unwrap()); // the lock is open: the detach needs no descriptor
+            let mut hoard = Vec::new();
+            while let Ok(f) = std::fs::File::open("/dev/null") {
+                hoard.push(f);
+            }
+            let detached = shm.detach();
+            drop(hoard);
+            util::say(&format!(
+                "detached {:?}, file there {}",
+                detached.map_err(|e| e.kind()),
+                util::exists(&shm_file(&key))
+            ));
         }
         "lock_for" => {
             // lock_for KEY MILLIS: says how a lock_timeout of MILLIS ended.

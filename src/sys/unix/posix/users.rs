@@ -75,8 +75,9 @@ pub(super) enum Scope {
     Descendants,
 }
 
-/// Whether a process other than this one maps `file` (read from `/proc/<pid>/maps`;
-/// processes of other users whose maps cannot be read cannot open a 0600 segment either).
+/// Whether a process other than this one maps `file` (read from `/proc/<pid>/maps`). What
+/// cannot be told counts as a user: a process whose maps cannot be read (another user's),
+/// `/proc` unreadable (out of descriptors), or other users' processes hidden (`hidepid`).
 ///
 /// A child this process is spawning maps everything this process maps until it calls
 /// `exec` (`posix_spawn`/`vfork` even shares the address space). So children of ours that
@@ -100,12 +101,23 @@ pub(super) fn mapped_by_another_process(file: FileId, scope: Scope) -> bool {
     for look in 1..=12 {
         let (mut copies, mut others) = (HashSet::new(), HashSet::new());
         let pids = match scope {
-            Scope::Descendants => descendants(me).unwrap_or_else(|| other_processes(me)),
+            Scope::Descendants => descendants(me).map_or_else(|| other_processes(me), Some),
             Scope::Everyone => other_processes(me),
         };
+        // Who maps the file cannot be told (no /proc, or out of descriptors): in use.
+        let Some(pids) = pids else {
+            return true;
+        };
+        if scope == Scope::Everyone && processes_hidden() {
+            return true; // other users' processes are invisible (hidepid): unknown
+        }
         for pid in pids {
-            if mapping_addresses(pid, file).is_empty() {
-                continue;
+            match mapping_addresses(pid, file) {
+                // Unreadable maps (another user's process): it may map the file. Unknown
+                // is never "nobody".
+                None => {}
+                Some(addresses) if addresses.is_empty() => continue,
+                Some(_) => {}
             }
             match parent_of(pid) {
                 // Gone since its maps were read: not a user.
@@ -171,26 +183,65 @@ pub(super) fn descendants(me: u32) -> Option<Vec<u32>> {
     Some(found)
 }
 
-pub(super) fn other_processes(me: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-                .filter(|&pid| pid != me)
-                .collect()
-        })
-        .unwrap_or_default()
+/// Every process but `me`; `None` when `/proc` cannot be listed (not mounted, or this
+/// process is out of descriptors).
+pub(super) fn other_processes(me: u32) -> Option<Vec<u32>> {
+    let dir = std::fs::read_dir("/proc").ok()?;
+    Some(
+        dir.filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+            .filter(|&pid| pid != me)
+            .collect(),
+    )
 }
 
-/// Where process `pid` maps `file`: the start of each mapping.
-pub(super) fn mapping_addresses(pid: u32, file: FileId) -> Vec<usize> {
-    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
-        return Vec::new();
+/// Whether `/proc` hides other users' processes from this one (`hidepid=1|2`,
+/// `invisible`, `noaccess`, as systemd's `ProtectProc=` mounts it), which root is not
+/// subject to. Read once from `/proc/self/mountinfo`.
+fn processes_hidden() -> bool {
+    static HIDDEN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HIDDEN.get_or_init(|| {
+        if crate::sys::euid() == 0 {
+            return false;
+        }
+        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return true; // cannot tell: assume the worst
+        };
+        info.lines()
+            .filter(|line| {
+                line.split(" - ")
+                    .nth(1)
+                    .is_some_and(|t| t.starts_with("proc "))
+            })
+            .any(|line| {
+                line.rsplit(' ').next().is_some_and(|opts| {
+                    opts.split(',').any(|o| {
+                        matches!(
+                            o,
+                            "hidepid=1" | "hidepid=2" | "hidepid=noaccess" | "hidepid=invisible"
+                        )
+                    })
+                })
+            })
+    })
+}
+
+/// Where process `pid` maps `file`: the start of each mapping; empty when it is gone;
+/// `None` when its maps cannot be read (another user's process).
+pub(super) fn mapping_addresses(pid: u32, file: FileId) -> Option<Vec<usize>> {
+    let maps = match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+        Ok(maps) => maps,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
+            return Some(Vec::new())
+        }
+        Err(_) => return None,
     };
-    mapped_files(&maps)
-        .filter(|&(_, f)| f == file)
-        .map(|(start, _)| start)
-        .collect()
+    Some(
+        mapped_files(&maps)
+            .filter(|&(_, f)| f == file)
+            .map(|(start, _)| start)
+            .collect(),
+    )
 }
 
 /// The parent of process `pid`.
