@@ -47,6 +47,7 @@ GROUPS = [
         ("qt", "Qt 6.4 `QSharedMemory::lock()` + `unlock()` (System V)"),
         ("qshm_sysv", "qshm `SharedMemory::lock()` + drop, System V (Qt's lock)"),
         ("qshm_posix", "qshm `SharedMemory::lock()` + drop, POSIX (Qt's lock + owner record)"),
+        ("qshm_posix_checked", "the same with `set_check_size_on_lock(true)` (one `fstat` per lock)"),
         ("qshm_mapped_memfd", "qshm `MappedSegment::lock()` + drop, sealed memfd (robust in-segment lock)"),
         ("qshm_mapped_file_unchecked", "the same on a /dev/shm file, `check_size_on_lock(false)`"),
         ("qshm_mapped_file", "the same with the default size check (one `fstat` per lock)"),

@@ -145,6 +145,14 @@ pub fn benches(c: &mut Criterion) {
         b.iter(|| drop(black_box(shm.lock().unwrap())));
         shm.detach().unwrap();
     });
+    g.bench_function("qshm_posix_checked", |b| {
+        let key = NativeKey::platform_safe(&unique("posixchk"), KeyType::PosixRealtime);
+        let mut shm = SharedMemory::with_native_key(key);
+        shm.create(64, AccessMode::ReadWrite).unwrap();
+        shm.set_check_size_on_lock(true);
+        b.iter(|| drop(black_box(shm.lock().unwrap())));
+        shm.detach().unwrap();
+    });
 
     // qshm's in-segment robust lock, through the guard.
     g.bench_function("qshm_mapped_memfd", |b| {
