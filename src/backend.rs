@@ -95,6 +95,11 @@ pub(crate) trait RawSemaphore:
     /// Declares the data the lock protects consistent again after a holder died (see
     /// `acquire`); backends that cannot tell have nothing to clear.
     fn mark_consistent(&self) {}
+    /// Who owns the semaphore and its permission bits (`uid`, `mode & 0o777`); `None` where
+    /// the OS cannot tell.
+    fn owner(&self) -> Option<(u32, u32)> {
+        None
+    }
     /// Deletes the semaphore and its name while this process holds it (with [`Undo::Yes`]),
     /// giving the hold up. Someone who opened it just before must not be left waiting on a
     /// semaphore nobody will post: System V wakes them with `EIDRM` (they reopen by name);
@@ -164,6 +169,12 @@ pub(crate) unsafe trait RawSegment:
     /// attached), with its key file where it has one. Returns whether a segment was removed.
     /// The caller holds the segment's lock, or knows it has none.
     fn remove(key: &NativeKey, only_if_unattached: bool) -> Result<bool>;
+    /// Who owns the segment behind `key` and its permission bits (`uid`, `mode & 0o777`),
+    /// without attaching; `None` when there is none or it cannot be read.
+    fn owner_of(key: &NativeKey) -> Option<(u32, u32)> {
+        let _ = key;
+        None
+    }
     /// Maps every page now (see `SharedMemory::set_populate`); with `write`, allocates them
     /// too, so that a full file system fails here rather than with SIGBUS later.
     fn populate(&self, write: bool) -> io::Result<()> {

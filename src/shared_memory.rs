@@ -140,10 +140,39 @@ fn open_lock_of(
     mode: u32,
     op: Operation,
 ) -> Result<(Semaphore, bool)> {
-    Semaphore::open(&key.lock_key(), 1, how, mode).map_err(|e| {
+    let (sem, created) = Semaphore::open(&key.lock_key(), 1, how, mode).map_err(|e| {
         let detail = format!("cannot open its lock ({e})");
         e.with_op(op).with_key(key.to_string()).with_detail(detail)
-    })
+    })?;
+    if !created {
+        trust_found_lock(key, &sem, mode, op)?;
+    }
+    Ok((sem, created))
+}
+
+/// A lock semaphore that was there already is adopted only if it is consistent with the
+/// segment it protects: owned by this user, by root, or by the segment's owner, and writable
+/// by nobody the segment does not admit (its mode, or `mode` for one still to be created).
+/// Otherwise another local user made it first, and controls it: its value decides who gets
+/// in (0 hangs every `create`; 3 lets three holders in), so it is refused.
+fn trust_found_lock(key: &NativeKey, sem: &Semaphore, mode: u32, op: Operation) -> Result<()> {
+    let Some((uid, sem_mode)) = sem.owner() else {
+        return Ok(()); // the OS does not say: nothing to judge by
+    };
+    let me = crate::sys::euid();
+    let segment = Segment::owner_of(key);
+    let trusted = uid == me || uid == 0 || segment.is_some_and(|(owner, _)| owner == uid);
+    let admitted = segment.map_or(mode, |(_, seg_mode)| seg_mode) & 0o022;
+    if trusted && sem_mode & 0o022 & !admitted == 0 {
+        return Ok(());
+    }
+    Err(
+        Error::new(ErrorKind::PermissionDenied, op, key.to_string()).with_detail(format!(
+            "its lock semaphore was made by uid {uid} with mode {sem_mode:04o}, which is not \
+         this user's, root's or the segment's owner's, or lets in writers the segment does \
+         not: refusing a lock someone else controls"
+        )),
+    )
 }
 
 impl SharedMemory {
@@ -663,11 +692,10 @@ impl SharedMemory {
                     seg.len()
                 ))),
             Ok(_) => Ok(()),
-            Err(e) => Err(crate::sys::os_error(
-                e.raw_os_error().unwrap_or(0),
-                Operation::Lock,
-                Arc::clone(&self.key_text),
-            )),
+            Err(e) => Err(self
+                .make_error(ErrorKind::Unknown, Operation::Lock)
+                .with_errno(e.raw_os_error().unwrap_or(0))
+                .with_detail("cannot read the segment's size")),
         }
     }
 

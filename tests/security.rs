@@ -243,6 +243,35 @@ fn mapped_open_file_follows_no_link() {
     let _ = qshm::mapped::MappedSegment::remove_file(&real);
 }
 
+/// Another local user makes a key's lock semaphore first (mode 0666): at 0 it made the
+/// owner's `create` wait for ever (System V), at 3 it let three of the owner's own processes
+/// hold the lock of a 0600 segment at once. Such a lock is refused: `PermissionDenied`,
+/// saying why, and nothing of the owner's is left behind.
+#[test]
+fn a_lock_planted_by_another_user_is_refused() {
+    let _w = Watchdog::new(
+        "a_lock_planted_by_another_user_is_refused",
+        Duration::from_secs(120),
+    );
+    for t in BACKENDS {
+        for value in ["0", "3"] {
+            let key = NativeKey::legacy(&util::unique_key("plantlock"), t);
+            let _c = Cleanup::new().segment(&key).semaphore(&key.lock_key());
+            let line = run(AS_NOBODY, "plant_lock", &[&key.to_string(), value]);
+            assert_eq!(line, "planted");
+            let mut shm = SharedMemory::with_native_key(key.clone());
+            let err = shm.create(64, AccessMode::ReadWrite).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ErrorKind::PermissionDenied,
+                "{t:?} {value}: {err}"
+            );
+            assert!(err.to_string().contains("someone else controls"), "{err}");
+            assert!(!shm.is_attached());
+        }
+    }
+}
+
 /// Exhausted System V limits, in a private IPC namespace: no segment identifiers left, no
 /// pages left, no semaphore sets left. Each is OutOfResources with a clear message.
 #[test]
@@ -302,6 +331,37 @@ fn child_entry() {
                 .expect("attach as a group member");
             shm.lock().unwrap().as_mut_slice().unwrap()[..5].copy_from_slice(b"group");
             util::say("wrote");
+        }
+        "plant_lock" => {
+            // plant_lock KEY VALUE: makes KEY's lock semaphore first, mode 0666, at VALUE.
+            let key: NativeKey = args[1].parse().unwrap();
+            let value: u32 = args[2].parse().unwrap();
+            let lock = key.lock_key();
+            // SAFETY: umask takes and returns a mode.
+            unsafe { libc::umask(0) };
+            if key.key_type().is_system_v() {
+                let path = std::ffi::CString::new(lock.native_key()).unwrap();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(lock.native_key())
+                    .expect("the lock's key file");
+                // SAFETY: a NUL-terminated path; semget and semctl(SETVAL) take integers.
+                unsafe {
+                    let k = libc::ftok(path.as_ptr(), i32::from(b'Q'));
+                    let id = libc::semget(k, 1, 0o666 | libc::IPC_CREAT | libc::IPC_EXCL);
+                    assert_ne!(id, -1, "semget");
+                    assert_eq!(libc::semctl(id, 0, libc::SETVAL, value as libc::c_int), 0);
+                }
+            } else {
+                let name = std::ffi::CString::new(lock.native_key()).unwrap();
+                // SAFETY: a NUL-terminated name; sem_open's variadic mode and value.
+                let sem = unsafe {
+                    libc::sem_open(name.as_ptr(), libc::O_CREAT | libc::O_EXCL, 0o666, value)
+                };
+                assert_ne!(sem, libc::SEM_FAILED, "sem_open");
+            }
+            util::say("planted");
         }
         "plant" => {
             for link in &args[2..] {

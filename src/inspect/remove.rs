@@ -122,14 +122,7 @@ pub(super) fn remove_posix(info: &SegmentInfo, force: bool) -> Result<bool> {
         return Ok(false);
     }
     // Not blocking on a FIFO planted at the name, not following a link.
-    let opened = {
-        use std::os::unix::fs::OpenOptionsExt;
-        fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-    };
-    let _counted = match opened {
+    let _counted = match os::open_no_wait(path) {
         Ok(file) => {
             if !os::try_lock_exclusive(&file) && !force {
                 return Ok(false); // a qshm process attached since the look at the users

@@ -53,6 +53,9 @@ pub(crate) mod inspect {
     pub(crate) fn sem_state(_: i32) -> io::Result<SemState> {
         unsupported()
     }
+    pub(crate) fn open_no_wait(_: &Path) -> io::Result<std::fs::File> {
+        unsupported()
+    }
     pub(crate) fn sem_remove_id(_: i32) -> io::Result<()> {
         unsupported()
     }
@@ -80,3 +83,9 @@ pub(crate) use locked::SegmentLock;
 pub(crate) use locked::{copy_out, InProcessLock, LockRef, Locked, Mapping};
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) use user::{euid, user_name};
+
+/// No Unix user ids on this target: no object reports an owner to compare with.
+#[cfg(not(any(qshm_linux, qshm_unix_other)))]
+pub(crate) fn euid() -> u32 {
+    u32::MAX
+}

@@ -68,6 +68,17 @@ pub(crate) fn sem_remove_id(semid: i32) -> io::Result<()> {
     cvt(rc).map(|_| ()).map_err(io::Error::from_raw_os_error)
 }
 
+/// Opens `path` for reading without following a link and without waiting on a FIFO planted
+/// there ([`open_no_wait`](super::open_no_wait)).
+pub(crate) fn open_no_wait(path: &Path) -> io::Result<std::fs::File> {
+    let flags =
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC;
+    let path = path
+        .to_str()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    Ok(super::open_no_wait(path, flags)?.into())
+}
+
 /// `shmctl(shmid, IPC_STAT)`: the key and the attach count of a segment, by id.
 pub(crate) fn shm_key_and_nattch(shmid: i32) -> io::Result<(i32, u64)> {
     // SAFETY: shmid_ds is a plain C struct of integers, for which all-zero is valid.

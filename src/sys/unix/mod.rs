@@ -50,6 +50,34 @@ pub(crate) fn os_error(errno: i32, op: Operation, key: impl Into<std::sync::Arc<
     Error::new(errno_kind(errno), op, key).with_errno(errno)
 }
 
+/// `open(path, flags | O_NONBLOCK)`: a FIFO planted at the name does not make it wait for a
+/// writer. `O_NONBLOCK` also makes an open fail at once (`EWOULDBLOCK`) while another
+/// process holds a lease on the file, where the last-user check of a qshm process holds one
+/// for a moment (`posix/users.rs`): such an open is tried again for up to 50 ms, then waits
+/// for the lease to be broken as a plain open does, once `lstat` says it is a regular file.
+pub(crate) fn open_no_wait(
+    path: &str,
+    flags: rustix::fs::OFlags,
+) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+    loop {
+        match rustix::fs::open(path, flags | OFlags::NONBLOCK, Mode::empty()) {
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                let st = rustix::fs::lstat(path)?;
+                if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                    return Err(rustix::io::Errno::WOULDBLOCK);
+                }
+                return rustix::fs::open(path, flags - OFlags::NONBLOCK, Mode::empty());
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A C library call's return value: `Err(errno)` when it is -1 (the convention of almost
 /// every call), else the value. The one place that reads that convention.
 #[inline]
@@ -422,6 +450,13 @@ unsafe impl RawSegment for Segment {
         by_key!(key, Operation::Remove, S / _X => S::remove(key, only_if_unattached))
     }
 
+    fn owner_of(key: &NativeKey) -> Option<(u32, u32)> {
+        (|| -> Result<Option<(u32, u32)>> {
+            Ok(by_key!(key, Operation::Attach, S / _X => S::owner_of(key)))
+        })()
+        .unwrap_or(None)
+    }
+
     fn size_now(&self) -> io::Result<Option<u64>> {
         each!(Segment, self, |s| s.size_now())
     }
@@ -485,6 +520,10 @@ impl RawSemaphore for Semaphore {
 
     fn mark_consistent(&self) {
         each!(Semaphore, self, |s| s.mark_consistent())
+    }
+
+    fn owner(&self) -> Option<(u32, u32)> {
+        each!(Semaphore, self, |s| s.owner())
     }
 
     fn remove_while_held(&self) -> Result<()> {

@@ -263,6 +263,17 @@ unsafe impl RawSegment for SysvSegment {
         SysvSegment::attach_id(ctx, id, sysv_key, path, proj, access, None)
     }
 
+    /// `ftok`, `shmget(key, 0, 0)`, `shmctl(IPC_STAT)`: the segment's creator-given owner
+    /// and mode.
+    fn owner_of(key: &NativeKey) -> Option<(u32, u32)> {
+        let path = c_path(Ctx::new(Operation::Attach, key)).ok()?;
+        let sysv_key = ftok(&path, project_id(key)).ok()?;
+        // SAFETY: shmget takes plain integers.
+        let id = cvt(unsafe { libc::shmget(sysv_key, 0, 0) }).ok()?;
+        let ds = shm_stat(id).ok()?;
+        Some((ds.shm_perm.uid, ds.shm_perm.mode as u32 & 0o777))
+    }
+
     fn ptr(&self) -> *mut u8 {
         self.addr.as_ptr()
     }
@@ -635,12 +646,15 @@ impl CreationLock {
 fn maybe_unset(id: c_int) -> bool {
     // SAFETY: GETVAL and GETPID take no fourth argument and only read kernel state.
     let get = |cmd| unsafe { libc::semctl(id, 0, cmd) };
-    get(libc::GETVAL) == 0 && sem_otime(id) == Some(0) && get(libc::GETPID) == 0
+    get(libc::GETVAL) == 0
+        && sem_stat(id).is_some_and(|(otime, ..)| otime == 0)
+        && get(libc::GETPID) == 0
 }
 
-/// `semctl(IPC_STAT)`'s `sem_otime`: when the set was last operated on (0: never), or its
-/// low word on 32-bit musl (whose `semid_ds` has the 64-bit time at its end).
-fn sem_otime(id: c_int) -> Option<i64> {
+/// `semctl(IPC_STAT)`: `sem_otime` (when the set was last operated on, 0: never; its low
+/// word on 32-bit musl, whose `semid_ds` has the 64-bit time at its end), the owner's uid
+/// and the permission bits.
+fn sem_stat(id: c_int) -> Option<(i64, u32, u32)> {
     #[cfg(not(qshm_libc = "musl"))]
     type SemidDs = libc::semid_ds;
     // musl's `semid_ds`, which the `libc` crate lacks: the permissions, then `sem_otime`
@@ -660,7 +674,11 @@ fn sem_otime(id: c_int) -> Option<i64> {
     // SAFETY: IPC_STAT writes one `struct semid_ds` (of this C library's layout, which
     // `SemidDs` is or exceeds) through the union's `buf` member.
     let rc = unsafe { libc::semctl(id, 0, libc::IPC_STAT, arg) };
-    (rc != -1).then_some(ds.sem_otime as i64)
+    (rc != -1).then_some((
+        ds.sem_otime as i64,
+        ds.sem_perm.uid,
+        ds.sem_perm.mode as u32 & 0o777,
+    ))
 }
 
 /// Finishes what a creator killed between `semget(IPC_CREAT|IPC_EXCL)` and `SETVAL` left:
@@ -773,6 +791,10 @@ impl RawSemaphore for SysvSemaphore {
     /// count waiters, not openers).
     fn keepable(&self) -> bool {
         true
+    }
+
+    fn owner(&self) -> Option<(u32, u32)> {
+        sem_stat(self.id.load(Ordering::Relaxed)).map(|(_, uid, mode)| (uid, mode))
     }
 
     /// A removed semaphore fails with `EIDRM`, after which `op` opens the one the name

@@ -164,8 +164,7 @@ fn open_existing(path: &str, access: AccessMode) -> rustix::io::Result<OwnedFd> 
         AccessMode::ReadOnly => OFlags::RDONLY,
         AccessMode::ReadWrite => OFlags::RDWR,
     };
-    let flags = rw | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    let fd = rustix::fs::open(path, flags, Mode::empty())?;
+    let fd = super::open_no_wait(path, rw | OFlags::NOFOLLOW | OFlags::CLOEXEC)?;
     match rustix::fs::fstat(&fd) {
         Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => Ok(fd),
         Ok(_) => Err(rustix::io::Errno::NODEV),

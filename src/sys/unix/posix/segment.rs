@@ -398,6 +398,14 @@ unsafe impl RawSegment for PosixSegment {
         }
     }
 
+    /// The file's owner and mode (`lstat`: a link or anything but a regular file is none).
+    fn owner_of(key: &NativeKey) -> Option<(u32, u32)> {
+        let ctx = Ctx::new(Operation::Attach, key);
+        let name = file_name(ctx, key.native_key(), "").ok()?;
+        let st = rustix::fs::lstat(shm_path(name)).ok()?;
+        (st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some((st.st_uid, st.st_mode & 0o777))
+    }
+
     /// Whether a segment exists behind `key`.
     fn exists(key: &NativeKey) -> bool {
         let ctx = Ctx::new(Operation::Remove, key);

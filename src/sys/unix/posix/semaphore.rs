@@ -613,6 +613,11 @@ impl RawSemaphore for PosixSemaphore {
         self.state().fetch_and(!1, Ordering::AcqRel);
     }
 
+    fn owner(&self) -> Option<(u32, u32)> {
+        let st = rustix::fs::fstat(&self.file).ok()?;
+        Some((st.st_uid, st.st_mode & 0o777))
+    }
+
     fn remove_while_held(&self) -> Result<()> {
         // Only our semaphore: if the name was given to another one meanwhile, that one is
         // someone else's to remove.
