@@ -164,8 +164,10 @@ pub(super) fn process_users() -> Users {
             continue;
         };
         let denied = |e: &io::Error| e.kind() == io::ErrorKind::PermissionDenied;
-        match fs::read_to_string(entry.path().join("maps")) {
+        // As bytes: a mapped file's name need not be UTF-8.
+        match fs::read(entry.path().join("maps")) {
             Ok(maps) => {
+                let maps = String::from_utf8_lossy(&maps);
                 for (_, file) in mapped_files(&maps).filter(|(_, f)| f.same_device(shm_dev)) {
                     users.by_file.entry(file).or_default().insert(pid);
                 }

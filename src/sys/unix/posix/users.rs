@@ -29,9 +29,37 @@ pub(super) fn used_by_another_process(fd: &OwnedFd, forked: bool) -> bool {
         Some(true) => Scope::Descendants,
         Some(false) | None => Scope::Everyone,
     };
-    match rustix::fs::fstat(fd) {
-        Ok(st) => mapped_by_another_process(FileId::new(st.st_dev, st.st_ino), scope),
-        Err(_) => true, // cannot tell: in use
+    let Ok(st) = rustix::fs::fstat(fd) else {
+        return true; // cannot tell: in use
+    };
+    let file = FileId::new(st.st_dev, st.st_ino);
+    match mapped_by_another_process(file, scope) {
+        Some(used) => used,
+        // No process whose maps could be read maps it, but some could not be read (another
+        // user's, or one this system keeps from root): only the kernel can still say that
+        // no other process holds the file, once a moment's openers (a qshm attacher before
+        // its count, a detacher closing) are done; then only our children could (as above).
+        None if scope == Scope::Everyone && !forked && becomes_sole_open_file(fd) => {
+            super::super::has_children()
+                && mapped_by_another_process(file, Scope::Descendants).unwrap_or(true)
+        }
+        None => true,
+    }
+}
+
+/// Whether [`sole_open_file`] says yes within 50 ms (asked again with growing pauses).
+fn becomes_sole_open_file(fd: &OwnedFd) -> bool {
+    let deadline = Instant::now() + Duration::from_millis(50);
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match sole_open_file(fd) {
+            Some(true) => return true,
+            None => return false, // the kernel will not say: unknown
+            Some(false) if Instant::now() >= deadline => return false,
+            Some(false) => {}
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
     }
 }
 
@@ -75,9 +103,11 @@ pub(super) enum Scope {
     Descendants,
 }
 
-/// Whether a process other than this one maps `file` (read from `/proc/<pid>/maps`). What
-/// cannot be told counts as a user: a process whose maps cannot be read (another user's),
-/// `/proc` unreadable (out of descriptors), or other users' processes hidden (`hidepid`).
+/// Whether a process other than this one maps `file` (read from `/proc/<pid>/maps`): `None`
+/// when none whose maps could be read does but some could not be read (another user's
+/// processes; here and there root is kept from some, as a sandbox's init). What cannot be
+/// told at all counts as a user: `/proc` unreadable (out of descriptors), or other users'
+/// processes hidden (`hidepid`).
 ///
 /// A child this process is spawning maps everything this process maps until it calls
 /// `exec` (`posix_spawn`/`vfork` even shares the address space). So children of ours that
@@ -93,29 +123,32 @@ pub(super) enum Scope {
 /// a user (taking it for one left a lock semaphore behind that nobody would remove), while
 /// one that waits for the lock, holds it open (Qt does) or is about to take it stays mapped
 /// all along and counts.
-pub(super) fn mapped_by_another_process(file: FileId, scope: Scope) -> bool {
+pub(super) fn mapped_by_another_process(file: FileId, scope: Scope) -> Option<bool> {
     use std::collections::HashSet;
     let me = std::process::id();
     let mut pause = Duration::from_micros(250);
     let mut persistent: Option<(HashSet<u32>, HashSet<u32>)> = None;
     for look in 1..=12 {
         let (mut copies, mut others) = (HashSet::new(), HashSet::new());
+        let mut unreadable = false;
         let pids = match scope {
             Scope::Descendants => descendants(me).map_or_else(|| other_processes(me), Some),
             Scope::Everyone => other_processes(me),
         };
         // Who maps the file cannot be told (no /proc, or out of descriptors): in use.
         let Some(pids) = pids else {
-            return true;
+            return Some(true);
         };
         if scope == Scope::Everyone && processes_hidden() {
-            return true; // other users' processes are invisible (hidepid): unknown
+            return Some(true); // other users' processes are invisible (hidepid)
         }
         for pid in pids {
             match mapping_addresses(pid, file) {
-                // Unreadable maps (another user's process): it may map the file. Unknown
-                // is never "nobody".
-                None => {}
+                // Unreadable maps: it may map the file. Unknown is never "nobody".
+                None => {
+                    unreadable = true;
+                    continue;
+                }
                 Some(addresses) if addresses.is_empty() => continue,
                 Some(_) => {}
             }
@@ -135,16 +168,16 @@ pub(super) fn mapped_by_another_process(file: FileId, scope: Scope) -> bool {
             others.retain(|pid| seen_others.contains(pid));
         }
         if !others.is_empty() && look >= OTHER_LOOKS {
-            return true;
+            return Some(true);
         }
         if copies.is_empty() && others.is_empty() {
-            return false;
+            return if unreadable { None } else { Some(false) };
         }
         persistent = Some((copies, others));
         std::thread::sleep(pause);
         pause *= 2;
     }
-    true
+    Some(true)
 }
 
 /// How many times [`mapped_by_another_process`] looks at a process that is not a child of
@@ -227,15 +260,15 @@ fn processes_hidden() -> bool {
 }
 
 /// Where process `pid` maps `file`: the start of each mapping; empty when it is gone;
-/// `None` when its maps cannot be read (another user's process).
+/// `None` when it may not be read (another user's process). Read as bytes: a mapped file's
+/// name need not be UTF-8, and the fields that matter are.
 pub(super) fn mapping_addresses(pid: u32, file: FileId) -> Option<Vec<usize>> {
-    let maps = match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+    let maps = match std::fs::read(format!("/proc/{pid}/maps")) {
         Ok(maps) => maps,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
-            return Some(Vec::new())
-        }
-        Err(_) => return None,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => return None,
+        Err(_) => return Some(Vec::new()), // gone meanwhile
     };
+    let maps = String::from_utf8_lossy(&maps);
     Some(
         mapped_files(&maps)
             .filter(|&(_, f)| f == file)
