@@ -400,8 +400,11 @@ mod tests {
         let b = std::thread::spawn(self_id).join().unwrap();
         assert_ne!(a & TID_MASK, b & TID_MASK);
         assert!(!owner_is_dead(a));
-        // That thread has exited: its id is gone (or reused by a thread with another start).
-        assert!(owner_is_dead(b));
+        // That thread has exited: its id is gone, or reused by a thread with another start;
+        // a thread of a parallel test may also have taken it within the same clock tick (the
+        // documented limit), which shows as a live task of that id.
+        let reused = std::path::Path::new(&format!("/proc/self/task/{}", b & TID_MASK)).exists();
+        assert!(owner_is_dead(b) || reused);
     }
 
     #[test]
