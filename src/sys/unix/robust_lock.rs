@@ -400,11 +400,20 @@ mod tests {
         let b = std::thread::spawn(self_id).join().unwrap();
         assert_ne!(a & TID_MASK, b & TID_MASK);
         assert!(!owner_is_dead(a));
-        // That thread has exited: its id is gone, or reused by a thread with another start;
-        // a thread of a parallel test may also have taken it within the same clock tick (the
-        // documented limit), which shows as a live task of that id.
-        let reused = std::path::Path::new(&format!("/proc/self/task/{}", b & TID_MASK)).exists();
-        assert!(owner_is_dead(b) || reused);
+        // That thread has exited: its id is gone (or reused by a thread with another start).
+        wait_until_gone(b);
+        assert!(owner_is_dead(b));
+    }
+
+    /// Waits until the kernel no longer lists the thread of identity `id` (at most 5 s).
+    /// A joined thread can outlive its join for a moment: under qemu-user the emulator
+    /// wakes the joiner before its own thread has exited.
+    fn wait_until_gone(id: u64) {
+        let task = format!("/proc/self/task/{}", id & TID_MASK);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::path::Path::new(&task).exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[test]
@@ -442,6 +451,7 @@ mod tests {
         let lock = unsafe { RobustLock::new(&mut word, &mut state, &mut generation) };
         // A dead owner: a thread that has exited.
         let dead = std::thread::spawn(self_id).join().unwrap();
+        wait_until_gone(dead);
         lock.word().store(dead, Ordering::Relaxed);
         assert!(lock.lock(Wait::Poll, Operation::Lock).unwrap());
         assert_eq!(lock.generation(), 1);
