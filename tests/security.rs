@@ -354,12 +354,19 @@ fn child_entry() {
                     assert_eq!(libc::semctl(id, 0, libc::SETVAL, value as libc::c_int), 0);
                 }
             } else {
-                let name = std::ffi::CString::new(lock.native_key()).unwrap();
-                // SAFETY: a NUL-terminated name; sem_open's variadic mode and value.
-                let sem = unsafe {
-                    libc::sem_open(name.as_ptr(), libc::O_CREAT | libc::O_EXCL, 0o666, value)
-                };
-                assert_ne!(sem, libc::SEM_FAILED, "sem_open");
+                // The file glibc's (and Qt's, and qshm's) sem_open uses, written directly:
+                // musl's own sem_open names its files differently. A sem_t's bytes with the
+                // value in its first word (as glibc 64-bit and musl keep it).
+                use std::io::Write;
+                let path = format!("/dev/shm/sem.{}", &lock.native_key()[1..]);
+                let mut bytes = [0u8; 32];
+                bytes[..4].copy_from_slice(&value.to_ne_bytes());
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(&bytes))
+                    .expect("plant the semaphore file");
             }
             util::say("planted");
         }
