@@ -294,18 +294,14 @@ const OTHER_PID_NAMESPACE: [&str; 6] = [
     "--",
 ];
 
-/// Holder and waiter in different PID namespaces sharing /dev/shm (containers): the pid in
-/// the owner record means nothing to the waiter, and it used to take a live holder's lock at
-/// once. The kernel's word (the holder's liveness slot) holds in any namespace: the waiter
-/// waits while the holder lives, and takes over, told the owner died, once it is killed.
-#[test]
-fn holder_in_another_pid_namespace() {
-    let _w = watchdog("holder_in_another_pid_namespace");
-    let key = NativeKey::platform_safe(&util::unique_key("pidns-holder"), KeyType::PosixRealtime);
+/// A holder run through `prefix` (a namespace wrapper) must be waited for while it lives and
+/// taken over, told the owner died, once it is killed.
+fn holder_elsewhere_is_waited_for_then_taken_over(name: &str, prefix: &[&str]) {
+    let key = NativeKey::platform_safe(&util::unique_key(name), KeyType::PosixRealtime);
     let _c = Cleanup::new().segment(&key);
     let mut shm = SharedMemory::with_native_key(key.clone());
     shm.create(64, AccessMode::ReadWrite).unwrap();
-    let mut holder = ChildProc::spawn_under(&OTHER_PID_NAMESPACE, "hold_lock", &[&key.to_string()]);
+    let mut holder = ChildProc::spawn_under(prefix, "hold_lock", &[&key.to_string()]);
     assert_eq!(holder.expect_line(Duration::from_secs(30)), "locked");
     let err = shm.lock_timeout(Duration::from_millis(300)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
@@ -319,16 +315,21 @@ fn holder_in_another_pid_namespace() {
     shm.detach().unwrap();
 }
 
+/// Holder and waiter in different PID namespaces sharing /dev/shm (containers): the pid in
+/// the owner record means nothing to the waiter, and it used to take a live holder's lock at
+/// once. The kernel's word (the holder's liveness slot) holds in any namespace.
+#[test]
+fn holder_in_another_pid_namespace() {
+    let _w = watchdog("holder_in_another_pid_namespace");
+    holder_elsewhere_is_waited_for_then_taken_over("pidns-holder", &OTHER_PID_NAMESPACE);
+}
+
 /// Holder and waiter in different time namespaces (`unshare --time`): process start times
 /// read from /proc are shifted by the reader's offset, and a live holder used to look like
 /// a reused pid. The liveness slot knows no clock.
 #[test]
 fn holder_in_another_time_namespace() {
     let _w = watchdog("holder_in_another_time_namespace");
-    let key = NativeKey::platform_safe(&util::unique_key("timens-holder"), KeyType::PosixRealtime);
-    let _c = Cleanup::new().segment(&key);
-    let mut shm = SharedMemory::with_native_key(key.clone());
-    shm.create(64, AccessMode::ReadWrite).unwrap();
     let prefix = [
         "unshare",
         "--time",
@@ -340,17 +341,7 @@ fn holder_in_another_time_namespace() {
         "--kill-child",
         "--",
     ];
-    let mut holder = ChildProc::spawn_under(&prefix, "hold_lock", &[&key.to_string()]);
-    assert_eq!(holder.expect_line(Duration::from_secs(30)), "locked");
-    let err = shm.lock_timeout(Duration::from_millis(300)).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-    holder.kill9();
-    let guard = shm
-        .lock_timeout(Duration::from_secs(5))
-        .expect("no lock after the holder was killed");
-    assert!(guard.owner_died());
-    drop(guard);
-    shm.detach().unwrap();
+    holder_elsewhere_is_waited_for_then_taken_over("timens-holder", &prefix);
 }
 
 /// The other way round: the holder here, the waiter in a new PID namespace, where the
