@@ -1,5 +1,5 @@
 /*
- * qshm.h — the layout of qshm's mapped segments (qshm::mapped::MappedSegment), version 1,
+ * qshm.h — the layout of qshm's mapped segments (qshm::mapped::MappedSegment), version 2,
  * and its lock protocol, for C and C++ programs (a Qt program mapping the file with
  * QFile::map included) that share a segment with Rust processes.
  *
@@ -21,19 +21,36 @@
  *   bits  0..29  owner's thread id (gettid()), 0 when free
  *   bit   30     reserved (0)
  *   bit   31     QSHM_LOCK_WAITERS: someone may sleep in FUTEX_WAIT on the low 32 bits
- *   bits 32..63  owner's tag: low 32 bits of the owning thread's start time (field 22 of
- *                /proc/thread-self/stat, clock ticks since boot); 0 if unknown
+ *   bit   63     QSHM_LOCK_TOKEN: bits 32..62 name the owner process's liveness slot
+ *   bits 32..62  with QSHM_LOCK_TOKEN: the slot number; without: the owner's tag, the low
+ *                31 bits of the owning thread's start time (field 22 of
+ *                /proc/thread-self/stat, clock ticks since boot), 0 if unknown
  *
  *   lock:    CAS(0 -> me). When held: spin a little, then set WAITERS and FUTEX_WAIT
  *            (shared, not private) on the low half with a timeout; a waiter that has slept
- *            takes a free lock as me|WAITERS. On each timeout, check the owner: if its
- *            thread is gone, a zombie, or has another start time, CAS(observed -> me|WAITERS)
- *            takes the lock over (exactly one waiter succeeds), sets QSHM_STATE_INCONSISTENT
- *            in `state` and increments `generation`.
+ *            takes a free lock as me|WAITERS. On each timeout, check the owner; if it is
+ *            dead, CAS(observed -> me|WAITERS) takes the lock over (exactly one waiter
+ *            succeeds), sets QSHM_STATE_INCONSISTENT in `state` and increments `generation`.
  *   unlock:  CAS(me -> 0); if WAITERS was set, CAS(me|WAITERS -> 0) and FUTEX_WAKE 1.
  *   After taking the lock, a set QSHM_STATE_INCONSISTENT means a holder died with the data
  *   possibly half-written: qshm_lock returns QSHM_OWNER_DIED until someone calls
  *   qshm_mark_consistent.
+ *
+ * Whether an owner is dead:
+ *   - a token owner (a qshm process) holds an open-file-description read lock
+ *     (F_OFD_SETLK) on byte QSHM_SLOT_BASE + slot of the segment file for as long as it
+ *     lives; the kernel drops it when the process dies, in any namespace. It is dead when
+ *     F_OFD_GETLK (type F_WRLCK) on that byte reports F_UNLCK, asked through a descriptor
+ *     that this process opened itself (the kernel ignores the asking description's own
+ *     locks, so an inherited or received descriptor could hide the owner). qshm_lock_fd
+ *     and qshm_trylock_fd take such a descriptor; without one (fd < 0), a token owner is
+ *     taken for alive, and a dead one is waited for.
+ *   - a tag owner (a program using this header, which names itself by thread id) is dead
+ *     when /proc/<tid>/task/<tid>/stat is gone (kill(tid, 0) fails with ESRCH), shows a
+ *     zombie, or has another start time. Thread ids mean something only in one PID
+ *     namespace: programs using this header must run in the PID (and time) namespace of
+ *     the segment's creator, which `pid_ns` and `time_ns` record; qshm processes judge tag
+ *     owners only there and take them for alive anywhere else.
  *
  * File segments: every user holds flock(fd, LOCK_SH) while it has the file mapped; if
  * `flags & QSHM_FLAG_REMOVE_ON_LAST_DETACH`, a user that detaches tries
@@ -41,8 +58,8 @@
  * A program that does not take part (does not hold LOCK_SH) may see the file removed while
  * it still maps it; its mapping stays valid.
  *
- * All users must share one PID namespace (thread ids are compared); `pid_ns` records the
- * creator's (the inode of /proc/self/ns/pid), 0 if unknown.
+ * Version 1 (earlier builds of qshm) named every owner by thread id; version 2 segments are
+ * refused by version-1 readers, and the reverse.
  */
 #ifndef QSHM_H
 #define QSHM_H
@@ -66,12 +83,21 @@ extern "C" {
 #endif
 
 #define QSHM_MAGIC "QSHM\0SEG" /* 8 bytes, the NUL included */
-#define QSHM_VERSION 1u
+#define QSHM_VERSION 2u
 #define QSHM_BYTE_ORDER 0x01020304u
 #define QSHM_FLAG_REMOVE_ON_LAST_DETACH 1u
 #define QSHM_STATE_INCONSISTENT 1u
 #define QSHM_LOCK_TID_MASK 0x3fffffffull
 #define QSHM_LOCK_WAITERS 0x80000000ull
+#define QSHM_LOCK_TOKEN 0x8000000000000000ull
+#define QSHM_LOCK_TAG_MASK 0x7fffffffull
+#define QSHM_SLOT_BASE (1L << 20)
+#define QSHM_SLOTS (1u << 30)
+#ifdef F_OFD_GETLK
+#define QSHM__OFD_GETLK F_OFD_GETLK
+#else
+#define QSHM__OFD_GETLK 36 /* Linux's value; <fcntl.h> defines it only with _GNU_SOURCE */
+#endif
 
 /* Return values of qshm_lock / qshm_trylock besides 0 (taken) and -errno. */
 #define QSHM_OWNER_DIED 1
@@ -84,7 +110,8 @@ struct qshm_header {
     uint32_t flags;           /* 24: QSHM_FLAG_* */
     uint32_t byte_order;      /* 28: QSHM_BYTE_ORDER */
     uint64_t pid_ns;          /* 32: creator's PID namespace inode, 0 if unknown */
-    unsigned char reserved0[24];
+    uint64_t time_ns;         /* 40: creator's time namespace inode, 0 if unknown */
+    unsigned char reserved0[16];
     uint64_t lock;            /* 64: the lock word (atomic) */
     uint32_t state;           /* 72: QSHM_STATE_* (atomic, changed under the lock) */
     uint32_t reserved1;
@@ -143,7 +170,7 @@ static inline void qshm__register_atfork(void)
     pthread_atfork(NULL, NULL, qshm__after_fork);
 }
 
-/* Reads a /proc stat file: state (field 3) and the low 32 bits of starttime (field 22).
+/* Reads a /proc stat file: state (field 3) and the low 31 bits of starttime (field 22).
  * Returns 0, or -errno. */
 static inline int qshm__read_stat(const char *path, char *state, uint32_t *start_tag)
 {
@@ -168,7 +195,7 @@ static inline int qshm__read_stat(const char *path, char *state, uint32_t *start
                &st, &start) != 2)
         return -EINVAL;
     *state = st;
-    *start_tag = (uint32_t)start;
+    *start_tag = (uint32_t)(start & QSHM_LOCK_TAG_MASK);
     return 0;
 }
 
@@ -189,15 +216,27 @@ static inline uint64_t qshm__self_id(void)
     return qshm__tls_id;
 }
 
-/* Whether the owner encoded in `word` is certainly gone. */
-static inline int qshm__owner_dead(uint64_t word)
+/* Whether the owner encoded in `word` is certainly gone; `fd`: a descriptor of the segment
+ * file this process opened itself, or -1. */
+static inline int qshm__owner_dead(uint64_t word, int fd)
 {
     int tid = (int)(word & QSHM_LOCK_TID_MASK);
-    uint32_t tag = (uint32_t)(word >> 32);
-    char path[64], state;
-    uint32_t start;
     if (tid == 0)
         return 0;
+    if (word & QSHM_LOCK_TOKEN) {
+        struct flock fl;
+        if (fd < 0)
+            return 0;
+        memset(&fl, 0, sizeof(fl));
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        fl.l_start = QSHM_SLOT_BASE + (off_t)((word >> 32) % QSHM_SLOTS);
+        fl.l_len = 1;
+        return fcntl(fd, QSHM__OFD_GETLK, &fl) == 0 && fl.l_type == F_UNLCK;
+    }
+    uint32_t tag = (uint32_t)((word >> 32) & QSHM_LOCK_TAG_MASK);
+    char path[64], state;
+    uint32_t start;
     snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", tid, tid);
     if (qshm__read_stat(path, &state, &start) == 0)
         return state == 'Z' || state == 'X' || state == 'x' || (tag != 0 && start != tag);
@@ -232,7 +271,7 @@ static inline int qshm__take_over(struct qshm_header *h, uint64_t observed, uint
 }
 
 /* `poll`: do not wait. */
-static inline int qshm__lock_slow(struct qshm_header *h, uint64_t me, int poll)
+static inline int qshm__lock_slow(struct qshm_header *h, int fd, uint64_t me, int poll)
 {
     int spins = 0, slept = 0;
     long nap_ns = 1000000; /* 1 ms, doubling to 16 ms */
@@ -248,7 +287,7 @@ static inline int qshm__lock_slow(struct qshm_header *h, uint64_t me, int poll)
         if ((cur & ~QSHM_LOCK_WAITERS) == me)
             return -EDEADLK;
         if (poll) {
-            if (qshm__owner_dead(cur) && qshm__take_over(h, cur, me))
+            if (qshm__owner_dead(cur, fd) && qshm__take_over(h, cur, me))
                 return qshm__acquired(h, 1);
             if ((__atomic_load_n(&h->lock, __ATOMIC_RELAXED) & QSHM_LOCK_TID_MASK) == 0)
                 continue;
@@ -275,7 +314,7 @@ static inline int qshm__lock_slow(struct qshm_header *h, uint64_t me, int poll)
                 nap_ns *= 2;
             uint64_t now = __atomic_load_n(&h->lock, __ATOMIC_RELAXED);
             if ((now & QSHM_LOCK_TID_MASK) != 0 && (now & ~QSHM_LOCK_WAITERS) != me &&
-                qshm__owner_dead(now) && qshm__take_over(h, now, me))
+                qshm__owner_dead(now, fd) && qshm__take_over(h, now, me))
                 return qshm__acquired(h, 1);
         } else if (r == -1 && errno != EAGAIN && errno != EINTR) {
             return -errno;
@@ -286,10 +325,12 @@ static inline int qshm__lock_slow(struct qshm_header *h, uint64_t me, int poll)
 
 /* ---- the API ------------------------------------------------------------------------- */
 
-/* Takes the lock, waiting as long as it takes. Returns 0, QSHM_OWNER_DIED (taken; a holder
- * died and the data may be inconsistent: repair it, then qshm_mark_consistent), -EDEADLK
- * (this thread holds it already) or another -errno. */
-static inline int qshm_lock(struct qshm_header *h)
+/* Takes the lock, waiting as long as it takes. `fd`: a descriptor of the segment file that
+ * this process opened itself (not inherited or received), through which a dead qshm holder
+ * is recognised; -1 when there is none (a dead qshm holder is then waited for). Returns 0,
+ * QSHM_OWNER_DIED (taken; a holder died and the data may be inconsistent: repair it, then
+ * qshm_mark_consistent), -EDEADLK (this thread holds it already) or another -errno. */
+static inline int qshm_lock_fd(struct qshm_header *h, int fd)
 {
     uint64_t me = qshm__self_id();
     uint64_t expected = 0;
@@ -297,18 +338,30 @@ static inline int qshm_lock(struct qshm_header *h)
                                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED),
                          1))
         return qshm__acquired(h, 0);
-    return qshm__lock_slow(h, me, 0);
+    return qshm__lock_slow(h, fd, me, 0);
 }
 
-/* As qshm_lock, without waiting: -EBUSY when it is held by a live thread. */
-static inline int qshm_trylock(struct qshm_header *h)
+/* As qshm_lock_fd, without waiting: -EBUSY when it is held by a live thread. */
+static inline int qshm_trylock_fd(struct qshm_header *h, int fd)
 {
     uint64_t me = qshm__self_id();
     uint64_t expected = 0;
     if (__atomic_compare_exchange_n(&h->lock, &expected, me, 0, __ATOMIC_ACQUIRE,
                                     __ATOMIC_RELAXED))
         return qshm__acquired(h, 0);
-    return qshm__lock_slow(h, me, 1);
+    return qshm__lock_slow(h, fd, me, 1);
+}
+
+/* qshm_lock_fd without a descriptor. */
+static inline int qshm_lock(struct qshm_header *h)
+{
+    return qshm_lock_fd(h, -1);
+}
+
+/* qshm_trylock_fd without a descriptor. */
+static inline int qshm_trylock(struct qshm_header *h)
+{
+    return qshm_trylock_fd(h, -1);
 }
 
 /* Releases the lock. Returns 0, or -EPERM when this thread does not hold it. */

@@ -135,7 +135,7 @@ fn read_only_data_is_read_only_whatever_the_header_size() {
     let _w = util::file_watchdog("read_only_whatever_header", Duration::from_secs(60));
     let (path, _c) = unique_file("file-ro-odd-header");
     for header_size in [128u32, 4096] {
-        let mut bytes = header(1, header_size, 100);
+        let mut bytes = header(2, header_size, 100);
         bytes.resize(header_size as usize + 100, 7);
         write_file(&path, &bytes);
         let mut child = ChildProc::spawn("write-read-only", &[path.to_str().unwrap()]);
@@ -622,7 +622,7 @@ fn garbage_headers_are_refused_cleanly() {
         x ^= x << 17;
         *b = x as u8;
     }
-    let mut valid_plus = header(1, 4096, 100);
+    let mut valid_plus = header(2, 4096, 100);
     valid_plus.resize(4096 + 100, 0);
     let cases: Vec<(&str, Vec<u8>, ErrorKind)> = vec![
         ("empty", vec![], ErrorKind::InvalidSize),
@@ -632,19 +632,20 @@ fn garbage_headers_are_refused_cleanly() {
             ErrorKind::InvalidSize,
         ),
         ("noise", noise, ErrorKind::KeyError),
-        ("version 2", header(2, 4096, 1), ErrorKind::Unsupported),
+        ("version 3", header(3, 4096, 1), ErrorKind::Unsupported),
+        ("version 1", header(1, 4096, 1), ErrorKind::Unsupported),
         (
             "smaller than claimed",
-            header(1, 4096, 1 << 20),
+            header(2, 4096, 1 << 20),
             ErrorKind::InvalidSize,
         ),
-        ("odd header size", header(1, 100, 1), ErrorKind::KeyError),
+        ("odd header size", header(2, 100, 1), ErrorKind::KeyError),
         (
             "huge data size",
-            header(1, 4096, u64::MAX - 10),
+            header(2, 4096, u64::MAX - 10),
             ErrorKind::InvalidSize,
         ),
-        ("zero data", header(1, 4096, 0), ErrorKind::InvalidSize),
+        ("zero data", header(2, 4096, 0), ErrorKind::InvalidSize),
     ];
     for (what, bytes, kind) in cases {
         write_file(&path, &bytes);
@@ -718,6 +719,123 @@ fn a_forked_copy_dropped_first_leaves_the_file() {
         !path.exists(),
         "the parent's detach, the last, did not remove the file"
     );
+}
+
+/// `unshare` into a new PID namespace with its own /proc (a container sharing /dev/shm),
+/// the test binary its pid 1, killed with `unshare` (`--kill-child`).
+const OTHER_PID_NAMESPACE: [&str; 6] = [
+    "unshare",
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "--mount-proc",
+    "--",
+];
+
+/// `unshare` into a new time namespace, whose boot-time clock (and so every process start
+/// time read from /proc) is 100 000 s ahead.
+const OTHER_TIME_NAMESPACE: [&str; 9] = [
+    "unshare",
+    "--time",
+    "--boottime",
+    "100000",
+    "--monotonic",
+    "100000",
+    "--fork",
+    "--kill-child",
+    "--",
+];
+
+/// A holder run through `prefix` (a namespace wrapper): waited for while it lives, taken
+/// over within 1 s with `owner_died()` once it is killed. Before liveness slots, a segment
+/// made in another PID namespace was refused, and across time namespaces a live holder's
+/// start time did not match its tag: taken over at once.
+fn file_holder_elsewhere(name: &str, prefix: &[&str]) {
+    let (path, _c) = unique_file(name);
+    let seg = FileOptions::new().create(&path, 64).unwrap();
+    let mut holder = ChildProc::spawn_under(prefix, "hold-lock", &[path.to_str().unwrap()]);
+    assert_eq!(holder.expect_line(T), "locked");
+    let err = seg.lock_timeout(Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    holder.kill9();
+    let guard = seg
+        .lock_timeout(Duration::from_secs(1))
+        .expect("no lock within 1 s of the holder's death");
+    assert!(guard.owner_died());
+    assert_eq!(util::read_u64(guard.as_slice()), 1);
+}
+
+#[test]
+fn holder_in_another_pid_namespace() {
+    let _w = util::Watchdog::new("mapped holder_in_another_pid_namespace", T * 2);
+    file_holder_elsewhere("file-pidns-holder", &OTHER_PID_NAMESPACE);
+}
+
+#[test]
+fn holder_in_another_time_namespace() {
+    let _w = util::Watchdog::new("mapped holder_in_another_time_namespace", T * 2);
+    file_holder_elsewhere("file-timens-holder", &OTHER_TIME_NAMESPACE);
+}
+
+/// The other way round: the holder here, the waiter in a new PID namespace, where the
+/// holder's thread id names nothing (or another process).
+#[test]
+fn waiter_in_another_pid_namespace() {
+    let _w = util::Watchdog::new("mapped waiter_in_another_pid_namespace", T * 2);
+    let (path, _c) = unique_file("file-pidns-waiter");
+    let seg = FileOptions::new().create(&path, 64).unwrap();
+    let path_arg = path.to_str().unwrap();
+    let guard = seg.lock().unwrap();
+    let mut waiter = ChildProc::spawn_under(&OTHER_PID_NAMESPACE, "lock-for", &[path_arg, "300"]);
+    assert_eq!(waiter.expect_line(T), "Timeout");
+    assert!(waiter.wait(T).success());
+    drop(guard);
+    let mut waiter = ChildProc::spawn_under(&OTHER_PID_NAMESPACE, "lock-for", &[path_arg, "5000"]);
+    assert_eq!(waiter.expect_line(T), "locked, owner died false");
+    assert!(waiter.wait(T).success());
+    // And a holder killed there is taken over here.
+    file_holder_elsewhere("file-pidns-holder2", &OTHER_PID_NAMESPACE);
+}
+
+/// A mapping inherited over `unshare(CLONE_NEWPID)` + `fork()`: the child is pid 1 of a new
+/// namespace and its thread id means something else here. It used to be taken over within
+/// a millisecond while it held the lock.
+#[test]
+fn mapping_inherited_into_a_new_pid_namespace() {
+    let _w = util::Watchdog::new("mapping_inherited_into_a_new_pid_namespace", T * 2);
+    let (path, _c) = unique_file("file-pidns-fork");
+    let seg = FileOptions::new().create(&path, 64).unwrap();
+    let mut middle = ChildProc::spawn("pidns-fork-hold", &[path.to_str().unwrap()]);
+    assert_eq!(middle.expect_line(T), "locked as pid 1");
+    let err = seg.lock_timeout(Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    // Its parent killed, the holder gets SIGKILL (PR_SET_PDEATHSIG).
+    middle.kill9();
+    let guard = seg
+        .lock_timeout(Duration::from_secs(1))
+        .expect("no lock within 1 s of the holder's death");
+    assert!(guard.owner_died());
+    assert_eq!(util::read_u64(guard.as_slice()), 1);
+}
+
+/// A memfd received by a child: the child's description of it is its own, so a child
+/// killed holding the lock is recognised (the sender's description, shared over exec,
+/// would have kept its slot alive).
+#[test]
+fn memfd_receiver_killed_holding_is_taken_over() {
+    let _w = util::Watchdog::new("memfd_receiver_killed_holding_is_taken_over", T * 2);
+    let seg = MemfdOptions::new().create("held", 64).unwrap();
+    let mut child = ChildProc::spawn_configured("memfd-hold", &[], |cmd| {
+        seg.pass_to_child(cmd).unwrap();
+    });
+    assert_eq!(child.expect_line(T), "locked");
+    let err = seg.lock_timeout(Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    child.kill9();
+    let guard = seg
+        .lock_timeout(Duration::from_secs(1))
+        .expect("no lock within 1 s of the holder's death");
+    assert!(guard.owner_died());
 }
 
 #[test]
@@ -832,6 +950,46 @@ fn child_entry() {
                 util::say("truncated");
             }
             let _ = util::read_stdin_line();
+        }
+        "lock-for" => {
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            let ms = args[2].parse().unwrap();
+            match seg.lock_timeout(Duration::from_millis(ms)) {
+                Ok(g) => util::say(&format!("locked, owner died {}", g.owner_died())),
+                Err(e) => util::say(&format!("{:?}", e.kind())),
+            };
+        }
+        "pidns-fork-hold" => {
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            // SAFETY: unshare(CLONE_NEWPID) changes the PID namespace of later children only.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWPID) }, 0, "unshare");
+            // SAFETY: the child runs qshm and std code in a process whose other threads are
+            // idle test-harness threads (glibc's malloc is fork-safe), and never returns
+            // from this arm.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: asks the kernel for SIGKILL when the parent dies; no pointers.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                let mut guard = seg.lock().unwrap();
+                let bytes = guard.as_mut_slice().unwrap();
+                let v = util::read_u64(bytes);
+                util::write_u64(bytes, v + 1);
+                util::say(&format!("locked as pid {}", std::process::id()));
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            let mut status = 0;
+            // SAFETY: waits for our own child; `status` is a valid out-pointer.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+        }
+        "memfd-hold" => {
+            let seg = MappedSegment::from_env(&ReceiveOptions::new()).unwrap();
+            let _guard = seg.lock().unwrap();
+            util::say("locked");
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
         }
         "hold-lock" => {
             let seg = MappedSegment::open_file(&args[1]).unwrap();

@@ -43,13 +43,14 @@
 //! | offset | size | field | meaning |
 //! |---|---|---|---|
 //! | 0 | 8 | `magic` | `"QSHM\0SEG"` |
-//! | 8 | 4 | `version` | 1; readers refuse any other |
+//! | 8 | 4 | `version` | 2; readers refuse any other |
 //! | 12 | 4 | `header_size` | offset of the data area: the page size (≥ 4096) when qshm creates it |
 //! | 16 | 8 | `data_size` | size of the data area |
 //! | 24 | 4 | `flags` | bit 0: remove the file when its last user detaches |
 //! | 28 | 4 | `byte_order` | `0x01020304` |
 //! | 32 | 8 | `pid_ns` | inode of the creator's PID namespace, 0 if unknown |
-//! | 64 | 8 | `lock` | lock word: owner thread id (bits 0–29), waiters (bit 31), owner start-time tag (bits 32–63) |
+//! | 40 | 8 | `time_ns` | inode of the creator's time namespace, 0 if unknown |
+//! | 64 | 8 | `lock` | lock word: owner thread id (bits 0–29), waiters (bit 31), and either the owner process's liveness slot (bits 32–62, with bit 63 set: a qshm process) or its start-time tag (bits 32–62, bit 63 clear: a C program) |
 //! | 72 | 4 | `state` | bit 0: a holder died and nobody marked the data consistent since |
 //! | 80 | 8 | `generation` | number of take-overs from dead holders |
 //!
@@ -75,9 +76,27 @@
 //!
 //! # Platform-specific behavior
 //!
-//! Linux only (memfd, futexes, `/proc`); the module does not exist on other targets. All
-//! users of one segment must share a PID namespace (the lock compares thread ids); opening a
-//! segment created in another one is refused.
+//! Linux only (memfd, futexes, open-file-description locks); the module does not exist on
+//! other targets.
+//!
+//! A qshm holder is recognised as dead by the kernel's word, not by its pid: each qshm
+//! process holds an open-file-description lock on one byte of the segment file (its
+//! *liveness slot*, past the data, changing nothing in it) and names the slot in the lock
+//! word; the kernel drops the lock when the process dies. So holder and waiter may sit in
+//! different PID or time namespaces (containers sharing `/dev/shm`, or a mapping inherited
+//! over `unshare(CLONE_NEWPID)` and `fork`), behind `hidepid`, or under qemu-user. What
+//! remains:
+//!
+//! * a received or inherited descriptor is reopened through `/proc/self/fd` to get a
+//!   description of this process's own; without `/proc` a process names itself by thread
+//!   id, and locking fails with [`ErrorKind::Unsupported`](crate::ErrorKind) when it is not
+//!   in the PID namespace of the segment's creator (its thread id would mean nothing there);
+//! * C programs using `qshm.h` name themselves by thread id: they must run in the creator's
+//!   PID namespace, and qshm processes elsewhere wait for them rather than judge them;
+//! * a holder that dies while a child it forked (without `exec`) still has the segment open
+//!   is taken for alive until the child closes it or dies: a wait, never two holders;
+//! * a thread that exits holding the lock (a leaked guard) is recovered when its process
+//!   dies or closes the segment.
 //!
 //! # References
 //!

@@ -165,8 +165,7 @@ impl FileOptions {
     /// * [`ErrorKind::NotFound`]: no such file.
     /// * [`ErrorKind::KeyError`]: not a qshm segment (bad magic, corrupt header), or on a
     ///   disk-backed file system.
-    /// * [`ErrorKind::Unsupported`]: another layout version or byte order, or made in
-    ///   another PID namespace.
+    /// * [`ErrorKind::Unsupported`]: another layout version or byte order.
     /// * [`ErrorKind::InvalidSize`]: the file is smaller than its header claims.
     /// * [`ErrorKind::PermissionDenied`]: no read and write permission.
     pub fn open(&self, name: impl AsRef<Path>) -> Result<MappedSegment> {

@@ -43,7 +43,7 @@ int main(int argc, char **argv)
     printf("ready\n");
     fflush(stdout);
     for (long i = 0; i < iterations; i++) {
-        rc = qshm_lock(h);
+        rc = qshm_lock_fd(h, fd);
         if (rc == QSHM_OWNER_DIED) {
             qshm_mark_consistent(h);
         } else if (rc != 0) {

@@ -2,6 +2,7 @@
 //! files, the runtime directory).
 
 pub(crate) mod inspect;
+mod liveness;
 pub(crate) mod mapped;
 mod posix;
 mod robust_lock;

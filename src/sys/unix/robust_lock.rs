@@ -3,17 +3,18 @@
 //! (`qshm_lock`, `qshm_unlock`), and both must stay identical: a C or Qt program that maps the
 //! same file takes the same lock.
 //!
-//! # The lock word (header offset 64, 8 bytes, native byte order)
+//! # The lock word (header offset 64, 8 bytes, native byte order; layout version 2)
 //!
 //! ```text
 //! bits  0..30  owner's thread id (Linux TID), 0 when free
 //! bit   30     reserved, 0
 //! bit   31     WAITERS: someone may sleep in FUTEX_WAIT on the low 32 bits
-//! bits 32..64  owner's tag: the low 32 bits of the owning thread's start time
-//!              (field 22 of /proc/thread-self/stat, clock ticks since boot), 0 if unknown
+//! bit   63     TOKEN: bits 32..62 name the owner process's liveness slot (qshm)
+//! bits 32..62  with TOKEN: the slot; without: the owner's tag, the low 31 bits of the
+//!              owning thread's start time (field 22 of /proc/thread-self/stat), 0 if unknown
 //! ```
 //!
-//! * **Lock**: `CAS(0 → me)`, where `me = tag << 32 | tid` is cached per thread, so the
+//! * **Lock**: `CAS(0 → me)`, where `me` is cached per thread and per handle, so the
 //!   uncontended path is one atomic instruction and no system call.
 //! * **Unlock**: `CAS(me → 0)`; if that fails because WAITERS is set, `CAS(me|WAITERS → 0)`
 //!   and `FUTEX_WAKE(1)` on the low half.
@@ -23,25 +24,38 @@
 //!   lost, and a waiter killed in its sleep costs at most one spurious wake, since the bit
 //!   is cleared at every unlock.
 //! * **Owner death**: on every timeout (1 ms, doubling to 16 ms), a waiter checks whether the
-//!   owner is alive: `/proc/<tid>/task/<tid>/stat` exists, is not a zombie, and its start
-//!   time matches the tag (so a reused thread id is not mistaken for the owner); when
-//!   `/proc` hides the task (`hidepid`), `kill(tid, 0)` decides. A dead owner is replaced by
-//!   `CAS(observed → me|WAITERS)`: every waiter compares against the same observed value,
-//!   so exactly one takes over. The winner sets `STATE_INCONSISTENT` and bumps the
-//!   generation; every later locker is told the owner died until someone marks the data
-//!   consistent.
+//!   owner is alive. A dead owner is replaced by `CAS(observed → me|WAITERS)`: every waiter
+//!   compares against the same observed value, so exactly one takes over. The winner sets
+//!   `STATE_INCONSISTENT` and bumps the generation; every later locker is told the owner
+//!   died until someone marks the data consistent.
+//!
+//! # Liveness
+//!
+//! A qshm process takes, in each fork generation, a random *slot* (`liveness.rs`): every
+//! handle locks the slot's byte of the segment file (`F_OFD_SETLK`, a read lock) through a
+//! description of its own, before its first lock. Its identity is `TOKEN | slot << 32 |
+//! tid`, written by the same compare-and-swap that takes the lock, so there is no moment at
+//! which it holds the lock unnamed. A waiter asks the kernel whether the slot is still
+//! locked (`F_OFD_GETLK`, through its own description): the kernel drops the lock when the
+//! owner's last descriptor closes, in any PID or time namespace, under `hidepid`, under
+//! qemu-user. Not locked: dead. Locked, or no answer: alive.
+//!
+//! Owners without a token are C programs (`qshm.h`) and a qshm handle that could not make a
+//! description of its own (a received or inherited descriptor and no `/proc` to reopen it):
+//! their thread id and start-time tag are checked in `/proc` (a zombie or a different start
+//! time is dead; when `/proc` hides the task, `kill(tid, 0)` decides), and only by a waiter
+//! in the PID namespace the header records for the segment's creator (the time namespace
+//! too for the tag): anywhere else they are taken for alive.
 //!
 //! # What remains
 //!
-//! * All users must share one PID namespace (thread ids are compared) and one time namespace
-//!   (start times are compared); the header records the creator's PID namespace and opening
-//!   from another one is refused.
-//! * A thread id reused by a thread started in the same clock tick (10 ms) as the dead
-//!   owner would be taken for it: the owner would need to die and 32 768+ threads be created
-//!   within one tick.
-//! * A process that forks while holding the lock: the child is not the owner. The per-thread
-//!   cache is invalidated by a `pthread_atfork` handler, so a raw `clone`/`vfork` child that
-//!   then locks would present its parent's identity; `std::process::Command` only execs.
+//! * A token belongs to a process: a thread that exits holding the lock (a guard leaked with
+//!   `mem::forget`) is recovered only when its process dies or closes the segment.
+//! * A process that forks shares its descriptions with the child: a holder that dies while a
+//!   forked child still has the segment open is taken for alive until the child closes it
+//!   or dies (a wait, never two holders). The child takes its own slot and identity.
+//! * Tag owners (C programs) are recognised only in the creator's PID namespace; a thread id
+//!   reused within the same clock tick (10 ms) as its dead owner would be taken for it.
 //!
 //! # References
 //!
@@ -51,6 +65,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -58,6 +73,7 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 use rustix::thread::futex;
 
+use super::liveness::{lock_slot, random_slots, slot_locked, SLOTS};
 use crate::backend::Wait;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::sys::procfs::read_stat;
@@ -67,6 +83,10 @@ use crate::sys::SegmentLock;
 pub(crate) const TID_MASK: u64 = 0x3fff_ffff;
 /// Someone may be sleeping on the futex.
 pub(crate) const WAITERS: u64 = 0x8000_0000;
+/// The high half names the owner's liveness slot (see the module docs).
+pub(crate) const TOKEN: u64 = 1 << 63;
+/// A tag: the low 31 bits of a start time (bit 63 stays clear).
+const TAG_MASK: u64 = 0x7fff_ffff;
 /// `state` bit: a holder died, and nobody has marked the data consistent since.
 pub(crate) const STATE_INCONSISTENT: u32 = 1;
 
@@ -77,12 +97,12 @@ const FIRST_NAP: Duration = Duration::from_millis(1);
 const LONGEST_NAP: Duration = Duration::from_millis(16);
 
 thread_local! {
-    /// (fork generation, lock-word identity) of this thread.
+    /// (fork generation, tag-based lock-word identity) of this thread.
     static IDENTITY: Cell<(u32, u64)> = const { Cell::new((0, 0)) };
 }
 
-/// This thread's identity in the lock word: `tag << 32 | tid`. Cached: no system call
-/// unless this thread has never asked or the process has forked since.
+/// This thread's tag identity: `tag << 32 | tid`. Cached: no system call unless this
+/// thread has never asked or the process has forked since.
 #[inline]
 pub(crate) fn self_id() -> u64 {
     IDENTITY.with(|cell| {
@@ -102,24 +122,207 @@ pub(crate) fn self_id() -> u64 {
 fn compute_self_id() -> u64 {
     crate::sys::fork::watch();
     let tid = rustix::thread::gettid().as_raw_nonzero().get() as u64 & TID_MASK;
-    let tag = read_stat("/proc/thread-self/stat").map_or(0, |s| s.start as u32);
-    u64::from(tag) << 32 | tid
+    let tag = read_stat("/proc/thread-self/stat").map_or(0, |s| s.start & TAG_MASK);
+    tag << 32 | tid
 }
 
-/// Whether the owner encoded in `word` is certainly gone.
-pub(crate) fn owner_is_dead(word: u64) -> bool {
+/// This process's slot in the current fork generation (random, taken once per generation;
+/// see the module docs), as the high half of a lock word: `TOKEN >> 32 | slot`.
+fn process_token() -> u32 {
+    static TOKEN_OF_GENERATION: AtomicU64 = AtomicU64::new(0);
+    let generation = crate::sys::fork::generation();
+    let cached = TOKEN_OF_GENERATION.load(Ordering::Relaxed);
+    if (cached >> 32) as u32 == generation {
+        return cached as u32;
+    }
+    crate::sys::fork::watch();
+    let token = (TOKEN >> 32) as u32 | random_slots().next().unwrap_or(1);
+    // Two threads of a new generation may race: the first one's token stands.
+    match TOKEN_OF_GENERATION.compare_exchange(
+        cached,
+        u64::from(generation) << 32 | u64::from(token),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    ) {
+        Ok(_) => token,
+        Err(now) if (now >> 32) as u32 == generation => now as u32,
+        Err(_) => process_token(),
+    }
+}
+
+/// Whether the tag owner in `word` is certainly gone, judged from `/proc` of the caller's
+/// PID namespace (which must be the owner's); its start time is compared only when
+/// `compare_start` (same time namespace).
+pub(crate) fn tag_owner_is_dead(word: u64, compare_start: bool) -> bool {
     let tid = (word & TID_MASK) as i32;
-    let tag = (word >> 32) as u32;
+    let tag = (word >> 32) & TAG_MASK;
     if tid == 0 {
         return false;
     }
     match crate::sys::procfs::task_stat(tid as u32) {
-        Ok(stat) => stat.is_dead() || (tag != 0 && stat.start as u32 != tag),
+        Ok(stat) => stat.is_dead() || (compare_start && tag != 0 && stat.start & TAG_MASK != tag),
         // Gone, or hidden from us (`hidepid`): ask the kernel whether the id exists at all.
         Err(_) => match rustix::process::Pid::from_raw(tid) {
             Some(pid) => rustix::process::test_kill_process(pid) == Err(Errno::SRCH),
             None => false,
         },
+    }
+}
+
+/// What a handle needs to name itself and to judge an owner: the segment's descriptor, a
+/// description of its own in the current fork generation, and the namespaces.
+pub(crate) struct Liveness {
+    /// The segment's descriptor; the segment closes it only after dropping the lock. -1:
+    /// none (then every owner token is taken for alive).
+    fd: RawFd,
+    /// Whether `fd`'s description was opened by this process in fork generation `made`
+    /// (so no other process shares it).
+    private: bool,
+    made: u32,
+    /// The header's creator namespaces compared with ours: whether tag owners can be
+    /// judged here, and their start times compared.
+    same_pid_ns: bool,
+    same_time_ns: bool,
+    /// `generation << 32 | fd` of a description reopened through `/proc/self/fd` (when `fd`
+    /// is not private in the current generation); 0: none yet. Owned: closed on drop.
+    reopened: AtomicU64,
+    /// `generation << 32 | high half of this handle's identity` once this handle has locked
+    /// its slot in that generation (high half 0: no slot, the tag identity); 0: not yet.
+    prepared: AtomicU64,
+}
+
+/// The namespaces a segment's header records for its creator, and whether they are ours.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SameNamespaces {
+    /// Same PID namespace, both known.
+    pub(crate) pid: bool,
+    /// Same time namespace, both known.
+    pub(crate) time: bool,
+}
+
+impl Liveness {
+    /// # Safety
+    ///
+    /// `fd` (unless -1) must stay open for as long as the returned value lives.
+    pub(crate) unsafe fn new(fd: RawFd, private: bool, ns: SameNamespaces) -> Liveness {
+        crate::sys::fork::watch();
+        Liveness {
+            fd,
+            private: private && fd >= 0,
+            made: crate::sys::fork::generation(),
+            same_pid_ns: ns.pid,
+            same_time_ns: ns.time,
+            reopened: AtomicU64::new(0),
+            prepared: AtomicU64::new(0),
+        }
+    }
+
+    fn segment_fd(&self) -> Option<BorrowedFd<'_>> {
+        // SAFETY: `fd` stays open while `self` lives (the contract of `new`).
+        (self.fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(self.fd) })
+    }
+
+    /// A description of the segment file no other process shares, in fork generation
+    /// `generation` (the current one): the segment's own if it is, else one reopened
+    /// through `/proc/self/fd` (once per generation). `None` without one.
+    fn own_description(&self, generation: u32) -> Option<BorrowedFd<'_>> {
+        let fd = self.segment_fd()?;
+        if self.private && generation == self.made {
+            return Some(fd);
+        }
+        let current = self.reopened.load(Ordering::Acquire);
+        if (current >> 32) as u32 != generation {
+            let new = super::liveness::reopen(&fd, false)?;
+            let value = u64::from(generation) << 32 | new.as_raw_fd() as u32 as u64;
+            match self.reopened.compare_exchange(
+                current,
+                value,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(old) => {
+                    std::mem::forget(new);
+                    if old != 0 {
+                        // SAFETY: a descriptor this value reopened in an older generation
+                        // (a copy inherited over fork, which this process owns); no thread
+                        // of this process uses it any more, since all are in the new
+                        // generation.
+                        drop(unsafe { OwnedFd::from_raw_fd(old as u32 as RawFd) });
+                    }
+                }
+                Err(_) => drop(new), // another thread reopened first
+            }
+        }
+        let now = self.reopened.load(Ordering::Acquire);
+        // SAFETY: a descriptor this value owns, closed only on drop or when replaced in a
+        // later generation (which cannot start while this thread is in this one).
+        ((now >> 32) as u32 == generation)
+            .then(|| unsafe { BorrowedFd::borrow_raw(now as u32 as RawFd) })
+    }
+
+    /// The high half of this handle's identity in the current generation: the token after
+    /// locking its slot, or 0 for the tag identity.
+    #[inline]
+    fn high(&self) -> Result<u32> {
+        let generation = crate::sys::fork::generation();
+        let prepared = self.prepared.load(Ordering::Relaxed);
+        if (prepared >> 32) as u32 == generation {
+            Ok(prepared as u32)
+        } else {
+            self.prepare(generation)
+        }
+    }
+
+    #[cold]
+    fn prepare(&self, generation: u32) -> Result<u32> {
+        let token = process_token();
+        let slot = token & (SLOTS - 1);
+        let high = match self.own_description(generation) {
+            Some(fd) if lock_slot(&fd, slot, false).is_ok() => token,
+            _ => 0,
+        };
+        if high == 0 && !self.same_pid_ns && self.fd >= 0 {
+            return Err(
+                Error::new(ErrorKind::Unsupported, Operation::Lock, String::new()).with_detail(
+                    "this process cannot take a liveness slot (the descriptor was received \
+                     or inherited and /proc is not there to reopen it), and it does not \
+                     share the PID namespace of the segment's creator: its thread id would \
+                     mean nothing to the other users",
+                ),
+            );
+        }
+        self.prepared.store(
+            u64::from(generation) << 32 | u64::from(high),
+            Ordering::Relaxed,
+        );
+        Ok(high)
+    }
+
+    /// Whether the owner in `word` is certainly gone (module docs, "Liveness").
+    fn owner_is_dead(&self, word: u64) -> bool {
+        if word & TID_MASK == 0 {
+            return false;
+        }
+        if word & TOKEN == 0 {
+            return self.same_pid_ns && tag_owner_is_dead(word, self.same_time_ns);
+        }
+        let token = (word >> 32) as u32;
+        if token == process_token() {
+            return false; // a thread of this process
+        }
+        let generation = crate::sys::fork::generation();
+        self.own_description(generation)
+            .is_some_and(|fd| slot_locked(&fd, token & (SLOTS - 1)) == Some(false))
+    }
+}
+
+impl Drop for Liveness {
+    fn drop(&mut self) {
+        let reopened = *self.reopened.get_mut();
+        if reopened != 0 {
+            // SAFETY: a descriptor this value reopened and owns; nothing uses it any more.
+            drop(unsafe { OwnedFd::from_raw_fd(reopened as u32 as RawFd) });
+        }
     }
 }
 
@@ -131,13 +334,16 @@ pub(crate) struct RobustLock {
     word: NonNull<AtomicU64>,
     state: NonNull<AtomicU32>,
     generation: NonNull<AtomicU64>,
+    live: Liveness,
 }
 
 // SAFETY: the pointers address atomics in a shared mapping that stays mapped while the value
 // lives (see the type's doc); atomics may be used from any thread, and every access here is
-// atomic. Checked at compile time in `tests::send_sync`.
+// atomic. `Liveness` holds a descriptor number and atomics. Checked at compile time in
+// `tests::send_sync`.
 unsafe impl Send for RobustLock {}
-// SAFETY: as for `Send`: `&RobustLock` only performs atomic operations on the mapping.
+// SAFETY: as for `Send`: `&RobustLock` only performs atomic operations on the mapping and
+// `fcntl`/`open` calls on descriptors.
 unsafe impl Sync for RobustLock {}
 
 impl fmt::Debug for RobustLock {
@@ -153,13 +359,32 @@ impl RobustLock {
     ///
     /// `word`, `state` and `generation` must be aligned, point to writable shared memory
     /// that stays mapped for as long as the returned value lives, and be accessed by every
-    /// process only atomically (the layout of `include/qshm.h`).
-    pub(crate) unsafe fn new(word: *mut u64, state: *mut u32, generation: *mut u64) -> RobustLock {
+    /// process only atomically (the layout of `include/qshm.h`); `live` must describe the
+    /// file they are mapped from.
+    pub(crate) unsafe fn new(
+        word: *mut u64,
+        state: *mut u32,
+        generation: *mut u64,
+        live: Liveness,
+    ) -> RobustLock {
         RobustLock {
             word: NonNull::new(word.cast()).expect("non-null lock word"),
             state: NonNull::new(state.cast()).expect("non-null state"),
             generation: NonNull::new(generation.cast()).expect("non-null generation"),
+            live,
         }
+    }
+
+    /// This thread's identity in the lock word, through this handle.
+    #[inline]
+    fn me(&self) -> Result<u64> {
+        let high = self.live.high()?;
+        let id = self_id();
+        Ok(if high == 0 {
+            id
+        } else {
+            u64::from(high) << 32 | id & TID_MASK
+        })
     }
 
     fn word(&self) -> &AtomicU64 {
@@ -235,7 +460,7 @@ impl RobustLock {
                 );
             }
             if wait == Wait::Poll {
-                if owner_is_dead(cur) && self.take_over(cur, me) {
+                if self.live.owner_is_dead(cur) && self.take_over(cur, me) {
                     return Ok(self.acquired(true));
                 }
                 if word.load(Ordering::Relaxed) & TID_MASK == 0 {
@@ -281,7 +506,7 @@ impl RobustLock {
                     let now = word.load(Ordering::Relaxed);
                     if now & TID_MASK != 0
                         && now & !WAITERS != me
-                        && owner_is_dead(now)
+                        && self.live.owner_is_dead(now)
                         && self.take_over(now, me)
                     {
                         return Ok(self.acquired(true));
@@ -336,7 +561,7 @@ impl RobustLock {
 impl SegmentLock for RobustLock {
     #[inline]
     fn lock(&self, wait: Wait, op: Operation) -> Result<bool> {
-        let me = self_id();
+        let me = self.me().map_err(|e| e.with_op(op))?;
         if self
             .word()
             .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
@@ -349,7 +574,7 @@ impl SegmentLock for RobustLock {
 
     #[inline]
     fn unlock(&self) -> Result<()> {
-        let me = self_id();
+        let me = self.me()?;
         if self
             .word()
             .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
@@ -385,6 +610,17 @@ impl SegmentLock for ImmutableLock {
 mod tests {
     use super::*;
 
+    /// Private memory has no file: owners are judged by their tags, as in the creator's
+    /// namespaces.
+    fn no_file() -> Liveness {
+        let same = SameNamespaces {
+            pid: true,
+            time: true,
+        };
+        // SAFETY: no descriptor.
+        unsafe { Liveness::new(-1, false, same) }
+    }
+
     #[test]
     fn send_sync() {
         fn send_sync<T: Send + Sync>() {}
@@ -399,10 +635,10 @@ mod tests {
         assert_ne!(a & TID_MASK, 0);
         let b = std::thread::spawn(self_id).join().unwrap();
         assert_ne!(a & TID_MASK, b & TID_MASK);
-        assert!(!owner_is_dead(a));
+        assert!(!tag_owner_is_dead(a, true));
         // That thread has exited: its id is gone (or reused by a thread with another start).
         wait_until_gone(b);
-        assert!(owner_is_dead(b));
+        assert!(tag_owner_is_dead(b, true));
     }
 
     /// Waits until the kernel no longer lists the thread of identity `id` (at most 5 s).
@@ -423,7 +659,7 @@ mod tests {
         let mut generation = 0u64;
         // SAFETY: the three locals outlive `lock`, are aligned and are only accessed
         // through it.
-        let lock = unsafe { RobustLock::new(&mut word, &mut state, &mut generation) };
+        let lock = unsafe { RobustLock::new(&mut word, &mut state, &mut generation, no_file()) };
         assert!(!lock.lock(Wait::Forever, Operation::Lock).unwrap());
         assert_eq!(
             lock.lock(Wait::Poll, Operation::Lock).unwrap_err().kind(),
@@ -448,7 +684,7 @@ mod tests {
         let mut generation = 0u64;
         // SAFETY: the three locals outlive `lock`, are aligned and are only accessed
         // through it.
-        let lock = unsafe { RobustLock::new(&mut word, &mut state, &mut generation) };
+        let lock = unsafe { RobustLock::new(&mut word, &mut state, &mut generation, no_file()) };
         // A dead owner: a thread that has exited.
         let dead = std::thread::spawn(self_id).join().unwrap();
         wait_until_gone(dead);

@@ -7,7 +7,7 @@ use super::*;
 pub(crate) const MAGIC: [u8; 8] = *b"QSHM\0SEG";
 
 /// The layout version this build reads and writes.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// Written in native byte order; a reader of the other byte order sees `0x04030201`.
 pub(crate) const BYTE_ORDER: u32 = 0x0102_0304;
@@ -15,13 +15,13 @@ pub(crate) const BYTE_ORDER: u32 = 0x0102_0304;
 /// Header flag: the file is removed when its last qshm user detaches.
 pub(crate) const FLAG_REMOVE_ON_LAST_DETACH: u32 = 1;
 
-/// The smallest header size a version-1 segment may declare (the fields below).
+/// The smallest header size a version-2 segment may declare (the fields below).
 pub(crate) const MIN_HEADER_SIZE: usize = std::mem::size_of::<Header>();
 
 /// Upper bound on a declared header size, so garbage cannot make us map gigabytes.
 pub(super) const MAX_HEADER_SIZE: usize = 1 << 20;
 
-/// The fixed part of the header, layout version 1 (`struct qshm_header` in `qshm.h`).
+/// The fixed part of the header, layout version 2 (`struct qshm_header` in `qshm.h`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Header {
@@ -32,7 +32,8 @@ pub(crate) struct Header {
     pub(crate) flags: u32,
     pub(crate) byte_order: u32,
     pub(crate) pid_ns: u64,
-    pub(crate) reserved0: [u8; 24],
+    pub(crate) time_ns: u64,
+    pub(crate) reserved0: [u8; 16],
     pub(crate) lock: u64,
     pub(crate) state: u32,
     pub(crate) reserved1: u32,
@@ -46,6 +47,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, flags) == 24);
     assert!(std::mem::offset_of!(Header, byte_order) == 28);
     assert!(std::mem::offset_of!(Header, pid_ns) == 32);
+    assert!(std::mem::offset_of!(Header, time_ns) == 40);
     assert!(std::mem::offset_of!(Header, lock) == 64);
     assert!(std::mem::offset_of!(Header, state) == 72);
     assert!(std::mem::offset_of!(Header, generation) == 80);
@@ -64,7 +66,8 @@ impl Header {
             flags: u32_at(24),
             byte_order: u32_at(28),
             pid_ns: u64_at(32),
-            reserved0: [0; 24],
+            time_ns: u64_at(40),
+            reserved0: [0; 16],
             lock: u64_at(64),
             state: u32_at(72),
             reserved1: 0,
@@ -78,7 +81,7 @@ impl Header {
 pub(crate) fn validate_header(
     bytes: &[u8],
     file_len: u64,
-) -> std::result::Result<(usize, usize, u32, u64), (ErrorKind, String)> {
+) -> std::result::Result<(usize, usize, u32), (ErrorKind, String)> {
     if bytes.len() < MIN_HEADER_SIZE || file_len < MIN_HEADER_SIZE as u64 {
         return Err((
             ErrorKind::InvalidSize,
@@ -104,10 +107,16 @@ pub(crate) fn validate_header(
         ));
     }
     if h.version != VERSION {
+        let why = if h.version == 1 {
+            " (version 1, written by earlier builds of qshm, identified lock owners by thread id, which cannot \
+             work across PID namespaces: re-create the segment)"
+        } else {
+            ""
+        };
         return Err((
             ErrorKind::Unsupported,
             format!(
-                "layout version {} is not supported (this build reads version {VERSION})",
+                "layout version {} is not supported (this build reads version {VERSION}){why}",
                 h.version
             ),
         ));
@@ -142,7 +151,7 @@ pub(crate) fn validate_header(
             ),
         ));
     }
-    Ok((header_size, h.data_size as usize, h.flags, h.pid_ns))
+    Ok((header_size, h.data_size as usize, h.flags))
 }
 
 /// The header size new segments get: one page (at least 4096).
@@ -166,8 +175,9 @@ pub(super) fn write_header(
         data_size: data_size as u64,
         flags,
         byte_order: BYTE_ORDER,
-        pid_ns: pid_namespace(),
-        reserved0: [0; 24],
+        pid_ns: namespaces().0,
+        time_ns: namespaces().1,
+        reserved0: [0; 16],
         lock: 0,
         state: 0,
         reserved1: 0,
@@ -181,6 +191,7 @@ pub(super) fn write_header(
     bytes[24..28].copy_from_slice(&header.flags.to_ne_bytes());
     bytes[28..32].copy_from_slice(&header.byte_order.to_ne_bytes());
     bytes[32..40].copy_from_slice(&header.pid_ns.to_ne_bytes());
+    bytes[40..48].copy_from_slice(&header.time_ns.to_ne_bytes());
     let n = rustix::io::pwrite(fd, &bytes, 0).map_err(|e| Ctx::label(op, label).errno(e))?;
     if n != bytes.len() {
         return Err(Error::new(ErrorKind::OutOfResources, op, label)
@@ -206,16 +217,8 @@ pub(super) fn read_header(
             Err(e) => return Err(Ctx::label(op, label).errno(e)),
         }
     }
-    let (header_size, data_size, flags, pid_ns) = validate_header(&bytes[..got], file_len)
-        .map_err(|(kind, msg)| Error::new(kind, op, label).with_detail(msg))?;
-    let mine = pid_namespace();
-    if pid_ns != 0 && mine != 0 && pid_ns != mine {
-        return Err(Error::new(ErrorKind::Unsupported, op, label).with_detail(
-            "the segment was created in another PID namespace: its lock identifies owners by \
-             thread id, which cannot work across namespaces",
-        ));
-    }
-    Ok((header_size, data_size, flags))
+    validate_header(&bytes[..got], file_len)
+        .map_err(|(kind, msg)| Error::new(kind, op, label).with_detail(msg))
 }
 
 pub(super) fn checked_total(

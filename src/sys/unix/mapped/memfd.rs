@@ -39,13 +39,24 @@ pub(crate) fn create_memfd(name: &str, data_size: usize, seal: bool) -> Result<M
         data_writable: true,
         immutable: false,
         check_size: false,
+        private: true,
     };
     map_fd(fd, Backing::Memfd, req, op, &label)
 }
 
 /// Maps a descriptor received from elsewhere, after checking its seals and size.
+///
+/// The received descriptor shares its open file description with the sender; the segment
+/// keeps a new description of the same file instead (through `/proc/self/fd`), so that the
+/// sender's description, which carries the sender's liveness slot, dies with the sender
+/// (`robust_lock.rs`, "Liveness"). Without `/proc` it keeps the received one.
 pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<MappedInner> {
     let op = Operation::Attach;
+    let writable = rustix::fs::fcntl_getfl(&fd).is_ok_and(|f| f & OFlags::ACCMODE == OFlags::RDWR);
+    let (fd, private) = match super::super::liveness::reopen(&fd, writable) {
+        Some(own) => (own, true),
+        None => (fd, false),
+    };
     let st = rustix::fs::fstat(&fd).map_err(|e| Ctx::label(op, label).errno(e))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Error::new(ErrorKind::KeyError, op, label)
@@ -81,6 +92,7 @@ pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<M
         data_writable: params.access == AccessMode::ReadWrite && !immutable,
         immutable,
         check_size: !shrink_sealed,
+        private,
     };
     let backing = match seals {
         Some(_) => Backing::Memfd,

@@ -1,7 +1,7 @@
 //! Memory-mapped segments with their lock inside: files on a RAM-backed file system, and
 //! memfds passed by inheritance or over Unix sockets (`qshm::mapped`).
 //!
-//! The segment starts with the header `include/qshm.h` describes (layout version 1); the
+//! The segment starts with the header `include/qshm.h` describes (layout version 2); the
 //! data area follows at `header_size`, a multiple of the page size, so that a read-only
 //! attachment can map the data without write permission while still taking the lock.
 //!
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, SealFlags, CWD};
@@ -36,7 +36,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags,
 };
 
-use super::robust_lock::{ImmutableLock, RobustLock};
+use super::robust_lock::{ImmutableLock, Liveness, RobustLock, SameNamespaces};
 use super::Ctx;
 use crate::backend::Wait;
 use crate::error::{Error, ErrorKind, Operation, Result};
@@ -54,10 +54,22 @@ fn page_size() -> usize {
     rustix::param::page_size()
 }
 
-/// The inode number of this process's PID namespace (0 when it cannot be read).
-fn pid_namespace() -> u64 {
-    static NS: OnceLock<u64> = OnceLock::new();
-    *NS.get_or_init(|| rustix::fs::stat("/proc/self/ns/pid").map_or(0, |s| s.st_ino as u64))
+/// The inode numbers of this process's PID and time namespaces (0 when unknown), read
+/// again in a forked child (which `unshare(CLONE_NEWPID)` puts in a new one).
+fn namespaces() -> (u64, u64) {
+    static NS: Mutex<(u32, u64, u64)> = Mutex::new((0, 0, 0));
+    crate::sys::fork::watch();
+    let generation = crate::sys::fork::generation();
+    let mut ns = NS.lock().unwrap_or_else(|e| e.into_inner());
+    if ns.0 != generation {
+        let inode = |path: &str| rustix::fs::stat(path).map_or(0, |s| s.st_ino as u64);
+        *ns = (
+            generation,
+            inode("/proc/self/ns/pid"),
+            inode("/proc/self/ns/time"),
+        );
+    }
+    (ns.1, ns.2)
 }
 
 /// How a segment's memory is backed.
@@ -135,6 +147,8 @@ pub(crate) struct MappedInner {
     check_size: bool,
     lock: LockKind,
     fd: OwnedFd,
+    /// Whether `fd`'s description is this process's own ([`MapRequest::private`]).
+    private: bool,
     backing: Backing,
     closed: bool,
 }
@@ -170,6 +184,9 @@ struct MapRequest {
     /// Nobody can write the segment (write-sealed): map everything read-only, no lock.
     immutable: bool,
     check_size: bool,
+    /// The descriptor's open file description was opened by this process (not received
+    /// or inherited): no other process shares it (see `robust_lock.rs`, "Liveness").
+    private: bool,
 }
 
 impl MapRequest {
@@ -181,6 +198,7 @@ impl MapRequest {
             data_writable: params.access == AccessMode::ReadWrite,
             immutable: false,
             check_size: params.check_size_on_lock,
+            private: true,
         }
     }
 }
@@ -266,6 +284,21 @@ fn map_fd(
         LockKind::Immutable(ImmutableLock)
     } else {
         let base = addr.cast::<u8>();
+        let creator = |offset: usize| {
+            // SAFETY: offsets 32 and 40 of the page-aligned header: aligned u64 fields
+            // inside the mapping, written once by the creator before it shared the file;
+            // read atomically, since a hostile peer may still write them.
+            let field = unsafe { &*base.add(offset).cast::<AtomicU64>() };
+            field.load(Ordering::Relaxed)
+        };
+        let (pid_ns, time_ns) = namespaces();
+        let same = |theirs: u64, ours: u64| theirs != 0 && theirs == ours;
+        let ns = SameNamespaces {
+            pid: same(creator(std::mem::offset_of!(Header, pid_ns)), pid_ns),
+            time: same(creator(std::mem::offset_of!(Header, time_ns)), time_ns),
+        };
+        // SAFETY: `fd` moves into the segment, which drops the lock before closing it.
+        let live = unsafe { Liveness::new(fd.as_raw_fd(), req.private, ns) };
         // SAFETY: the header lies at the start of the mapping, which is page-aligned, so the
         // fields at offsets 64, 72 and 80 are aligned; the header page stays mapped writable
         // for as long as the lock lives (it is dropped before the munmap in `close`); every
@@ -275,6 +308,7 @@ fn map_fd(
                 base.add(std::mem::offset_of!(Header, lock)).cast(),
                 base.add(std::mem::offset_of!(Header, state)).cast(),
                 base.add(std::mem::offset_of!(Header, generation)).cast(),
+                live,
             ))
         }
     };
@@ -294,6 +328,7 @@ fn map_fd(
         check_size: req.check_size,
         lock,
         fd,
+        private: req.private,
         backing,
         closed: false,
     })
@@ -406,6 +441,8 @@ impl MappedInner {
             data_writable: !sealed_ok,
             immutable: sealed_ok,
             check_size: false,
+            // A duplicate shares the description of ours.
+            private: self.private,
         };
         let remapped = map_fd(fd, Backing::Memfd, req, op, label);
         match (sealed, remapped) {

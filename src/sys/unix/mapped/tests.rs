@@ -20,7 +20,7 @@ fn header_bytes(version: u32, header_size: u32, data_size: u64) -> Vec<u8> {
 
 #[test]
 fn header_validation() {
-    let ok = header_bytes(1, 4096, 100);
+    let ok = header_bytes(VERSION, 4096, 100);
     assert_eq!(validate_header(&ok, 4196).unwrap().1, 100);
     assert_eq!(
         validate_header(&ok, 4195).unwrap_err().0,
@@ -31,25 +31,29 @@ fn header_validation() {
         ErrorKind::InvalidSize
     );
     assert_eq!(
-        validate_header(&header_bytes(2, 4096, 1), 8192)
+        validate_header(&header_bytes(3, 4096, 1), 8192)
             .unwrap_err()
             .0,
         ErrorKind::Unsupported
     );
+    // Version 1 named lock owners by thread id: refused, with the reason.
+    let (kind, why) = validate_header(&header_bytes(1, 4096, 1), 8192).unwrap_err();
+    assert_eq!(kind, ErrorKind::Unsupported);
+    assert!(why.contains("PID namespaces"), "{why}");
     assert_eq!(
-        validate_header(&header_bytes(1, 13, 1), 8192)
+        validate_header(&header_bytes(VERSION, 13, 1), 8192)
             .unwrap_err()
             .0,
         ErrorKind::KeyError
     );
     assert_eq!(
-        validate_header(&header_bytes(1, 4096, u64::MAX), 8192)
+        validate_header(&header_bytes(VERSION, 4096, u64::MAX), 8192)
             .unwrap_err()
             .0,
         ErrorKind::InvalidSize
     );
     assert_eq!(
-        validate_header(&header_bytes(1, 4096, 0), 8192)
+        validate_header(&header_bytes(VERSION, 4096, 0), 8192)
             .unwrap_err()
             .0,
         ErrorKind::InvalidSize

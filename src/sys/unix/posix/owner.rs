@@ -2,8 +2,8 @@
 //! its holder dies, whatever PID namespace, time namespace, `/proc` mount or emulator the
 //! holder and its waiter run in.
 //!
-//! Each handle of a semaphore that takes it as a lock first takes a *slot*: one byte of the
-//! semaphore file, at [`SLOT_BASE`] + slot, locked with `F_OFD_SETLK` through the handle's
+//! Each handle of a semaphore that takes it as a lock first takes a *slot* (`liveness.rs`): one
+//! byte of the semaphore file, locked with `F_OFD_SETLK` through the handle's
 //! own descriptor and kept until the handle closes it (or the process dies, which closes it).
 //! The record it writes when it holds the semaphore is [`token`]: the slot, a flag saying
 //! "this is a slot", and the process's pid as a hint for people (`qshm info`; a pid in the
@@ -24,14 +24,9 @@
 
 use std::os::fd::AsRawFd;
 
+use super::super::liveness::{lock_slot, random_slots, slot_locked, SLOTS};
 use super::*;
 
-/// Where the slots start in the semaphore file: far past its 32 bytes, below 2^31 (32-bit
-/// `off_t`).
-const SLOT_BASE: i64 = 1 << 20;
-/// How many slots there are: picked at random, so that a dead holder's slot is rarely the
-/// one a newcomer takes (which would only make waiters wait for the newcomer).
-const SLOTS: u32 = 1 << 30;
 /// Marks a record that names a slot (a record is never 0 when held).
 const TOKEN_FLAG: u64 = 1 << 31;
 
@@ -49,22 +44,12 @@ pub(crate) fn record_pid(record: u64) -> u32 {
 /// perhaps a dead holder's). `None` when the kernel refuses byte-range locks here (then
 /// this handle records no slot, and a crash of it is not recognised).
 pub(super) fn take_slot(fd: &OwnedFd, avoid: u64) -> Option<u32> {
-    use std::hash::{BuildHasher, Hasher};
-    // Random per call (std seeds each thread's hasher keys from the OS and steps them).
-    let mut seed = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-        | 1;
-    for _ in 0..64 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let slot = (seed % u64::from(SLOTS)) as u32;
+    for slot in random_slots().take(64) {
         if avoid & TOKEN_FLAG != 0 && u64::from(slot) == avoid & u64::from(SLOTS - 1) {
             continue;
         }
-        match ofd_lock(fd, libc::F_OFD_SETLK, libc::F_WRLCK, slot) {
-            Ok(_) => return Some(slot),
+        match lock_slot(fd, slot, true) {
+            Ok(()) => return Some(slot),
             Err(libc::EAGAIN | libc::EACCES) => continue, // another handle's slot
             Err(_) => return None,
         }
@@ -80,33 +65,7 @@ pub(crate) fn is_alive(fd: &impl AsRawFd, record: u64) -> bool {
         return true;
     }
     let slot = (record & u64::from(SLOTS - 1)) as u32;
-    !matches!(
-        ofd_lock(fd, libc::F_OFD_GETLK, libc::F_WRLCK, slot),
-        Ok(libc::F_UNLCK)
-    )
-}
-
-/// `fcntl(fd, cmd, {type, SEEK_SET, SLOT_BASE + slot, 1})`: the lock type `F_OFD_GETLK`
-/// reports, or `kind` after a set.
-fn ofd_lock(
-    fd: &impl AsRawFd,
-    cmd: c_int,
-    kind: c_int,
-    slot: u32,
-) -> std::result::Result<c_int, i32> {
-    // SAFETY: flock is a plain C struct of integers, for which all-zero is valid.
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = kind as _;
-    lock.l_whence = libc::SEEK_SET as _;
-    lock.l_start = (SLOT_BASE + i64::from(slot)) as _;
-    lock.l_len = 1;
-    // l_pid must be 0 for the OFD commands (fcntl(2)); zeroed above.
-    // SAFETY: `fd` is a live descriptor; the OFD commands take a pointer to a struct flock,
-    // which the C library converts where its layout differs from the kernel's (32-bit
-    // `off_t`: glibc converts the OFD commands since 2.28).
-    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut lock) };
-    super::super::cvt(rc)?;
-    Ok(c_int::from(lock.l_type))
+    slot_locked(fd, slot) != Some(false)
 }
 
 /// This process's id, cached (getpid is a system call in current C libraries), recomputed
