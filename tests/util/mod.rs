@@ -309,6 +309,27 @@ impl ChildProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// SIGKILL, reap, and wait (at most 10 s) until every process holding the child's
+    /// standard output has exited: through a wrapper (`unshare --kill-child`) the process
+    /// that matters dies a moment after the one killed.
+    pub fn kill9_and_await_exit(&mut self) {
+        self.kill9();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "child {}: its output stayed open 10 s after SIGKILL",
+                        self.pid()
+                    )
+                }
+            }
+        }
+    }
 }
 
 impl Drop for ChildProc {
