@@ -27,6 +27,13 @@ elapsed=$(( $(date +%s) - start ))
     # With one test thread the harness prints "test name ... " on the same line first.
     grep -o 'RELIABILITY .*' "$log" | sed -E 's/^RELIABILITY ([a-z]+) kind=([a-z-]+) (.*)$/| \1 | \2 | \3 |/'
     echo
+    echo "Two thirds of the workers run in other namespaces: one in three under \`unshare --pid --fork"
+    echo "--mount-proc\` (another PID namespace with its own /proc, as a container sharing /dev/shm and"
+    echo "the IPC namespace), one in three under \`unshare --time --boottime 100000\`;"
+    echo "\`killed_in_other_namespaces\` counts the kills that hit those. \`double_holders\` counts the"
+    echo "times a holder found another inside the lock (each names itself in the segment on entry and"
+    echo "checks on leaving that nobody else did meanwhile): the campaign fails unless it is 0."
+    echo
     echo "\`survived\` counts kills after which the next process got the lock within 1 s (100 ms for the"
     echo "in-segment lock of \`mapped\`) and found the segment usable or re-created it;"
     echo "\`owner_died_reported\` the kills the lock kind reported to the next holder (System V cannot:"
