@@ -440,6 +440,37 @@ fn a_detach_that_cannot_see_who_maps_keeps_the_segment() {
     assert!(SharedMemory::remove_orphan(&key).unwrap());
 }
 
+/// The last qshm detach in another PID namespace (a container with its own /proc sharing
+/// /dev/shm) cannot see a process outside that maps the segment as Qt does: its maps are
+/// not in that /proc. The kernel still knows another description of the file is open; the
+/// detach used to take the scan's "nobody" over it and remove the segment under the mapper.
+#[test]
+fn a_detach_in_another_pid_namespace_keeps_a_segment_mapped_outside() {
+    let _w = watchdog("a_detach_in_another_pid_namespace_keeps_a_segment_mapped_outside");
+    let key = NativeKey::platform_safe(&util::unique_key("pidns-detach"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&key);
+    let mut creator = SharedMemory::with_native_key(key.clone());
+    creator.create(4096, AccessMode::ReadWrite).unwrap();
+    let mut mapper = ChildProc::spawn("map_and_hold", &[&key.to_string()]);
+    assert_eq!(mapper.expect_line(Duration::from_secs(30)), "mapped");
+    let mut detacher = ChildProc::spawn_under(
+        &OTHER_PID_NAMESPACE,
+        "attach_wait_detach",
+        &[&key.to_string()],
+    );
+    assert_eq!(detacher.expect_line(Duration::from_secs(30)), "attached");
+    creator.detach().unwrap(); // not the last: the detacher is attached
+    assert!(util::exists(&shm_file(&key)));
+    detacher.send("detach");
+    assert_eq!(
+        detacher.expect_line(Duration::from_secs(30)),
+        "detached Ok(()), file there true"
+    );
+    assert!(detacher.wait(Duration::from_secs(30)).success());
+    mapper.kill9();
+    assert!(SharedMemory::remove_orphan(&key).unwrap());
+}
+
 #[test]
 fn names_are_checked_before_any_syscall() {
     for (native, why) in [
@@ -810,6 +841,19 @@ fn child_entry() {
             }
             let detached = shm.detach();
             drop(hoard);
+            util::say(&format!(
+                "detached {:?}, file there {}",
+                detached.map_err(|e| e.kind()),
+                util::exists(&shm_file(&key))
+            ));
+        }
+        "attach_wait_detach" => {
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key.clone());
+            shm.attach(AccessMode::ReadWrite).unwrap();
+            util::say("attached");
+            assert_eq!(util::read_stdin_line().as_deref(), Some("detach"));
+            let detached = shm.detach();
             util::say(&format!(
                 "detached {:?}, file there {}",
                 detached.map_err(|e| e.kind()),

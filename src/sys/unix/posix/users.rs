@@ -22,7 +22,8 @@ pub(super) fn is_last_user(fd: &OwnedFd) -> bool {
 /// kernel cannot tell, every process's maps are read; also when `fd` was inherited through
 /// a fork (`forked`): its opener and the opener's other children share it too.
 pub(super) fn used_by_another_process(fd: &OwnedFd, forked: bool) -> bool {
-    let scope = match sole_open_file(fd) {
+    let sole = sole_open_file(fd);
+    let scope = match sole {
         Some(true) if forked => Scope::Everyone,
         // No child at all, the usual case: nobody else.
         Some(true) if !super::super::has_children() => return false,
@@ -33,17 +34,22 @@ pub(super) fn used_by_another_process(fd: &OwnedFd, forked: bool) -> bool {
         return true; // cannot tell: in use
     };
     let file = FileId::new(st.st_dev, st.st_ino);
-    match mapped_by_another_process(file, scope) {
-        Some(used) => used,
-        // No process whose maps could be read maps it, but some could not be read (another
-        // user's, or one this system keeps from root): only the kernel can still say that
-        // no other process holds the file, once a moment's openers (a qshm attacher before
-        // its count, a detacher closing) are done; then only our children could (as above).
-        None if scope == Scope::Everyone && !forked && becomes_sole_open_file(fd) => {
+    let seen = mapped_by_another_process(file, scope);
+    match seen {
+        Some(true) => true,
+        Some(false) if sole != Some(false) => false,
+        // Nobody we can see maps it, but either some maps could not be read (another
+        // user's, or one this system keeps from root), or the kernel said another
+        // description of the file is open while no process in our /proc maps it: one this
+        // /proc does not show (another PID namespace with its own /proc) or a moment's
+        // opener (a qshm attacher before its count, a detacher closing). Only the kernel
+        // can tell: once it says no other description is open, only our children could use
+        // the file (as above).
+        _ if scope == Scope::Everyone && !forked && becomes_sole_open_file(fd) => {
             super::super::has_children()
                 && mapped_by_another_process(file, Scope::Descendants).unwrap_or(true)
         }
-        None => true,
+        _ => true,
     }
 }
 
