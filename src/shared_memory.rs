@@ -109,23 +109,24 @@ pub enum LastDetach {
     Keep,
 }
 
-/// Opens the lock of the segment `key` and takes it. A lock whose name was removed or
-/// replaced meanwhile (the last detach removes it; a Qt creator replaces it) is opened again,
-/// so that everyone serialises on the one the name now refers to.
+/// Opens the lock of the segment `key` and takes it: the lock, and whether this call
+/// created it. A lock whose name was removed or replaced meanwhile (the last detach removes
+/// it; a Qt creator replaces it) is opened again, so that everyone serialises on the one the
+/// name now refers to.
 fn lock_by_name(
     key: &NativeKey,
     how: SemOpen,
     mode: u32,
     op: Operation,
     wait: Wait,
-) -> Result<Semaphore> {
+) -> Result<(Semaphore, bool)> {
     for _ in 0..100 {
         let (sem, created) = open_lock_of(key, how, mode, op)?;
         sem.acquire(wait, Undo::Yes, op)?;
         // One this call created cannot have been removed meanwhile by anyone following the
         // protocol: a remover finds it open here and keeps it.
         if created || sem.still_named() {
-            return Ok(sem);
+            return Ok((sem, created));
         }
         let _ = sem.release(1, Undo::Yes, op);
     }
@@ -253,7 +254,8 @@ impl SharedMemory {
     /// The segment's bytes start zeroed. Creation is serialised with every other `create`,
     /// and with the last `detach`, on the key (Qt programs' included) by the segment's lock;
     /// a POSIX segment gets its name only once it is whole, so an attacher never sees it
-    /// half-made.
+    /// half-made. A failed `create` leaves nothing behind: a lock semaphore it made for the
+    /// attempt goes again (unless another process uses it by then).
     ///
     /// # Errors
     ///
@@ -338,8 +340,9 @@ impl SharedMemory {
     ///
     /// * [`ErrorKind::NotFound`]: no segment has this key.
     /// * [`ErrorKind::PermissionDenied`]: the segment's permissions forbid `mode`.
-    /// * [`ErrorKind::KeyError`], [`ErrorKind::AlreadyAttached`], [`ErrorKind::Unsupported`],
-    ///   [`ErrorKind::Unknown`].
+    /// * [`ErrorKind::KeyError`]: the key is empty or cannot name a segment, or its name is
+    ///   taken by something that is not one (a FIFO at a POSIX name, say).
+    /// * [`ErrorKind::AlreadyAttached`], [`ErrorKind::Unsupported`], [`ErrorKind::Unknown`].
     #[doc(alias = "shmat")]
     pub fn attach(&mut self, mode: AccessMode) -> Result<()> {
         let result = self.attach_inner(mode);
@@ -402,10 +405,10 @@ impl SharedMemory {
         } else {
             SemOpen::OpenOrCreate
         };
-        let sem = match self.spare_lock.take().filter(|sem| sem.reusable()) {
+        let (sem, created) = match self.spare_lock.take().filter(|sem| sem.reusable()) {
             Some(sem) => {
                 sem.acquire(Wait::Forever, Undo::Yes, op)?;
-                *sem
+                (*sem, false)
             }
             None => lock_by_name(&self.key, how, self.mode, op, Wait::Forever)?,
         };
@@ -420,7 +423,14 @@ impl SharedMemory {
                 // unless someone else is using it, whoever created it.
                 let no_segment =
                     err.kind() != ErrorKind::AlreadyExists && !Segment::exists(&self.key);
-                if no_segment && !sem.in_use_elsewhere() {
+                // A lock this call created, where something holds the name (a segment
+                // whose lock was gone, or a file or segment another user planted there),
+                // goes again too: the failed call leaves things as it found them. Not while
+                // another object of this process has the key (it may have opened the lock
+                // meanwhile: removing it would split the lock), nor while another process
+                // uses it.
+                let made_here = created && Arc::strong_count(&self.inproc) == 1;
+                if (no_segment || made_here) && !sem.in_use_elsewhere() {
                     let _ = sem.remove_while_held();
                 } else {
                     let _ = sem.release(1, Undo::Yes, op);
@@ -490,6 +500,7 @@ impl SharedMemory {
                         Operation::Detach,
                         Wait::For(self.detach_wait),
                     )
+                    .map(|(sem, _created)| sem)
                 }) {
                     Ok(sem) => (seg, sem),
                     Err(err) if err.kind() == ErrorKind::Timeout => {
@@ -549,7 +560,7 @@ impl SharedMemory {
             Operation::Detach,
             wait,
         )
-        .map(Some)
+        .map(|(sem, _created)| Some(sem))
     }
 
     /// A detach whose lock stayed held for the detach timeout: unmaps without it, which is
@@ -866,7 +877,7 @@ impl SharedMemory {
         };
         let (sem, locked) =
             match lock_by_name(key, SemOpen::Existing, 0o600, Operation::Remove, wait) {
-                Ok(sem) => (sem, true),
+                Ok((sem, _created)) => (sem, true),
                 // No lock at all: nobody is creating, attaching or detaching (they would hold or
                 // have made it); what may be left is a segment, or nothing.
                 Err(err) if err.kind() == ErrorKind::NotFound => {

@@ -221,6 +221,98 @@ fn planted_fifos_hang_nothing() {
     assert!(is_fifo(&path), "the FIFO was touched");
 }
 
+/// Where the lock of `key` lives: the POSIX semaphore file, or the System V key file whose
+/// `ftok` names the semaphore.
+fn lock_path(key: &NativeKey) -> String {
+    let lock = key.lock_key();
+    if key.key_type().is_system_v() {
+        lock.native_key().to_owned()
+    } else {
+        format!("/dev/shm/sem.{}", &lock.native_key()[1..])
+    }
+}
+
+/// A `create` (or an `attach`) that fails because another user took the segment's name (a
+/// file of theirs at the POSIX name, a FIFO there, a System V segment of theirs behind the
+/// key file) leaves nothing of its own: the key's lock semaphore, which it made to serialise
+/// the attempt, is gone again. It used to stay (the name being taken looked like a segment
+/// that the lock still served). A lock that was there before is left alone.
+#[test]
+fn a_failed_create_over_a_planted_name_leaves_no_lock() {
+    let _w = Watchdog::new(
+        "a_failed_create_over_a_planted_name_leaves_no_lock",
+        Duration::from_secs(120),
+    );
+    struct RemoveFile(String);
+    impl Drop for RemoveFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let posix_keys = |name: &str| {
+        [
+            NativeKey::legacy(&util::unique_key(name), KeyType::PosixRealtime),
+            NativeKey::platform_safe(&util::unique_key(name), KeyType::PosixRealtime),
+        ]
+    };
+    let mut cases = Vec::new();
+    for key in posix_keys("planted-file") {
+        cases.push(("file", key));
+    }
+    for key in posix_keys("planted-fifo") {
+        cases.push(("fifo", key));
+    }
+    cases.push((
+        "segment",
+        NativeKey::legacy(&util::unique_key("planted-sysv"), KeyType::SystemV),
+    ));
+    for (what, key) in cases {
+        let name = if key.key_type().is_system_v() {
+            key.native_key().to_owned()
+        } else {
+            format!("/dev/shm{}", key.native_key())
+        };
+        // Dropped after `_c`, which needs the key files to find the System V objects.
+        let _files = (RemoveFile(name.clone()), RemoveFile(lock_path(&key)));
+        let _c = Cleanup::new().segment(&key).semaphore(&key.lock_key());
+        let line = run(AS_NOBODY, "plant_name", &[&key.to_string(), what]);
+        assert_eq!(line, "planted", "{what}");
+        assert!(!util::exists(&lock_path(&key)), "{what}: a lock already");
+
+        let mut shm = SharedMemory::with_native_key(key.clone());
+        let err = shm.create(64, AccessMode::ReadWrite).unwrap_err();
+        assert!(!shm.is_attached());
+        assert!(
+            !util::exists(&lock_path(&key)),
+            "{what} {key}: the failed create ({err}) left its lock"
+        );
+        if what == "fifo" {
+            let err = shm.attach(AccessMode::ReadWrite).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::KeyError, "{err}");
+            assert!(
+                err.to_string().contains("not a shared memory segment"),
+                "{err}"
+            );
+            assert!(
+                !util::exists(&lock_path(&key)),
+                "{what} {key}: the failed attach ({err}) left a lock"
+            );
+        }
+        assert!(util::exists(&name), "{what}: the planted name was removed");
+
+        // A lock that was there before (unused now: its maker left it) stays.
+        let mut sem = SystemSemaphore::with_native_key(key.lock_key(), 1, SemaphoreMode::Create)
+            .expect("make the lock");
+        sem.set_remove_on_drop(false);
+        drop(sem);
+        let err = shm.create(64, AccessMode::ReadWrite).unwrap_err();
+        assert!(
+            util::exists(&lock_path(&key)),
+            "{what} {key}: the failed create ({err}) removed a lock it found"
+        );
+    }
+}
+
 /// A symbolic link where a mapped segment file goes is not followed (another user may have
 /// planted it to steer us onto a file of their choosing): `open_file` says so.
 #[test]
@@ -367,6 +459,47 @@ fn child_entry() {
                     .open(&path)
                     .and_then(|mut f| f.write_all(&bytes))
                     .expect("plant the semaphore file");
+            }
+            util::say("planted");
+        }
+        "plant_name" => {
+            // plant_name KEY WHAT: takes KEY's segment name as this user: a file of 64
+            // bytes, mode 0600, or a FIFO at the POSIX name; a segment (with its key file)
+            // for System V.
+            let key: NativeKey = args[1].parse().unwrap();
+            let path = format!("/dev/shm{}", key.native_key());
+            match args[2].as_str() {
+                "file" => {
+                    use std::io::Write;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&path)
+                        .and_then(|mut f| f.write_all(&[7; 64]))
+                        .expect("plant a file");
+                }
+                "fifo" => {
+                    let c = std::ffi::CString::new(path).unwrap();
+                    // SAFETY: a NUL-terminated path and a mode.
+                    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+                }
+                _ => {
+                    let file = key.native_key();
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(file)
+                        .expect("the key file");
+                    let c = std::ffi::CString::new(file).unwrap();
+                    // SAFETY: a NUL-terminated path; shmget takes integers.
+                    let id = unsafe {
+                        let k = libc::ftok(c.as_ptr(), i32::from(b'Q'));
+                        libc::shmget(k, 64, 0o600 | libc::IPC_CREAT | libc::IPC_EXCL)
+                    };
+                    assert_ne!(id, -1, "shmget");
+                }
             }
             util::say("planted");
         }

@@ -1146,3 +1146,43 @@ fn qshm_posix_segments_and_their_lock_owner() {
     );
     qshm(&["info", "--type", "posix", &key]).fails(1, &format!("qshm: info {key}: does not exist"));
 }
+
+/// A FIFO at a POSIX segment's name (anyone may make one in `/dev/shm`): `write` and
+/// `create` each fail with one clear line, and neither leaves the key's lock semaphore
+/// behind (a failed create used to).
+#[test]
+fn a_fifo_at_the_segment_name_fails_clearly_and_leaves_no_lock() {
+    let _w = Watchdog::new("a_fifo_at_the_segment_name_fails_clearly_and_leaves_no_lock");
+    if !KeyType::PosixRealtime.is_supported() {
+        return;
+    }
+    let key = tag();
+    let native = NativeKey::legacy(&key, KeyType::PosixRealtime);
+    let segment = format!("/dev/shm{}", native.native_key());
+    let lock = format!("/dev/shm/sem.{}", &native.lock_key().native_key()[1..]);
+    let _c = Cleanup::new().key(&native).path(&segment).path(&lock);
+    let made = Command::new("mkfifo")
+        .arg(&segment)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let is_fifo = || {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::symlink_metadata(&segment).is_ok_and(|m| m.file_type().is_fifo())
+    };
+
+    let run = qshm_stdin(&["write", "--type", "posix", &key], b"hi").fails(
+        1,
+        &format!(
+            "qshm: write {key}: the name is taken by something that is not a shared memory \
+             segment"
+        ),
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(!exists(&lock), "write left the lock semaphore");
+    let run = qshm(&["create", "--type", "posix", &key, "64"])
+        .fails(1, &format!("qshm: create {key}: already exists"));
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(!exists(&lock), "the failed create left the lock semaphore");
+    assert!(is_fifo(), "the FIFO was touched");
+}

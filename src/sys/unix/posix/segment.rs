@@ -483,7 +483,13 @@ pub(super) fn open_counted(
     path: &str,
     access: AccessMode,
 ) -> Result<Option<(OwnedFd, rustix::fs::Stat)>> {
-    let fd = open_existing(path, access).map_err(|e| ctx.errno(e))?;
+    let fd = open_existing(path, access).map_err(|e| match e {
+        rustix::io::Errno::NODEV => ctx.errno(e).with_kind(ErrorKind::KeyError).with_detail(
+            "the name is taken by something that is not a shared memory segment (not a \
+             regular file)",
+        ),
+        _ => ctx.errno(e),
+    })?;
     flock_shared(&fd).map_err(|e| ctx.errno(e))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| ctx.errno(e))?;
     Ok((st.st_nlink > 0).then_some((fd, st)))
