@@ -1186,3 +1186,87 @@ fn a_fifo_at_the_segment_name_fails_clearly_and_leaves_no_lock() {
     assert!(!exists(&lock), "the failed create left the lock semaphore");
     assert!(is_fifo(), "the FIFO was touched");
 }
+
+/// Names that are not UTF-8 (Qt 5 in a Latin-1 locale makes them from a native key, and any
+/// program may): a POSIX segment `posix:/<bytes>` with its lock `sem.<bytes>`, and a stale
+/// `qipc_sharedmemory_<bytes>` key file, all left behind. `list` shows the segment, its JSON
+/// stays valid (the path lossy, `path_escaped` exact), and `clean` removes all three. They
+/// used to be skipped.
+#[test]
+fn names_that_are_not_utf8_are_listed_and_cleaned() {
+    use std::os::unix::ffi::OsStrExt;
+    let _w = Watchdog::new("names_that_are_not_utf8_are_listed_and_cleaned");
+    let name = tag();
+    let raw = |prefix: &str| {
+        let mut bytes = prefix.as_bytes().to_vec();
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(b"-\xe9t\xe9");
+        PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
+    };
+    let segment = raw("/dev/shm/");
+    let lock = raw("/dev/shm/sem.");
+    let key_file = raw("/tmp/qipc_sharedmemory_");
+    let _c = Cleanup::new().path(&segment).path(&lock).path(&key_file);
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    // A segment of 640 bytes, and a free glibc semaphore (value 1) as its lock.
+    let mut sem_bytes = [0u8; 32];
+    sem_bytes[..4].copy_from_slice(&1u32.to_ne_bytes());
+    for (path, bytes) in [
+        (&segment, &[7u8; 640][..]),
+        (&lock, &sem_bytes[..]),
+        (&key_file, &[][..]),
+    ] {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Mode 0600, as Qt makes them: nobody this test cannot see can have them open.
+        let mut f = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .unwrap();
+        f.write_all(bytes).unwrap();
+        f.set_modified(hour_ago).unwrap();
+    }
+    let escaped = format!("/dev/shm/{name}-\\xe9t\\xe9");
+    let lossy = format!("/dev/shm/{name}-\u{fffd}t\u{fffd}");
+
+    // The library: listed, with the exact file names and no native key (a key is text).
+    let all = inspect::list().unwrap();
+    let info = all
+        .iter()
+        .find(|s| s.path.as_deref() == Some(segment.as_path()))
+        .unwrap_or_else(|| panic!("not listed: {all:?}"));
+    assert_eq!(info.native_key, None);
+    assert_eq!(info.lock_path.as_deref(), Some(lock.as_path()));
+    assert_eq!(info.size, 640);
+    assert_eq!(info.lock_state, inspect::LockState::Free);
+    assert!(info.orphaned, "{info:?}");
+
+    let run = qshm(&["list", "--match", &name]).ok();
+    assert!(run.out().contains(&escaped), "{}", run.out());
+    let run = qshm(&["list", "--json", "--match", &name]).ok();
+    assert!(String::from_utf8(run.stdout.clone()).is_ok(), "not UTF-8");
+    let list = run.json();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(field(&list[0], "native_key").as_deref(), Some("null"));
+    assert_eq!(field(&list[0], "path"), Some(lossy.clone()));
+    assert_eq!(field(&list[0], "path_escaped"), Some(escaped.clone()));
+    assert_eq!(field(&list[0], "lock_state").as_deref(), Some("free"));
+
+    let dry = qshm(&["clean", "--dry-run", "--json", "--match", &name])
+        .ok()
+        .json();
+    assert_eq!(dry.len(), 2, "{dry:?}");
+    assert_eq!(field(&dry[0], "kind").as_deref(), Some("segment"));
+    assert_eq!(field(&dry[0], "name_escaped"), Some(escaped));
+    assert_eq!(field(&dry[1], "kind").as_deref(), Some("key_file"));
+    assert_eq!(
+        field(&dry[1], "name_escaped"),
+        Some(format!("/tmp/qipc_sharedmemory_{name}-\\xe9t\\xe9"))
+    );
+    qshm(&["clean", "--match", &name]).ok();
+    for path in [&segment, &lock, &key_file] {
+        assert!(!path.exists(), "{} left", path.display());
+    }
+}

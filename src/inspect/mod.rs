@@ -61,6 +61,15 @@
 //!
 //! Other platforms report [`ErrorKind::Unsupported`].
 //!
+//! # Names that are not UTF-8
+//!
+//! A file name is bytes; a [`NativeKey`] is text. Qt 5 in a non-UTF-8 locale, or any other
+//! program, can make segments, semaphores and key files whose names are not UTF-8: they are
+//! listed and cleaned like the others, with `native_key` (and `lock_key`) `None`, and their
+//! exact names in [`SegmentInfo::path`], [`SegmentInfo::lock_path`],
+//! [`SegmentInfo::key_file`], [`SemaphoreInfo::path`], [`SemaphoreInfo::key_file`] and
+//! [`Leftover::KeyFile`]. [`escape_name`] gives such a name as text, reversibly.
+//!
 //! # Races
 //!
 //! What is read is a snapshot: a segment can appear or go at any moment. Removal re-checks
@@ -69,9 +78,11 @@
 //! process is creating right now is never taken for a leftover.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -189,19 +200,29 @@ impl fmt::Display for LockState {
 pub struct SegmentInfo {
     /// The API it lives in.
     pub backend: Backend,
-    /// Its native key; `None` for a System V segment whose key file is gone.
+    /// Its native key; `None` for a System V segment whose key file is gone, and for a
+    /// segment whose name is not UTF-8 (see [`key_file`](SegmentInfo::key_file) and
+    /// [`path`](SegmentInfo::path) for its name).
     pub native_key: Option<NativeKey>,
     /// The Qt key it was made from, when known (from [`info`] with a key made from a Qt key;
     /// never from [`list`]: names are hashed).
     pub qt_key: Option<String>,
-    /// The native key of its lock semaphore, when known.
+    /// The native key of its lock semaphore, when known (`None` when its name is not
+    /// UTF-8: see [`lock_path`](SegmentInfo::lock_path)).
     pub lock_key: Option<NativeKey>,
     /// The System V segment id (`shmid`).
     pub id: Option<i32>,
     /// The System V key (`key_t`, from `ftok`).
     pub sysv_key: Option<i32>,
-    /// The file behind a POSIX segment (`/dev/shm/<name>`).
+    /// The file behind a POSIX segment (`/dev/shm/<name>`), its name exactly as the file
+    /// system has it.
     pub path: Option<PathBuf>,
+    /// The file of a POSIX segment's lock semaphore (`/dev/shm/sem.<name>`), whether or not
+    /// it exists; `None` for System V.
+    pub lock_path: Option<PathBuf>,
+    /// The key file a System V segment's key comes from (`ftok`), when there is one; `None`
+    /// for POSIX.
+    pub key_file: Option<PathBuf>,
     /// Its size in bytes.
     pub size: u64,
     /// How many processes have it attached (POSIX: map it or hold it open).
@@ -234,14 +255,20 @@ pub struct SegmentInfo {
 pub struct SemaphoreInfo {
     /// The API it lives in.
     pub backend: Backend,
-    /// Its native key; `None` for a System V semaphore whose key file is gone.
+    /// Its native key; `None` for a System V semaphore whose key file is gone, and for a
+    /// semaphore whose name is not UTF-8 (see [`key_file`](SemaphoreInfo::key_file) and
+    /// [`path`](SemaphoreInfo::path)).
     pub native_key: Option<NativeKey>,
     /// The System V semaphore set id (`semid`).
     pub id: Option<i32>,
     /// The System V key (`key_t`).
     pub sysv_key: Option<i32>,
-    /// The file behind a POSIX semaphore (`/dev/shm/sem.<name>`).
+    /// The file behind a POSIX semaphore (`/dev/shm/sem.<name>`), its name exactly as the
+    /// file system has it.
     pub path: Option<PathBuf>,
+    /// The key file a System V semaphore's key comes from (`ftok`), when there is one;
+    /// `None` for POSIX.
+    pub key_file: Option<PathBuf>,
     /// Its value, when readable.
     pub value: Option<u32>,
     /// The last process that operated on it (System V).
@@ -275,28 +302,77 @@ impl Leftover {
         }
     }
 
-    /// The names it goes by (native key texts, paths), to filter on.
+    /// The names it goes by (native key texts, files), to filter on. A file whose name is
+    /// not UTF-8 is given twice: lossily (`U+FFFD` for what is not UTF-8) and as
+    /// [`escape_name`] writes it.
     pub fn names(&self) -> Vec<String> {
         match self {
             Leftover::Segment(s) => s.names(),
             Leftover::Semaphore(s) => {
                 let mut v: Vec<String> = s.native_key.iter().map(ToString::to_string).collect();
-                v.extend(s.path.iter().map(|p| p.display().to_string()));
+                push_file_names(&mut v, s.path.iter().chain(&s.key_file));
                 v
             }
-            Leftover::KeyFile(p) => vec![p.display().to_string()],
+            Leftover::KeyFile(p) => {
+                let mut v = Vec::new();
+                push_file_names(&mut v, [p]);
+                v
+            }
         }
     }
 }
 
 impl SegmentInfo {
-    /// The names it goes by: its native key text, its lock's and its file, to filter on.
+    /// The names it goes by: its native key text, its lock's and its files, to filter on.
+    /// A file whose name is not UTF-8 is given twice: lossily and as [`escape_name`] writes
+    /// it.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.native_key.iter().map(ToString::to_string).collect();
         v.extend(self.lock_key.iter().map(ToString::to_string));
-        v.extend(self.path.iter().map(|p| p.display().to_string()));
+        push_file_names(&mut v, self.path.iter().chain(&self.key_file));
         v
     }
+}
+
+/// Appends each path's text: lossy, and also escaped ([`escape_name`]) when not UTF-8.
+fn push_file_names<'a>(out: &mut Vec<String>, paths: impl IntoIterator<Item = &'a PathBuf>) {
+    for p in paths {
+        let lossy = p.to_string_lossy().into_owned();
+        if p.to_str().is_none() {
+            out.push(escape_name(p.as_os_str()));
+        }
+        out.push(lossy);
+    }
+}
+
+/// A file name as text, exactly: itself where it is UTF-8, except that a backslash is
+/// written `\\`, and every byte that is not part of a UTF-8 character written `\xHH`
+/// (two lower-case hexadecimal digits). The escaping is reversible, so the text names the
+/// file unambiguously (`qshm`'s output uses it for names that are not UTF-8).
+///
+/// ```
+/// use std::ffi::OsStr;
+/// use std::os::unix::ffi::OsStrExt;
+/// let name = OsStr::from_bytes(b"/dev/shm/caf\xe9\\x");
+/// assert_eq!(qshm::inspect::escape_name(name), r"/dev/shm/caf\xe9\\x");
+/// assert_eq!(qshm::inspect::escape_name(OsStr::new("/dev/shm/café")), "/dev/shm/café");
+/// ```
+pub fn escape_name(name: &OsStr) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
 }
 
 /// Information about the segment named by `key`, without attaching to it.
@@ -329,11 +405,25 @@ pub fn info(key: &NativeKey) -> Result<SegmentInfo> {
                 "does not exist (no segment with key {sysv_key:#010x}; its key file exists)"
             )));
         };
-        let lock_key = match key.legacy_key() {
-            Some(_) => key.lock_key(),
-            None => snap.sysv_lock_key(path, shm.key, key.key_type()),
+        let names = match key.legacy_key() {
+            Some(_) => SysvNames {
+                native: Some(key.clone()),
+                lock: Some(key.lock_key()),
+                key_file: Some(path.to_path_buf()),
+                lock_file: Some(PathBuf::from(key.lock_key().native_key())),
+            },
+            None => {
+                let mut names = snap.sysv_names_of(path, shm.key);
+                names.lock = names
+                    .lock_file
+                    .as_deref()
+                    .and_then(Path::to_str)
+                    .map(|lock| NativeKey::new(lock, key.key_type()));
+                names.native = Some(key.clone());
+                names
+            }
         };
-        let mut info = snap.sysv_info(shm, Some(key.clone()), Some(lock_key));
+        let mut info = snap.sysv_info(shm, names);
         info.qt_key = key.legacy_key().map(str::to_owned);
         return Ok(info);
     }
@@ -352,7 +442,13 @@ pub fn info(key: &NativeKey) -> Result<SegmentInfo> {
             Some(_) => key.lock_key(),
             None => posix_lock_key(key.native_key()),
         };
-        let mut info = snap.posix_info(&path, &meta, key.clone(), lock_key);
+        let lock_path = posix_path(lock_key.native_key(), "sem.");
+        let names = PosixNames {
+            native: Some(key.clone()),
+            lock: Some(lock_key),
+            lock_path,
+        };
+        let mut info = snap.posix_info(&path, &meta, names);
         info.qt_key = key.legacy_key().map(str::to_owned);
         return Ok(info);
     }
@@ -371,14 +467,13 @@ pub fn list() -> Result<Vec<SegmentInfo>> {
     let snap = Snapshot::take()?;
     let mut out = Vec::new();
     for shm in &snap.shms {
-        if let Some((native, lock)) = snap.sysv_names(shm) {
-            out.push(snap.sysv_info(shm, native, lock));
+        if let Some(names) = snap.sysv_names(shm) {
+            out.push(snap.sysv_info(shm, names));
         }
     }
     for (name, meta) in &snap.posix_segments() {
-        let native = NativeKey::new(format!("/{name}"), KeyType::PosixRealtime);
-        let lock = posix_lock_key(native.native_key());
-        out.push(snap.posix_info(&Path::new(DEV_SHM).join(name), meta, native, lock));
+        let path = Path::new(DEV_SHM).join(name);
+        out.push(snap.posix_info(&path, meta, posix_names(name)));
     }
     Ok(out)
 }
@@ -416,10 +511,11 @@ fn unused_sysv_semaphores(snap: &Snapshot, lock_keys: &HashSet<i32>) -> Vec<(Sem
         }
         let info = SemaphoreInfo {
             backend: Backend::SystemV,
-            native_key: file.map(|f| native_of(&f.path, sem.key)),
+            native_key: file.and_then(|f| native_of(&f.path, sem.key)),
             id: Some(sem.id),
             sysv_key: Some(sem.key),
             path: None,
+            key_file: file.map(|f| f.path.clone()),
             value: Some(state.value),
             last_pid: Some(state.last_pid).filter(|&p| p != 0),
             uid: sem.uid,
@@ -453,8 +549,8 @@ pub fn unused_semaphores() -> Result<Vec<Leftover>> {
 fn sysv_lock_keys(snap: &Snapshot) -> HashSet<i32> {
     let mut keys = HashSet::new();
     for shm in &snap.shms {
-        if let Some((_, Some(lock))) = snap.sysv_names(shm) {
-            if let Ok(k) = os::ftok(Path::new(lock.native_key()), project_of(shm.key)) {
+        if let Some(lock_file) = snap.sysv_names(shm).and_then(|n| n.lock_file) {
+            if let Ok(k) = os::ftok(&lock_file, project_of(shm.key)) {
                 keys.insert(k);
             }
         }
@@ -465,9 +561,22 @@ fn sysv_lock_keys(snap: &Snapshot) -> HashSet<i32> {
 /// The `qipc_sharedmemory_` key file beside a `qipc_systemsem_` one (the same key's
 /// segment).
 fn segment_sibling(path: &Path) -> Option<std::path::PathBuf> {
-    let name = path.file_name()?.to_str()?;
-    let rest = name.strip_prefix("qipc_systemsem_")?;
-    Some(path.with_file_name(format!("qipc_sharedmemory_{rest}")))
+    let rest = strip_name_prefix(path.file_name()?, SEM_PREFIX)?;
+    Some(path.with_file_name(join_name(SHM_PREFIX, rest)))
+}
+
+/// `name` without `prefix`, byte-wise (a file name need not be UTF-8).
+fn strip_name_prefix<'a>(name: &'a OsStr, prefix: &str) -> Option<&'a OsStr> {
+    name.as_bytes()
+        .strip_prefix(prefix.as_bytes())
+        .map(OsStr::from_bytes)
+}
+
+/// `prefix` followed by `rest`.
+fn join_name(prefix: &str, rest: &OsStr) -> OsString {
+    let mut name = OsString::from(prefix);
+    name.push(rest);
+    name
 }
 
 /// Everything `qshm clean` would remove: orphaned segments, lock semaphores that provably
@@ -487,10 +596,10 @@ pub fn leftovers() -> Result<Vec<Leftover>> {
     let mut out = Vec::new();
     let lock_keys = sysv_lock_keys(&snap);
     for shm in &snap.shms {
-        let Some((native, lock)) = snap.sysv_names(shm) else {
+        let Some(names) = snap.sysv_names(shm) else {
             continue;
         };
-        let info = snap.sysv_info(shm, native, lock);
+        let info = snap.sysv_info(shm, names);
         if info.orphaned {
             out.push(Leftover::Segment(info));
         }
@@ -518,22 +627,21 @@ pub fn leftovers() -> Result<Vec<Leftover>> {
     // POSIX: segments nobody maps or holds open, and Qt-named semaphores without a segment
     // that nobody maps.
     for (name, meta) in &snap.posix_segments() {
-        let native = NativeKey::new(format!("/{name}"), KeyType::PosixRealtime);
-        let lock = posix_lock_key(native.native_key());
-        let info = snap.posix_info(&Path::new(DEV_SHM).join(name), meta, native, lock);
+        let path = Path::new(DEV_SHM).join(name);
+        let info = snap.posix_info(&path, meta, posix_names(name));
         if info.orphaned && old(info.changed) {
             out.push(Leftover::Segment(info));
         }
     }
     for (name, meta) in &snap.dev_shm {
-        let Some(sem_name) = name.strip_prefix("sem.") else {
+        let Some(sem_name) = strip_name_prefix(name, "sem.") else {
             continue;
         };
-        let Some(rest) = sem_name.strip_prefix(SEM_PREFIX) else {
+        let Some(rest) = strip_name_prefix(sem_name, SEM_PREFIX) else {
             continue;
         };
         let path = Path::new(DEV_SHM).join(name);
-        if snap.dev_shm.contains_key(&format!("{SHM_PREFIX}{rest}"))
+        if snap.dev_shm.contains_key(&join_name(SHM_PREFIX, rest))
             || !snap.surely_unused(meta)
             || !old(meta.modified().ok())
         {
@@ -541,14 +649,14 @@ pub fn leftovers() -> Result<Vec<Leftover>> {
         }
         out.push(Leftover::Semaphore(SemaphoreInfo {
             backend: Backend::Posix,
-            native_key: Some(NativeKey::new(
-                format!("/{sem_name}"),
-                KeyType::PosixRealtime,
-            )),
+            native_key: sem_name
+                .to_str()
+                .map(|n| NativeKey::new(format!("/{n}"), KeyType::PosixRealtime)),
             id: None,
             sysv_key: None,
             value: os::posix_sem_state(&path).map(|s| s.value),
             path: Some(path),
+            key_file: None,
             last_pid: None,
             uid: meta.uid(),
             mode: meta.mode() & 0o777,

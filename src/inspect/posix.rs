@@ -4,15 +4,16 @@ use super::*;
 
 impl Snapshot {
     /// The Qt-named POSIX segments: `qipc_sharedmemory_*` files, and files with a
-    /// `sem.<name>` beside them.
-    pub(super) fn posix_segments(&self) -> Vec<(String, fs::Metadata)> {
-        let mut v: Vec<(String, fs::Metadata)> = self
+    /// `sem.<name>` beside them (names compared as bytes: they need not be UTF-8).
+    pub(super) fn posix_segments(&self) -> Vec<(OsString, fs::Metadata)> {
+        let mut v: Vec<(OsString, fs::Metadata)> = self
             .dev_shm
             .iter()
             .filter(|(name, _)| {
-                !name.starts_with("sem.")
-                    && (name.starts_with(SHM_PREFIX)
-                        || self.dev_shm.contains_key(&format!("sem.{name}")))
+                let bytes = name.as_bytes();
+                !bytes.starts_with(b"sem.")
+                    && (bytes.starts_with(SHM_PREFIX.as_bytes())
+                        || self.dev_shm.contains_key(&join_name("sem.", name)))
             })
             .map(|(n, m)| (n.clone(), m.clone()))
             .collect();
@@ -37,23 +38,24 @@ impl Snapshot {
         &self,
         path: &Path,
         meta: &fs::Metadata,
-        native: NativeKey,
-        lock: NativeKey,
+        names: PosixNames,
     ) -> SegmentInfo {
         let attach_count = self.users_of(meta) as u64;
         let orphaned = self.surely_unused(meta);
-        let lock_state = match posix_path(lock.native_key(), "sem.") {
-            Some(sem) if sem.exists() => self.posix_lock_state(&sem),
+        let lock_state = match &names.lock_path {
+            Some(sem) if sem.exists() => self.posix_lock_state(sem),
             _ => LockState::Absent,
         };
         SegmentInfo {
             backend: Backend::Posix,
-            native_key: Some(native),
+            native_key: names.native,
             qt_key: None,
-            lock_key: Some(lock),
+            lock_key: names.lock,
             id: None,
             sysv_key: None,
             path: Some(path.to_path_buf()),
+            lock_path: names.lock_path,
+            key_file: None,
             size: meta.len(),
             attach_count,
             creator_pid: None,
@@ -94,6 +96,33 @@ impl Snapshot {
         } else {
             LockState::Held { pid: None }
         }
+    }
+}
+
+/// What a POSIX segment and its lock are called: native keys where the names are UTF-8, and
+/// the lock semaphore's file in any case.
+#[derive(Debug)]
+pub(super) struct PosixNames {
+    pub(super) native: Option<NativeKey>,
+    pub(super) lock: Option<NativeKey>,
+    pub(super) lock_path: Option<PathBuf>,
+}
+
+/// The names of the POSIX segment `/dev/shm/<name>` (no Qt key known): its lock is
+/// `sem.qipc_systemsem_<x>` for a `qipc_sharedmemory_<x>`, else `sem.<name>` (see
+/// [`posix_lock_key`]).
+pub(super) fn posix_names(name: &OsStr) -> PosixNames {
+    let lock_name = match strip_name_prefix(name, SHM_PREFIX) {
+        Some(rest) => join_name(SEM_PREFIX, rest),
+        None => name.to_owned(),
+    };
+    let native = name
+        .to_str()
+        .map(|n| NativeKey::new(format!("/{n}"), KeyType::PosixRealtime));
+    PosixNames {
+        lock: native.as_ref().map(|n| posix_lock_key(n.native_key())),
+        native,
+        lock_path: Some(Path::new(DEV_SHM).join(join_name("sem.", &lock_name))),
     }
 }
 

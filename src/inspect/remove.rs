@@ -6,10 +6,13 @@ pub(super) fn remove_sysv(info: &SegmentInfo, force: bool) -> Result<bool> {
     let (Some(id), Some(sysv_key)) = (info.id, info.sysv_key) else {
         return Ok(false);
     };
-    let label = info
-        .native_key
-        .as_ref()
-        .map_or_else(|| format!("shmid {id}"), ToString::to_string);
+    let label = info.native_key.as_ref().map_or_else(
+        || match &info.key_file {
+            Some(file) => escape_name(file.as_os_str()),
+            None => format!("shmid {id}"),
+        },
+        ToString::to_string,
+    );
     let sem = match &info.lock_key {
         Some(lock) => {
             let (sem, _) = Semaphore::open(lock, 1, SemOpen::OpenOrCreate, 0o600)
@@ -96,10 +99,14 @@ pub(super) fn remove_sysv_locked(
 /// Unlinks a System V segment's key file if it still names that segment's key (a key file
 /// replaced meanwhile is left alone).
 pub(super) fn remove_key_file_if_stale(info: &SegmentInfo) {
-    let (Some(native), Some(sysv_key)) = (&info.native_key, info.sysv_key) else {
+    let path = match (&info.key_file, &info.native_key) {
+        (Some(file), _) => file.as_path(),
+        (None, Some(native)) => Path::new(native.native_key()),
+        (None, None) => return,
+    };
+    let Some(sysv_key) = info.sysv_key else {
         return;
     };
-    let path = Path::new(native.native_key());
     if os::ftok(path, project_of(sysv_key)).ok() == Some(sysv_key) {
         let _ = fs::remove_file(path);
     }
@@ -112,7 +119,7 @@ pub(super) fn remove_posix(info: &SegmentInfo, force: bool) -> Result<bool> {
     let label = info
         .native_key
         .as_ref()
-        .map_or_else(|| path.display().to_string(), ToString::to_string);
+        .map_or_else(|| escape_name(path.as_os_str()), ToString::to_string);
     // qshm's attach count: its exclusive `flock`, held until the file is unlinked, makes an
     // attacher that opened the file meanwhile see it unlinked and give up. No segment lock
     // is taken: a Qt process attaching holds the file open (it has `shm_open`ed it before it
@@ -142,11 +149,12 @@ pub(super) fn remove_posix(info: &SegmentInfo, force: bool) -> Result<bool> {
             ))
         }
     };
-    if let Some(lock) = info
-        .lock_key
-        .as_ref()
-        .and_then(|k| posix_path(k.native_key(), "sem."))
-    {
+    let lock = info.lock_path.clone().or_else(|| {
+        info.lock_key
+            .as_ref()
+            .and_then(|k| posix_path(k.native_key(), "sem."))
+    });
+    if let Some(lock) = lock {
         if force || users.of_path(&lock) == 0 {
             let _ = fs::remove_file(&lock);
         }
@@ -156,7 +164,10 @@ pub(super) fn remove_posix(info: &SegmentInfo, force: bool) -> Result<bool> {
 
 pub(super) fn remove_stale_semaphore(sem: &SemaphoreInfo) -> Result<bool> {
     let label = sem.native_key.as_ref().map_or_else(
-        || format!("semid {}", sem.id.unwrap_or(-1)),
+        || match sem.path.as_ref().or(sem.key_file.as_ref()) {
+            Some(file) => escape_name(file.as_os_str()),
+            None => format!("semid {}", sem.id.unwrap_or(-1)),
+        },
         ToString::to_string,
     );
     let err = |e: &io::Error| {
@@ -184,8 +195,12 @@ pub(super) fn remove_stale_semaphore(sem: &SemaphoreInfo) -> Result<bool> {
                 }
                 Err(e) => return Err(err(&e)),
             }
-            if let (Some(native), Some(key)) = (&sem.native_key, sem.sysv_key) {
-                let path = Path::new(native.native_key());
+            let key_file = match (&sem.key_file, &sem.native_key) {
+                (Some(file), _) => Some(file.as_path()),
+                (None, Some(native)) => Some(Path::new(native.native_key())),
+                (None, None) => None,
+            };
+            if let (Some(path), Some(key)) = (key_file, sem.sysv_key) {
                 if os::ftok(path, project_of(key)).ok() == Some(key) {
                     let _ = fs::remove_file(path);
                 }
@@ -211,7 +226,7 @@ pub(super) fn remove_file(path: &Path, op: Operation) -> Result<bool> {
         Err(e) => Err(crate::sys::os_error(
             e.raw_os_error().unwrap_or(libc::EIO),
             op,
-            path.display().to_string(),
+            escape_name(path.as_os_str()),
         )),
     }
 }

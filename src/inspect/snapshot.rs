@@ -50,7 +50,8 @@ pub(super) struct Snapshot {
     pub(super) shms: Vec<ShmEntry>,
     pub(super) sems: Vec<SemEntry>,
     pub(super) files: Vec<KeyFile>,
-    pub(super) dev_shm: HashMap<String, fs::Metadata>,
+    /// The regular files of `/dev/shm`, by name (bytes: a name need not be UTF-8).
+    pub(super) dev_shm: HashMap<OsString, fs::Metadata>,
     pub(super) users: std::cell::OnceCell<Users>,
 }
 
@@ -70,9 +71,7 @@ impl Snapshot {
             for entry in dir.flatten() {
                 let Ok(meta) = entry.metadata() else { continue };
                 if meta.is_file() {
-                    if let Some(name) = entry.file_name().to_str() {
-                        dev_shm.insert(name.to_owned(), meta);
-                    }
+                    dev_shm.insert(entry.file_name(), meta);
                 }
             }
         }
@@ -122,10 +121,10 @@ pub(super) fn key_files() -> Vec<KeyFile> {
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let kind = if name.starts_with(SHM_PREFIX) {
+            let name = name.as_bytes();
+            let kind = if name.starts_with(SHM_PREFIX.as_bytes()) {
                 FileKind::Segment
-            } else if name.starts_with(SEM_PREFIX) {
+            } else if name.starts_with(SEM_PREFIX.as_bytes()) {
                 FileKind::Semaphore
             } else if runtime {
                 FileKind::Runtime

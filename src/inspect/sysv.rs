@@ -3,47 +3,40 @@
 use super::*;
 
 impl Snapshot {
-    /// The native key and lock key of a System V segment, `None` when it is not a Qt or
-    /// qshm segment.
-    pub(super) fn sysv_names(
-        &self,
-        shm: &ShmEntry,
-    ) -> Option<(Option<NativeKey>, Option<NativeKey>)> {
+    /// The names of a System V segment, `None` when it is not a Qt or qshm segment.
+    pub(super) fn sysv_names(&self, shm: &ShmEntry) -> Option<SysvNames> {
         if shm.key == 0 {
             return None; // IPC_PRIVATE, or removed and waiting for its last detach
         }
         match self.file_for(shm.key) {
-            Some(f) if f.kind != FileKind::Semaphore => {
-                let native = native_of(&f.path, shm.key);
-                let lock = self.sysv_lock_key(&f.path, shm.key, native.key_type());
-                Some((Some(native), Some(lock)))
-            }
+            Some(f) if f.kind != FileKind::Semaphore => Some(self.sysv_names_of(&f.path, shm.key)),
             Some(_) => None,
-            None if (shm.key >> 24) & 0xff == QT_PROJECT_ID => Some((None, None)),
+            None if (shm.key >> 24) & 0xff == QT_PROJECT_ID => Some(SysvNames::default()),
             None => None,
         }
     }
-    /// The lock of the segment with key file `path`: the semaphore with the same key if one
-    /// exists (non-legacy keys), else the `qipc_systemsem_` sibling of a `qipc_sharedmemory_`
-    /// file, else the same file.
-    pub(super) fn sysv_lock_key(&self, path: &Path, shm_key: i32, key_type: KeyType) -> NativeKey {
-        let same = NativeKey::new(path.to_string_lossy(), key_type);
-        if self.sems.iter().any(|s| s.key == shm_key) {
-            return same;
-        }
-        match sibling_lock(path) {
-            Some(sibling) => NativeKey::new(sibling.to_string_lossy(), key_type),
-            None => same,
+    /// The names of the segment with key file `path` and key `shm_key`. Its lock is the
+    /// semaphore with the same key if one exists (non-legacy keys), else the one of the
+    /// `qipc_systemsem_` sibling of a `qipc_sharedmemory_` file, else of the same file.
+    pub(super) fn sysv_names_of(&self, path: &Path, shm_key: i32) -> SysvNames {
+        let lock_file = match sibling_lock(path) {
+            Some(sibling) if !self.sems.iter().any(|s| s.key == shm_key) => sibling,
+            _ => path.to_path_buf(),
+        };
+        let native = native_of(path, shm_key);
+        SysvNames {
+            lock: native.as_ref().and_then(|n| {
+                let lock = lock_file.to_str()?;
+                Some(NativeKey::new(lock, n.key_type()))
+            }),
+            native,
+            key_file: Some(path.to_path_buf()),
+            lock_file: Some(lock_file),
         }
     }
-    pub(super) fn sysv_info(
-        &self,
-        shm: &ShmEntry,
-        native: Option<NativeKey>,
-        lock: Option<NativeKey>,
-    ) -> SegmentInfo {
-        let lock_state = match &lock {
-            Some(lock) => match os::ftok(Path::new(lock.native_key()), project_of(shm.key)) {
+    pub(super) fn sysv_info(&self, shm: &ShmEntry, names: SysvNames) -> SegmentInfo {
+        let lock_state = match &names.lock_file {
+            Some(lock) => match os::ftok(lock, project_of(shm.key)) {
                 Ok(k) => match self.sems.iter().find(|s| s.key == k) {
                     Some(sem) => sysv_lock_state(sem.id),
                     None => LockState::Absent,
@@ -52,6 +45,12 @@ impl Snapshot {
             },
             None => LockState::Unknown,
         };
+        let SysvNames {
+            native,
+            lock,
+            key_file,
+            lock_file: _,
+        } = names;
         let creator_alive = process_alive(shm.cpid);
         SegmentInfo {
             backend: Backend::SystemV,
@@ -61,6 +60,8 @@ impl Snapshot {
             id: Some(shm.id),
             sysv_key: Some(shm.key),
             path: None,
+            lock_path: None,
+            key_file,
             size: shm.size,
             attach_count: shm.nattch,
             creator_pid: Some(shm.cpid),
@@ -74,6 +75,17 @@ impl Snapshot {
             changed: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(shm.ctime)),
         }
     }
+}
+
+/// What a System V segment and its lock are called: native keys where the key files' names
+/// are UTF-8, and the key files in any case (all `None`: the key file is gone).
+#[derive(Debug, Default)]
+pub(super) struct SysvNames {
+    pub(super) native: Option<NativeKey>,
+    pub(super) lock: Option<NativeKey>,
+    pub(super) key_file: Option<PathBuf>,
+    /// The key file of the lock semaphore.
+    pub(super) lock_file: Option<PathBuf>,
 }
 
 pub(super) fn sysv_lock_state(semid: i32) -> LockState {
@@ -97,19 +109,18 @@ pub(super) fn project_of(key: i32) -> u8 {
 }
 
 /// The native key of the key file `path` for a System V key (its project id gives the
-/// type).
-pub(super) fn native_of(path: &Path, key: i32) -> NativeKey {
+/// type); `None` when the path is not UTF-8 (a native key is text).
+pub(super) fn native_of(path: &Path, key: i32) -> Option<NativeKey> {
     let key_type = KeyType::from_raw(u16::from(project_of(key)))
         .filter(|t| t.is_system_v())
         .unwrap_or(KeyType::SystemV);
-    NativeKey::new(path.to_string_lossy(), key_type)
+    Some(NativeKey::new(path.to_str()?, key_type))
 }
 
 /// `…/qipc_systemsem_<x>` for `…/qipc_sharedmemory_<x>`.
 pub(super) fn sibling_lock(path: &Path) -> Option<PathBuf> {
-    let name = path.file_name()?.to_str()?;
-    let rest = name.strip_prefix(SHM_PREFIX)?;
-    Some(path.with_file_name(format!("{SEM_PREFIX}{rest}")))
+    let rest = strip_name_prefix(path.file_name()?, SHM_PREFIX)?;
+    Some(path.with_file_name(join_name(SEM_PREFIX, rest)))
 }
 
 pub(super) fn parse_shm(f: &[String]) -> Option<ShmEntry> {

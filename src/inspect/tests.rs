@@ -43,6 +43,36 @@ fn lock_names() {
 }
 
 #[test]
+fn names_that_are_not_utf8() {
+    let bytes = |b: &[u8]| OsStr::from_bytes(b).to_owned();
+    let names = posix_names(&bytes(b"qipc_sharedmemory_caf\xe9"));
+    assert_eq!(names.native, None);
+    assert_eq!(names.lock, None);
+    assert_eq!(
+        names.lock_path,
+        Some(Path::new("/dev/shm").join(bytes(b"sem.qipc_systemsem_caf\xe9")))
+    );
+    let names = posix_names(&bytes(b"caf\xe9"));
+    assert_eq!(
+        names.lock_path,
+        Some(Path::new("/dev/shm").join(bytes(b"sem.caf\xe9")))
+    );
+    let names = posix_names(OsStr::new("hello"));
+    assert_eq!(names.native.unwrap().native_key(), "/hello");
+    assert_eq!(names.lock.unwrap().native_key(), "/hello");
+    assert_eq!(
+        sibling_lock(&Path::new("/tmp").join(bytes(b"qipc_sharedmemory_\xff"))),
+        Some(Path::new("/tmp").join(bytes(b"qipc_systemsem_\xff")))
+    );
+    assert_eq!(
+        native_of(&Path::new("/tmp").join(bytes(b"\xff")), 0x5100_0001),
+        None
+    );
+    assert_eq!(escape_name(&bytes(b"a\\b\xff\xc3")), r"a\\b\xff\xc3");
+    assert_eq!(escape_name(OsStr::new("é")), "é");
+}
+
+#[test]
 fn liveness() {
     assert!(process_alive(std::process::id()));
     assert!(!process_alive(0));

@@ -1,6 +1,7 @@
 //! `qshm clean`: remove every orphan: unattached segments whose creator is gone, lock
 //! semaphores with no segment, stale key files.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use qshm::inspect::{self, Leftover};
@@ -71,7 +72,8 @@ fn report(ctx: &Ctx<'_>, item: &Leftover, name: &str, detail: &str, what: &str, 
         || {
             let obj = Obj::new("clean")
                 .str("kind", item.kind())
-                .str("name", name)
+                .str("name", &name_lossy(item))
+                .str("name_escaped", name)
                 .str("detail", detail)
                 .bool("removed", removed)
                 .bool("dry_run", what == "would remove");
@@ -89,17 +91,30 @@ fn report(ctx: &Ctx<'_>, item: &Leftover, name: &str, detail: &str, what: &str, 
     );
 }
 
+/// What names a leftover in the output, exactly: its native key text, else its file
+/// ([`inspect::escape_name`]: a name that is not UTF-8 has no native key), else its id.
 fn name_of(item: &Leftover) -> String {
+    name_with(item, |p| inspect::escape_name(p.as_os_str()))
+}
+
+/// [`name_of`], with a file name that is not UTF-8 given lossily (U+FFFD).
+fn name_lossy(item: &Leftover) -> String {
+    name_with(item, |p| p.to_string_lossy().into_owned())
+}
+
+fn name_with(item: &Leftover, file: impl Fn(&Path) -> String) -> String {
     match item {
-        Leftover::Segment(s) => s.native_key.as_ref().map_or_else(
-            || format!("shmid {}", s.id.unwrap_or(-1)),
-            ToString::to_string,
-        ),
-        Leftover::Semaphore(s) => s.native_key.as_ref().map_or_else(
-            || format!("semid {}", s.id.unwrap_or(-1)),
-            ToString::to_string,
-        ),
-        Leftover::KeyFile(p) => p.display().to_string(),
+        Leftover::Segment(s) => match (&s.native_key, s.path.as_ref().or(s.key_file.as_ref())) {
+            (Some(key), _) => key.to_string(),
+            (None, Some(p)) => file(p),
+            (None, None) => format!("shmid {}", s.id.unwrap_or(-1)),
+        },
+        Leftover::Semaphore(s) => match (&s.native_key, s.path.as_ref().or(s.key_file.as_ref())) {
+            (Some(key), _) => key.to_string(),
+            (None, Some(p)) => file(p),
+            (None, None) => format!("semid {}", s.id.unwrap_or(-1)),
+        },
+        Leftover::KeyFile(p) => file(p),
         _ => "(unknown)".to_owned(),
     }
 }
@@ -112,7 +127,11 @@ fn detail_of(item: &Leftover) -> String {
                 d.push_str(&format!(", creator {pid} gone"));
             }
             if s.native_key.is_none() {
-                d.push_str(", key file gone");
+                d.push_str(if s.path.is_some() || s.key_file.is_some() {
+                    ", name not UTF-8"
+                } else {
+                    ", key file gone"
+                });
             }
             d
         }

@@ -16,7 +16,11 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &KeyOnly) -> Outcome {
 
 /// The `info` text: one field a line.
 pub(crate) fn text(s: &SegmentInfo) -> String {
-    let unknown = "(unknown: key file gone)".to_owned();
+    let unknown = if s.path.is_some() || s.key_file.is_some() {
+        "(none: the name is not UTF-8)".to_owned()
+    } else {
+        "(unknown: key file gone)".to_owned()
+    };
     let mut lines = vec![
         ("backend", {
             let mut b = s.backend.name().to_owned();
@@ -41,7 +45,10 @@ pub(crate) fn text(s: &SegmentInfo) -> String {
         ),
     ];
     if let Some(p) = &s.path {
-        lines.push(("file", p.display().to_string()));
+        lines.push(("file", inspect::escape_name(p.as_os_str())));
+    }
+    if let Some(p) = &s.key_file {
+        lines.push(("key file", inspect::escape_name(p.as_os_str())));
     }
     lines.extend([
         ("size", format!("{} bytes", s.size)),

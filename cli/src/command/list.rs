@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use qshm::inspect;
 
-use super::{segment_json, Ctx, Outcome};
+use super::{segment_json, segment_name, Ctx, Outcome};
 use crate::cli::ListCmd;
 
 pub(crate) fn run(ctx: &Ctx<'_>, cmd: &ListCmd) -> Outcome {
@@ -28,10 +28,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &ListCmd) -> Outcome {
     );
     for s in &all {
         let opt = |v: Option<u32>| v.map_or("-".to_owned(), |p| p.to_string());
-        let key = s
-            .native_key
-            .as_ref()
-            .map_or_else(|| "(key file gone)".to_owned(), ToString::to_string);
+        let key = segment_name(s);
         println!(
             "{:<8} {:>8} {:>10} {:>6} {:>8} {:>8} {:>5} {:>04o} {:<16} {:<6} {key}",
             s.backend.name(),

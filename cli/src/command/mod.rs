@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use qshm::inspect::SegmentInfo;
+use qshm::inspect::{self, SegmentInfo};
 use qshm::{KeyType, NativeKey};
 
 use crate::cli::{Cli, Command, Global, KeyTypeArg};
@@ -175,10 +175,8 @@ pub(crate) fn segment_json(verb: &str, s: &SegmentInfo) -> Obj {
             "sysv_key",
             s.sysv_key.map(|k| format!("{k:#010x}")).as_deref(),
         )
-        .opt_str(
-            "path",
-            s.path.as_ref().map(|p| p.display().to_string()).as_deref(),
-        )
+        .file("path", s.path.as_deref())
+        .file("key_file", s.key_file.as_deref())
         .num("size", s.size)
         .num("attach_count", s.attach_count)
         .opt_num("creator_pid", s.creator_pid)
@@ -190,6 +188,20 @@ pub(crate) fn segment_json(verb: &str, s: &SegmentInfo) -> Obj {
         .str("lock_state", s.lock_state.name())
         .opt_num("lock_pid", s.lock_state.pid())
         .bool("orphaned", s.orphaned)
+}
+
+/// How a segment is named in text output: its native key text; for one whose names are not
+/// UTF-8 (no native key), its file, escaped ([`inspect::escape_name`]); else that its key
+/// file is gone.
+pub(crate) fn segment_name(s: &SegmentInfo) -> String {
+    match (&s.native_key, s.path.as_ref().or(s.key_file.as_ref())) {
+        (Some(key), _) => key.to_string(),
+        (None, Some(file)) => format!(
+            "{} (name not UTF-8)",
+            inspect::escape_name(file.as_os_str())
+        ),
+        (None, None) => "(key file gone)".to_owned(),
+    }
 }
 
 /// A pid with whether it runs, for text output.
