@@ -373,6 +373,98 @@ fn waiter_in_another_pid_namespace() {
     shm.detach().unwrap();
 }
 
+/// `unshare` into a private mount namespace with a fresh `/proc` mounted `hidepid=2`, then
+/// `setpriv` to `nobody`: a process that sees no other user's `/proc/<pid>`.
+const BEHIND_HIDEPID_AS_NOBODY: [&str; 7] = [
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    "mount -t proc -o hidepid=2 proc /proc && \
+     exec setpriv --reuid=nobody --regid=nogroup --clear-groups -- \"$0\" \"$@\"",
+];
+
+/// The waiter cannot read the holder's `/proc` (`hidepid=2`, the waiter another user): a
+/// pid-based liveness check finds no `/proc/<pid>` and takes the live holder's lock at once.
+/// The kernel's word (the holder's liveness slot) needs no `/proc`: the waiter times out
+/// while the holder lives, and takes the lock over, told the owner died, within 1 s of its
+/// death.
+#[test]
+fn waiter_that_cannot_see_the_holder_in_proc() {
+    let _w = watchdog("waiter_that_cannot_see_the_holder_in_proc");
+    let key = NativeKey::platform_safe(&util::unique_key("hidepid"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&key);
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    // `nobody` may attach and lock: the segment and its lock semaphore are made 0666.
+    shm.set_permissions(0o666);
+    shm.create(64, AccessMode::ReadWrite).unwrap();
+    let mut holder = ChildProc::spawn("hold_lock", &[&key.to_string()]);
+    assert_eq!(holder.expect_line(Duration::from_secs(30)), "locked");
+    let holder_pid = holder.pid().to_string();
+    let mut waiter = ChildProc::spawn_under(
+        &BEHIND_HIDEPID_AS_NOBODY,
+        "wait_then_take_over",
+        &[&key.to_string(), &holder_pid],
+    );
+    assert_eq!(
+        waiter.expect_line(Duration::from_secs(30)),
+        "holder hidden true, root false"
+    );
+    assert_eq!(waiter.expect_line(Duration::from_secs(30)), "Timeout");
+    holder.kill9();
+    waiter.send("go");
+    assert_eq!(
+        waiter.expect_line(Duration::from_secs(30)),
+        "locked within 1 s, owner died true"
+    );
+    assert!(waiter.wait(Duration::from_secs(30)).success());
+    shm.detach().unwrap();
+    assert_eq!(util::objects_left(&key), Vec::<String>::new());
+}
+
+/// The state letter of process `pid` in `/proc/<pid>/stat` (`Z`: a zombie).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// The holder's main thread has exited while another of its threads holds the lock: the
+/// process lives on, its leader a zombie (`Z` in `/proc/<pid>/stat`), which a pid-based
+/// liveness check takes for a dead process. The lock is waited for while the holder lives,
+/// and taken over, told the owner died, within 1 s of its death.
+#[test]
+fn holder_whose_main_thread_exited() {
+    let _w = watchdog("holder_whose_main_thread_exited");
+    let key = NativeKey::platform_safe(&util::unique_key("zombieleader"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&key);
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    shm.create(64, AccessMode::ReadWrite).unwrap();
+    let mut holder = ChildProc::spawn("hold_lock_leader_exits", &[&key.to_string()]);
+    assert_eq!(
+        holder.expect_line(Duration::from_secs(30)),
+        "locked, leader exited"
+    );
+    assert_eq!(
+        proc_state(holder.pid()),
+        Some('Z'),
+        "the leader is a zombie"
+    );
+    assert!(holder.expect_no_exit(), "the process lives on");
+    let err = shm.lock_timeout(Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    holder.kill9();
+    let guard = shm
+        .lock_timeout(Duration::from_secs(1))
+        .expect("no lock within 1 s after the holder was killed");
+    assert!(guard.owner_died());
+    assert_eq!(util::read_u64(guard.as_slice()), 1);
+    drop(guard);
+    shm.detach().unwrap();
+    assert_eq!(util::objects_left(&key), Vec::<String>::new());
+}
+
 /// Another process shrinks a POSIX segment under our mapping (`ftruncate`): touching the
 /// pages that are gone is SIGBUS (`qshm read` died of it). `read_at` reads the file instead
 /// of the mapping and says what is gone; with `check_size_on_lock`, `lock` refuses to lend
@@ -807,6 +899,71 @@ fn child_entry() {
             let v = util::read_u64(bytes);
             util::write_u64(bytes, v + 1);
             util::say("locked");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "wait_then_take_over" => {
+            // wait_then_take_over KEY HOLDER_PID: says whether the holder's /proc is hidden
+            // and whether this is root; how a 300 ms lock_timeout ended; then, once told
+            // (the holder killed), how a 1 s one did.
+            let key: NativeKey = args[1].parse().unwrap();
+            let hidden = !std::path::Path::new(&format!("/proc/{}", args[2])).exists();
+            // SAFETY: geteuid takes nothing and cannot fail.
+            let root = unsafe { libc::geteuid() } == 0;
+            util::say(&format!("holder hidden {hidden}, root {root}"));
+            let mut shm = SharedMemory::with_native_key(key);
+            shm.attach(AccessMode::ReadWrite).unwrap();
+            let said = match shm.lock_timeout(Duration::from_millis(300)) {
+                Ok(g) => format!("locked, owner died {}", g.owner_died()),
+                Err(e) => format!("{:?}", e.kind()),
+            };
+            util::say(&said);
+            assert_eq!(util::read_stdin_line().as_deref(), Some("go"));
+            let said = match shm.lock_timeout(Duration::from_secs(1)) {
+                Ok(g) => format!("locked within 1 s, owner died {}", g.owner_died()),
+                Err(e) => format!("{:?}", e.kind()),
+            };
+            util::say(&said);
+            shm.detach().unwrap();
+        }
+        "hold_lock_leader_exits" => {
+            // The harness runs this on a thread of its own, not on the process's main thread
+            // (its leader). This thread takes the lock; then the leader alone is made to
+            // exit, and this thread goes on holding the lock in a process whose leader is a
+            // zombie.
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key);
+            shm.attach(AccessMode::ReadWrite).unwrap();
+            let mut guard = shm.lock().unwrap();
+            let bytes = guard.as_mut_slice().unwrap();
+            let v = util::read_u64(bytes);
+            util::write_u64(bytes, v + 1);
+            let pid = std::process::id();
+            // SAFETY: gettid takes nothing and cannot fail.
+            let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+            assert_ne!(tid, i64::from(pid), "the test runs on the main thread");
+            extern "C" fn exit_this_thread(_: libc::c_int) {
+                // SAFETY: `exit` (not `exit_group`) ends the calling thread alone, and a
+                // system call may be made from a signal handler. The thread it ends is the
+                // harness's main thread, which waits for this test and holds nothing
+                // another thread needs.
+                unsafe { libc::syscall(libc::SYS_exit, 0) };
+            }
+            // SAFETY: installs a handler for SIGUSR1, which nothing else in this process
+            // uses, then sends that signal to the main thread alone (tgkill to the thread
+            // whose id is the pid).
+            unsafe {
+                libc::signal(
+                    libc::SIGUSR1,
+                    exit_this_thread as extern "C" fn(libc::c_int) as libc::sighandler_t,
+                );
+                libc::syscall(libc::SYS_tgkill, pid, pid, libc::SIGUSR1);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while proc_state(pid) != Some('Z') {
+                assert!(Instant::now() < deadline, "the leader did not exit");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            util::say("locked, leader exited");
             std::thread::sleep(Duration::from_secs(600));
         }
         "map_and_hold" => {
