@@ -838,6 +838,25 @@ fn memfd_receiver_killed_holding_is_taken_over() {
     assert!(guard.owner_died());
 }
 
+/// The other order: the opener detaches first while a child it forked (no exec) still has
+/// its copy attached. The shared description's flock turned exclusive at once, and the
+/// file was removed under the child.
+#[test]
+fn a_forked_copy_still_attached_keeps_the_file() {
+    let _w = util::Watchdog::new("a_forked_copy_still_attached_keeps_the_file", T * 2);
+    let (path, _c) = unique_file("forkcopy-last");
+    let mut child = ChildProc::spawn("fork-parent-detaches-first", &[path.to_str().unwrap()]);
+    assert_eq!(
+        child.expect_line(T),
+        "parent removed false, copy saw the file true, copy removed true"
+    );
+    assert!(child.wait(T).success());
+    assert!(
+        !path.exists(),
+        "the copy's detach, the last, did not remove the file"
+    );
+}
+
 #[test]
 fn child_entry() {
     let Some(args) = util::child_role() else {
@@ -990,6 +1009,37 @@ fn child_entry() {
             loop {
                 std::thread::sleep(Duration::from_secs(1));
             }
+        }
+        "fork-parent-detaches-first" => {
+            let path = PathBuf::from(&args[1]);
+            let seg = FileOptions::new().create(&path, 64).unwrap();
+            let mut fds = [0; 2];
+            // SAFETY: `fds` is a valid out-array of two descriptors.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: the child runs qshm and std code in a process whose other threads are
+            // idle test-harness threads (glibc's malloc is fork-safe), and leaves with _exit.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let mut byte = 0u8;
+                // SAFETY: reads one byte into a valid buffer from our pipe.
+                unsafe { libc::read(fds[0], (&mut byte as *mut u8).cast(), 1) };
+                let there = path.exists();
+                let removed = seg.detach().unwrap();
+                // SAFETY: leaves the forked child without running the parent's destructors.
+                unsafe { libc::_exit(i32::from(there) * 2 + i32::from(removed)) };
+            }
+            let removed = seg.detach().unwrap();
+            // SAFETY: writes one byte from a valid buffer to our pipe.
+            unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) };
+            let mut status = 0;
+            // SAFETY: waits for our own child; `status` is a valid out-pointer.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let code = libc::WEXITSTATUS(status);
+            util::say(&format!(
+                "parent removed {removed}, copy saw the file {}, copy removed {}",
+                code & 2 != 0,
+                code & 1 != 0
+            ));
         }
         "hold-lock" => {
             let seg = MappedSegment::open_file(&args[1]).unwrap();

@@ -203,7 +203,8 @@ pub(crate) struct SameNamespaces {
 impl Liveness {
     /// # Safety
     ///
-    /// `fd` (unless -1) must stay open for as long as the returned value lives.
+    /// `fd` (unless -1) must stay open for as long as the returned value is used (the
+    /// segment closes or replaces it only when it is closed, after its last lock).
     pub(crate) unsafe fn new(fd: RawFd, private: bool, ns: SameNamespaces) -> Liveness {
         crate::sys::fork::watch();
         Liveness {

@@ -506,8 +506,9 @@ impl MappedInner {
             // description, and so the opener's shared flock: turning it exclusive would
             // succeed while the opener still uses the file. Such a copy asks with a
             // descriptor of its own (closing the shared one first, which ends the count if
-            // the opener has gone).
-            if *opener != std::process::id() {
+            // the opener has gone). So does an opener with children: one forked without
+            // exec still holds the description, and so the count, through its copy.
+            if *opener != std::process::id() || super::has_children() {
                 let ino = rustix::fs::fstat(&self.fd)?.st_ino;
                 match super::reopen_same_file(path, false, ino)? {
                     Some(fresh) => self.fd = fresh,
