@@ -721,31 +721,6 @@ fn a_forked_copy_dropped_first_leaves_the_file() {
     );
 }
 
-/// `unshare` into a new PID namespace with its own /proc (a container sharing /dev/shm),
-/// the test binary its pid 1, killed with `unshare` (`--kill-child`).
-const OTHER_PID_NAMESPACE: [&str; 6] = [
-    "unshare",
-    "--pid",
-    "--fork",
-    "--kill-child",
-    "--mount-proc",
-    "--",
-];
-
-/// `unshare` into a new time namespace, whose boot-time clock (and so every process start
-/// time read from /proc) is 100 000 s ahead.
-const OTHER_TIME_NAMESPACE: [&str; 9] = [
-    "unshare",
-    "--time",
-    "--boottime",
-    "100000",
-    "--monotonic",
-    "100000",
-    "--fork",
-    "--kill-child",
-    "--",
-];
-
 /// A holder run through `prefix` (a namespace wrapper): waited for while it lives, taken
 /// over within 1 s with `owner_died()` once it is killed. Before liveness slots, a segment
 /// made in another PID namespace was refused, and across time namespaces a live holder's
@@ -768,13 +743,13 @@ fn file_holder_elsewhere(name: &str, prefix: &[&str]) {
 #[test]
 fn holder_in_another_pid_namespace() {
     let _w = util::Watchdog::new("mapped holder_in_another_pid_namespace", T * 2);
-    file_holder_elsewhere("file-pidns-holder", &OTHER_PID_NAMESPACE);
+    file_holder_elsewhere("file-pidns-holder", util::OTHER_PID_NAMESPACE);
 }
 
 #[test]
 fn holder_in_another_time_namespace() {
     let _w = util::Watchdog::new("mapped holder_in_another_time_namespace", T * 2);
-    file_holder_elsewhere("file-timens-holder", &OTHER_TIME_NAMESPACE);
+    file_holder_elsewhere("file-timens-holder", util::OTHER_TIME_NAMESPACE);
 }
 
 /// The other way round: the holder here, the waiter in a new PID namespace, where the
@@ -786,15 +761,44 @@ fn waiter_in_another_pid_namespace() {
     let seg = FileOptions::new().create(&path, 64).unwrap();
     let path_arg = path.to_str().unwrap();
     let guard = seg.lock().unwrap();
-    let mut waiter = ChildProc::spawn_under(&OTHER_PID_NAMESPACE, "lock-for", &[path_arg, "300"]);
+    let mut waiter =
+        ChildProc::spawn_under(util::OTHER_PID_NAMESPACE, "lock-for", &[path_arg, "300"]);
     assert_eq!(waiter.expect_line(T), "Timeout");
     assert!(waiter.wait(T).success());
     drop(guard);
-    let mut waiter = ChildProc::spawn_under(&OTHER_PID_NAMESPACE, "lock-for", &[path_arg, "5000"]);
+    let mut waiter =
+        ChildProc::spawn_under(util::OTHER_PID_NAMESPACE, "lock-for", &[path_arg, "5000"]);
     assert_eq!(waiter.expect_line(T), "locked, owner died false");
     assert!(waiter.wait(T).success());
     // And a holder killed there is taken over here.
-    file_holder_elsewhere("file-pidns-holder2", &OTHER_PID_NAMESPACE);
+    file_holder_elsewhere("file-pidns-holder2", util::OTHER_PID_NAMESPACE);
+}
+
+/// The waiter cannot read the holder's /proc (`hidepid=2`, the waiter another user): it
+/// waits while the holder lives and takes over within 1 s of its death, from the kernel's
+/// word alone.
+#[test]
+fn waiter_behind_hidepid() {
+    let _w = util::Watchdog::new("mapped waiter_behind_hidepid", T * 2);
+    let (path, _c) = unique_file("file-hidepid");
+    let seg = FileOptions::new()
+        .permissions(0o666)
+        .create(&path, 64)
+        .unwrap();
+    let path_arg = path.to_str().unwrap();
+    let mut holder = ChildProc::spawn("hold-lock", &[path_arg]);
+    assert_eq!(holder.expect_line(T), "locked");
+    let mut waiter = ChildProc::spawn_under(
+        util::BEHIND_HIDEPID_AS_NOBODY,
+        "wait-then-take-over",
+        &[path_arg, &holder.pid().to_string()],
+    );
+    assert_eq!(waiter.expect_line(T), "holder hidden true, Timeout");
+    holder.kill9();
+    waiter.send("go");
+    assert_eq!(waiter.expect_line(T), "locked within 1 s, owner died true");
+    assert!(waiter.wait(T).success());
+    drop(seg);
 }
 
 /// A mapping inherited over `unshare(CLONE_NEWPID)` + `fork()`: the child is pid 1 of a new
@@ -1040,6 +1044,22 @@ fn child_entry() {
                 code & 2 != 0,
                 code & 1 != 0
             ));
+        }
+        "wait-then-take-over" => {
+            // As another user behind hidepid: the holder (args[2]) is invisible here.
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            let hidden = !Path::new(&format!("/proc/{}", args[2])).exists();
+            let first = match seg.lock_timeout(Duration::from_millis(300)) {
+                Ok(_) => "locked".to_string(),
+                Err(e) => format!("{:?}", e.kind()),
+            };
+            util::say(&format!("holder hidden {hidden}, {first}"));
+            assert_eq!(util::read_stdin_line().as_deref(), Some("go"));
+            let said = match seg.lock_timeout(Duration::from_secs(1)) {
+                Ok(g) => format!("locked within 1 s, owner died {}", g.owner_died()),
+                Err(e) => format!("{:?}", e.kind()),
+            };
+            util::say(&said);
         }
         "hold-lock" => {
             let seg = MappedSegment::open_file(&args[1]).unwrap();

@@ -283,17 +283,6 @@ fn full_dev_shm_is_out_of_resources() {
     assert!(stdout.contains("@@ out of resources ok"), "{stdout}");
 }
 
-/// `unshare` into a new PID namespace (with its own /proc, as a container has), the test
-/// binary its pid 1; killed with `unshare` (`--kill-child`), so that `kill9` reaches it.
-const OTHER_PID_NAMESPACE: [&str; 6] = [
-    "unshare",
-    "--pid",
-    "--fork",
-    "--kill-child",
-    "--mount-proc",
-    "--",
-];
-
 /// A holder run through `prefix` (a namespace wrapper) must be waited for while it lives and
 /// taken over, told the owner died, once it is killed.
 fn holder_elsewhere_is_waited_for_then_taken_over(name: &str, prefix: &[&str]) {
@@ -321,7 +310,7 @@ fn holder_elsewhere_is_waited_for_then_taken_over(name: &str, prefix: &[&str]) {
 #[test]
 fn holder_in_another_pid_namespace() {
     let _w = watchdog("holder_in_another_pid_namespace");
-    holder_elsewhere_is_waited_for_then_taken_over("pidns-holder", &OTHER_PID_NAMESPACE);
+    holder_elsewhere_is_waited_for_then_taken_over("pidns-holder", util::OTHER_PID_NAMESPACE);
 }
 
 /// Holder and waiter in different time namespaces (`unshare --time`): process start times
@@ -330,18 +319,7 @@ fn holder_in_another_pid_namespace() {
 #[test]
 fn holder_in_another_time_namespace() {
     let _w = watchdog("holder_in_another_time_namespace");
-    let prefix = [
-        "unshare",
-        "--time",
-        "--boottime",
-        "100000",
-        "--monotonic",
-        "100000",
-        "--fork",
-        "--kill-child",
-        "--",
-    ];
-    holder_elsewhere_is_waited_for_then_taken_over("timens-holder", &prefix);
+    holder_elsewhere_is_waited_for_then_taken_over("timens-holder", util::OTHER_TIME_NAMESPACE);
 }
 
 /// The other way round: the holder here, the waiter in a new PID namespace, where the
@@ -354,14 +332,17 @@ fn waiter_in_another_pid_namespace() {
     let mut shm = SharedMemory::with_native_key(key.clone());
     shm.create(64, AccessMode::ReadWrite).unwrap();
     let guard = shm.lock().unwrap();
-    let mut waiter =
-        ChildProc::spawn_under(&OTHER_PID_NAMESPACE, "lock_for", &[&key.to_string(), "300"]);
+    let mut waiter = ChildProc::spawn_under(
+        util::OTHER_PID_NAMESPACE,
+        "lock_for",
+        &[&key.to_string(), "300"],
+    );
     assert_eq!(waiter.expect_line(Duration::from_secs(30)), "Timeout");
     // (Its detach takes the lock, as Qt's does: it ends once we let go.)
     drop(guard);
     assert!(waiter.wait(Duration::from_secs(30)).success());
     let mut waiter = ChildProc::spawn_under(
-        &OTHER_PID_NAMESPACE,
+        util::OTHER_PID_NAMESPACE,
         "lock_for",
         &[&key.to_string(), "5000"],
     );
@@ -372,19 +353,6 @@ fn waiter_in_another_pid_namespace() {
     assert!(waiter.wait(Duration::from_secs(30)).success());
     shm.detach().unwrap();
 }
-
-/// `unshare` into a private mount namespace with a fresh `/proc` mounted `hidepid=2`, then
-/// `setpriv` to `nobody`: a process that sees no other user's `/proc/<pid>`.
-const BEHIND_HIDEPID_AS_NOBODY: [&str; 7] = [
-    "unshare",
-    "--mount",
-    "--propagation",
-    "private",
-    "sh",
-    "-c",
-    "mount -t proc -o hidepid=2 proc /proc && \
-     exec setpriv --reuid=nobody --regid=nogroup --clear-groups -- \"$0\" \"$@\"",
-];
 
 /// The waiter cannot read the holder's `/proc` (`hidepid=2`, the waiter another user): a
 /// pid-based liveness check finds no `/proc/<pid>` and takes the live holder's lock at once.
@@ -404,7 +372,7 @@ fn waiter_that_cannot_see_the_holder_in_proc() {
     assert_eq!(holder.expect_line(Duration::from_secs(30)), "locked");
     let holder_pid = holder.pid().to_string();
     let mut waiter = ChildProc::spawn_under(
-        &BEHIND_HIDEPID_AS_NOBODY,
+        util::BEHIND_HIDEPID_AS_NOBODY,
         "wait_then_take_over",
         &[&key.to_string(), &holder_pid],
     );
@@ -546,7 +514,7 @@ fn a_detach_in_another_pid_namespace_keeps_a_segment_mapped_outside() {
     let mut mapper = ChildProc::spawn("map_and_hold", &[&key.to_string()]);
     assert_eq!(mapper.expect_line(Duration::from_secs(30)), "mapped");
     let mut detacher = ChildProc::spawn_under(
-        &OTHER_PID_NAMESPACE,
+        util::OTHER_PID_NAMESPACE,
         "attach_wait_detach",
         &[&key.to_string()],
     );
@@ -561,6 +529,38 @@ fn a_detach_in_another_pid_namespace_keeps_a_segment_mapped_outside() {
     assert!(detacher.wait(Duration::from_secs(30)).success());
     mapper.kill9();
     assert!(SharedMemory::remove_orphan(&key).unwrap());
+}
+
+/// `inspect::lock_state` reads a key's lock whether or not its segment exists, so that a
+/// `create` waiting behind a lock taken with no owner record (a Qt holder, or a qshm holder
+/// killed in the recorded window) can be diagnosed.
+#[test]
+fn lock_state_with_and_without_a_segment() {
+    use qshm::inspect::{lock_state, LockState};
+    use qshm::{SemaphoreMode, SystemSemaphore};
+    let _w = watchdog("lock_state_with_and_without_a_segment");
+    let key = NativeKey::legacy(&util::unique_key("lockstate"), KeyType::PosixRealtime);
+    let _c = Cleanup::new().segment(&key);
+    assert_eq!(lock_state(&key).unwrap(), LockState::Absent);
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    shm.create(64, AccessMode::ReadWrite).unwrap();
+    assert_eq!(lock_state(&key).unwrap(), LockState::Free);
+    let guard = shm.lock().unwrap();
+    assert_eq!(
+        lock_state(&key).unwrap(),
+        LockState::Held {
+            pid: Some(std::process::id())
+        }
+    );
+    drop(guard);
+    shm.detach().unwrap();
+    assert_eq!(lock_state(&key).unwrap(), LockState::Absent);
+    // Taken with no record, no segment: what a creator waits behind.
+    let sem = SystemSemaphore::with_native_key(key.lock_key(), 1, SemaphoreMode::Create).unwrap();
+    sem.acquire().unwrap();
+    assert_eq!(lock_state(&key).unwrap(), LockState::Held { pid: None });
+    sem.release(1).unwrap();
+    assert_eq!(lock_state(&key).unwrap(), LockState::Free);
 }
 
 #[test]

@@ -291,29 +291,10 @@ fn count_double(bytes: &mut [u8]) {
 /// Where the `i`-th worker runs: here, in another PID namespace, or in another time
 /// namespace (with a boot-time clock 100 000 s ahead).
 fn namespace_of(i: u64) -> &'static [&'static str] {
-    const PID: &[&str] = &[
-        "unshare",
-        "--pid",
-        "--fork",
-        "--kill-child",
-        "--mount-proc",
-        "--",
-    ];
-    const TIME: &[&str] = &[
-        "unshare",
-        "--time",
-        "--boottime",
-        "100000",
-        "--monotonic",
-        "100000",
-        "--fork",
-        "--kill-child",
-        "--",
-    ];
     match i % 3 {
         0 => &[],
-        1 => PID,
-        _ => TIME,
+        1 => util::OTHER_PID_NAMESPACE,
+        _ => util::OTHER_TIME_NAMESPACE,
     }
 }
 
@@ -365,14 +346,12 @@ impl Janitor {
                 return false;
             }
             // Taken, and no owner record: the window. (Read through `inspect`, which knows
-            // each C library's `sem_t` layout.)
-            let Ok(info) = qshm::inspect::info(&key) else {
-                return false;
-            };
+            // each C library's `sem_t` layout; the segment itself may not exist: the stuck
+            // process may be a creator.)
             use qshm::inspect::LockState;
             if !matches!(
-                info.lock_state,
-                LockState::Held { pid: None } | LockState::HolderDead { pid: None }
+                qshm::inspect::lock_state(&key),
+                Ok(LockState::Held { pid: None } | LockState::HolderDead { pid: None })
             ) {
                 return false;
             }

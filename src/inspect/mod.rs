@@ -455,6 +455,43 @@ pub fn info(key: &NativeKey) -> Result<SegmentInfo> {
     Err(err(ErrorKind::Unsupported).with_detail("no inspection for this key type here"))
 }
 
+/// The state of segment `key`'s lock, whether or not the segment exists: what a `create`
+/// or `attach` waiting on it waits for (a holder that died between taking the lock and
+/// saying who it is, say). [`LockState::Absent`] when the key has no lock now.
+///
+/// # Errors
+///
+/// [`ErrorKind::KeyError`] for an empty key; [`ErrorKind::Unsupported`] for a key type with
+/// no inspection here; otherwise as [`list`].
+pub fn lock_state(key: &NativeKey) -> Result<LockState> {
+    let err = |kind: ErrorKind| Error::new(kind, Operation::Inspect, key.to_string());
+    if key.is_empty() {
+        return Err(err(ErrorKind::KeyError).with_detail("key is empty"));
+    }
+    let snap = Snapshot::take()?;
+    if let Some(proj) = key.key_type().ftok_project_id() {
+        let lock = key.lock_key();
+        let Ok(k) = os::ftok(Path::new(lock.native_key()), proj) else {
+            return Ok(LockState::Absent); // no key file: no lock
+        };
+        return Ok(match snap.sems.iter().find(|s| s.key == k) {
+            Some(sem) => sysv_lock_state(sem.id),
+            None => LockState::Absent,
+        });
+    }
+    if key.key_type() == crate::KeyType::PosixRealtime {
+        let lock_key = match key.legacy_key() {
+            Some(_) => key.lock_key(),
+            None => posix_lock_key(key.native_key()),
+        };
+        return Ok(match posix_path(lock_key.native_key(), "sem.") {
+            Some(sem) if sem.exists() => snap.posix_lock_state(&sem),
+            _ => LockState::Absent,
+        });
+    }
+    Err(err(ErrorKind::Unsupported).with_detail("no inspection for this key type here"))
+}
+
 /// Every Qt or qshm segment on the machine: System V segments with Qt key files (or Qt's
 /// ftok project id when the key file is gone) and POSIX `qipc_sharedmemory_*` files and
 /// segment/semaphore pairs. See the [module docs](self) for how they are found.

@@ -14,6 +14,48 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use qshm::{NativeKey, SemaphoreMode, SharedMemory, SystemSemaphore};
 
+/// Wrappers for [`ChildProc::spawn_under`] that put a child where containers put their
+/// processes (they need root).
+///
+/// A new PID namespace with its own /proc (a container sharing /dev/shm or the IPC
+/// namespace), the test binary its pid 1; killed with the wrapper (`--kill-child`), so that
+/// `kill9` reaches it.
+pub const OTHER_PID_NAMESPACE: &[&str] = &[
+    "unshare",
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "--mount-proc",
+    "--",
+];
+
+/// A new time namespace, whose boot-time clock (and so every process start time read from
+/// /proc) is 100 000 s ahead.
+pub const OTHER_TIME_NAMESPACE: &[&str] = &[
+    "unshare",
+    "--time",
+    "--boottime",
+    "100000",
+    "--monotonic",
+    "100000",
+    "--fork",
+    "--kill-child",
+    "--",
+];
+
+/// As user `nobody`, in a private mount namespace whose /proc is mounted `hidepid=2`: other
+/// users' processes are invisible there.
+pub const BEHIND_HIDEPID_AS_NOBODY: &[&str] = &[
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    "mount -t proc -o hidepid=2 proc /proc && \
+     exec setpriv --reuid=nobody --regid=nogroup --clear-groups -- \"$0\" \"$@\"",
+];
+
 /// A key no other test, run or machine user shares: the test's own name, the process id,
 /// the time and a counter.
 pub fn unique_key(name: &str) -> String {
