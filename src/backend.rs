@@ -73,6 +73,12 @@ pub(crate) enum SemOpen {
 pub(crate) trait RawSemaphore:
     Sized + Send + Sync + std::fmt::Debug + sealed::Sealed
 {
+    /// Whether a semaphore lives on by name until `remove`d, and [`SemOpen::CreateOrReset`]
+    /// resets an existing one's value. False where the OS destroys a semaphore with its last
+    /// handle and Qt's `Create` mode resets nothing (Windows): `remove` then does nothing.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the conformance suite
+    const PERSISTENT: bool = true;
+
     /// Opens the semaphore named by `key`. Returns the handle and whether this call created
     /// the semaphore.
     fn open(key: &NativeKey, initial: u32, how: SemOpen, mode: u32) -> Result<(Self, bool)>;
@@ -153,6 +159,12 @@ pub(crate) trait RawSemaphore:
 pub(crate) unsafe trait RawSegment:
     Sized + Send + Sync + std::fmt::Debug + sealed::Sealed
 {
+    /// Whether a segment can outlive its last attachment (`detach(false, ..)` keeps it) and
+    /// be removed by name (`remove`). False where the OS destroys it with its last handle
+    /// (Windows): nothing is ever left behind, and nothing can be removed while in use.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the conformance suite
+    const PERSISTENT: bool = true;
+
     /// Creates and maps a new segment of exactly `size` bytes (`size > 0`).
     fn create(key: &NativeKey, size: usize, access: AccessMode, mode: u32) -> Result<Self>;
     /// Maps an existing segment.

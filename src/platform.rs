@@ -25,5 +25,6 @@ pub(crate) const LEGACY_DEFAULT_KEY_TYPE: KeyType = if cfg!(qshm_windows) {
 
 /// Which key types have a backend here.
 pub(crate) fn is_key_type_supported(key_type: KeyType) -> bool {
-    cfg!(qshm_linux) && (key_type.is_system_v() || key_type == KeyType::PosixRealtime)
+    (cfg!(qshm_linux) && (key_type.is_system_v() || key_type == KeyType::PosixRealtime))
+        || (cfg!(qshm_windows) && key_type == KeyType::Windows)
 }

@@ -199,6 +199,7 @@ impl SystemSemaphore {
             sem: self,
             owner_died,
             generation: crate::sys::fork::generation(),
+            _not_send: std::marker::PhantomData,
         })
     }
 
@@ -267,6 +268,10 @@ impl fmt::Debug for SystemSemaphore {
 }
 
 /// One unit of a [`SystemSemaphore`], given back when dropped or when the process dies.
+///
+/// The guard is neither `Send` nor `Sync`: it is given back by the thread that took it (on
+/// Windows the kernel records the taking thread as the owner of the mutex through which a
+/// dead holder is recognised).
 #[must_use = "if unused the unit is given back at once"]
 #[clippy::has_significant_drop]
 pub struct SemaphoreGuard<'a> {
@@ -275,6 +280,7 @@ pub struct SemaphoreGuard<'a> {
     /// The `fork` generation that took the unit: a copy in a forked child gives nothing back
     /// (the unit is the parent's).
     generation: u32,
+    _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl SemaphoreGuard<'_> {

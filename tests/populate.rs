@@ -2,6 +2,7 @@
 //! `populate(true)`), so that an 8 GiB segment costs what a 4 KiB one does; asked, every page
 //! is mapped (and at create allocated). Checked in the kernel's own accounting: the
 //! resident size of the mapping (`/proc/self/smaps`) and the blocks of the file.
+#![cfg(unix)] // Linux: madvise, memfd and file blocks
 
 mod util;
 

@@ -1,5 +1,6 @@
 //! The POSIX realtime backend: Qt 6.11 interop on `PosixRealtime` keys, the crash-robust
 //! lock, ownership without leaks, a full `/dev/shm`, names.
+#![cfg(unix)] // the POSIX backend (Unix)
 
 mod util;
 

@@ -1,5 +1,6 @@
 //! Interop with real Qt programs: Qt 6.11 (PyQt6) and Qt 5.15 (PyQt5) peers share segments,
 //! locks and semaphores with this process, byte for byte (docs/qt-ipc.md §9).
+#![cfg(unix)] // Qt for Linux through PyQt; Qt for Windows: tests/windows.rs
 
 mod util;
 

@@ -18,6 +18,7 @@
 //! 10 000), `QSHM_LOAD_INCREMENTS` the increments per process (default 100 000) and
 //! `QSHM_CHURN_SECONDS` the churn (default 10). Each test prints a `RELIABILITY …` line that
 //! the campaign script records in RELIABILITY.md.
+#![cfg(unix)] // kill -9, namespaces and the Unix backends
 
 mod util;
 

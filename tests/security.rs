@@ -3,6 +3,7 @@
 //! Other users are played by `nobody` (`setpriv`); exhausted System V limits by a private IPC
 //! namespace (`unshare --ipc`) with tiny `kernel.shm*`/`kernel.sem` values. Both need root,
 //! as CI runs.
+#![cfg(unix)] // Unix users, modes and namespaces
 
 mod util;
 

@@ -1,5 +1,6 @@
 //! tst_qsystemsemaphore, ported, with real child processes; plus the fixes of
 //! docs/qt-ipc.md §8.12.
+#![cfg(unix)] // System V and POSIX semaphores; Windows: tests/windows.rs
 
 mod util;
 

@@ -286,7 +286,9 @@ impl NativeKey {
 
     /// The native key of the semaphore that locks a segment with this key (Qt 6.6.1+ rule):
     /// for a key derived from a Qt key, the `qipc_systemsem_` name of that Qt key (derived
-    /// again with this process's `$TMPDIR`); otherwise this very key.
+    /// again with this process's `$TMPDIR`); otherwise this very key, except for a Windows
+    /// key on Windows, whose section and semaphore share one namespace: there the name cut
+    /// to 255 UTF-16 units, then `_sem` (Qt's `MAX_PATH` rule).
     pub fn lock_key(&self) -> NativeKey {
         match &self.legacy {
             Some(legacy) => NativeKey::legacy_for(
@@ -295,6 +297,9 @@ impl NativeKey {
                 self.key_type,
                 TempDirStyle::Current,
             ),
+            None if self.key_type == KeyType::Windows && platform::NAMING.windows => {
+                NativeKey::new(windows_lock_name(&self.native), KeyType::Windows)
+            }
             None => self.clone(),
         }
     }
@@ -400,6 +405,23 @@ impl NamingRules {
     }
 }
 
+/// The lock semaphore's name for the Windows native key `native` (Qt's
+/// `semaphoreNativeKey`): `native` cut to `MAX_PATH - 5` UTF-16 units, then `_sem`. A cut
+/// that would split a surrogate pair keeps the pair's first half out too.
+pub(crate) fn windows_lock_name(native: &str) -> String {
+    const KEEP: usize = 260 - 4 - 1;
+    let mut units = 0;
+    let mut end = 0;
+    for (i, c) in native.char_indices() {
+        if units + c.len_utf16() > KEEP {
+            break;
+        }
+        units += c.len_utf16();
+        end = i + c.len_utf8();
+    }
+    format!("{}_sem", &native[..end])
+}
+
 /// The lower-case hexadecimal SHA-1 of the UTF-8 bytes of `key`.
 pub(crate) fn sha1_hex(key: &str) -> String {
     let digest = Sha1::digest(key.as_bytes());
@@ -496,6 +518,20 @@ mod tests {
         apple_posix: false,
         windows: true,
     };
+
+    /// Qt's `semaphoreNativeKey` for Windows native keys: cut to 255 UTF-16 units, `_sem`.
+    #[test]
+    fn windows_lock_names() {
+        assert_eq!(windows_lock_name("shm_hello"), "shm_hello_sem");
+        assert_eq!(windows_lock_name("Global\\x"), "Global\\x_sem");
+        let long = "a".repeat(300);
+        assert_eq!(windows_lock_name(&long), format!("{}_sem", "a".repeat(255)));
+        // A pair that would be split at the cut stays out whole.
+        let pair = format!("{}\u{1F600}", "b".repeat(254));
+        assert_eq!(windows_lock_name(&pair), format!("{}_sem", "b".repeat(254)));
+        let bmp = format!("{}é", "b".repeat(254));
+        assert_eq!(windows_lock_name(&bmp), format!("{bmp}_sem"));
+    }
 
     #[test]
     fn sha1_of_hello() {

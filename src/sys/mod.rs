@@ -12,7 +12,11 @@
 #[path = "unix/mod.rs"]
 mod imp;
 
-#[cfg(not(qshm_linux))]
+#[cfg(qshm_windows)]
+#[path = "windows/mod.rs"]
+mod imp;
+
+#[cfg(not(any(qshm_linux, qshm_windows)))]
 #[path = "unsupported.rs"]
 mod imp;
 

@@ -171,8 +171,15 @@ fn emergency_cleanup() {
         .iter()
     {
         // Most have exited long ago: say nothing about those.
-        let _ = Command::new("kill")
-            .args(["-9", &pid.to_string()])
+        let (program, args) = if cfg!(windows) {
+            ("taskkill", ["/F", "/PID"])
+        } else {
+            ("kill", ["-9", "--"])
+        };
+        let _ = Command::new(program)
+            .args(args)
+            .arg(pid.to_string())
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
     }
@@ -273,6 +280,7 @@ impl ChildProc {
                 "-q",
             ])
             .env(CHILD_ENV, spec)
+            .env(PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -390,6 +398,16 @@ pub fn child_role() -> Option<Vec<String>> {
     // nothing. The parent is the test process, or the wrapper it started us through (one
     // that forks, as `unshare --fork`, is our parent; as pid 1 of a new PID namespace we
     // see it as 0, and `--kill-child` ends us with it).
+    watch_parent();
+    Some(spec.split('\u{1f}').map(str::to_owned).collect())
+}
+
+/// Exits (98) when the parent goes away (we are re-parented), so that a failed run leaves
+/// nothing. The parent is the test process, or the wrapper it started us through (one that
+/// forks, as `unshare --fork`, is our parent; as pid 1 of a new PID namespace we see it as
+/// 0, and `--kill-child` ends us with it).
+#[cfg(unix)]
+fn watch_parent() {
     let parent = std::os::unix::process::parent_id();
     std::thread::spawn(move || loop {
         if std::os::unix::process::parent_id() != parent {
@@ -397,8 +415,32 @@ pub fn child_role() -> Option<Vec<String>> {
         }
         std::thread::sleep(Duration::from_millis(100));
     });
-    Some(spec.split('\u{1f}').map(str::to_owned).collect())
 }
+
+/// Exits (98) when the test process that started us ([`PARENT_ENV`]) ends.
+#[cfg(windows)]
+fn watch_parent() {
+    use windows_sys::Win32::System::Threading::{
+        OpenProcess, WaitForSingleObject, INFINITE, PROCESS_SYNCHRONIZE,
+    };
+    let Some(pid) = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok()) else {
+        return;
+    };
+    // SAFETY: opens a handle to a process by id, for waiting only.
+    let parent = unsafe { OpenProcess(PROCESS_SYNCHRONIZE, 0, pid) } as usize;
+    if parent == 0 {
+        std::process::exit(98); // gone already
+    }
+    std::thread::spawn(move || {
+        // SAFETY: waits on the handle opened above, which is never closed.
+        unsafe { WaitForSingleObject(parent as _, INFINITE) };
+        std::process::exit(98);
+    });
+}
+
+/// The environment variable that tells a child the parent's process id (Windows, where a
+/// process has no parent to ask about).
+pub const PARENT_ENV: &str = "QSHM_TEST_PARENT";
 
 /// Prints a line the parent's `expect_line` reads.
 pub fn say(msg: &str) {
@@ -497,6 +539,15 @@ pub fn file_watchdog(name: &'static str, limit: Duration) -> Watchdog {
 /// The OS objects of the segment `key` and of its lock that exist now: the System V key
 /// files, or the POSIX `/dev/shm` entries. Empty once everything is cleaned up.
 pub fn objects_left(key: &NativeKey) -> Vec<String> {
+    if key.key_type() == qshm::KeyType::Windows {
+        // Windows destroys both with their last handle: the segment is left when one can
+        // still attach to it.
+        let mut probe = SharedMemory::with_native_key(key.clone());
+        return match probe.attach(qshm::AccessMode::ReadOnly) {
+            Ok(()) => vec![key.native_key().to_owned()],
+            Err(_) => Vec::new(),
+        };
+    }
     let lock = key.lock_key();
     let paths = if key.key_type().is_system_v() {
         vec![key.native_key().to_owned(), lock.native_key().to_owned()]
