@@ -12,7 +12,11 @@ thread_local! {
 /// A populating `create` that fails removes the segment it made, under either policy.
 #[test]
 fn a_failed_populating_create_leaves_nothing() {
-    for key_type in [KeyType::SystemV, KeyType::PosixRealtime] {
+    let types = [KeyType::SystemV, KeyType::PosixRealtime, KeyType::Windows];
+    for key_type in types
+        .into_iter()
+        .filter(|&t| crate::platform::is_key_type_supported(t))
+    {
         for policy in [LastDetach::Remove, LastDetach::Keep] {
             let name = format!("qshm-unit-populate-{}-{policy:?}", std::process::id());
             let key = NativeKey::legacy(&name, key_type);

@@ -62,7 +62,13 @@ pub(crate) fn create_attach_detach<S: RawSegment, M: RawSemaphore>(key_type: Key
     unsafe { std::ptr::copy_nonoverlapping(b"contract".as_ptr(), created.ptr(), 8) };
     let reader = S::attach(&k.key, AccessMode::ReadOnly).unwrap();
     assert!(!reader.writable());
-    assert_eq!(reader.len(), created.len());
+    if S::PERSISTENT {
+        assert_eq!(reader.len(), created.len());
+    } else {
+        // Windows reports an attacher the section's size rounded up to pages (Wine does;
+        // Qt reports that to everyone), its creator the size it asked for.
+        assert!(reader.len() >= created.len(), "{}", reader.len());
+    }
     // SAFETY: the mapping is at least 100 bytes long and nobody writes it now.
     let seen = unsafe { std::slice::from_raw_parts(reader.ptr(), 8) }.to_vec();
     assert_eq!(seen, b"contract");
