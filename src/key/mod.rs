@@ -234,8 +234,10 @@ impl NativeKey {
     /// The native key Qt 6.6+ derives for a portable name (`QSharedMemory::platformSafeKey`).
     ///
     /// POSIX realtime: `/` + `key`. System V: `key` when it starts with `/`, else
-    /// `$XDG_RUNTIME_DIR/key` (or Qt's fallback `$TMPDIR/runtime-$USER`). The result has no
-    /// legacy key, so a segment's lock semaphore uses the same native key.
+    /// `$XDG_RUNTIME_DIR/key` (or Qt's fallback `$TMPDIR/runtime-$USER`). Windows (on
+    /// Windows): `shm_` + `key`, after a leading `Local\` or `Global\`, cut to 260 UTF-16
+    /// units. The result has no legacy key, so a segment's lock semaphore uses the same
+    /// native key (on Windows, that key with `_sem` appended: [`NativeKey::lock_key`]).
     ///
     /// ```
     /// use qshm::{KeyType, NativeKey};
@@ -255,7 +257,7 @@ impl NativeKey {
         } else if key_type == KeyType::PosixRealtime {
             platform::NAMING.posix_platform_safe(key)
         } else {
-            key.to_owned()
+            windows_platform_safe(IpcKind::SharedMemory, key)
         };
         NativeKey {
             key_type,
@@ -297,7 +299,10 @@ impl NativeKey {
                 self.key_type,
                 TempDirStyle::Current,
             ),
-            None if self.key_type == KeyType::Windows && platform::NAMING.windows => {
+            None if self.key_type == KeyType::Windows
+                && platform::NAMING.windows
+                && !self.native.is_empty() =>
+            {
                 NativeKey::new(windows_lock_name(&self.native), KeyType::Windows)
             }
             None => self.clone(),
@@ -405,21 +410,40 @@ impl NamingRules {
     }
 }
 
+/// Qt's `platformSafeKey` for Windows keys: a leading `Local\` or `Global\` kept, then
+/// `shm_` (segments) or `sem_` (semaphores) and the rest, cut to `MAX_PATH` (260) UTF-16
+/// units (a surrogate pair that the cut would split is left out whole).
+pub(crate) fn windows_platform_safe(kind: IpcKind, key: &str) -> String {
+    let (prefix, payload) = ["Local\\", "Global\\"]
+        .into_iter()
+        .find_map(|p| key.strip_prefix(p).map(|rest| (p, rest)))
+        .unwrap_or(("", key));
+    let mid = match kind {
+        IpcKind::SharedMemory => "shm_",
+        IpcKind::Semaphore => "sem_",
+    };
+    utf16_prefix(&format!("{prefix}{mid}{payload}"), 260).to_owned()
+}
+
+/// The longest prefix of `s` of at most `units` UTF-16 code units, whole characters only.
+fn utf16_prefix(s: &str, units: usize) -> &str {
+    let mut used = 0;
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        if used + c.len_utf16() > units {
+            break;
+        }
+        used += c.len_utf16();
+        end = i + c.len_utf8();
+    }
+    &s[..end]
+}
+
 /// The lock semaphore's name for the Windows native key `native` (Qt's
 /// `semaphoreNativeKey`): `native` cut to `MAX_PATH - 5` UTF-16 units, then `_sem`. A cut
 /// that would split a surrogate pair keeps the pair's first half out too.
 pub(crate) fn windows_lock_name(native: &str) -> String {
-    const KEEP: usize = 260 - 4 - 1;
-    let mut units = 0;
-    let mut end = 0;
-    for (i, c) in native.char_indices() {
-        if units + c.len_utf16() > KEEP {
-            break;
-        }
-        units += c.len_utf16();
-        end = i + c.len_utf8();
-    }
-    format!("{}_sem", &native[..end])
+    format!("{}_sem", utf16_prefix(native, 260 - 4 - 1))
 }
 
 /// The lower-case hexadecimal SHA-1 of the UTF-8 bytes of `key`.
@@ -531,6 +555,18 @@ mod tests {
         assert_eq!(windows_lock_name(&pair), format!("{}_sem", "b".repeat(254)));
         let bmp = format!("{}é", "b".repeat(254));
         assert_eq!(windows_lock_name(&bmp), format!("{bmp}_sem"));
+    }
+
+    /// Qt's `platformSafeKey` for Windows keys.
+    #[test]
+    fn windows_platform_safe_names() {
+        let shm = |k: &str| windows_platform_safe(IpcKind::SharedMemory, k);
+        assert_eq!(shm("hello"), "shm_hello");
+        assert_eq!(shm("Local\\x"), "Local\\shm_x");
+        assert_eq!(shm("Global\\x"), "Global\\shm_x");
+        assert_eq!(shm("global\\x"), "shm_global\\x"); // case matters, as in Qt
+        assert_eq!(windows_platform_safe(IpcKind::Semaphore, "k"), "sem_k");
+        assert_eq!(shm(&"x".repeat(300)), format!("shm_{}", "x".repeat(256)));
     }
 
     #[test]

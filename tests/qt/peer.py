@@ -57,6 +57,10 @@ and one QSystemSemaphore `sem` (initially none).
                                          .nativeKey() | - on Qt5>
                                     <hex QSharedMemory.legacyNativeKey(k).toString()
                                          | - on Qt5>
+                                    <hex QSharedMemory.platformSafeKey(k).nativeKey()
+                                         | - on Qt5>  (the platform's default type)
+                                    <hex QSharedMemory.platformSafeKey(k).toString()
+                                         | - on Qt5>
                              platformSafeKey(k, SystemV) is a path in
                              $XDG_RUNTIME_DIR; unset, Qt warns on stderr and
                              uses (and creates) /tmp/runtime-<user>.
@@ -271,8 +275,9 @@ class Peer:
         shm = tmp.nativeKey()
         sip.delete(tmp)
         if not QT6:
-            return [enc(shm), "-", "-", "-", "-", "-"]
+            return [enc(shm), "-", "-", "-", "-", "-", "-", "-"]
         T = QNativeIpcKey.Type
+        safe = QSharedMemory.platformSafeKey(k)
         return [
             enc(shm),
             enc(QSystemSemaphore.legacyNativeKey(k).nativeKey()),
@@ -280,6 +285,9 @@ class Peer:
             enc(QSharedMemory.platformSafeKey(k, T.SystemV).nativeKey()),
             enc(QSharedMemory.platformSafeKey(k, T.PosixRealtime).nativeKey()),
             enc(QSharedMemory.legacyNativeKey(k).toString()),
+            # The platform's default type (Windows there): the native key, and its text.
+            enc(safe.nativeKey()),
+            enc(safe.toString()),
         ]
 
     def c_create(self, args):
@@ -394,6 +402,11 @@ class Peer:
 
     def c_crash(self, args):
         sys.stdout.flush()
+        if sys.platform == "win32":
+            import ctypes
+
+            k32 = ctypes.windll.kernel32
+            k32.TerminateProcess(k32.GetCurrentProcess(), 9)
         os.kill(os.getpid(), signal.SIGKILL)
 
     # -- loop ------------------------------------------------------------
@@ -429,8 +442,26 @@ class Peer:
 
 def die_with_parent():
     """SIGKILL this peer when the test process that spawned it dies (prctl
-    PR_SET_PDEATHSIG), so that a test run killed by its watchdog leaves no Qt
-    process behind, even one blocked in lock()."""
+    PR_SET_PDEATHSIG; on Windows a thread waits on the parent's process
+    handle), so that a test run killed by its watchdog leaves no Qt process
+    behind, even one blocked in lock()."""
+    if sys.platform == "win32":
+        import ctypes
+        import threading
+
+        k32 = ctypes.windll.kernel32
+        k32.OpenProcess.restype = ctypes.c_void_p
+        SYNCHRONIZE = 0x00100000
+        parent = k32.OpenProcess(SYNCHRONIZE, False, os.getppid())
+        if not parent:
+            os._exit(1)
+
+        def watch():
+            k32.WaitForSingleObject(ctypes.c_void_p(parent), 0xFFFFFFFF)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+        return
     try:
         import ctypes
 

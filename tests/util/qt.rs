@@ -292,6 +292,23 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| panic!("{NO_PYTHON}"))
 }
 
+/// The Python that runs `version`'s peer. On Windows (under Wine) each PyQt has its own
+/// embeddable CPython: `$QSHM_WIN_PYTHON_QT6` / `$QSHM_WIN_PYTHON_QT5`, which
+/// `target/wine/env.sh` (written by `ci/wine.sh`) sets; elsewhere [`python()`].
+pub fn python_for(version: QtVersion) -> PathBuf {
+    if cfg!(windows) {
+        let var = match version {
+            QtVersion::Qt5 => "QSHM_WIN_PYTHON_QT5",
+            QtVersion::Qt6 => "QSHM_WIN_PYTHON_QT6",
+        };
+        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        panic!("Qt for Windows tests need {var}: run ci/wine.sh and source target/wine/env.sh");
+    }
+    python()
+}
+
 /// tests/qt/peer.py in the package directory or its parent.
 pub fn peer_script() -> PathBuf {
     let candidates: Vec<PathBuf> = roots()
@@ -330,7 +347,7 @@ impl QtPeer {
     /// Starts `peer.py` with PyQt5 or PyQt6, checks that Qt loads and
     /// calibrates the clock. Panics with the peer's stderr if it cannot start.
     pub fn spawn(version: QtVersion) -> QtPeer {
-        let py = python();
+        let py = python_for(version);
         let script = peer_script();
         let mut child = Command::new(&py)
             .arg(&script)
