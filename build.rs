@@ -9,7 +9,7 @@
 //! | `qshm_libc = "glibc32"` | 32-bit glibc | the record beside the 16-byte `sem_t` |
 //! | `qshm_libc = "musl"` | musl | the record in the tail of musl's `sem_t` |
 //! | `qshm_unix_other` | other Unix (FreeBSD, Apple, other Linux libcs, …) | key rules and `inspect` stubs; no backend yet |
-//! | `qshm_windows` | Windows | key rules; no backend yet |
+//! | `qshm_windows` | Windows | the Windows backend (named sections, semaphores, mutexes) |
 //! | `qshm_none` | everything else (wasm, …) | key rules; every operation `Unsupported` |
 //!
 //! Exactly one of `qshm_linux`, `qshm_unix_other`, `qshm_windows`, `qshm_none` is set;

@@ -39,9 +39,12 @@
 //! # Platform-specific behavior
 //!
 //! Linux has the System V backend (Qt's Linux default for Qt keys) and the POSIX one, chosen
-//! per key by its [`KeyType`]. On targets
-//! without a backend the crate compiles and every operation reports
-//! [`ErrorKind::Unsupported`]. See [`NativeKey`] for how keys become native names.
+//! per key by its [`KeyType`]. Windows has Qt's named sections and semaphores
+//! ([`KeyType::Windows`]); there a segment goes with its last handle, so nothing is ever
+//! left behind and nothing can be removed while in use, and a qshm lock holder that dies is
+//! recognised through a named mutex Windows reports abandoned. On targets without a backend
+//! the crate compiles and every operation reports [`ErrorKind::Unsupported`]. See
+//! [`NativeKey`] for how keys become native names.
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
