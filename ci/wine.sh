@@ -89,7 +89,7 @@ fi
 stage "wine prefix"
 if [ ! -f "$WINEPREFIX/system.reg" ]; then
     rm -rf "$WINEPREFIX"
-    say "creating $WINEPREFIX (wineboot --init, ~20 s)"
+    say "creating $WINEPREFIX (wineboot --init, ~10 s)"
     "$WINE" wineboot --init </dev/null >"$W/wineboot.log" 2>&1 || {
         cat "$W/wineboot.log" >&2
         exit 1
