@@ -114,8 +114,9 @@ pub(crate) trait RawSemaphore:
     fn remove_while_held(&self) -> Result<()> {
         self.remove()
     }
-    /// Whether the name still refers to the object this handle has open. A backend whose
-    /// handles notice removal by themselves (System V: `EIDRM`) always says yes.
+    /// Whether the name still refers to the object this handle has open (the segment lock
+    /// checks it once taken: a remover killed between unlinking a name and removing its
+    /// object leaves an object no name reaches).
     fn still_named(&self) -> bool {
         true
     }

@@ -123,9 +123,10 @@ fn lock_by_name(
     for _ in 0..100 {
         let (sem, created) = open_lock_of(key, how, mode, op)?;
         sem.acquire(wait, Undo::Yes, op)?;
-        // One this call created cannot have been removed meanwhile by anyone following the
-        // protocol: a remover finds it open here and keeps it.
-        if created || sem.still_named() {
+        // Taken: it must still be the one the name refers to (a remover killed between
+        // unlinking the name and removing the object leaves one no name reaches, which its
+        // death's undo frees for whoever waited on it).
+        if sem.still_named() {
             return Ok((sem, created));
         }
         let _ = sem.release(1, Undo::Yes, op);

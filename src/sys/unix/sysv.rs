@@ -547,20 +547,35 @@ fn get_by_key_file(
     how: SemOpen,
     mode: u32,
 ) -> Result<(c_int, libc::key_t, bool)> {
-    let sysv_key = ftok(path, ctx.key().map_or(b'Q', project_id)).map_err(|e| ctx.err(e))?;
+    let proj = ctx.key().map_or(b'Q', project_id);
     let perms = (mode & 0o777) as c_int;
-    loop {
+    for _ in 0..100 {
+        // The key is the key file's inode: computed anew on each try, and checked again
+        // once the semaphore is made, since the file may be removed and made again (by a
+        // last detach and a new creator) between `ftok` and `semget`. A semaphore made under
+        // the old file's key would be a second lock that nobody else finds.
+        let sysv_key = match ftok(path, proj) {
+            Ok(k) => k,
+            Err(libc::ENOENT) => {
+                create_key_file(ctx)?;
+                continue;
+            }
+            Err(e) => return Err(ctx.err(e)),
+        };
         // Held from `semget` to `SETVAL` (see `settle`); a creator that cannot take it
         // creates as Qt does.
         let creating = CreationLock::for_creator(path);
         // SAFETY: semget takes plain integers.
         let id = unsafe { libc::semget(sysv_key, 1, perms | libc::IPC_CREAT | libc::IPC_EXCL) };
         if id != -1 {
-            if let Err(err) = set_value(ctx, id, initial) {
-                // A semaphore stuck at 0 would block everyone: do not leave it.
+            let set = set_value(ctx, id, initial);
+            if set.is_err() || ftok(path, proj) != Ok(sysv_key) {
+                // A semaphore stuck at 0 would block everyone, and one whose key file was
+                // replaced names nothing: do not leave either.
                 // SAFETY: IPC_RMID takes no fourth argument.
                 unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
-                return Err(err);
+                set?;
+                continue;
             }
             return Ok((id, sysv_key, true));
         }
@@ -584,6 +599,10 @@ fn get_by_key_file(
             e => return Err(ctx.err(e)),
         }
     }
+    Err(ctx.kind(
+        ErrorKind::LockError,
+        "the key file kept being replaced while the semaphore was being made",
+    ))
 }
 
 /// How long a semaphore may stay created but unset (see [`settle`]) before an opener that
@@ -795,6 +814,18 @@ impl RawSemaphore for SysvSemaphore {
 
     fn owner(&self) -> Option<(u32, u32)> {
         sem_stat(self.id.load(Ordering::Relaxed)).map(|(_, uid, mode)| (uid, mode))
+    }
+
+    /// Whether the key file still names this semaphore: its `ftok` key is the one this
+    /// handle was opened with, and that key's semaphore is this one. A remover unlinks the
+    /// key file before `IPC_RMID`; one killed in between leaves a semaphore that no name
+    /// reaches, which a waiter could take while others make and take the new one.
+    fn still_named(&self) -> bool {
+        let key = self.sysv_key.load(Ordering::Relaxed);
+        ftok(&self.path, project_id(&self.key)) == Ok(key)
+            // SAFETY: semget takes plain integers; flags 0 opens an existing set, asking
+            // for no permission.
+            && unsafe { libc::semget(key, 0, 0) } == self.id.load(Ordering::Relaxed)
     }
 
     /// A removed semaphore fails with `EIDRM`, after which `op` opens the one the name
