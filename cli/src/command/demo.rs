@@ -1,9 +1,14 @@
 //! `qshm demo`: the main job in one command. Worker processes (this binary re-run with the
 //! hidden verb `demo-worker`) attach to one segment, increment a counter under its lock and
 //! stream a message through it; this process shows progress, checks the result and cleans up.
+//!
+//! A worker learns that the demo went away (killed, say) from its standard input, a pipe
+//! from the demo: it reaches its end when the demo's end closes. That works alike on every
+//! platform (Windows has no parent pid to watch).
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use qshm::{AccessMode, SharedMemory};
@@ -83,7 +88,8 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &DemoCmd) -> Outcome {
                 &i.to_string(),
                 &cmd.increments.to_string(),
             ])
-            .stdin(Stdio::null());
+            // Kept open, never written: its end tells the worker that the demo is gone.
+            .stdin(Stdio::piped());
         let child = signals::unblocked_in_child(&mut worker)
             .spawn()
             .map_err(|e| fail(&format_args!("cannot start a worker: {e}")))?;
@@ -192,7 +198,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &DemoCmd) -> Outcome {
 pub(crate) fn worker(cmd: &DemoWorkerCmd) -> Outcome {
     let key = cmd.key.as_str();
     let fail = |e: &qshm::Error| Failure::lib("demo-worker", key, e);
-    let parent = std::os::unix::process::parent_id();
+    watch_demo();
     let mut shm = SharedMemory::with_key(key);
     shm.attach(AccessMode::ReadWrite).map_err(|e| fail(&e))?;
     let message: &[u8] = if cmd.index == 0 {
@@ -215,7 +221,7 @@ pub(crate) fn worker(cmd: &DemoWorkerCmd) -> Outcome {
             }
         }
         drop(guard);
-        if i % 1024 == 0 && std::os::unix::process::parent_id() != parent {
+        if i % 1024 == 0 && DEMO_GONE.load(Ordering::Relaxed) {
             return Err(Failure::op("demo-worker", key, "the demo went away"));
         }
     }
@@ -232,10 +238,30 @@ pub(crate) fn worker(cmd: &DemoWorkerCmd) -> Outcome {
             }
         }
         std::thread::sleep(Duration::from_micros(200));
-        if std::os::unix::process::parent_id() != parent {
+        if DEMO_GONE.load(Ordering::Relaxed) {
             return Err(Failure::op("demo-worker", key, "the demo went away"));
         }
     }
     shm.detach().map_err(|e| fail(&e))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Set in a worker once its standard input, the demo's pipe, has reached its end.
+static DEMO_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Reads the worker's standard input to its end in a thread, then sets [`DEMO_GONE`].
+fn watch_demo() {
+    std::thread::spawn(|| {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = [0u8; 64];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        DEMO_GONE.store(true, Ordering::Relaxed);
+    });
 }
