@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use qshm::KeyType;
 
 const KEY_HELP: &str = "A Qt key (`hello`, named exactly as Qt names it), or with --native a \
-                        QNativeIpcKey text (`posix:/name`, `systemv:/path`)";
+                        QNativeIpcKey text (`posix:/name`, `systemv:/path`, `windows:name`)";
 
 /// See and repair what lives in shared memory: Qt's QSharedMemory segments and qshm's.
 #[derive(Debug, Parser)]
@@ -30,10 +31,12 @@ pub(crate) struct Global {
     /// Print one JSON object per result (one per line); schema in the README
     #[arg(long, global = true)]
     pub(crate) json: bool,
-    /// KEY is a QNativeIpcKey text (`posix:/name`, `systemv:/path`), not a Qt key
+    /// KEY is a QNativeIpcKey text (`posix:/name`, `systemv:/path`, `windows:name`), not a
+    /// Qt key
     #[arg(long, global = true)]
     pub(crate) native: bool,
-    /// The backend a Qt key names [default: sysv, Qt's Linux default]
+    /// The backend a Qt key names [default: Qt's for Qt keys: sysv on Linux, windows on
+    /// Windows]
     #[arg(long = "type", value_enum, global = true, value_name = "TYPE")]
     pub(crate) key_type: Option<KeyTypeArg>,
 }
@@ -45,6 +48,32 @@ pub(crate) enum KeyTypeArg {
     Sysv,
     /// POSIX realtime (`shm_open`, /dev/shm)
     Posix,
+    /// Windows named sections and semaphores, Qt's (only) type on Windows
+    Windows,
+}
+
+impl KeyTypeArg {
+    /// Every value, in the order of the help text.
+    pub(crate) const ALL: [KeyTypeArg; 3] =
+        [KeyTypeArg::Sysv, KeyTypeArg::Posix, KeyTypeArg::Windows];
+
+    /// The library's key type.
+    pub(crate) fn key_type(self) -> KeyType {
+        match self {
+            KeyTypeArg::Sysv => KeyType::SystemV,
+            KeyTypeArg::Posix => KeyType::PosixRealtime,
+            KeyTypeArg::Windows => KeyType::Windows,
+        }
+    }
+
+    /// The value as typed on the command line.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            KeyTypeArg::Sysv => "sysv",
+            KeyTypeArg::Posix => "posix",
+            KeyTypeArg::Windows => "windows",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

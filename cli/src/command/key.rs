@@ -2,25 +2,20 @@
 
 use std::process::ExitCode;
 
-use super::{Ctx, Outcome};
+use super::{type_name, Ctx, Outcome};
 use crate::cli::KeyCmd;
 use crate::json::Obj;
 
 pub(crate) fn run(ctx: &Ctx<'_>, cmd: &KeyCmd) -> Outcome {
     let key = ctx.key(&cmd.key)?;
     let lock = key.lock_key();
-    let type_name = if key.key_type().is_system_v() {
-        "systemv"
-    } else {
-        "posix"
-    };
     ctx.emit(
         || format!("{}\n{}\n{key}", key.native_key(), lock.native_key()),
         || {
             Obj::new("key")
                 .str("key", &cmd.key)
                 .opt_str("qt_key", key.legacy_key())
-                .str("type", type_name)
+                .str("type", type_name(key.key_type()))
                 .str("native_key", key.native_key())
                 .str("lock_native_key", lock.native_key())
                 .str("key_text", &key.to_string())

@@ -82,11 +82,31 @@ impl<'a> Ctx<'a> {
         if text.is_empty() {
             return Err(Failure::usage(self.verb, "the key is empty"));
         }
-        let key_type = match self.g.key_type {
-            None | Some(KeyTypeArg::Sysv) => KeyType::SystemV,
-            Some(KeyTypeArg::Posix) => KeyType::PosixRealtime,
+        // Without --type, the type Qt gives Qt keys here (System V on Linux, Windows on
+        // Windows): the library knows it.
+        let (key_type, arg) = match self.g.key_type {
+            None => (KeyType::legacy_default_for_os(), None),
+            Some(arg) => (arg.key_type(), Some(arg)),
         };
-        Ok(NativeKey::legacy(text, key_type))
+        let key = NativeKey::legacy(text, key_type);
+        if key.is_empty() {
+            // Qt derives no name for a type this platform does not have (Windows keys on
+            // Unix, Unix keys on Windows), and neither does the library.
+            let here: Vec<&str> = KeyTypeArg::ALL
+                .iter()
+                .filter(|a| a.key_type().is_supported())
+                .map(|a| a.name())
+                .collect();
+            return Err(Failure::usage(
+                self.verb,
+                format_args!(
+                    "Qt gives `--type {}` keys no name on this platform (here: {})",
+                    arg.map_or("?", KeyTypeArg::name),
+                    here.join(", ")
+                ),
+            ));
+        }
+        Ok(key)
     }
 
     pub(crate) fn op(&self, key: &str, cause: impl std::fmt::Display) -> Failure {
@@ -211,5 +231,16 @@ pub(crate) fn pid_text(pid: Option<u32>, alive: Option<bool>) -> String {
         (Some(p), Some(false)) => format!("{p} (gone)"),
         (Some(p), None) => p.to_string(),
         (None, _) => "-".to_owned(),
+    }
+}
+
+/// The name of a key type in output: `systemv` (any project id), `posix`, `windows`.
+pub(crate) fn type_name(key_type: KeyType) -> &'static str {
+    if key_type.is_system_v() {
+        "systemv"
+    } else if key_type == KeyType::Windows {
+        "windows"
+    } else {
+        "posix"
     }
 }
