@@ -42,20 +42,6 @@ impl Obj {
         }
     }
 
-    /// A file name as two fields: `key`, a string (lossy: what is not UTF-8 becomes
-    /// U+FFFD, as JSON strings must be Unicode), and `<key>_escaped`, the name exactly
-    /// ([`qshm::inspect::escape_name`]: `\xHH` for each byte that is not UTF-8, `\\` for
-    /// a backslash); both `null` without a file.
-    pub(crate) fn file(self, key: &str, path: Option<&std::path::Path>) -> Obj {
-        let escaped = format!("{key}_escaped");
-        match path {
-            Some(p) => self
-                .str(key, &p.to_string_lossy())
-                .str(&escaped, &qshm::inspect::escape_name(p.as_os_str())),
-            None => self.null(key).null(&escaped),
-        }
-    }
-
     pub(crate) fn num(mut self, key: &str, value: impl Into<i128>) -> Obj {
         self.key(key);
         let _ = write!(self.out, "{}", value.into());

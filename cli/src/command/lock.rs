@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use qshm::{AccessMode, SharedMemory};
 
-use super::{exit_status, seconds, Ctx, Outcome};
+use super::platform::exit_status;
+use super::{seconds, Ctx, Outcome};
 use crate::cli::LockCmd;
 use crate::json::Obj;
 use crate::{signals, Failure};

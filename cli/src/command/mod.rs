@@ -1,22 +1,24 @@
 //! The verbs, one module each, and what they share: key resolution, output, input.
 
-mod clean;
 mod create;
 mod demo;
-mod info;
 mod key;
-mod list;
 mod lock;
 mod read;
-mod remove;
 mod write;
+
+// The platform choice, made here once: the verbs that look at what exists (`info`, `list`,
+// `clean`, `remove`, built on `qshm::inspect`) and a command's exit status, on Unix.
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as platform;
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use qshm::inspect::{self, SegmentInfo};
 use qshm::{KeyType, NativeKey};
 
 use crate::cli::{Cli, Command, Global, KeyTypeArg};
@@ -34,10 +36,10 @@ pub(crate) fn run(cli: Cli) -> Outcome {
         Command::Read(c) => read::run(&Ctx::new(g, "read"), &c),
         Command::Write(c) => write::run(&Ctx::new(g, "write"), &c),
         Command::Lock(c) => lock::run(&Ctx::new(g, "lock"), &c),
-        Command::Info(c) => info::run(&Ctx::new(g, "info"), &c),
-        Command::List(c) => list::run(&Ctx::new(g, "list"), &c),
-        Command::Remove(c) => remove::run(&Ctx::new(g, "remove"), &c),
-        Command::Clean(c) => clean::run(&Ctx::new(g, "clean"), &c),
+        Command::Info(c) => platform::info(&Ctx::new(g, "info"), &c),
+        Command::List(c) => platform::list(&Ctx::new(g, "list"), &c),
+        Command::Remove(c) => platform::remove(&Ctx::new(g, "remove"), &c),
+        Command::Clean(c) => platform::clean(&Ctx::new(g, "clean"), &c),
         Command::Demo(c) => demo::run(&Ctx::new(g, "demo"), &c),
         Command::DemoWorker(c) => demo::worker(&c),
     }
@@ -169,69 +171,6 @@ pub(crate) fn read_input(
 /// `--for SECONDS` as a duration.
 pub(crate) fn seconds(s: Option<f64>) -> Option<Duration> {
     s.map(Duration::from_secs_f64)
-}
-
-/// The exit status for a child's: its code, or 128 + the signal that ended it.
-pub(crate) fn exit_status(status: std::process::ExitStatus) -> u8 {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
-        (None, Some(sig)) => u8::try_from(128 + (sig & 0x7f)).unwrap_or(1),
-        (None, None) => 1,
-    }
-}
-
-/// One segment as a JSON object (the schema of `info` and `list`, README).
-pub(crate) fn segment_json(verb: &str, s: &SegmentInfo) -> Obj {
-    let native = s.native_key.as_ref().map(ToString::to_string);
-    let lock = s.lock_key.as_ref().map(ToString::to_string);
-    Obj::new(verb)
-        .str("backend", s.backend.name())
-        .opt_str("native_key", native.as_deref())
-        .opt_str("qt_key", s.qt_key.as_deref())
-        .opt_str("lock_key", lock.as_deref())
-        .opt_num("shmid", s.id)
-        .opt_str(
-            "sysv_key",
-            s.sysv_key.map(|k| format!("{k:#010x}")).as_deref(),
-        )
-        .file("path", s.path.as_deref())
-        .file("key_file", s.key_file.as_deref())
-        .num("size", s.size)
-        .num("attach_count", s.attach_count)
-        .opt_num("creator_pid", s.creator_pid)
-        .opt_bool("creator_alive", s.creator_alive)
-        .opt_num("last_pid", s.last_pid)
-        .num("uid", s.uid)
-        .num("gid", s.gid)
-        .str("mode", &format!("{:04o}", s.mode))
-        .str("lock_state", s.lock_state.name())
-        .opt_num("lock_pid", s.lock_state.pid())
-        .bool("orphaned", s.orphaned)
-}
-
-/// How a segment is named in text output: its native key text; for one whose names are not
-/// UTF-8 (no native key), its file, escaped ([`inspect::escape_name`]); else that its key
-/// file is gone.
-pub(crate) fn segment_name(s: &SegmentInfo) -> String {
-    match (&s.native_key, s.path.as_ref().or(s.key_file.as_ref())) {
-        (Some(key), _) => key.to_string(),
-        (None, Some(file)) => format!(
-            "{} (name not UTF-8)",
-            inspect::escape_name(file.as_os_str())
-        ),
-        (None, None) => "(key file gone)".to_owned(),
-    }
-}
-
-/// A pid with whether it runs, for text output.
-pub(crate) fn pid_text(pid: Option<u32>, alive: Option<bool>) -> String {
-    match (pid, alive) {
-        (Some(p), Some(true)) => format!("{p} (running)"),
-        (Some(p), Some(false)) => format!("{p} (gone)"),
-        (Some(p), None) => p.to_string(),
-        (None, _) => "-".to_owned(),
-    }
 }
 
 /// The name of a key type in output: `systemv` (any project id), `posix`, `windows`.

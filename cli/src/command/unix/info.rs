@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use qshm::inspect::{self, SegmentInfo};
 
-use super::{pid_text, segment_json, Ctx, Outcome};
+use super::{pid_text, segment_json};
 use crate::cli::KeyOnly;
+use crate::command::{Ctx, Outcome};
 
 pub(crate) fn run(ctx: &Ctx<'_>, cmd: &KeyOnly) -> Outcome {
     let key = ctx.key(&cmd.key)?;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use qshm::inspect::{self, Leftover};
 
-use super::{Ctx, Outcome};
 use crate::cli::CleanCmd;
+use crate::command::{Ctx, Outcome};
 use crate::json::Obj;
 use crate::Failure;
 

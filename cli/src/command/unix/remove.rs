@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use qshm::inspect::{self, Backend};
 
-use super::{Ctx, Outcome};
 use crate::cli::RemoveCmd;
+use crate::command::{Ctx, Outcome};
 use crate::json::Obj;
 
 pub(crate) fn run(ctx: &Ctx<'_>, cmd: &RemoveCmd) -> Outcome {

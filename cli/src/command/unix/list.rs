@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use qshm::inspect;
 
-use super::{segment_json, segment_name, Ctx, Outcome};
+use super::{segment_json, segment_name};
 use crate::cli::ListCmd;
+use crate::command::{Ctx, Outcome};
 
 pub(crate) fn run(ctx: &Ctx<'_>, cmd: &ListCmd) -> Outcome {
     let mut all = inspect::list().map_err(|e| ctx.lib("", &e))?;
