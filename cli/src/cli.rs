@@ -85,7 +85,9 @@ pub(crate) enum Command {
     #[command(
         after_help = "Prints one line when the segment is ready. When qshm exits, \
                             the segment is removed unless another process holds it \
-                            (Qt's Unix ownership).\n\nExample:\n  \
+                            (Qt's Unix ownership).\n\nOn Windows a segment lives while any \
+                            process has it open; Ctrl-C, Ctrl-Break or closing the console \
+                            end the hold, and --mode does nothing.\n\nExample:\n  \
                             echo hi | qshm create hello 4096 --input - --for 60"
     )]
     Create(CreateCmd),
@@ -101,26 +103,47 @@ pub(crate) enum Command {
     Write(WriteCmd),
     /// Hold a segment's lock for a time, until interrupted, or for the life of a command
     #[command(
-        after_help = "With a command, its exit status is qshm's.\n\nExamples:\n  \
+        after_help = "With a command, its exit status is qshm's (128 + N when signal N \
+                            ended it).\n\nOn Windows, Ctrl-C reaches the command too; qshm \
+                            gives the lock back before it exits. A command's exit code above \
+                            255 becomes 255, and Ctrl-C's becomes 130.\n\nExamples:\n  \
                             qshm lock hello --for 5\n  qshm lock hello -- cp state.bin backup.bin"
     )]
     Lock(LockCmd),
     /// Show a segment: backend, keys, size, attachments, pids, owner, lock state, orphan
-    #[command(after_help = "Example:\n  qshm info hello\n  qshm info --native posix:/my-app")]
+    #[command(
+        after_help = "On Windows: attaches read-only, which takes the lock for an instant as \
+                            Qt's attach does (so it waits while another process holds it), and \
+                            shows the keys and the size as Windows reports it; Windows does not \
+                            tell attachments, pids, owner or lock state.\n\nExample:\n  \
+                            qshm info hello\n  qshm info --native posix:/my-app"
+    )]
     Info(KeyOnly),
     /// List every Qt or qshm segment on the machine, orphans marked
-    #[command(after_help = "Example:\n  qshm list\n  qshm list --json --match myapp")]
+    #[command(
+        after_help = "On Windows: not available (exit status 3). Windows offers programs no \
+                            supported way to list named sections; `qshm info KEY` shows one \
+                            whose key you know.\n\nExample:\n  qshm list\n  \
+                            qshm list --json --match myapp"
+    )]
     List(ListCmd),
     /// Remove a segment with its key file and lock semaphore
     #[command(
         after_help = "Refuses while processes are attached, unless --force (they keep \
-                            their mapping; nobody new can attach).\n\nExamples:\n  \
+                            their mapping; nobody new can attach).\n\nOn Windows: not \
+                            available (exit status 3). A segment and its lock die with their \
+                            last handle, and nothing can remove them before.\n\nExamples:\n  \
                             qshm remove hello\n  qshm remove --id 32769"
     )]
     Remove(RemoveCmd),
     /// Remove every orphan: unattached segments whose creator is gone, stale key files,
     /// lock semaphores with no segment
-    #[command(after_help = "Example:\n  qshm clean --dry-run\n  qshm clean")]
+    #[command(
+        after_help = "On Windows there is never anything to clean: a segment and its lock \
+                            die with their last handle, so a crash leaves nothing behind. \
+                            `clean` says so and exits with 0.\n\nExample:\n  \
+                            qshm clean --dry-run\n  qshm clean"
+    )]
     Clean(CleanCmd),
     /// Several worker processes share one segment, count under its lock and stream a
     /// message through it; the result is checked
@@ -153,7 +176,7 @@ pub(crate) struct CreateCmd {
     /// Fill the segment from FILE (`-`: standard input)
     #[arg(long, short, value_name = "FILE")]
     pub(crate) input: Option<PathBuf>,
-    /// Permission bits of the segment and its lock, in octal
+    /// Permission bits of the segment and its lock, in octal (ignored on Windows)
     #[arg(long, short, value_name = "OCTAL", default_value = "600", value_parser = parse_mode)]
     pub(crate) mode: u32,
     /// Hold it this many seconds, then exit (default: until interrupted)

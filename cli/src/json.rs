@@ -48,6 +48,7 @@ impl Obj {
         self
     }
 
+    #[cfg_attr(windows, allow(dead_code))] // only the Unix-only verbs have such fields
     pub(crate) fn opt_num(self, key: &str, value: Option<impl Into<i128>>) -> Obj {
         match value {
             Some(v) => self.num(key, v),
@@ -71,6 +72,7 @@ impl Obj {
         self
     }
 
+    #[cfg_attr(windows, allow(dead_code))] // only the Unix-only verbs have such fields
     pub(crate) fn opt_bool(self, key: &str, value: Option<bool>) -> Obj {
         match value {
             Some(v) => self.bool(key, v),

@@ -2,11 +2,17 @@
 //!
 //! Every verb is a module of `command/`; `cli.rs` defines the arguments. Exit status: 0 on
 //! success, 1 on an operational error (one line on stderr: `qshm: <verb> <key>: <cause>`),
-//! 2 on a usage error (clap's, or a key that does not parse).
+//! 2 on a usage error (clap's, or a key that does not parse), 3 when the verb cannot work on
+//! this platform (`list` and `remove` on Windows).
+//!
+//! What differs by platform is chosen in two places: interruption here (`signals`: Unix
+//! signals, or Windows console events in `signals_windows.rs`, behind one interface), and
+//! the verbs that look at what exists in `command/mod.rs`.
 
 mod cli;
 mod command;
 mod json;
+#[cfg_attr(windows, path = "signals_windows.rs")]
 mod signals;
 
 use std::process::ExitCode;
@@ -53,7 +59,8 @@ impl Failure {
         }
     }
 
-    /// The same message with another exit status (a command that cannot run: 126, 127).
+    /// The same message with another exit status (a command that cannot run: 126, 127; a
+    /// verb this platform cannot do: 3).
     pub(crate) fn with_status(mut self, status: u8) -> Failure {
         self.status = status;
         self
@@ -92,7 +99,9 @@ mod tests {
     /// A key containing the separator of the message's parts does not confuse the cause.
     #[test]
     fn cause_of_an_error_whose_key_looks_like_a_message() {
-        let key: qshm::NativeKey = "posix:/qshm-cli-no-such`: x".parse().unwrap();
+        // `posix:/qshm-cli-no-such…` on Unix, `windows:shm_qshm-cli-no-such…` on Windows.
+        let key =
+            qshm::NativeKey::platform_safe("qshm-cli-no-such`: x", qshm::KeyType::default_for_os());
         let mut shm = qshm::SharedMemory::with_native_key(key);
         let err = shm.attach(qshm::AccessMode::ReadOnly).unwrap_err();
         assert_eq!(err.kind(), qshm::ErrorKind::NotFound);

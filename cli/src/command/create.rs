@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use qshm::{AccessMode, SharedMemory};
 
-use super::{read_input, seconds, Ctx, Outcome};
+use super::{platform, read_input, seconds, Ctx, Outcome};
 use crate::cli::CreateCmd;
 use crate::json::Obj;
 use crate::signals;
@@ -56,11 +56,15 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &CreateCmd) -> Outcome {
                 Some(d) => format!("for {:.1} s", d.as_secs_f64()),
                 None => "until interrupted (Ctrl-C)".to_owned(),
             };
+            let mode = if platform::PERMISSIONS {
+                format!(", mode {:04o}", cmd.mode)
+            } else {
+                String::new()
+            };
             format!(
-                "created {name}: {}, {} bytes, mode {:04o}, pid {}; holding it {until}",
+                "created {name}: {}, {} bytes{mode}, pid {}; holding it {until}",
                 shm.native_key(),
                 shm.size(),
-                cmd.mode,
                 std::process::id()
             )
         },
@@ -70,7 +74,12 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &CreateCmd) -> Outcome {
                 .str("key", name)
                 .str("native_key", &shm.native_key().to_string())
                 .num("size", shm.size() as u64)
-                .str("mode", &format!("{:04o}", cmd.mode))
+                .opt_str(
+                    "mode",
+                    platform::PERMISSIONS
+                        .then(|| format!("{:04o}", cmd.mode))
+                        .as_deref(),
+                )
                 .num("pid", std::process::id())
                 .num("bytes_written", data.len() as u64)
         },

@@ -8,11 +8,16 @@ mod read;
 mod write;
 
 // The platform choice, made here once: the verbs that look at what exists (`info`, `list`,
-// `clean`, `remove`, built on `qshm::inspect`) and a command's exit status, on Unix.
+// `clean`, `remove`, built on `qshm::inspect`) and a command's exit status, on Unix; what
+// Windows offers instead in `windows.rs`. (Interruption is chosen in `main.rs`: `signals`.)
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 use unix as platform;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as platform;
 
 use std::io::{Read, Write};
 use std::path::Path;

@@ -93,3 +93,6 @@ pub(crate) fn pid_text(pid: Option<u32>, alive: Option<bool>) -> String {
         (None, _) => "-".to_owned(),
     }
 }
+
+/// Whether segments have permission bits (`create --mode`).
+pub(super) const PERMISSIONS: bool = true;
