@@ -4,6 +4,10 @@
 //! Every test uses keys no other test shares, cleans up whatever happens (`Cleanup`), and
 //! runs under a watchdog. `clean` is always scoped with `--match` to the test's own keys, so
 //! that it never touches what other tests in the suite left on purpose.
+//!
+//! Linux only (real Qt peers for Linux, `qshm::inspect`, /dev/shm, setpriv); `portable.rs`
+//! runs what every platform shares, Windows under Wine included.
+#![cfg(target_os = "linux")]
 
 #[path = "../../tests/util/qt.rs"]
 mod qt;
