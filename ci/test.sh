@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need (PyQt6/PyQt5 into .venv, the
-# Debian libraries QtCore needs, cross compilers and qemu-user for ci/cross.sh), checks
+# Debian libraries QtCore needs, cross compilers and qemu-user for ci/cross.sh, Wine and
+# mingw-w64 and the Windows PyQt wheels for ci/windows.sh), checks
 # formatting, lints and docs, runs every test of the workspace, runs the library's suites
 # on every other Linux target (ci/cross.sh), and fails if the run left any IPC object
 # behind. Prints each stage's time.
@@ -44,8 +45,8 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "other targets: FreeBSD, macOS, Windows, and wasm for the unsupported stub"
-for target in x86_64-unknown-freebsd x86_64-apple-darwin x86_64-pc-windows-gnu wasm32-unknown-unknown; do
+step "other targets: FreeBSD, macOS and wasm (the unsupported stub); Windows: ci/windows.sh"
+for target in x86_64-unknown-freebsd x86_64-apple-darwin wasm32-unknown-unknown; do
     if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
         rustup target add "$target" >&2 || { echo "warning: cannot install $target; not checked" >&2; continue; }
     fi
@@ -67,6 +68,9 @@ cargo test --workspace "$@"
 
 step "every other Linux target: i686 and musl natively, aarch64 and armv7 under qemu (ci/cross.sh)"
 ci/cross.sh
+
+step "Windows under Wine: the library's suites, real Qt 6.11 and 5.15 for Windows, the CLI (ci/windows.sh)"
+ci/windows.sh
 
 step "benchmarks, once each (criterion --test; Qt's QSharedMemory program, quick mode)"
 # Not timed: this proves every benchmark still runs across its processes, checks its

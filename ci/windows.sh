@@ -3,8 +3,9 @@
 # x86_64-pc-windows-gnu, then the trait-level suite (--lib), the SharedMemory conformance
 # suite, the Windows suite (TerminateProcess of lock holders, errors, sizes) and interop with
 # real Qt 6.11.2 and Qt 5.15.2 for Windows (tests/qt_windows.rs), each test process and each Qt
-# peer a Wine process. ci/wine.sh installs Wine, mingw-w64, the Windows CPython and the PyQt
-# wheels into target/wine (nothing outside the checkout). Called by ci/test.sh.
+# peer a Wine process; then the qshm CLI's tests (cli/tests/portable.rs, Ctrl-C). ci/wine.sh
+# installs Wine, mingw-w64, the Windows CPython and the PyQt wheels into target/wine (nothing
+# outside the checkout). Called by ci/test.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 started=$SECONDS
@@ -18,9 +19,12 @@ target=x86_64-pc-windows-gnu
 suites=(-p qshm --target "$target" --lib --test conformance --test windows --test qt_windows)
 
 stage "clippy"
-cargo clippy -p qshm --all-targets --target "$target" --quiet -- -D warnings
+cargo clippy -p qshm -p qshm-cli --all-targets --target "$target" --quiet -- -D warnings
 stage "build the suites"
 cargo test "${suites[@]}" --no-run --quiet
+cargo test -p qshm-cli --target "$target" --no-run --quiet
 stage "run the suites under Wine"
 cargo test "${suites[@]}"
+stage "the qshm CLI under Wine"
+cargo test -p qshm-cli --target "$target"
 stage "done"

@@ -110,7 +110,10 @@ mod windows {
         });
         println!();
         println!("lock + unlock / raw pair: {:.2}x", lock / raw);
-        println!("counting acquire + release / raw pair: {:.2}x", counting / raw);
+        println!(
+            "counting acquire + release / raw pair: {:.2}x",
+            counting / raw
+        );
         println!("create + detach: {:.1} us", create / 1e3);
         println!("attach + detach: {:.1} us", attach / 1e3);
     }
