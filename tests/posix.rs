@@ -939,8 +939,9 @@ fn child_entry() {
             let v = util::read_u64(bytes);
             util::write_u64(bytes, v + 1);
             let pid = std::process::id();
+            #[allow(clippy::unnecessary_cast)] // c_long: i32 on 32-bit targets
             // SAFETY: gettid takes nothing and cannot fail.
-            let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+            let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i64;
             assert_ne!(tid, i64::from(pid), "the test runs on the main thread");
             extern "C" fn exit_this_thread(_: libc::c_int) {
                 // SAFETY: `exit` (not `exit_group`) ends the calling thread alone, and a

@@ -155,7 +155,7 @@ pub(crate) fn create_file(
     if let Err(e) = linked {
         return Err(Ctx::label(op, &label).errno(e));
     }
-    let req = MapRequest::file(header_size, data_size, params);
+    let req = MapRequest::file(header_size, data_size, params, namespaces());
     let backing = Backing::File {
         path: path.to_path_buf(),
         remove_on_last_detach,
@@ -227,8 +227,9 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
         let fs = rustix::fs::fstatfs(&fd).map_err(|e| Ctx::label(op, &label).errno(e))?;
         check_ram_backed(fs.f_type as i64, params.allow_disk_backed, path, op)
             .map_err(|e| e.with_key(label.clone()))?;
-        let (header_size, data_size, flags) = read_header(&fd, st.st_size as u64, op, &label)?;
-        let req = MapRequest::file(header_size, data_size, params);
+        let (header_size, data_size, flags, creator_ns) =
+            read_header(&fd, st.st_size as u64, op, &label)?;
+        let req = MapRequest::file(header_size, data_size, params, creator_ns);
         let backing = Backing::File {
             path: path.to_path_buf(),
             remove_on_last_detach: flags & FLAG_REMOVE_ON_LAST_DETACH != 0,

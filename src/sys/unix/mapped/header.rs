@@ -76,12 +76,16 @@ impl Header {
     }
 }
 
-/// Checks a header read from a file of `file_len` bytes; returns (header size, data size).
+/// What a valid header says: header size, data size, flags, and the creator's (PID, time)
+/// namespaces.
+pub(crate) type HeaderFacts = (usize, usize, u32, (u64, u64));
+
+/// Checks a header read from a file of `file_len` bytes; returns what it says ([`HeaderFacts`]).
 /// The error is (kind, message).
 pub(crate) fn validate_header(
     bytes: &[u8],
     file_len: u64,
-) -> std::result::Result<(usize, usize, u32), (ErrorKind, String)> {
+) -> std::result::Result<HeaderFacts, (ErrorKind, String)> {
     if bytes.len() < MIN_HEADER_SIZE || file_len < MIN_HEADER_SIZE as u64 {
         return Err((
             ErrorKind::InvalidSize,
@@ -151,7 +155,12 @@ pub(crate) fn validate_header(
             ),
         ));
     }
-    Ok((header_size, h.data_size as usize, h.flags))
+    Ok((
+        header_size,
+        h.data_size as usize,
+        h.flags,
+        (h.pid_ns, h.time_ns),
+    ))
 }
 
 /// The header size new segments get: one page (at least 4096).
@@ -200,13 +209,15 @@ pub(super) fn write_header(
     Ok(())
 }
 
-/// Reads and validates the header of `fd`, whose size is `file_len`.
+/// Reads and validates the header of `fd`, whose size is `file_len`: header size, data
+/// size, flags and the creator's (PID, time) namespaces. Read with `pread`, not through a
+/// mapping (a fault would map the neighbouring pages too).
 pub(super) fn read_header(
     fd: &OwnedFd,
     file_len: u64,
     op: Operation,
     label: &str,
-) -> Result<(usize, usize, u32)> {
+) -> Result<HeaderFacts> {
     let mut bytes = [0u8; MIN_HEADER_SIZE];
     let mut got = 0;
     while got < bytes.len() {

@@ -40,6 +40,7 @@ pub(crate) fn create_memfd(name: &str, data_size: usize, seal: bool) -> Result<M
         immutable: false,
         check_size: false,
         private: true,
+        creator_ns: namespaces(),
     };
     map_fd(fd, Backing::Memfd, req, op, &label)
 }
@@ -84,7 +85,7 @@ pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<M
         )?;
     }
     // With F_SEAL_SHRINK the size checked here cannot decrease afterwards.
-    let (header_size, data_size, _) = read_header(&fd, st.st_size as u64, op, label)?;
+    let (header_size, data_size, _, creator_ns) = read_header(&fd, st.st_size as u64, op, label)?;
     let immutable = seals.is_some_and(|s| s.contains(SealFlags::WRITE));
     let req = MapRequest {
         header_size,
@@ -93,6 +94,7 @@ pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<M
         immutable,
         check_size: !shrink_sealed,
         private,
+        creator_ns,
     };
     let backing = match seals {
         Some(_) => Backing::Memfd,

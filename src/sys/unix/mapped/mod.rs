@@ -149,6 +149,8 @@ pub(crate) struct MappedInner {
     fd: OwnedFd,
     /// Whether `fd`'s description is this process's own ([`MapRequest::private`]).
     private: bool,
+    /// [`MapRequest::creator_ns`].
+    creator_ns: (u64, u64),
     backing: Backing,
     closed: bool,
 }
@@ -187,11 +189,19 @@ struct MapRequest {
     /// The descriptor's open file description was opened by this process (not received
     /// or inherited): no other process shares it (see `robust_lock.rs`, "Liveness").
     private: bool,
+    /// The (PID, time) namespaces the header records for the creator (read with the
+    /// header, not through the mapping, which is not touched before it is used).
+    creator_ns: (u64, u64),
 }
 
 impl MapRequest {
     /// A plain file segment's mapping, as `params` ask.
-    fn file(header_size: usize, data_size: usize, params: &OpenParams) -> MapRequest {
+    fn file(
+        header_size: usize,
+        data_size: usize,
+        params: &OpenParams,
+        creator_ns: (u64, u64),
+    ) -> MapRequest {
         MapRequest {
             header_size,
             data_size,
@@ -199,6 +209,7 @@ impl MapRequest {
             immutable: false,
             check_size: params.check_size_on_lock,
             private: true,
+            creator_ns,
         }
     }
 }
@@ -284,18 +295,11 @@ fn map_fd(
         LockKind::Immutable(ImmutableLock)
     } else {
         let base = addr.cast::<u8>();
-        let creator = |offset: usize| {
-            // SAFETY: offsets 32 and 40 of the page-aligned header: aligned u64 fields
-            // inside the mapping, written once by the creator before it shared the file;
-            // read atomically, since a hostile peer may still write them.
-            let field = unsafe { &*base.add(offset).cast::<AtomicU64>() };
-            field.load(Ordering::Relaxed)
-        };
         let (pid_ns, time_ns) = namespaces();
         let same = |theirs: u64, ours: u64| theirs != 0 && theirs == ours;
         let ns = SameNamespaces {
-            pid: same(creator(std::mem::offset_of!(Header, pid_ns)), pid_ns),
-            time: same(creator(std::mem::offset_of!(Header, time_ns)), time_ns),
+            pid: same(req.creator_ns.0, pid_ns),
+            time: same(req.creator_ns.1, time_ns),
         };
         // SAFETY: `fd` moves into the segment, which drops the lock before closing it.
         let live = unsafe { Liveness::new(fd.as_raw_fd(), req.private, ns) };
@@ -329,6 +333,7 @@ fn map_fd(
         lock,
         fd,
         private: req.private,
+        creator_ns: req.creator_ns,
         backing,
         closed: false,
     })
@@ -443,6 +448,7 @@ impl MappedInner {
             check_size: false,
             // A duplicate shares the description of ours.
             private: self.private,
+            creator_ns: self.creator_ns,
         };
         let remapped = map_fd(fd, Backing::Memfd, req, op, label);
         match (sealed, remapped) {
