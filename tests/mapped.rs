@@ -71,11 +71,14 @@ fn file_segment_data_both_ways() {
         std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
         0o600
     );
-    // Creating it again fails; the last detach removes it.
+    // Creating it again fails; the last detach removes it. No sibling test forks meanwhile:
+    // a forked copy holds this process's descriptors (and so the file's count) until it
+    // execs, and every spawn is a real fork under qemu-user (see `util::no_spawns`).
     assert_eq!(
         MappedSegment::create_file(&path, 64).unwrap_err().kind(),
         ErrorKind::AlreadyExists
     );
+    let _quiet = util::no_spawns();
     assert!(seg.detach().unwrap());
     assert!(!path.exists());
 }
@@ -186,6 +189,7 @@ fn temporary_segment_is_removed_after_the_last_detach() {
     let mut child = ChildProc::spawn("open-then-detach", &[path.to_str().unwrap()]);
     assert_eq!(child.expect_line(T), "open");
     child.kill9();
+    let _quiet = util::no_spawns(); // as in `file_segment_data_both_ways`
     assert!(seg.detach().unwrap());
     assert!(!path.exists());
 }
@@ -420,7 +424,8 @@ fn kill_9_of_the_holder_100_times() {
 #[test]
 fn header_compiles_as_cxx() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()))
+    let mut status = Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()));
+    status
         .args([
             "-std=c++11",
             "-Wall",
@@ -430,8 +435,8 @@ fn header_compiles_as_cxx() {
             "-x",
             "c++",
         ])
-        .arg(root.join("include/qshm.h"))
-        .status();
+        .arg(root.join("include/qshm.h"));
+    let status = util::spawning(|| status.status());
     match status {
         Ok(s) => assert!(s.success(), "include/qshm.h does not compile as C++: {s}"),
         Err(e) => eprintln!("SKIPPED: no C++ compiler ({e})"),
@@ -446,10 +451,12 @@ fn zombie_holder_is_taken_over() {
     let seg = MappedSegment::create_file(&path, 64).unwrap();
     let mut child = ChildProc::spawn("hold-lock", &[path.to_str().unwrap()]);
     assert_eq!(child.expect_line(T), "locked");
-    let status = Command::new("kill")
-        .args(["-9", &child.pid().to_string()])
-        .status()
-        .unwrap();
+    let status = util::spawning(|| {
+        Command::new("kill")
+            .args(["-9", &child.pid().to_string()])
+            .status()
+    })
+    .unwrap();
     assert!(status.success());
     // Not reaped until `child` is dropped: the holder is a zombie meanwhile.
     let guard = seg.lock_timeout(Duration::from_secs(5)).unwrap();
@@ -461,13 +468,15 @@ fn zombie_holder_is_taken_over() {
 fn compile_c_counter(dir: &Path) -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let exe = dir.join("counter");
-    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
-        .arg(root.join("include"))
-        .arg(root.join("tests/c/counter.c"))
-        .arg("-o")
-        .arg(&exe)
-        .status();
+    let status = util::spawning(|| {
+        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
+            .arg(root.join("include"))
+            .arg(root.join("tests/c/counter.c"))
+            .arg("-o")
+            .arg(&exe)
+            .status()
+    });
     match status {
         Ok(s) if s.success() => Some(exe),
         Ok(s) => panic!("compiling tests/c/counter.c failed: {s}"),
@@ -494,12 +503,14 @@ fn c_program_shares_the_lock() {
     const N: u64 = 20_000;
     let mut c_children: Vec<_> = (0..2)
         .map(|_| {
-            Command::new(&exe)
-                .arg(&path)
-                .arg(N.to_string())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
+            util::spawning(|| {
+                Command::new(&exe)
+                    .arg(&path)
+                    .arg(N.to_string())
+                    .stdout(Stdio::null())
+                    .spawn()
+            })
+            .unwrap()
         })
         .collect();
     let mut rust_children: Vec<_> = (0..2)
@@ -531,12 +542,14 @@ fn c_holder_killed_is_taken_over() {
     let (path, _c) = unique_file("file-c-kill");
     let seg = MappedSegment::create_file(&path, 64).unwrap();
     // Hold the lock so the C program blocks in qshm_lock... then let it run forever.
-    let mut c = Command::new(&exe)
-        .arg(&path)
-        .arg("1000000000")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut c = util::spawning(|| {
+        Command::new(&exe)
+            .arg(&path)
+            .arg("1000000000")
+            .stdout(Stdio::piped())
+            .spawn()
+    })
+    .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     c.kill().unwrap();
     c.wait().unwrap();
