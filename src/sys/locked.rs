@@ -74,7 +74,7 @@ pub(crate) fn copy_out<M: Mapping>(mapping: &M, offset: usize, buf: &mut [u8]) {
 
 /// A cross-process lock that lives in a mapped segment (the in-segment robust lock, or the
 /// no-op lock of a write-sealed segment).
-#[cfg(qshm_linux)]
+#[cfg(any(qshm_linux, qshm_windows))]
 pub(crate) trait SegmentLock: Sync {
     /// Takes the lock, waiting as `wait` says. Returns whether the previous holder died
     /// holding it (as far as this kind of lock can tell).
@@ -97,7 +97,7 @@ pub(crate) enum LockRef<'a> {
     Semaphore(&'a Semaphore, &'a InProcessLock),
     /// A lock in a mapped segment: owned by a thread, which alone can release it, so threads
     /// are kept apart already.
-    #[cfg(qshm_linux)]
+    #[cfg(any(qshm_linux, qshm_windows))]
     Mapped(&'a super::imp::mapped::LockKind),
 }
 
@@ -122,7 +122,7 @@ impl LockRef<'_> {
                 }
                 Ok(owner_died)
             }
-            #[cfg(qshm_linux)]
+            #[cfg(any(qshm_linux, qshm_windows))]
             LockRef::Mapped(lock) => lock.lock(wait, Operation::Lock).map_err(as_lock_error),
         }
     }
@@ -141,7 +141,7 @@ impl LockRef<'_> {
                 inproc.holder.store(0, Ordering::Release);
                 sem.release(1, Undo::Yes, Operation::Unlock)
             }
-            #[cfg(qshm_linux)]
+            #[cfg(any(qshm_linux, qshm_windows))]
             LockRef::Mapped(lock) => lock.unlock(),
         }
     }
@@ -149,7 +149,7 @@ impl LockRef<'_> {
     fn mark_consistent(self) {
         match self {
             LockRef::Semaphore(sem, _) => RawSemaphore::mark_consistent(sem),
-            #[cfg(qshm_linux)]
+            #[cfg(any(qshm_linux, qshm_windows))]
             LockRef::Mapped(lock) => lock.mark_consistent(),
         }
     }

@@ -26,8 +26,12 @@ pub(crate) mod fork;
 mod locked;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) mod procfs;
+#[cfg(any(qshm_linux, qshm_windows))]
+mod segment_header;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 mod user;
+#[cfg(any(qshm_linux, qshm_windows))]
+mod word_lock;
 
 /// Inspection's system calls (`sys/unix/inspect.rs` on Linux); elsewhere every call reports
 /// that it is unsupported.
@@ -82,7 +86,7 @@ pub(crate) mod inspect {
 }
 
 pub(crate) use imp::*;
-#[cfg(qshm_linux)]
+#[cfg(any(qshm_linux, qshm_windows))]
 pub(crate) use locked::SegmentLock;
 pub(crate) use locked::{copy_out, InProcessLock, LockRef, Locked, Mapping};
 #[cfg(any(qshm_linux, qshm_unix_other))]

@@ -3,31 +3,10 @@
 //! (`qshm_lock`, `qshm_unlock`), and both must stay identical: a C or Qt program that maps the
 //! same file takes the same lock.
 //!
-//! # The lock word (header offset 64, 8 bytes, native byte order; layout version 2)
-//!
-//! ```text
-//! bits  0..30  owner's thread id (Linux TID), 0 when free
-//! bit   30     reserved, 0
-//! bit   31     WAITERS: someone may sleep in FUTEX_WAIT on the low 32 bits
-//! bit   63     TOKEN: bits 32..62 name the owner process's liveness slot (qshm)
-//! bits 32..62  with TOKEN: the slot; without: the owner's tag, the low 31 bits of the
-//!              owning thread's start time (field 22 of /proc/thread-self/stat), 0 if unknown
-//! ```
-//!
-//! * **Lock**: `CAS(0 → me)`, where `me` is cached per thread and per handle, so the
-//!   uncontended path is one atomic instruction and no system call.
-//! * **Unlock**: `CAS(me → 0)`; if that fails because WAITERS is set, `CAS(me|WAITERS → 0)`
-//!   and `FUTEX_WAKE(1)` on the low half.
-//! * **Contention**: spin briefly, then set WAITERS (CAS) and `FUTEX_WAIT(low half,
-//!   expected)` with a timeout. A waiter that has slept takes a free lock as `me|WAITERS`,
-//!   because others may still sleep (Drepper, "Futexes Are Tricky", mutex 3): no wake-up is
-//!   lost, and a waiter killed in its sleep costs at most one spurious wake, since the bit
-//!   is cleared at every unlock.
-//! * **Owner death**: on every timeout (1 ms, doubling to 16 ms), a waiter checks whether the
-//!   owner is alive. A dead owner is replaced by `CAS(observed → me|WAITERS)`: every waiter
-//!   compares against the same observed value, so exactly one takes over. The winner sets
-//!   `STATE_INCONSISTENT` and bumps the generation; every later locker is told the owner
-//!   died until someone marks the data consistent.
+//! The portable protocol and the lock word's layout are in `sys/word_lock.rs`; this file is
+//! Linux's half ([`Owners`]): a thread names itself by its TID and its process's liveness
+//! slot, sleeps on a futex on the low 32 bits of the word (shared, not private: the waker
+//! may be another process), and judges owners as follows.
 //!
 //! # Liveness
 //!
@@ -60,41 +39,24 @@
 //! # References
 //!
 //! * <https://man7.org/linux/man-pages/man2/futex.2.html>
-//! * Ulrich Drepper, "Futexes Are Tricky" (2011), mutex 3.
 //! * <https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html> (fields 3 and 22)
 
 use std::cell::Cell;
-use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::io::Errno;
 use rustix::thread::futex;
 
 use super::liveness::{lock_slot, random_slots, slot_locked, SLOTS};
-use crate::backend::Wait;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::sys::procfs::read_stat;
-use crate::sys::SegmentLock;
+pub(crate) use crate::sys::word_lock::ImmutableLock;
+use crate::sys::word_lock::{Owners, WordLock, TID_MASK, TOKEN};
 
-/// The owner's thread id bits of the lock word.
-pub(crate) const TID_MASK: u64 = 0x3fff_ffff;
-/// Someone may be sleeping on the futex.
-pub(crate) const WAITERS: u64 = 0x8000_0000;
-/// The high half names the owner's liveness slot (see the module docs).
-pub(crate) const TOKEN: u64 = 1 << 63;
 /// A tag: the low 31 bits of a start time (bit 63 stays clear).
 const TAG_MASK: u64 = 0x7fff_ffff;
-/// `state` bit: a holder died, and nobody has marked the data consistent since.
-pub(crate) const STATE_INCONSISTENT: u32 = 1;
-
-/// Iterations of the busy-wait before sleeping.
-const SPIN_LIMIT: u32 = 100;
-/// First and longest futex sleep between liveness checks of the owner.
-const FIRST_NAP: Duration = Duration::from_millis(1);
-const LONGEST_NAP: Duration = Duration::from_millis(16);
 
 thread_local! {
     /// (fork generation, tag-based lock-word identity) of this thread.
@@ -327,59 +289,14 @@ impl Drop for Liveness {
     }
 }
 
-/// The lock in a mapped segment's header.
-///
-/// Points into a mapping the owning `MappedInner` keeps alive for as long as this value
-/// lives (both are dropped together, the lock first).
-pub(crate) struct RobustLock {
-    word: NonNull<AtomicU64>,
-    state: NonNull<AtomicU32>,
-    generation: NonNull<AtomicU64>,
-    live: Liveness,
-}
+/// The lock in a mapped segment's header, with Linux's half.
+pub(crate) type RobustLock = WordLock<Liveness>;
 
-// SAFETY: the pointers address atomics in a shared mapping that stays mapped while the value
-// lives (see the type's doc); atomics may be used from any thread, and every access here is
-// atomic. `Liveness` holds a descriptor number and atomics. Checked at compile time in
-// `tests::send_sync`.
-unsafe impl Send for RobustLock {}
-// SAFETY: as for `Send`: `&RobustLock` only performs atomic operations on the mapping and
-// `fcntl`/`open` calls on descriptors.
-unsafe impl Sync for RobustLock {}
-
-impl fmt::Debug for RobustLock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RobustLock")
-            .field("word", &self.word)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RobustLock {
-    /// # Safety
-    ///
-    /// `word`, `state` and `generation` must be aligned, point to writable shared memory
-    /// that stays mapped for as long as the returned value lives, and be accessed by every
-    /// process only atomically (the layout of `include/qshm.h`); `live` must describe the
-    /// file they are mapped from.
-    pub(crate) unsafe fn new(
-        word: *mut u64,
-        state: *mut u32,
-        generation: *mut u64,
-        live: Liveness,
-    ) -> RobustLock {
-        RobustLock {
-            word: NonNull::new(word.cast()).expect("non-null lock word"),
-            state: NonNull::new(state.cast()).expect("non-null state"),
-            generation: NonNull::new(generation.cast()).expect("non-null generation"),
-            live,
-        }
-    }
-
-    /// This thread's identity in the lock word, through this handle.
+impl Owners for Liveness {
+    /// `TOKEN | slot << 32 | tid` through this handle, or the tag identity without a slot.
     #[inline]
     fn me(&self) -> Result<u64> {
-        let high = self.live.high()?;
+        let high = self.high()?;
         let id = self_id();
         Ok(if high == 0 {
             id
@@ -388,228 +305,58 @@ impl RobustLock {
         })
     }
 
-    fn word(&self) -> &AtomicU64 {
-        // SAFETY: aligned, mapped and only accessed atomically for as long as `self` lives
-        // (the contract of `new`); AtomicU64 has the layout of u64.
-        unsafe { self.word.as_ref() }
+    fn owner_is_dead(&self, word: u64) -> bool {
+        Liveness::owner_is_dead(self, word)
     }
 
-    fn state(&self) -> &AtomicU32 {
-        // SAFETY: as in `word`.
-        unsafe { self.state.as_ref() }
-    }
-
-    fn generation_word(&self) -> &AtomicU64 {
-        // SAFETY: as in `word`.
-        unsafe { self.generation.as_ref() }
-    }
-
-    /// The low 32 bits of the lock word, which the futex operates on.
-    fn futex_word(&self) -> &AtomicU32 {
-        let base = self.word.as_ptr().cast::<u8>();
-        let offset = if cfg!(target_endian = "big") { 4 } else { 0 };
-        // SAFETY: the low half of an aligned, mapped u64 is an aligned, mapped u32 that lives
-        // as long as `self`. Rust code never accesses it through this reference: it is only
-        // handed to the futex system call, which the kernel reads atomically; all Rust
-        // accesses use the 64-bit atomic.
-        unsafe { &*base.add(offset).cast::<AtomicU32>() }
-    }
-
-    /// How many times the lock was taken over from a dead owner.
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation_word().load(Ordering::Relaxed)
-    }
-
-    /// Called with the lock just taken: reports (and, after a takeover, records) whether the
-    /// data may be inconsistent.
-    #[inline]
-    fn acquired(&self, took_over: bool) -> bool {
-        if took_over {
-            self.state().fetch_or(STATE_INCONSISTENT, Ordering::Relaxed);
-            self.generation_word().fetch_add(1, Ordering::Relaxed);
-            true
-        } else {
-            self.state().load(Ordering::Relaxed) & STATE_INCONSISTENT != 0
+    fn sleep(&self, word: &AtomicU64, expected: u64, timeout: Duration) -> Result<bool> {
+        let ts = futex::Timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        // Shared (not PRIVATE): the waker may be another process.
+        match futex::wait(
+            futex_word(word),
+            futex::Flags::empty(),
+            expected as u32,
+            Some(&ts),
+        ) {
+            Ok(()) | Err(Errno::AGAIN) | Err(Errno::INTR) => Ok(false),
+            Err(Errno::TIMEDOUT) => Ok(true),
+            Err(e) => Err(futex_error(e, "futex wait failed")),
         }
     }
 
-    #[cold]
-    fn lock_contended(&self, me: u64, wait: Wait, op: Operation) -> Result<bool> {
-        let deadline = super::deadline(wait);
-        let word = self.word();
-        let mut spins = 0;
-        let mut slept = false;
-        let mut nap = FIRST_NAP;
-        loop {
-            let cur = word.load(Ordering::Relaxed);
-            if cur & TID_MASK == 0 {
-                let new = if slept { me | WAITERS } else { me };
-                if word
-                    .compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return Ok(self.acquired(false));
-                }
-                continue;
-            }
-            if cur & !WAITERS == me {
-                return Err(
-                    Error::new(ErrorKind::LockError, op, String::new()).with_detail(
-                        "already locked by this thread through another object of the same segment \
-                     (a second lock would deadlock)",
-                    ),
-                );
-            }
-            if wait == Wait::Poll {
-                if self.live.owner_is_dead(cur) && self.take_over(cur, me) {
-                    return Ok(self.acquired(true));
-                }
-                if word.load(Ordering::Relaxed) & TID_MASK == 0 {
-                    continue;
-                }
-                return Err(Error::new(ErrorKind::WouldBlock, op, String::new()));
-            }
-            if spins < SPIN_LIMIT && cur & WAITERS == 0 {
-                spins += 1;
-                std::hint::spin_loop();
-                continue;
-            }
-            if cur & WAITERS == 0
-                && word
-                    .compare_exchange_weak(cur, cur | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            let mut timeout = nap;
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::new(ErrorKind::Timeout, op, String::new()));
-                }
-                timeout = timeout.min(left);
-            }
-            let ts = futex::Timespec {
-                tv_sec: timeout.as_secs() as _,
-                tv_nsec: timeout.subsec_nanos() as _,
-            };
-            let expected = (cur | WAITERS) as u32;
-            // Shared (not PRIVATE): the waker may be another process.
-            match futex::wait(
-                self.futex_word(),
-                futex::Flags::empty(),
-                expected,
-                Some(&ts),
-            ) {
-                Ok(()) | Err(Errno::AGAIN) | Err(Errno::INTR) => {}
-                Err(Errno::TIMEDOUT) => {
-                    nap = (nap * 2).min(LONGEST_NAP);
-                    let now = word.load(Ordering::Relaxed);
-                    if now & TID_MASK != 0
-                        && now & !WAITERS != me
-                        && self.live.owner_is_dead(now)
-                        && self.take_over(now, me)
-                    {
-                        return Ok(self.acquired(true));
-                    }
-                }
-                Err(e) => {
-                    return Err(crate::sys::os_error(e.raw_os_error(), op, String::new())
-                        .with_kind(ErrorKind::LockError)
-                        .with_detail("futex wait failed"))
-                }
-            }
-            slept = true;
-        }
-    }
-
-    /// Replaces the dead owner seen in `observed`; true for the one caller that succeeds.
-    fn take_over(&self, observed: u64, me: u64) -> bool {
-        self.word()
-            .compare_exchange(observed, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    #[cold]
-    fn unlock_contended(&self, me: u64) -> Result<()> {
-        let word = self.word();
-        let mut cur = word.load(Ordering::Relaxed);
-        loop {
-            if cur & !WAITERS != me {
-                return Err(
-                    Error::new(ErrorKind::LockError, Operation::Unlock, String::new()).with_detail(
-                        "this thread does not hold the lock (taken over by another process \
-                             that judged this one dead, or used after fork)",
-                    ),
-                );
-            }
-            match word.compare_exchange_weak(cur, 0, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => cur = now,
-            }
-        }
-        if cur & WAITERS != 0 {
-            futex::wake(self.futex_word(), futex::Flags::empty(), 1).map_err(|e| {
-                crate::sys::os_error(e.raw_os_error(), Operation::Unlock, String::new())
-                    .with_kind(ErrorKind::LockError)
-                    .with_detail("futex wake failed")
-            })?;
-        }
-        Ok(())
+    fn wake_one(&self, word: &AtomicU64) -> Result<()> {
+        futex::wake(futex_word(word), futex::Flags::empty(), 1)
+            .map(drop)
+            .map_err(|e| futex_error(e, "futex wake failed"))
     }
 }
 
-impl SegmentLock for RobustLock {
-    #[inline]
-    fn lock(&self, wait: Wait, op: Operation) -> Result<bool> {
-        let me = self.me().map_err(|e| e.with_op(op))?;
-        if self
-            .word()
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            return Ok(self.acquired(false));
-        }
-        self.lock_contended(me, wait, op)
-    }
-
-    #[inline]
-    fn unlock(&self) -> Result<()> {
-        let me = self.me()?;
-        if self
-            .word()
-            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
-        {
-            return Ok(());
-        }
-        self.unlock_contended(me)
-    }
-
-    fn mark_consistent(&self) {
-        self.state()
-            .fetch_and(!STATE_INCONSISTENT, Ordering::Relaxed);
-    }
+#[cold]
+fn futex_error(e: Errno, detail: &'static str) -> Error {
+    crate::sys::os_error(e.raw_os_error(), Operation::Lock, String::new())
+        .with_kind(ErrorKind::LockError)
+        .with_detail(detail)
 }
 
-/// The lock of a segment nobody can write (a write-sealed memfd): nothing to exclude, so
-/// taking it always succeeds at once.
-#[derive(Debug, Default)]
-pub(crate) struct ImmutableLock;
-
-impl SegmentLock for ImmutableLock {
-    fn lock(&self, _: Wait, _: Operation) -> Result<bool> {
-        Ok(false)
-    }
-
-    fn unlock(&self) -> Result<()> {
-        Ok(())
-    }
+/// The low 32 bits of the lock word, which the futex operates on.
+fn futex_word(word: &AtomicU64) -> &AtomicU32 {
+    let base = std::ptr::from_ref(word).cast::<u8>();
+    let offset = if cfg!(target_endian = "big") { 4 } else { 0 };
+    // SAFETY: the low half of an aligned u64 is an aligned u32 that lives as long as `word`.
+    // Rust code never accesses it through this reference: it is only handed to the futex
+    // system call, which the kernel reads atomically; all Rust accesses use the 64-bit
+    // atomic.
+    unsafe { &*base.add(offset).cast::<AtomicU32>() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Wait;
+    use crate::sys::SegmentLock;
 
     /// Private memory has no file: owners are judged by their tags, as in the creator's
     /// namespaces.
@@ -627,6 +374,7 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<RobustLock>();
         send_sync::<ImmutableLock>();
+        send_sync::<Liveness>();
     }
 
     #[test]
