@@ -16,7 +16,7 @@ ci/wine.sh >&2
 # shellcheck source=/dev/null
 source target/wine/env.sh
 target=x86_64-pc-windows-gnu
-suites=(-p qshm --target "$target" --lib --test conformance --test windows --test qt_windows)
+suites=(-p qshm --target "$target" --lib --test conformance --test windows --test mapped_windows --test qt_windows)
 
 stage "clippy"
 cargo clippy -p qshm -p qshm-cli --all-targets --target "$target" --quiet -- -D warnings

@@ -60,6 +60,30 @@
  *
  * Version 1 (earlier builds of qshm) named every owner by thread id; version 2 segments are
  * refused by version-1 readers, and the reverse.
+ *
+ * WINDOWS. The functions below are for Linux. On Windows qshm uses the same file layout
+ * (version 2, header_size 4096, pid_ns and time_ns 0) and the same lock word and protocol,
+ * with these platform parts, which a C or C++ program must follow to take part:
+ *   - open the file with GENERIC_READ|GENERIC_WRITE, sharing FILE_SHARE_READ|
+ *     FILE_SHARE_WRITE|FILE_SHARE_DELETE, map it whole (CreateFileMappingW PAGE_READWRITE,
+ *     MapViewOfFile FILE_MAP_READ|FILE_MAP_WRITE), and access the lock word with
+ *     interlocked 64-bit operations;
+ *   - thread bits (0..29): a number per thread of the process (from 1; not the Windows
+ *     thread id), the same for every handle the process has to the file;
+ *   - liveness: the process locks one byte at offset 2^40 + slot (slot < 2^30, random)
+ *     with LockFileEx(LOCKFILE_EXCLUSIVE_LOCK|LOCKFILE_FAIL_IMMEDIATELY) through a handle
+ *     it keeps open while it uses the file, and names it with QSHM_LOCK_TOKEN | slot << 32.
+ *     A waiter judges a token owner dead when it can lock that byte itself (and then
+ *     unlocks it at once); ERROR_LOCK_VIOLATION, or any other answer, means alive. Owners
+ *     without QSHM_LOCK_TOKEN are never judged dead on Windows;
+ *   - sleeping: instead of a futex, an auto-reset event named
+ *     "Local\qshm_mapped_<volume serial, 8 lowercase hex digits>_<file index, 16 lowercase
+ *     hex digits>" (GetFileInformationByHandle), created or opened with CreateEventW; a
+ *     waiter sets WAITERS and waits on it at most 16 ms at a time; an unlock that clears
+ *     WAITERS calls SetEvent;
+ *   - removal: a user that detaches from a file flagged QSHM_FLAG_REMOVE_ON_LAST_DETACH
+ *     closes its handles and opens the file sharing nothing (DELETE access); if that
+ *     succeeds it was the last, and it deletes the file (FILE_DISPOSITION_INFO).
  */
 #ifndef QSHM_H
 #define QSHM_H

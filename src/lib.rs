@@ -26,9 +26,9 @@
 //! * [`NativeKey`] and [`KeyType`]: Qt's `QNativeIpcKey`, its text form and key derivation.
 //! * [`SystemSemaphore`]: Qt's `QSystemSemaphore`.
 //! * [`Error`] and [`ErrorKind`]: Qt's nine error kinds, with the operation, key and cause.
-//! * `mapped` (Linux): the memory-mapped-file and memfd alternative, sealed memfds passed to
-//!   children or over Unix sockets, and a crash-robust lock inside the segment whose protocol
-//!   C programs share through `include/qshm.h`.
+//! * `mapped` (Linux and Windows): the memory-mapped-file alternative, and on Linux memfds,
+//!   sealed and passed to children or over Unix sockets, with a crash-robust lock inside the
+//!   segment whose protocol C programs share through `include/qshm.h`.
 //! * [`inspect`] (Unix): what segments exist, who uses them, their locks, and what a crash
 //!   left behind; the library under the `qshm` command-line tool.
 //!
@@ -54,7 +54,7 @@ mod error;
 pub mod inspect;
 mod key;
 mod lock;
-#[cfg(qshm_linux)]
+#[cfg(any(qshm_linux, qshm_windows))]
 pub mod mapped;
 mod platform;
 mod semaphore;
@@ -64,7 +64,7 @@ mod sys;
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{KeyType, NativeKey, TempDirStyle};
 pub use lock::LockGuard;
-#[cfg(qshm_linux)]
+#[cfg(any(qshm_linux, qshm_windows))]
 pub use mapped::MappedSegment;
 pub use semaphore::{SemaphoreGuard, SemaphoreMode, SystemSemaphore};
 pub use shared_memory::{AccessMode, LastDetach, SharedMemory};

@@ -209,6 +209,24 @@ fn memfd_inherited_by_a_child() {
     assert_eq!(&seg.lock().unwrap().as_slice()[..5], b"child");
 }
 
+/// `spawn_child`, the portable hand-over: a temporary file segment inherited by a child.
+#[test]
+fn file_segment_spawned_child_inherits() {
+    let _w = util::file_watchdog(
+        "file_segment_spawned_child_inherits",
+        Duration::from_secs(60),
+    );
+    let seg = MappedSegment::create_temporary(1000).unwrap();
+    let _c = PathCleanup::new().path(seg.path().unwrap());
+    seg.lock().unwrap().as_mut_slice().unwrap()[..6].copy_from_slice(b"parent");
+    let mut child = ChildProc::spawn_with("file-from-env", &[], |cmd| {
+        seg.spawn_child(cmd).map_err(std::io::Error::other)
+    });
+    assert_eq!(child.expect_line(T), "got parent size 1000");
+    assert!(child.wait(T).success());
+    assert_eq!(&seg.lock().unwrap().as_slice()[..5], b"child");
+}
+
 #[test]
 fn memfd_passed_over_a_unix_socket() {
     let _w = util::file_watchdog("memfd_passed_over_a_unix_socket", Duration::from_secs(60));
@@ -945,6 +963,15 @@ fn child_entry() {
                     .kind(),
                 ErrorKind::AlreadyAttached
             );
+            util::say(&format!("got {got} size {}", seg.size()));
+        }
+        "file-from-env" => {
+            // A plain file is not sealed: the child opts in, as for any received file.
+            let seg = MappedSegment::from_env(ReceiveOptions::new().allow_unsealed(true)).unwrap();
+            let mut guard = seg.lock().unwrap();
+            let got = String::from_utf8_lossy(&guard.as_slice()[..6]).into_owned();
+            guard.as_mut_slice().unwrap()[..5].copy_from_slice(b"child");
+            drop(guard);
             util::say(&format!("got {got} size {}", seg.size()));
         }
         "socket-recv" => {

@@ -76,8 +76,28 @@
 //!
 //! # Platform-specific behavior
 //!
-//! Linux only (memfd, futexes, open-file-description locks); the module does not exist on
-//! other targets.
+//! Linux and Windows; the module does not exist on other targets. Memfds, Unix sockets and
+//! seals are Linux's; on Windows a segment is a file (in the temporary directory by
+//! default), created with `FILE_ATTRIBUTE_TEMPORARY` and, for a temporary segment,
+//! `FILE_FLAG_DELETE_ON_CLOSE`, and handed to children by handle inheritance
+//! ([`MappedSegment::spawn_child`]). The layout and the lock word are the same on both;
+//! `include/qshm.h` describes Windows' part of the protocol. On Windows:
+//!
+//! * a qshm holder is recognised as dead by a byte-range lock (`LockFileEx`) that its
+//!   process holds on one byte of the file past the data, which Windows releases when the
+//!   process ends however it ends (`TerminateProcess` included); waiters sleep on a named
+//!   event (`Local\qshm_mapped_…`, per file), at most 16 ms at a time;
+//! * every object of one process for one file is one owner: a thread that holds the lock
+//!   through one and locks through another gets [`ErrorKind::LockError`], as on Linux;
+//! * a mapped file cannot be truncated, so the size check at each lock
+//!   ([`FileOptions::check_size_on_lock`], one `GetFileSizeEx`) only matters where a
+//!   system allows it (Wine does);
+//! * Wine 8 does not carry out `FILE_FLAG_DELETE_ON_CLOSE` when the last handle belongs to
+//!   another process than the creator's (observed): under Wine a temporary segment whose
+//!   last user crashed stays until [`MappedSegment::remove_file`]; a normal last detach
+//!   removes it everywhere.
+//!
+//! On Linux:
 //!
 //! A qshm holder is recognised as dead by the kernel's word, not by its pid: each qshm
 //! process holds an open-file-description lock on one byte of the segment file (its
@@ -108,10 +128,12 @@
 //!   <https://man7.org/linux/man-pages/man7/unix.7.html> (`SCM_RIGHTS`).
 
 use std::fmt;
+#[cfg(qshm_linux)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+#[cfg(qshm_linux)]
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use crate::backend::Wait;
@@ -123,13 +145,16 @@ use crate::AccessMode;
 
 mod options;
 
-pub use options::{FileOptions, MemfdOptions, ReceiveOptions};
+#[cfg(qshm_linux)]
+pub use options::MemfdOptions;
+pub use options::{FileOptions, ReceiveOptions};
 
-/// The environment variable [`MappedSegment::pass_to_child`] sets and
-/// [`MappedSegment::from_env`] reads: `<fd>:<data size>`.
+/// The environment variable [`MappedSegment::spawn_child`] (and, on Linux,
+/// [`MappedSegment::pass_to_child`]) sets and [`MappedSegment::from_env`] reads:
+/// `<fd>:<data size>`, or `<handle>:<data size>` on Windows.
 pub const MEMFD_ENV: &str = "QSHM_MEMFD";
 
-/// What backs a [`MappedSegment`].
+/// What backs a [`MappedSegment`] (always [`Backing::File`] on Windows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Backing {
@@ -230,6 +255,7 @@ impl MappedSegment {
         FileOptions::new().create_temporary(size)
     }
 
+    #[cfg(qshm_linux)]
     /// A memfd segment, sealed against shrinking and growing.
     ///
     /// # Errors
@@ -240,6 +266,7 @@ impl MappedSegment {
         MemfdOptions::new().create(name, size)
     }
 
+    #[cfg(qshm_linux)]
     /// Maps a descriptor of a segment received from elsewhere (D-Bus, a custom protocol),
     /// after checking its seals, header and size.
     ///
@@ -255,6 +282,7 @@ impl MappedSegment {
         MappedSegment::new(inner, label).populated(options.populate, Operation::Attach)
     }
 
+    #[cfg(qshm_linux)]
     /// Sends the segment's descriptor over a Unix stream socket (`SCM_RIGHTS`), with a
     /// 16-byte message (magic and data size) that [`recv_from`](MappedSegment::recv_from)
     /// expects.
@@ -267,6 +295,7 @@ impl MappedSegment {
         imp::send_fd(self.inner.fd(), self.size(), stream, &self.label)
     }
 
+    #[cfg(qshm_linux)]
     /// Receives a segment sent by [`send_over`](MappedSegment::send_over), checks it as
     /// [`from_fd`](MappedSegment::from_fd) does and maps it. Blocks until a message arrives
     /// (unless the socket is non-blocking).
@@ -296,6 +325,7 @@ impl MappedSegment {
         Ok(())
     }
 
+    #[cfg(qshm_linux)]
     /// Lets the child that `cmd` spawns inherit the segment: a duplicate descriptor is kept
     /// open across `exec` in that child only, and named in the environment variable
     /// [`MEMFD_ENV`] (`QSHM_MEMFD=<fd>:<size>`), which the child reads with
@@ -318,6 +348,7 @@ impl MappedSegment {
         self.pass_to_child_as(cmd, MEMFD_ENV)
     }
 
+    #[cfg(qshm_linux)]
     /// As [`pass_to_child`](MappedSegment::pass_to_child), naming the descriptor in the
     /// environment variable `var` (to pass several segments).
     ///
@@ -328,20 +359,79 @@ impl MappedSegment {
         imp::pass_to_child(self.inner.fd(), self.size(), cmd, var, &self.label)
     }
 
-    /// In a child started through [`pass_to_child`](MappedSegment::pass_to_child): adopts
-    /// the inherited segment named by [`MEMFD_ENV`], checks it as
-    /// [`from_fd`](MappedSegment::from_fd) does, and maps it.
+    /// Spawns the child `cmd` describes, letting it inherit the segment: a duplicate of the
+    /// segment's descriptor (Linux) or file handle (Windows) is named in the environment
+    /// variable [`MEMFD_ENV`] (`QSHM_MEMFD=<fd or handle>:<size>`), which the child reads
+    /// with [`from_env`](MappedSegment::from_env); this process closes its duplicate once
+    /// the child is started.
     ///
-    /// The descriptor is adopted at most once per process and made close-on-exec, so that it
-    /// does not leak further. What remains assumed: no other code of this process uses that
-    /// descriptor number (true for a descriptor inherited this way).
+    /// On Linux the duplicate is kept open across `exec` in that child only
+    /// ([`pass_to_child`](MappedSegment::pass_to_child)). On Windows it is an inheritable
+    /// handle while the child starts: a child that another thread of this process starts in
+    /// that instant inherits it too (Windows passes every inheritable handle, and the
+    /// standard library offers no handle list), which keeps the file open in that child
+    /// until it exits.
+    ///
+    /// On Linux the child receives a file segment as a plain descriptor, which
+    /// [`from_env`](MappedSegment::from_env) accepts only with
+    /// [`ReceiveOptions::allow_unsealed`] (a memfd is sealed).
+    ///
+    /// ```no_run
+    /// # use qshm::mapped::MappedSegment;
+    /// let seg = MappedSegment::create_temporary(4096)?;
+    /// let child = seg.spawn_child(&mut std::process::Command::new("my-worker"))?;
+    /// # Ok::<(), qshm::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::NotFound`] when the variable is unset or the descriptor not open;
-    /// [`ErrorKind::KeyError`] when it is malformed or the size disagrees;
+    /// [`ErrorKind::OutOfResources`] when out of descriptors; the errors of spawning the
+    /// child (e.g. [`ErrorKind::NotFound`] for a missing program).
+    pub fn spawn_child(&self, cmd: &mut Command) -> Result<Child> {
+        self.spawn_child_as(cmd, MEMFD_ENV)
+    }
+
+    /// As [`spawn_child`](MappedSegment::spawn_child), naming the segment in the environment
+    /// variable `var` (to pass several segments).
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn_child`](MappedSegment::spawn_child).
+    pub fn spawn_child_as(&self, cmd: &mut Command, var: &str) -> Result<Child> {
+        #[cfg(qshm_linux)]
+        {
+            self.pass_to_child_as(cmd, var)?;
+            cmd.spawn().map_err(|e| {
+                crate::sys::os_error(
+                    e.raw_os_error().unwrap_or(0),
+                    Operation::Send,
+                    self.label.clone(),
+                )
+                .with_detail(format!("cannot spawn {:?}", cmd.get_program()))
+            })
+        }
+        #[cfg(qshm_windows)]
+        {
+            imp::spawn_child(&self.inner, cmd, var, &self.label)
+        }
+    }
+
+    /// In a child started through [`spawn_child`](MappedSegment::spawn_child) (or, on
+    /// Linux, [`pass_to_child`](MappedSegment::pass_to_child)): adopts the inherited segment
+    /// named by [`MEMFD_ENV`], checks it (on Linux as [`from_fd`](MappedSegment::from_fd)
+    /// does; its header and size everywhere), and maps it.
+    ///
+    /// The descriptor or handle is adopted at most once per process and made close-on-exec
+    /// (not inheritable), so that it does not leak further. What remains assumed: no other
+    /// code of this process uses that descriptor or handle (true for one inherited this
+    /// way).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when the variable is unset or the descriptor or handle not
+    /// open; [`ErrorKind::KeyError`] when it is malformed or the size disagrees;
     /// [`ErrorKind::AlreadyAttached`] when already adopted; otherwise as
-    /// [`from_fd`](MappedSegment::from_fd).
+    /// [`FileOptions::open`] (and on Linux as [`from_fd`](MappedSegment::from_fd)).
     pub fn from_env(options: &ReceiveOptions) -> Result<MappedSegment> {
         MappedSegment::from_env_var(MEMFD_ENV, options)
     }
@@ -352,12 +442,26 @@ impl MappedSegment {
     ///
     /// As [`from_env`](MappedSegment::from_env).
     pub fn from_env_var(var: &str, options: &ReceiveOptions) -> Result<MappedSegment> {
-        let (fd, size) = imp::fd_from_env(var)?;
-        let seg = MappedSegment::from_fd(fd, options).map_err(|e| e.with_op(Operation::Receive))?;
+        #[cfg(qshm_linux)]
+        let (seg, size) = {
+            let (fd, size) = imp::fd_from_env(var)?;
+            (MappedSegment::from_fd(fd, options), size)
+        };
+        #[cfg(qshm_windows)]
+        let (seg, size) = {
+            let (file, size) = imp::handle_from_env(var)?;
+            let label = format!("inherited:%{var}%");
+            let seg = imp::from_inherited(file, &options.params(), &label)
+                .map(|inner| MappedSegment::new(inner, label))
+                .and_then(|seg| seg.populated(options.populate, Operation::Attach));
+            (seg, size)
+        };
+        let seg = seg.map_err(|e| e.with_op(Operation::Receive))?;
         seg.check_announced(size, Operation::Receive)?;
         Ok(seg)
     }
 
+    #[cfg(qshm_linux)]
     /// Seals a memfd segment against all writes (`F_SEAL_WRITE`) and maps it again
     /// read-only: every process that receives it afterwards gets an immutable copy, and the
     /// lock is no longer needed (taking it succeeds at once).
@@ -491,15 +595,19 @@ impl MappedSegment {
     pub fn backing(&self) -> Backing {
         match self.inner.backing() {
             imp::Backing::File { .. } => Backing::File,
+            #[cfg(qshm_linux)]
             imp::Backing::Memfd => Backing::Memfd,
+            #[cfg(qshm_linux)]
             imp::Backing::Fd => Backing::Fd,
         }
     }
 
-    /// The file's path, for a file-backed segment.
+    /// The file's path, for a file-backed segment (on Windows, `None` for an inherited
+    /// segment whose path the system does not tell).
     pub fn path(&self) -> Option<&Path> {
+        #[allow(unreachable_patterns)] // Windows has files only
         match self.inner.backing() {
-            imp::Backing::File { path, .. } => Some(path),
+            imp::Backing::File { path, .. } if !path.as_os_str().is_empty() => Some(path),
             _ => None,
         }
     }
@@ -515,18 +623,21 @@ impl MappedSegment {
         )
     }
 
+    #[cfg(qshm_linux)]
     /// Whether the backing file system keeps its pages in RAM only (tmpfs, ramfs,
     /// hugetlbfs; memfds are).
     pub fn is_ram_backed(&self) -> bool {
         self.inner.is_ram_backed()
     }
 
+    #[cfg(qshm_linux)]
     /// Whether the segment is sealed against shrinking (`F_SEAL_SHRINK`): no process can
     /// truncate it underneath this one.
     pub fn is_shrink_sealed(&self) -> bool {
         self.inner.is_shrink_sealed()
     }
 
+    #[cfg(qshm_linux)]
     /// Whether the segment is sealed against writing (`F_SEAL_WRITE`): immutable.
     pub fn is_write_sealed(&self) -> bool {
         self.inner.is_write_sealed()
@@ -544,14 +655,31 @@ impl MappedSegment {
     ///
     /// # Errors
     ///
-    /// The errors of `flock`/`unlink` when removing the file.
+    /// The errors of `flock`/`unlink` (Windows: of opening and deleting) when removing the
+    /// file.
     pub fn detach(mut self) -> Result<bool> {
-        self.inner.close().map_err(|e| {
-            crate::sys::os_error(e.raw_os_error(), Operation::Detach, self.label.clone())
-        })
+        #[cfg(qshm_linux)]
+        let code = |e: rustix::io::Errno| e.raw_os_error();
+        #[cfg(qshm_windows)]
+        let code = |e: std::io::Error| e.raw_os_error().unwrap_or(0) as u32;
+        self.inner
+            .close()
+            .map_err(|e| crate::sys::os_error(code(e), Operation::Detach, self.label.clone()))
     }
 }
 
+#[cfg(qshm_windows)]
+impl std::os::windows::io::AsHandle for MappedSegment {
+    /// The segment file's handle, to pass by other means (`DuplicateHandle`).
+    fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
+        self.inner
+            .file()
+            .expect("open until the segment is dropped")
+            .as_handle()
+    }
+}
+
+#[cfg(qshm_linux)]
 impl AsFd for MappedSegment {
     /// The segment's descriptor, to pass by other means (e.g. `QDBusUnixFileDescriptor`).
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -581,5 +709,7 @@ mod tests {
         send_sync::<MappedSegment>();
         send_sync::<FileOptions>();
         send_sync::<ReceiveOptions>();
+        #[cfg(qshm_linux)]
+        send_sync::<MemfdOptions>();
     }
 }

@@ -19,6 +19,8 @@ pub struct FileOptions {
     allow_disk_backed: bool,
     access: AccessMode,
     remove_on_last_detach: bool,
+    /// Set by `create_temporary` (Windows: deleted by the system with its last handle).
+    temporary: bool,
     check_size_on_lock: bool,
     populate: bool,
 }
@@ -40,6 +42,7 @@ impl FileOptions {
             allow_disk_backed: false,
             access: AccessMode::ReadWrite,
             remove_on_last_detach: true,
+            temporary: false,
             check_size_on_lock: true,
             populate: false,
         }
@@ -56,7 +59,8 @@ impl FileOptions {
     }
 
     /// `$XDG_RUNTIME_DIR` when it is valid (absolute, owned by this user, mode 0700), else
-    /// `/dev/shm`: where relative names are created and opened.
+    /// `/dev/shm`: where relative names are created and opened. On Windows, the temporary
+    /// directory (`GetTempPath`, [`std::env::temp_dir`]).
     pub fn default_directory() -> PathBuf {
         imp::default_dir()
     }
@@ -69,14 +73,17 @@ impl FileOptions {
 
     /// The permission bits a created file gets, exactly (the umask does not apply; default
     /// `0o600`). Every user needs read *and write* permission, since taking the lock writes
-    /// the header.
+    /// the header. On Windows the mode is ignored: the file gets the directory's inherited
+    /// access control list.
     pub fn permissions(&mut self, mode: u32) -> &mut FileOptions {
         self.mode = mode & 0o777;
         self
     }
 
     /// Allows a file system that writes pages back to storage (ext4, xfs, …). Off by
-    /// default: such a segment is slow and its contents reach the disk.
+    /// default: such a segment is slow and its contents reach the disk. No effect on
+    /// Windows, which has no RAM-only file system: files are created with
+    /// `FILE_ATTRIBUTE_TEMPORARY`, which keeps their pages in memory while it can.
     pub fn allow_disk_backed(&mut self, allow: bool) -> &mut FileOptions {
         self.allow_disk_backed = allow;
         self
@@ -129,7 +136,8 @@ impl FileOptions {
     /// Creates the file `name` with a data area of `size` bytes (zeroed), exclusively.
     ///
     /// The file is sized and its header written before it appears under its name
-    /// (`O_TMPFILE` + `linkat`), so that no other process ever opens a half-made segment.
+    /// (`O_TMPFILE` + `linkat`; on Windows under a staged name, renamed without replacing),
+    /// so that no other process ever opens a half-made segment.
     ///
     /// # Errors
     ///
@@ -148,6 +156,7 @@ impl FileOptions {
             size,
             self.mode,
             self.remove_on_last_detach,
+            self.temporary,
             &self.params(),
         )?;
         let seg = MappedSegment::new(inner, format!("file:{}", path.display()));
@@ -179,12 +188,19 @@ impl FileOptions {
     /// its last user detaches: Qt's `QTemporaryFile` idiom. Other processes open it by
     /// [`MappedSegment::path`].
     ///
+    /// On Windows the file is also created with `FILE_FLAG_DELETE_ON_CLOSE`: the system
+    /// deletes it when its last handle closes, even when every user crashed. Windows
+    /// refuses new opens of such a file once the handle that created it is closed (those
+    /// attached keep it): open it while its creator is attached, or pass it to children
+    /// ([`MappedSegment::spawn_child`]).
+    ///
     /// # Errors
     ///
     /// As [`create`](FileOptions::create).
     pub fn create_temporary(&self, size: usize) -> Result<MappedSegment> {
         let mut opts = self.clone();
         opts.remove_on_last_detach = true;
+        opts.temporary = true;
         for _ in 0..16 {
             let name = format!("qshm-{}-{:016x}", std::process::id(), imp::random_u64());
             match opts.create(&name, size) {
@@ -201,7 +217,8 @@ impl FileOptions {
     }
 }
 
-/// Options for memfd segments.
+#[cfg(qshm_linux)]
+/// Options for memfd segments (Linux).
 ///
 /// ```
 /// use qshm::mapped::MemfdOptions;
@@ -216,12 +233,14 @@ pub struct MemfdOptions {
     populate: bool,
 }
 
+#[cfg(qshm_linux)]
 impl Default for MemfdOptions {
     fn default() -> MemfdOptions {
         MemfdOptions::new()
     }
 }
 
+#[cfg(qshm_linux)]
 impl MemfdOptions {
     /// The defaults: sealed against shrinking and growing.
     pub fn new() -> MemfdOptions {

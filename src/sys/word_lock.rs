@@ -304,18 +304,3 @@ impl<O: Owners> SegmentLock for WordLock<O> {
             .fetch_and(!STATE_INCONSISTENT, Ordering::Relaxed);
     }
 }
-
-/// The lock of a segment nobody can write (a write-sealed memfd): nothing to exclude, so
-/// taking it always succeeds at once.
-#[derive(Debug, Default)]
-pub(crate) struct ImmutableLock;
-
-impl SegmentLock for ImmutableLock {
-    fn lock(&self, _: Wait, _: Operation) -> Result<bool> {
-        Ok(false)
-    }
-
-    fn unlock(&self) -> Result<()> {
-        Ok(())
-    }
-}

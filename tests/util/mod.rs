@@ -239,7 +239,7 @@ impl ChildProc {
     /// `setpriv --reuid=nobody …` or `unshare --ipc …` (`prefix` is its argv before the
     /// test binary).
     pub fn spawn_under(prefix: &[&str], role: &str, args: &[&str]) -> ChildProc {
-        ChildProc::start(prefix, role, args, |_| {})
+        ChildProc::start(prefix, role, args, Command::spawn)
     }
 
     /// As [`ChildProc::spawn`], letting `configure` adjust the command first (to pass a
@@ -249,14 +249,27 @@ impl ChildProc {
         args: &[&str],
         configure: impl FnOnce(&mut Command),
     ) -> ChildProc {
-        ChildProc::start(&[], role, args, configure)
+        ChildProc::start(&[], role, args, |c| {
+            configure(c);
+            c.spawn()
+        })
+    }
+
+    /// As [`ChildProc::spawn`], started by `spawn` (which may configure the command first,
+    /// e.g. `MappedSegment::spawn_child`).
+    pub fn spawn_with(
+        role: &str,
+        args: &[&str],
+        spawn: impl FnOnce(&mut Command) -> std::io::Result<Child>,
+    ) -> ChildProc {
+        ChildProc::start(&[], role, args, spawn)
     }
 
     fn start(
         prefix: &[&str],
         role: &str,
         args: &[&str],
-        configure: impl FnOnce(&mut Command),
+        spawn: impl FnOnce(&mut Command) -> std::io::Result<Child>,
     ) -> ChildProc {
         let exe = std::env::current_exe().expect("test binary path");
         let spec = std::iter::once(role)
@@ -284,8 +297,7 @@ impl ChildProc {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        configure(&mut command);
-        let mut child = spawning(|| command.spawn()).expect("spawn child test process");
+        let mut child = spawning(|| spawn(&mut command)).expect("spawn child test process");
         REGISTERED_PIDS
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -50,10 +50,11 @@ use rustix::io::Errno;
 use rustix::thread::futex;
 
 use super::liveness::{lock_slot, random_slots, slot_locked, SLOTS};
+use crate::backend::Wait;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::sys::procfs::read_stat;
-pub(crate) use crate::sys::word_lock::ImmutableLock;
 use crate::sys::word_lock::{Owners, WordLock, TID_MASK, TOKEN};
+use crate::sys::SegmentLock;
 
 /// A tag: the low 31 bits of a start time (bit 63 stays clear).
 const TAG_MASK: u64 = 0x7fff_ffff;
@@ -352,11 +353,24 @@ fn futex_word(word: &AtomicU64) -> &AtomicU32 {
     unsafe { &*base.add(offset).cast::<AtomicU32>() }
 }
 
+/// The lock of a segment nobody can write (a write-sealed memfd): nothing to exclude, so
+/// taking it always succeeds at once.
+#[derive(Debug, Default)]
+pub(crate) struct ImmutableLock;
+
+impl SegmentLock for ImmutableLock {
+    fn lock(&self, _: Wait, _: Operation) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn unlock(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Wait;
-    use crate::sys::SegmentLock;
 
     /// Private memory has no file: owners are judged by their tags, as in the creator's
     /// namespaces.

@@ -18,15 +18,17 @@ use std::os::windows::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_COMMITMENT_LIMIT, ERROR_FILE_NOT_FOUND,
-    ERROR_INVALID_NAME, ERROR_INVALID_PARAMETER, ERROR_NOT_ENOUGH_MEMORY,
-    ERROR_NO_SYSTEM_RESOURCES, ERROR_PATH_NOT_FOUND, ERROR_TOO_MANY_POSTS,
+    ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_COMMITMENT_LIMIT, ERROR_DISK_FULL,
+    ERROR_FILE_EXISTS, ERROR_FILE_NOT_FOUND, ERROR_HANDLE_DISK_FULL, ERROR_INVALID_NAME,
+    ERROR_INVALID_PARAMETER, ERROR_NOT_ENOUGH_MEMORY, ERROR_NO_SYSTEM_RESOURCES,
+    ERROR_PATH_NOT_FOUND, ERROR_TOO_MANY_POSTS,
 };
 
 use crate::backend::Wait;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::NativeKey;
 
+pub(crate) mod mapped;
 mod section;
 mod semaphore;
 
@@ -37,12 +39,14 @@ pub(crate) use semaphore::WinSemaphore as Semaphore;
 /// the errors Qt has no entry for placed where a caller would look for them.
 pub(crate) fn error_kind(code: u32) -> ErrorKind {
     match code {
-        ERROR_ALREADY_EXISTS => ErrorKind::AlreadyExists,
+        ERROR_ALREADY_EXISTS | ERROR_FILE_EXISTS => ErrorKind::AlreadyExists,
         ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND => ErrorKind::NotFound,
         ERROR_COMMITMENT_LIMIT | ERROR_INVALID_PARAMETER => ErrorKind::InvalidSize,
-        ERROR_NO_SYSTEM_RESOURCES | ERROR_NOT_ENOUGH_MEMORY | ERROR_TOO_MANY_POSTS => {
-            ErrorKind::OutOfResources
-        }
+        ERROR_NO_SYSTEM_RESOURCES
+        | ERROR_NOT_ENOUGH_MEMORY
+        | ERROR_TOO_MANY_POSTS
+        | ERROR_DISK_FULL
+        | ERROR_HANDLE_DISK_FULL => ErrorKind::OutOfResources,
         ERROR_ACCESS_DENIED => ErrorKind::PermissionDenied,
         ERROR_INVALID_NAME => ErrorKind::KeyError,
         _ => ErrorKind::Unknown,
@@ -54,6 +58,15 @@ pub(crate) fn error_kind(code: u32) -> ErrorKind {
 #[cold]
 pub(crate) fn os_error(code: u32, op: Operation, key: impl Into<std::sync::Arc<str>>) -> Error {
     Error::new(error_kind(code), op, key).with_errno(code as i32)
+}
+
+/// An error from a `std::io::Error` of a Windows call (its OS error code).
+#[cold]
+pub(crate) fn io_error(e: &std::io::Error, op: Operation, key: &str) -> Error {
+    match e.raw_os_error() {
+        Some(code) => os_error(code as u32, op, key),
+        None => Error::new(ErrorKind::Unknown, op, key).with_detail(e.to_string()),
+    }
 }
 
 /// `GetLastError()`.

@@ -59,6 +59,7 @@ pub(crate) fn create_file(
     data_size: usize,
     mode: u32,
     remove_on_last_detach: bool,
+    _temporary: bool, // removed at the last detach like any other flagged file
     params: &OpenParams,
 ) -> Result<MappedInner> {
     let op = Operation::Create;
