@@ -32,17 +32,6 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Whether this runs under Wine (its ntdll exports `wine_get_version`).
-fn under_wine() -> bool {
-    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
-    // SAFETY: looks up an export of a module every process has loaded; names are
-    // NUL-terminated literals.
-    unsafe {
-        let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
-        !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
-    }
-}
-
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -173,9 +162,32 @@ fn temporary_segment_inherited_and_deleted_by_the_system() {
     drop(seg);
     assert!(!path.exists(), "deleted with its last handle");
 
+    // The creator detaches first; the child, detaching last, removes it.
+    let seg = if std::env::var_os("QSHM_DEBUG_NAMED").is_some() {
+        FileOptions::new()
+            .directory(&dir)
+            .create("named", 64)
+            .unwrap()
+    } else {
+        FileOptions::new()
+            .directory(&dir)
+            .create_temporary(64)
+            .unwrap()
+    };
+    let path = seg.path().unwrap().to_path_buf();
+    let mut child = ChildProc::spawn_with("inherited-then-detach", &[], |cmd| {
+        seg.spawn_child(cmd).map_err(std::io::Error::other)
+    });
+    assert_eq!(child.expect_line(T), "holding");
+    assert!(!seg.detach().unwrap());
+    child.send("go");
+    let said = child.expect_line(T);
+    assert!(child.wait(T).success());
+    assert!(said.starts_with("detached"), "{said}");
+    assert!(!path.exists(), "removed with the last user ({said})");
+
     // Every user gone, the last one terminated: Windows deletes it (the handle that made it
-    // asked for that). Wine 8 does not when the last handle is another process's (observed:
-    // also after a normal exit), so there the file stays for `remove_file`, which removes it.
+    // asked for that).
     let seg = FileOptions::new()
         .directory(&dir)
         .create_temporary(64)
@@ -188,16 +200,9 @@ fn temporary_segment_inherited_and_deleted_by_the_system() {
     drop(seg);
     assert!(path.exists(), "the child still has it");
     child.kill9_and_await_exit();
-    // Under Wine a terminated process's views stay until the last handle to the process
-    // closes (Windows tears the address space down at once).
-    drop(child);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while path.exists() && Instant::now() < deadline && !under_wine() {
+    while path.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
-    }
-    if under_wine() {
-        eprintln!("Wine: the temporary file stays: {}", path.exists());
-        assert!(MappedSegment::remove_file(&path).unwrap() || !path.exists());
     }
     assert!(!path.exists(), "deleted after its last user was terminated");
     assert!(entries(&dir).is_empty(), "{:?}", entries(&dir));
@@ -333,6 +338,13 @@ fn child_entry() {
             let _seg = MappedSegment::from_env(&ReceiveOptions::new()).unwrap();
             util::say("holding");
             std::thread::sleep(Duration::from_secs(600));
+        }
+        "inherited-then-detach" => {
+            let seg = MappedSegment::from_env(&ReceiveOptions::new()).unwrap();
+            util::say("holding");
+            let _ = util::read_stdin_line();
+            let removed = seg.detach().unwrap();
+            util::say(&format!("detached {removed}"));
         }
         "open-then-detach" => {
             let seg = MappedSegment::open_file(&args[1]).unwrap();

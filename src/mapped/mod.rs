@@ -92,10 +92,9 @@
 //! * a mapped file cannot be truncated, so the size check at each lock
 //!   ([`FileOptions::check_size_on_lock`], one `GetFileSizeEx`) only matters where a
 //!   system allows it (Wine does);
-//! * Wine 8 does not carry out `FILE_FLAG_DELETE_ON_CLOSE` when the last handle belongs to
-//!   another process than the creator's (observed): under Wine a temporary segment whose
-//!   last user crashed stays until [`MappedSegment::remove_file`]; a normal last detach
-//!   removes it everywhere.
+//! * a temporary segment is deleted by the system with its last handle, even when every
+//!   user crashed (`FILE_FLAG_DELETE_ON_CLOSE`; it is created under its final, random name,
+//!   which nobody knows before `create_temporary` returns).
 //!
 //! On Linux:
 //!
@@ -151,7 +150,7 @@ pub use options::{FileOptions, ReceiveOptions};
 
 /// The environment variable [`MappedSegment::spawn_child`] (and, on Linux,
 /// [`MappedSegment::pass_to_child`]) sets and [`MappedSegment::from_env`] reads:
-/// `<fd>:<data size>`, or `<handle>:<data size>` on Windows.
+/// `<fd>:<data size>`, or `<handle>:<data size>:<path>` on Windows.
 pub const MEMFD_ENV: &str = "QSHM_MEMFD";
 
 /// What backs a [`MappedSegment`] (always [`Backing::File`] on Windows).
@@ -361,7 +360,8 @@ impl MappedSegment {
 
     /// Spawns the child `cmd` describes, letting it inherit the segment: a duplicate of the
     /// segment's descriptor (Linux) or file handle (Windows) is named in the environment
-    /// variable [`MEMFD_ENV`] (`QSHM_MEMFD=<fd or handle>:<size>`), which the child reads
+    /// variable [`MEMFD_ENV`] (`QSHM_MEMFD=<fd>:<size>`, on Windows
+    /// `<handle>:<size>:<path>`), which the child reads
     /// with [`from_env`](MappedSegment::from_env); this process closes its duplicate once
     /// the child is started.
     ///
@@ -449,9 +449,9 @@ impl MappedSegment {
         };
         #[cfg(qshm_windows)]
         let (seg, size) = {
-            let (file, size) = imp::handle_from_env(var)?;
+            let (file, size, path) = imp::handle_from_env(var)?;
             let label = format!("inherited:%{var}%");
-            let seg = imp::from_inherited(file, &options.params(), &label)
+            let seg = imp::from_inherited(file, path, &options.params(), &label)
                 .map(|inner| MappedSegment::new(inner, label))
                 .and_then(|seg| seg.populated(options.populate, Operation::Attach));
             (seg, size)

@@ -189,9 +189,10 @@ impl FileOptions {
     /// [`MappedSegment::path`].
     ///
     /// On Windows the file is also created with `FILE_FLAG_DELETE_ON_CLOSE`: the system
-    /// deletes it when its last handle closes, even when every user crashed. Windows
-    /// refuses new opens of such a file once the handle that created it is closed (those
-    /// attached keep it): open it while its creator is attached, or pass it to children
+    /// deletes it when its last handle closes, even when every user crashed. Windows may
+    /// refuse new opens by path of such a file once every handle of the creator's (and of
+    /// the children it passed it to) is closed, while others opened by path keep it: open
+    /// it while its creator is attached, or pass it to children
     /// ([`MappedSegment::spawn_child`]).
     ///
     /// # Errors

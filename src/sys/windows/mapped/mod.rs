@@ -176,13 +176,20 @@ pub(crate) fn create_file(
             Error::new(ErrorKind::KeyError, op, label.as_str()).with_detail("not a file name")
         );
     };
-    let mut staged = name.to_os_string();
-    staged.push(format!(
-        ".{}-{:016x}.qshm-new",
-        std::process::id(),
-        random_u64()
-    ));
-    let staged = dir.join(staged);
+    // A temporary segment's name is new and random: nobody can open it before this call
+    // returns it, so it is made in place (and Wine's delete-on-close follows the name the
+    // file was opened by, not a later one).
+    let staged = if temporary {
+        path.to_path_buf()
+    } else {
+        let mut staged = name.to_os_string();
+        staged.push(format!(
+            ".{}-{:016x}.qshm-new",
+            std::process::id(),
+            random_u64()
+        ));
+        dir.join(staged)
+    };
     let mut flags = 0;
     if temporary {
         flags |= FILE_FLAG_DELETE_ON_CLOSE;
@@ -229,6 +236,14 @@ pub(crate) fn create_file(
         op,
         &label,
     )?;
+    if temporary {
+        std::mem::forget(staged_guard);
+        inner.backing = Backing::File {
+            path: path.to_path_buf(),
+            remove_on_last_detach,
+        };
+        return Ok(inner);
+    }
     let (from, to) = (wide(&staged), wide(path));
     // SAFETY: two NUL-terminated paths that outlive the call. No flags: an existing file is
     // not replaced (ERROR_ALREADY_EXISTS).
@@ -526,30 +541,40 @@ pub(crate) fn spawn_child(
     {
         return Err(os_error(last_error(), op, label));
     }
-    cmd.env(
-        var,
-        format!("{}:{}", dup.as_raw_handle() as usize, inner.data_size),
-    );
+    // `<handle>:<size>:<path>`: the path, because a process cannot always learn it from the
+    // handle (Wine reports the name the file was opened by, before its rename).
+    let Backing::File { path, .. } = &inner.backing;
+    let mut value = std::ffi::OsString::from(format!(
+        "{}:{}:",
+        dup.as_raw_handle() as usize,
+        inner.data_size
+    ));
+    value.push(path.as_os_str());
+    cmd.env(var, value);
     cmd.spawn().map_err(|e| {
         io_error(&e, op, label).with_detail(format!("cannot spawn {:?}", cmd.get_program()))
     })
 }
 
-/// The file handle and size an inheriting parent named in `var` (see `spawn_child`).
-pub(crate) fn handle_from_env(var: &str) -> Result<(File, u64)> {
+/// The file handle, size and path an inheriting parent named in `var` (see `spawn_child`).
+pub(crate) fn handle_from_env(var: &str) -> Result<(File, u64, PathBuf)> {
     let op = Operation::Receive;
     let label = format!("%{var}%");
     let value = std::env::var(var).map_err(|_| {
-        Error::new(ErrorKind::NotFound, op, label.as_str())
-            .with_detail(format!("the environment variable {var} is not set"))
+        Error::new(ErrorKind::NotFound, op, label.as_str()).with_detail(format!(
+            "the environment variable {var} is not set (or not Unicode)"
+        ))
     })?;
-    let parsed = value
-        .split_once(':')
-        .and_then(|(h, size)| Some((h.parse::<usize>().ok()?, size.parse::<u64>().ok()?)));
-    let Some((raw, size)) = parsed.filter(|&(h, _)| h != 0) else {
+    let mut parts = value.splitn(3, ':');
+    let parsed = (|| {
+        let handle = parts.next()?.parse::<usize>().ok()?;
+        let size = parts.next()?.parse::<u64>().ok()?;
+        Some((handle, size, PathBuf::from(parts.next().unwrap_or(""))))
+    })();
+    let Some((raw, size, path)) = parsed.filter(|&(h, _, _)| h != 0) else {
         return Err(
             Error::new(ErrorKind::KeyError, op, label.as_str()).with_detail(format!(
-                "malformed value {value:?} (expected <handle>:<size>)"
+                "malformed value {value:?} (expected <handle>:<size>[:<path>])"
             )),
         );
     };
@@ -579,12 +604,31 @@ pub(crate) fn handle_from_env(var: &str) -> Result<(File, u64)> {
     // Do not pass it on to our own children.
     // SAFETY: a live handle this process owns.
     unsafe { SetHandleInformation(file.as_raw_handle(), HANDLE_FLAG_INHERIT, 0) };
-    Ok((file, size))
+    Ok((file, size, path))
 }
 
-/// Maps an inherited segment file.
-pub(crate) fn from_inherited(file: File, params: &OpenParams, label: &str) -> Result<MappedInner> {
-    let path = final_path(&file).unwrap_or_default();
+/// Maps an inherited segment file; `path`: where the parent said it is (used only if it
+/// names the same file, else the path Windows reports for the handle, if that does).
+pub(crate) fn from_inherited(
+    file: File,
+    path: PathBuf,
+    params: &OpenParams,
+    label: &str,
+) -> Result<MappedInner> {
+    let same = |p: &Path| {
+        OpenOptions::new()
+            .access_mode(0) // attributes only: no sharing conflict with anyone
+            .share_mode(SHARE_ALL)
+            .open(p)
+            .ok()
+            .and_then(|f| file_id(&f).ok())
+            .is_some_and(|id| file_id(&file).ok() == Some(id))
+    };
+    let path = if !path.as_os_str().is_empty() && same(&path) {
+        path
+    } else {
+        final_path(&file).filter(|p| same(p)).unwrap_or_default()
+    };
     from_file(file, path, params, Operation::Receive, label)
 }
 
