@@ -63,6 +63,9 @@ fi
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
+step "include/qshm.h as C99, C11, C17, C++11 and C++17 (ci/header.sh)"
+ci/header.sh
+
 step "tests"
 cargo test --workspace "$@"
 
