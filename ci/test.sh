@@ -63,6 +63,20 @@ fi
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
+step "packages: qshm and qshm-cli as crates.io would get them (cargo package, warning-free)"
+# `cargo package` packs both crates and builds each from its packed sources alone. The CLI
+# depends on `qshm = { version, path }`: since cargo 1.90, packaging both in one command
+# resolves that version to the library just packed (a temporary local registry under
+# target/package), so the CLI is verified offline against exactly what would be published,
+# with nothing on crates.io. Any cargo warning (a stray target, missing metadata, a file
+# outside `include`) fails the stage. --allow-dirty: it checks, it does not publish.
+package_log="$(cargo package -p qshm -p qshm-cli --allow-dirty 2>&1)" || { printf '%s\n' "$package_log" >&2; exit 1; }
+if grep -i '^warning' <<< "$package_log" >&2; then
+    echo "cargo package warned (above)" >&2
+    exit 1
+fi
+grep -E '^ *Packaged ' <<< "$package_log" >&2
+
 step "include/qshm.h as C99, C11, C17, C++11 and C++17 (ci/header.sh)"
 ci/header.sh
 

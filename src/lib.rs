@@ -47,14 +47,21 @@
 //! [`NativeKey`] for how keys become native names.
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
+// docs.rs (nightly, `--cfg docsrs`): "Available on ... only" on platform-only items.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod error;
 #[cfg(any(qshm_linux, qshm_unix_other))]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod inspect;
 mod key;
 mod lock;
 #[cfg(qshm_linux)]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))
+)]
 pub mod mapped;
 mod platform;
 mod semaphore;
@@ -65,6 +72,10 @@ pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{KeyType, NativeKey, TempDirStyle};
 pub use lock::LockGuard;
 #[cfg(qshm_linux)]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))
+)]
 pub use mapped::MappedSegment;
 pub use semaphore::{SemaphoreGuard, SemaphoreMode, SystemSemaphore};
 pub use shared_memory::{AccessMode, LastDetach, SharedMemory};
