@@ -83,6 +83,9 @@ ci/header.sh
 step "tests"
 cargo test --workspace "$@"
 
+step "examples, each across its processes (ci/examples.sh; the Qt one with \$QSHM_PYTHON)"
+ci/examples.sh
+
 step "every other Linux target: i686 and musl natively, aarch64 and armv7 under qemu (ci/cross.sh)"
 ci/cross.sh
 
