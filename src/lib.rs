@@ -80,6 +80,17 @@ pub use mapped::MappedSegment;
 pub use semaphore::{SemaphoreGuard, SemaphoreMode, SystemSemaphore};
 pub use shared_memory::{AccessMode, LastDetach, SharedMemory};
 
+/// The README's Rust snippets, compiled and run by `cargo test --doc` (where a backend
+/// exists: elsewhere they would fail with `Unsupported`).
+#[cfg(all(doctest, any(qshm_linux, qshm_windows)))]
+#[doc = include_str!("../README.md")]
+mod readme_doctests {}
+
+/// The snippets of docs/mapped.md (`qshm::mapped`, Linux), compiled and run the same way.
+#[cfg(all(doctest, qshm_linux))]
+#[doc = include_str!("../docs/mapped.md")]
+mod mapped_doctests {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
