@@ -2,9 +2,11 @@
 # The README's test command: installs what the tests need (PyQt6/PyQt5 into .venv, the
 # Debian libraries QtCore needs, cross compilers and qemu-user for ci/cross.sh, Wine and
 # mingw-w64 and the Windows PyQt wheels for ci/windows.sh), checks
-# formatting, lints and docs, runs every test of the workspace, runs the library's suites
-# on every other Linux target (ci/cross.sh), and fails if the run left any IPC object
-# behind. Prints each stage's time.
+# formatting, lints and docs, packs the two published crates (cargo package), compiles
+# include/qshm.h in every C and C++ dialect (ci/header.sh), runs every test of the
+# workspace and every example (ci/examples.sh), runs the library's suites on every other
+# Linux target (ci/cross.sh), and fails if the run left any IPC object behind. Prints each
+# stage's time.
 #
 #   ci/test.sh                 # everything
 #   ci/test.sh --test qt_interop     # extra arguments go to `cargo test`
