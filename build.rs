@@ -25,6 +25,9 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(qshm_none)");
     println!("cargo:rustc-check-cfg=cfg(qshm_apple)");
     println!("cargo:rustc-check-cfg=cfg(qshm_libc, values(\"glibc64\", \"glibc32\", \"musl\"))");
+    // docs.rs builds with `--cfg docsrs` (Cargo.toml: package.metadata.docs.rs), which
+    // turns on the `doc(cfg)` badges of platform-only items.
+    println!("cargo:rustc-check-cfg=cfg(docsrs)");
 
     let var = |name: &str| env::var(name).unwrap_or_default();
     let os = var("CARGO_CFG_TARGET_OS");

@@ -2,9 +2,11 @@
 # The README's test command: installs what the tests need (PyQt6/PyQt5 into .venv, the
 # Debian libraries QtCore needs, cross compilers and qemu-user for ci/cross.sh, Wine and
 # mingw-w64 and the Windows PyQt wheels for ci/windows.sh), checks
-# formatting, lints and docs, runs every test of the workspace, runs the library's suites
-# on every other Linux target (ci/cross.sh), and fails if the run left any IPC object
-# behind. Prints each stage's time.
+# formatting, lints and docs, packs the two published crates (cargo package), compiles
+# include/qshm.h in every C and C++ dialect (ci/header.sh), runs every test of the
+# workspace and every example (ci/examples.sh), runs the library's suites on every other
+# Linux target (ci/cross.sh), and fails if the run left any IPC object behind. Prints each
+# stage's time.
 #
 #   ci/test.sh                 # everything
 #   ci/test.sh --test qt_interop     # extra arguments go to `cargo test`
@@ -63,8 +65,28 @@ fi
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
+step "packages: qshm and qshm-cli as crates.io would get them (cargo package, warning-free)"
+# `cargo package` packs both crates and builds each from its packed sources alone. The CLI
+# depends on `qshm = { version, path }`: since cargo 1.90, packaging both in one command
+# resolves that version to the library just packed (a temporary local registry under
+# target/package), so the CLI is verified offline against exactly what would be published,
+# with nothing on crates.io. Any cargo warning (a stray target, missing metadata, a file
+# outside `include`) fails the stage. --allow-dirty: it checks, it does not publish.
+package_log="$(cargo package -p qshm -p qshm-cli --allow-dirty 2>&1)" || { printf '%s\n' "$package_log" >&2; exit 1; }
+if grep -i '^warning' <<< "$package_log" >&2; then
+    echo "cargo package warned (above)" >&2
+    exit 1
+fi
+grep -E '^ *Packaged ' <<< "$package_log" >&2
+
+step "include/qshm.h as C99, C11, C17, C++11 and C++17 (ci/header.sh)"
+ci/header.sh
+
 step "tests"
 cargo test --workspace "$@"
+
+step "examples, each across its processes (ci/examples.sh; the Qt one with \$QSHM_PYTHON)"
+ci/examples.sh
 
 step "every other Linux target: i686 and musl natively, aarch64 and armv7 under qemu (ci/cross.sh)"
 ci/cross.sh

@@ -6,6 +6,19 @@
  * Linux only; GCC or Clang (uses __atomic builtins); compile with -pthread.
  * SPDX-License-Identifier: MIT OR Apache-2.0
  *
+ * What it needs from the C library: POSIX.1-2008 (O_CLOEXEC, kill) and syscall() (futex,
+ * gettid), which glibc and musl declare only with _DEFAULT_SOURCE (or _GNU_SOURCE, or musl's
+ * _BSD_SOURCE). The header defines no feature macro itself (that would be too late after
+ * another system header, and would change what the including program sees):
+ *   - C with the compiler's default dialect (gnu99/gnu11/gnu17...) and C++ (g++ and
+ *     clang++ define _GNU_SOURCE): nothing to do;
+ *   - C with -std=c99/c11/c17 (strict ISO), or with _POSIX_C_SOURCE/_XOPEN_SOURCE chosen
+ *     by hand: define _DEFAULT_SOURCE (or _GNU_SOURCE) before the first #include, e.g.
+ *     `cc -std=c11 -D_DEFAULT_SOURCE`; otherwise including this header is an #error that
+ *     says so. C++ needs C++11 or later.
+ * ci/header.sh checks C99, C11 and C17 (with -Wall -Wextra -Wpedantic -Werror, with
+ * _DEFAULT_SOURCE and with _GNU_SOURCE), the default dialect, C++11 and C++17.
+ *
  * A segment is a file (on tmpfs: /dev/shm, $XDG_RUNTIME_DIR) or a memfd:
  *
  *   offset 0            struct qshm_header (88 bytes), zero-padded to header_size
@@ -88,6 +101,14 @@
 #ifndef QSHM_H
 #define QSHM_H
 
+/* glibc and musl leave syscall() undeclared in these cases (see above). */
+#if !defined(__cplusplus) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE) &&      \
+    !defined(_BSD_SOURCE) &&                                                             \
+    (defined(__STRICT_ANSI__) || defined(_POSIX_C_SOURCE) || defined(_POSIX_SOURCE) ||  \
+     defined(_XOPEN_SOURCE) || defined(_ISOC99_SOURCE) || defined(_ISOC11_SOURCE))
+#error "qshm.h needs syscall() and O_CLOEXEC: define _DEFAULT_SOURCE (or _GNU_SOURCE) before the first #include, e.g. cc -std=c11 -D_DEFAULT_SOURCE"
+#endif
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -146,8 +167,10 @@ struct qshm_header {
 static_assert(sizeof(struct qshm_header) == 88, "qshm_header layout");
 static_assert(offsetof(struct qshm_header, lock) == 64, "qshm_header layout");
 #else
-_Static_assert(sizeof(struct qshm_header) == 88, "qshm_header layout");
-_Static_assert(__builtin_offsetof(struct qshm_header, lock) == 64, "qshm_header layout");
+/* __extension__: C99 has no _Static_assert, but GCC and Clang accept it there too. */
+__extension__ _Static_assert(sizeof(struct qshm_header) == 88, "qshm_header layout");
+__extension__ _Static_assert(__builtin_offsetof(struct qshm_header, lock) == 64,
+                             "qshm_header layout");
 #endif
 
 /* Checks a mapped header against the size of the file it came from.

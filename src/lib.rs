@@ -47,14 +47,24 @@
 //! [`NativeKey`] for how keys become native names.
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
+// docs.rs (nightly, `--cfg docsrs`): "Available on ... only" on platform-only items.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod error;
 #[cfg(any(qshm_linux, qshm_unix_other))]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod inspect;
 mod key;
 mod lock;
 #[cfg(any(qshm_linux, qshm_windows))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        all(target_os = "linux", any(target_env = "gnu", target_env = "musl")),
+        windows
+    )))
+)]
 pub mod mapped;
 mod platform;
 mod semaphore;
@@ -65,9 +75,27 @@ pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{KeyType, NativeKey, TempDirStyle};
 pub use lock::LockGuard;
 #[cfg(any(qshm_linux, qshm_windows))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        all(target_os = "linux", any(target_env = "gnu", target_env = "musl")),
+        windows
+    )))
+)]
 pub use mapped::MappedSegment;
 pub use semaphore::{SemaphoreGuard, SemaphoreMode, SystemSemaphore};
 pub use shared_memory::{AccessMode, LastDetach, SharedMemory};
+
+/// The README's Rust snippets, compiled and run by `cargo test --doc` (where a backend
+/// exists: elsewhere they would fail with `Unsupported`).
+#[cfg(all(doctest, any(qshm_linux, qshm_windows)))]
+#[doc = include_str!("../README.md")]
+mod readme_doctests {}
+
+/// The snippets of docs/mapped.md (`qshm::mapped`, Linux), compiled and run the same way.
+#[cfg(all(doctest, qshm_linux))]
+#[doc = include_str!("../docs/mapped.md")]
+mod mapped_doctests {}
 
 #[cfg(test)]
 mod tests {

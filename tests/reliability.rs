@@ -316,7 +316,8 @@ fn update(bytes: &mut [u8], pause: Duration) {
     util::write_u64(&mut bytes[8..], !v);
 }
 
-/// The one case the POSIX lock cannot recover from by itself (README, "What is guaranteed"):
+/// The one case the POSIX lock cannot recover from by itself (docs/crash-semantics.md, "What
+/// is guaranteed"):
 /// a qshm holder killed in the few instructions between taking glibc's semaphore and writing
 /// its owner record leaves the semaphore taken with no record, exactly like a Qt holder
 /// (which never writes one). A qshm waiter must then not take the lock over (it could be a

@@ -37,8 +37,6 @@ use std::fmt;
 use std::num::NonZeroU8;
 use std::str::FromStr;
 
-use sha1::{Digest, Sha1};
-
 use crate::error::{Error, ErrorKind, Operation};
 use crate::platform;
 
@@ -448,13 +446,8 @@ pub(crate) fn windows_lock_name(native: &str) -> String {
 
 /// The lower-case hexadecimal SHA-1 of the UTF-8 bytes of `key`.
 pub(crate) fn sha1_hex(key: &str) -> String {
-    let digest = Sha1::digest(key.as_bytes());
-    let mut out = String::with_capacity(40);
-    for byte in digest {
-        use fmt::Write;
-        let _ = write!(out, "{byte:02x}");
-    }
-    out
+    // `Digest`'s `Display` is the lower-case hexadecimal form.
+    sha1_smol::Sha1::from(key.as_bytes()).digest().to_string()
 }
 
 /// Qt's `legacyPlatformSafeKey`.
