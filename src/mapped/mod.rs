@@ -379,7 +379,8 @@ impl MappedSegment {
     /// ```no_run
     /// # use qshm::mapped::MappedSegment;
     /// let seg = MappedSegment::create_temporary(4096)?;
-    /// let child = seg.spawn_child(&mut std::process::Command::new("my-worker"))?;
+    /// let mut child = seg.spawn_child(&mut std::process::Command::new("my-worker"))?;
+    /// child.wait().expect("the worker ran");
     /// # Ok::<(), qshm::Error>(())
     /// ```
     ///
