@@ -1,6 +1,7 @@
 //! A measurement, not a walk-through: on Windows (run under Wine by `benches/windows.sh`),
 //! the uncontended cost of qshm's lock against the raw pair it is built on
-//! (`WaitForSingleObject` + `ReleaseSemaphore` on a named semaphore), and of a segment's
+//! (`WaitForSingleObject` + `ReleaseSemaphore` on a named semaphore), of the in-segment lock
+//! of a `qshm::mapped` file, and of a segment's
 //! life cycle (create+detach, attach+detach), all in one run, as medians of 15 samples.
 //! Prints one line per figure and the ratios. Elsewhere it says it is Windows-only.
 //!
@@ -93,6 +94,30 @@ mod windows {
             }
         });
 
+        // The in-segment lock of a mapped file: one interlocked operation each way, plus one
+        // GetFileSizeEx per lock with the size check (the default), none without.
+        let dir = std::env::temp_dir();
+        let mapped = qshm::mapped::FileOptions::new()
+            .directory(&dir)
+            .create_temporary(4096)
+            .unwrap();
+        let mapped_lock = measure("qshm mapped lock() + drop", |n| {
+            for _ in 0..n {
+                drop(mapped.lock().unwrap());
+            }
+        });
+        let unchecked = qshm::mapped::FileOptions::new()
+            .check_size_on_lock(false)
+            .open(mapped.path().unwrap())
+            .unwrap();
+        let mapped_unchecked = measure("qshm mapped lock() + drop (no size check)", |n| {
+            for _ in 0..n {
+                drop(unchecked.lock().unwrap());
+            }
+        });
+        drop(unchecked);
+        drop(mapped);
+
         let life = key("life");
         let create = measure("qshm create(4096) + detach", |n| {
             for _ in 0..n {
@@ -113,6 +138,11 @@ mod windows {
         println!(
             "counting acquire + release / raw pair: {:.2}x",
             counting / raw
+        );
+        println!(
+            "mapped lock + unlock / raw pair: {:.4}x (check_size_on_lock on, the default), {:.4}x (off)",
+            mapped_lock / raw,
+            mapped_unchecked / raw
         );
         println!("create + detach: {:.1} us", create / 1e3);
         println!("attach + detach: {:.1} us", attach / 1e3);

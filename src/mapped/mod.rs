@@ -89,9 +89,9 @@
 //!   event (`Local\qshm_mapped_…`, per file), at most 16 ms at a time;
 //! * every object of one process for one file is one owner: a thread that holds the lock
 //!   through one and locks through another gets [`ErrorKind::LockError`], as on Linux;
-//! * a mapped file cannot be truncated, so the size check at each lock
-//!   ([`FileOptions::check_size_on_lock`], one `GetFileSizeEx`) only matters where a
-//!   system allows it (Wine does);
+//! * a mapped file cannot be truncated (`ERROR_USER_MAPPED_FILE`, under Wine too), so no
+//!   size check is made at a lock ([`FileOptions::check_size_on_lock`] has no effect) and
+//!   the uncontended lock makes no system call;
 //! * a temporary segment is deleted by the system with its last handle, even when every
 //!   user crashed (`FILE_FLAG_DELETE_ON_CLOSE`; it is created under its final, random name,
 //!   which nobody knows before `create_temporary` returns).

@@ -108,7 +108,8 @@ impl FileOptions {
 
     /// Whether each lock checks (one `fstat`) that the file was not truncated before the
     /// guard lends its bytes (default `true`). Turn it off only when every peer is trusted:
-    /// the lock then makes no system call.
+    /// the lock then makes no system call. No effect on Windows, which refuses to truncate a
+    /// file while any process maps it: no check is needed there.
     pub fn check_size_on_lock(&mut self, check: bool) -> &mut FileOptions {
         self.check_size_on_lock = check;
         self

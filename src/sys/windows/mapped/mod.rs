@@ -80,7 +80,7 @@ pub(crate) enum Backing {
 
 /// What the options of `qshm::mapped` ask for, as the backend needs it.
 #[derive(Clone, Debug)]
-#[allow(dead_code)] // Windows has no seals and no RAM-only file systems: two are not read
+#[allow(dead_code)] // Windows has no seals, no RAM-only file systems, no truncation under a view
 pub(crate) struct OpenParams {
     pub(crate) access: AccessMode,
     pub(crate) allow_disk_backed: bool,
@@ -96,12 +96,10 @@ pub(crate) struct MappedInner {
     /// A read-only view of the same bytes, through which a read-only attachment reaches the
     /// data area.
     read_only_view: Option<NonNull<u8>>,
-    map_len: usize,
     data: NonNull<u8>,
     header_size: usize,
     data_size: usize,
     writable: bool,
-    check_size: bool,
     /// `None` once closed.
     lock: Option<LockKind>,
     /// `None` once closed.
@@ -451,12 +449,10 @@ fn map(
     Ok(MappedInner {
         view: rw,
         read_only_view,
-        map_len,
         data,
         header_size,
         data_size,
         writable,
-        check_size: params.check_size_on_lock,
         lock: Some(lock),
         file: Some(file),
         id,
@@ -718,24 +714,6 @@ impl MappedInner {
             Backing::File { .. } => Ok(false),
         }
     }
-
-    /// The size check of `check_locked`: one `GetFileSizeEx`.
-    fn check_size_locked(&self) -> Result<()> {
-        let needed = self.map_len as u64;
-        let len = match &self.file {
-            Some(file) => file.metadata().map(|m| m.len()).unwrap_or(u64::MAX),
-            None => u64::MAX,
-        };
-        if len < needed {
-            return Err(
-                Error::new(ErrorKind::InvalidSize, Operation::Lock, "").with_detail(format!(
-                    "the file was truncated to {len} bytes by someone else; the segment needs \
-                     {needed}: refusing to lend memory that is no longer backed"
-                )),
-            );
-        }
-        Ok(())
-    }
 }
 
 impl Drop for MappedInner {
@@ -765,11 +743,6 @@ unsafe impl Mapping for MappedInner {
         self.writable
     }
 
-    #[inline]
-    fn check_locked(&self) -> Result<()> {
-        if !self.check_size {
-            return Ok(());
-        }
-        self.check_size_locked()
-    }
+    // No size check: Windows refuses to truncate a file while any process maps it
+    // (`ERROR_USER_MAPPED_FILE`), and this value maps it until it is closed.
 }
