@@ -256,7 +256,9 @@ impl SharedMemory {
     /// and with the last `detach`, on the key (Qt programs' included) by the segment's lock;
     /// a POSIX segment gets its name only once it is whole, so an attacher never sees it
     /// half-made. A failed `create` leaves nothing behind: a lock semaphore it made for the
-    /// attempt goes again (unless another process uses it by then).
+    /// attempt goes again (unless another process uses it by then). On Windows, where the
+    /// system creates a section atomically by name and destroys it with its last handle,
+    /// `create`, `attach` and `detach` take no lock (they open it without taking it).
     ///
     /// # Errors
     ///
@@ -286,9 +288,16 @@ impl SharedMemory {
                     "size is larger than isize::MAX"
                 }));
         }
-        let seg = self.with_lock(Operation::Create, |key, mode| {
-            Segment::create(key, size, access, mode)
-        })?;
+        let seg = if Segment::PERSISTENT {
+            self.with_lock(Operation::Create, |key, mode| {
+                Segment::create(key, size, access, mode)
+            })?
+        } else {
+            // Windows: created atomically by name, destroyed by the system.
+            let seg = Segment::create(&self.key, size, access, self.mode)?;
+            self.open_lock_unlocked(Operation::Create)?;
+            seg
+        };
         self.segment = Some(seg);
         self.access = access;
         self.populate_now(Operation::Create)
@@ -336,6 +345,7 @@ impl SharedMemory {
     /// kernel's attach count under it). A POSIX attach needs no lock: it counts itself with
     /// a shared `flock` on the segment, which a last detach respects, and the lock is opened
     /// at the first [`lock`](SharedMemory::lock). It does not wait for a holder of the lock.
+    /// Nor does a Windows attach (see [`create`](SharedMemory::create)).
     ///
     /// # Errors
     ///
@@ -356,6 +366,11 @@ impl SharedMemory {
         // attach takes the lock but makes no system call for it: its semaphore is open).
         let seg = match Segment::attach_unlocked(&self.key, access)? {
             Some(seg) => seg,
+            None if !Segment::PERSISTENT => {
+                let seg = Segment::attach(&self.key, access)?;
+                self.open_lock_unlocked(Operation::Attach)?;
+                seg
+            }
             None => self.with_lock(Operation::Attach, |key, _| Segment::attach(key, access))?,
         };
         self.segment = Some(seg);
@@ -377,6 +392,19 @@ impl SharedMemory {
                 .make_error(ErrorKind::Unsupported, op)
                 .with_detail("no backend for this key type on this platform"));
         }
+        Ok(())
+    }
+
+    /// Where create and attach take no lock (`!PERSISTENT`): opens the lock without taking
+    /// it (or adopts the one kept at the last detach, if it still serves the key), as Qt
+    /// keeps its semaphore open, so that the lock outlives a holder that dies.
+    fn open_lock_unlocked(&mut self, op: Operation) -> Result<()> {
+        if let Some(sem) = self.spare_lock.take().filter(|sem| sem.reusable()) {
+            self.lock = OnceLock::from(*sem);
+            return Ok(());
+        }
+        let (sem, _created) = open_lock_of(&self.key, SemOpen::OpenOrCreate, self.mode, op)?;
+        self.lock = OnceLock::from(sem);
         Ok(())
     }
 
@@ -470,6 +498,18 @@ impl SharedMemory {
         let Some(seg) = self.segment.take() else {
             return Err(self.make_error(ErrorKind::NotAttached, Operation::Detach));
         };
+        if !Segment::PERSISTENT {
+            // The system destroys the segment with its last handle: nothing here needs the
+            // lock (nor waits behind a holder that died). An open lock is kept for the next
+            // `create` or `attach` where it may be.
+            // Dropping the segment unmaps and closes it, which is all a detach is there (its
+            // `detach` would also look up whether the section is gone, which nobody asks).
+            if let Some(sem) = self.lock.take().filter(|sem| sem.keepable()) {
+                self.spare_lock = Some(Box::new(sem));
+            }
+            drop(seg);
+            return Ok(());
+        }
         let remove = self.last_detach == LastDetach::Remove;
         let (seg, sem) = match self.lock.take() {
             Some(sem) => match self
