@@ -286,7 +286,7 @@ impl SharedMemory {
                     "size is larger than isize::MAX"
                 }));
         }
-        let seg = self.with_lock(Operation::Create, |key, mode| {
+        let seg = self.with_lock(Operation::Create, Wait::Forever, |key, mode| {
             Segment::create(key, size, access, mode)
         })?;
         self.segment = Some(seg);
@@ -346,17 +346,43 @@ impl SharedMemory {
     /// * [`ErrorKind::AlreadyAttached`], [`ErrorKind::Unsupported`], [`ErrorKind::Unknown`].
     #[doc(alias = "shmat")]
     pub fn attach(&mut self, mode: AccessMode) -> Result<()> {
-        let result = self.attach_inner(mode);
+        let result = self.attach_inner(mode, Wait::Forever);
         self.record(result)
     }
 
-    fn attach_inner(&mut self, access: AccessMode) -> Result<()> {
+    /// [`attach`](SharedMemory::attach), waiting at most `timeout` for the segment's lock
+    /// where the attach takes it (System V). A zero `timeout` does not wait at all.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when the lock stayed held (a zero `timeout`: it was held);
+    /// otherwise as [`attach`](SharedMemory::attach).
+    pub fn attach_timeout(&mut self, mode: AccessMode, timeout: Duration) -> Result<()> {
+        let wait = if timeout.is_zero() {
+            Wait::Poll
+        } else {
+            Wait::For(timeout)
+        };
+        let result = self.attach_inner(mode, wait).map_err(|e| {
+            // One kind for "the lock stayed held", whatever the wait.
+            if e.kind() == ErrorKind::WouldBlock {
+                e.with_kind(ErrorKind::Timeout)
+            } else {
+                e
+            }
+        });
+        self.record(result)
+    }
+
+    fn attach_inner(&mut self, access: AccessMode, wait: Wait) -> Result<()> {
         self.check_can_attach(Operation::Attach)?;
         // Without the lock where the backend's attach count allows it (POSIX; Qt's POSIX
         // attach takes the lock but makes no system call for it: its semaphore is open).
         let seg = match Segment::attach_unlocked(&self.key, access)? {
             Some(seg) => seg,
-            None => self.with_lock(Operation::Attach, |key, _| Segment::attach(key, access))?,
+            None => self.with_lock(Operation::Attach, wait, |key, _| {
+                Segment::attach(key, access)
+            })?,
         };
         self.segment = Some(seg);
         self.access = access;
@@ -397,6 +423,7 @@ impl SharedMemory {
     fn with_lock(
         &mut self,
         op: Operation,
+        wait: Wait,
         f: impl FnOnce(&NativeKey, u32) -> Result<Segment>,
     ) -> Result<Segment> {
         self.not_held_here(op)?;
@@ -408,10 +435,13 @@ impl SharedMemory {
         };
         let (sem, created) = match self.spare_lock.take().filter(|sem| sem.reusable()) {
             Some(sem) => {
-                sem.acquire(Wait::Forever, Undo::Yes, op)?;
+                if let Err(err) = sem.acquire(wait, Undo::Yes, op) {
+                    self.spare_lock = Some(sem); // kept for the next try
+                    return Err(err);
+                }
                 (*sem, false)
             }
-            None => lock_by_name(&self.key, how, self.mode, op, Wait::Forever)?,
+            None => lock_by_name(&self.key, how, self.mode, op, wait)?,
         };
         match f(&self.key, self.mode) {
             Ok(seg) => {
@@ -722,6 +752,32 @@ impl SharedMemory {
     /// [`ErrorKind::InvalidSize`] when `offset + buf.len()` passes the segment's size, or the
     /// segment was shrunk; otherwise as [`lock`](SharedMemory::lock).
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.read_at_with(offset, buf, Wait::Forever)
+    }
+
+    /// [`read_at`](SharedMemory::read_at), waiting at most `timeout` for the lock; a zero
+    /// `timeout` does not wait.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when the lock stayed held (a zero `timeout`: it was held);
+    /// otherwise as [`read_at`](SharedMemory::read_at).
+    pub fn read_at_timeout(&self, offset: usize, buf: &mut [u8], timeout: Duration) -> Result<()> {
+        let wait = if timeout.is_zero() {
+            Wait::Poll
+        } else {
+            Wait::For(timeout)
+        };
+        self.read_at_with(offset, buf, wait).map_err(|e| {
+            if e.kind() == ErrorKind::WouldBlock {
+                e.with_kind(ErrorKind::Timeout)
+            } else {
+                e
+            }
+        })
+    }
+
+    fn read_at_with(&self, offset: usize, buf: &mut [u8], wait: Wait) -> Result<()> {
         let Some(seg) = &self.segment else {
             return Err(self.not_attached_for_lock());
         };
@@ -740,12 +796,45 @@ impl SharedMemory {
             ));
         }
         // No size check: the read itself finds what is gone.
-        let guard = self.lock_checking(Wait::Forever, false)?;
+        let guard = self.lock_checking(wait, false)?;
         let read = seg
             .read_at(offset, buf)
             .map_err(|e| self.record_err(e.with_key(Arc::clone(&self.key_text))));
         drop(guard);
         read
+    }
+
+    /// Copies `buf.len()` bytes at `offset` out of the segment **without taking the lock**:
+    /// a way to rescue data from a segment whose lock is stuck (a Qt process that died
+    /// holding a POSIX lock, which nothing gives back). Another process may be writing
+    /// meanwhile, so the copy may be torn or inconsistent; it is a copy into `buf`, never a
+    /// slice of the shared bytes, and like [`read_at`](SharedMemory::read_at) never dies of
+    /// SIGBUS. Use [`read_at`](SharedMemory::read_at) whenever the lock can be had.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidSize`] when `offset + buf.len()` passes the segment's size, or the
+    /// segment was shrunk; [`ErrorKind::NotAttached`] when not attached.
+    pub fn read_at_unlocked(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        let Some(seg) = &self.segment else {
+            return Err(self.not_attached_for_lock());
+        };
+        if offset
+            .checked_add(buf.len())
+            .map_or(true, |end| end > seg.len())
+        {
+            return Err(self.record_err(
+                self.make_error(ErrorKind::InvalidSize, Operation::Lock)
+                    .with_detail(format!(
+                        "{} bytes at offset {offset} run past the end of the segment ({} \
+                         bytes)",
+                        buf.len(),
+                        seg.len()
+                    )),
+            ));
+        }
+        seg.read_at_unlocked(offset, buf)
+            .map_err(|e| self.record_err(e.with_key(Arc::clone(&self.key_text))))
     }
 
     /// Whether [`lock`](SharedMemory::lock) checks, once it holds the lock, that no other
