@@ -2,6 +2,7 @@
 //! under `unix/`), what they share, and a command's exit status.
 
 mod clean;
+mod doctor;
 mod info;
 mod list;
 mod remove;
@@ -11,6 +12,7 @@ use qshm::inspect::{self, SegmentInfo};
 use crate::json::Obj;
 
 pub(super) use clean::run as clean;
+pub(super) use doctor::run as doctor;
 pub(super) use info::run as info;
 pub(super) use list::run as list;
 pub(super) use remove::run as remove;

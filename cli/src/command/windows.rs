@@ -114,3 +114,14 @@ pub(super) fn exit_status(status: ExitStatus) -> u8 {
         _ => 255,
     }
 }
+
+/// `qshm doctor`: its checks are of Linux's limits (/dev/shm, System V, namespaces).
+pub(super) fn doctor(ctx: &Ctx<'_>) -> Outcome {
+    Err(ctx
+        .op(
+            "",
+            "not available on Windows: its checks are of /dev/shm, System V limits and \
+             namespaces; a Windows section is limited only by the paging file",
+        )
+        .with_status(UNSUPPORTED))
+}
