@@ -76,6 +76,10 @@ pub(crate) fn segment_json(verb: &str, s: &SegmentInfo) -> Obj {
 /// UTF-8 (no native key), its file, escaped ([`inspect::escape_name`]); else that its key
 /// file is gone.
 pub(crate) fn segment_name(s: &SegmentInfo) -> String {
+    printable(&segment_name_raw(s))
+}
+
+fn segment_name_raw(s: &SegmentInfo) -> String {
     match (&s.native_key, s.path.as_ref().or(s.key_file.as_ref())) {
         (Some(key), _) => key.to_string(),
         (None, Some(file)) => format!(
@@ -84,6 +88,21 @@ pub(crate) fn segment_name(s: &SegmentInfo) -> String {
         ),
         (None, None) => "(key file gone)".to_owned(),
     }
+}
+
+/// `s` for a terminal: control characters (C0, DEL, C1) and the line and paragraph
+/// separators as `\xHH` / `\u{HHHH}`, so that a name cannot break a line of the table or
+/// send escape sequences to the terminal.
+pub(crate) fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match u32::from(c) {
+            n @ (0..=0x1f | 0x7f) => out.push_str(&format!("\\x{n:02x}")),
+            n @ (0x80..=0x9f | 0x2028 | 0x2029) => out.push_str(&format!("\\u{{{n:04x}}}")),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// A pid with whether it runs, for text output.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use qshm::inspect::{self, SegmentInfo};
 
-use super::{pid_text, segment_json};
+use super::{pid_text, printable, segment_json};
 use crate::cli::KeyOnly;
 use crate::command::{Ctx, Outcome};
 
@@ -65,7 +65,7 @@ pub(crate) fn text(s: &SegmentInfo) -> String {
     ]);
     lines
         .iter()
-        .map(|(k, v)| format!("{k:<12} {v}"))
+        .map(|(k, v)| format!("{k:<12} {}", printable(v)))
         .collect::<Vec<_>>()
         .join("\n")
 }
