@@ -136,10 +136,12 @@ pub(crate) enum Command {
                             Qt's attach does (so it waits while another process holds it), and \
                             shows the keys and the size as Windows reports it; Windows does not \
                             tell attachments, pids, owner or lock state.\n\nExample:\n  \
-                            qshm info hello\n  qshm info --native posix:/my-app"
+                            qshm info hello\n  qshm info --native posix:/my-app\n  \
+                            qshm info --mapped /dev/shm/my-mapped-segment"
     )]
-    Info(KeyOnly),
-    /// List every Qt or qshm segment on the machine, orphans marked
+    Info(InfoCmd),
+    /// List every Qt or qshm segment on the machine (qshm's mapped segments in /dev/shm and
+    /// $XDG_RUNTIME_DIR too), orphans marked
     #[command(
         after_help = "On Windows: not available (exit status 3). Windows offers programs no \
                             supported way to list named sections; `qshm info KEY` shows one \
@@ -222,9 +224,13 @@ pub(crate) struct WaitArgs {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct KeyOnly {
+pub(crate) struct InfoCmd {
     #[arg(help = KEY_HELP)]
     pub(crate) key: String,
+    /// KEY is the path of a qshm mapped segment (`qshm::mapped`, include/qshm.h), a file in
+    /// /dev/shm or $XDG_RUNTIME_DIR (Linux)
+    #[arg(long, conflicts_with = "native")]
+    pub(crate) mapped: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod clean;
 mod doctor;
 mod info;
 mod list;
+mod mapped;
 mod remove;
 
 use qshm::inspect::{self, SegmentInfo};

@@ -13,13 +13,17 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &ListCmd) -> Outcome {
     if let Some(filter) = &cmd.filter {
         all.retain(|s| s.names().iter().any(|n| n.contains(filter.as_str())));
     }
+    let mapped = super::mapped::list(cmd.filter.as_deref());
     if ctx.json() {
         for s in &all {
             ctx.emit(String::new, || segment_json("list", s));
         }
+        for m in &mapped {
+            ctx.emit(String::new, || m.json("list"));
+        }
         return Ok(ExitCode::SUCCESS);
     }
-    if all.is_empty() {
+    if all.is_empty() && mapped.is_empty() {
         println!("no Qt or qshm shared memory segments");
         return Ok(ExitCode::SUCCESS);
     }
@@ -41,6 +45,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &ListCmd) -> Outcome {
                 segment_name(s),
             ]
         })
+        .chain(mapped.iter().map(super::mapped::Mapped::row))
         .collect();
     print!("{}", table(&rows));
     Ok(ExitCode::SUCCESS)
