@@ -6,7 +6,9 @@
 //! as `include/qshm.h` says (a qshm process by its liveness byte lock, which `/proc/locks`
 //! shows as an OFD lock; a C program by its thread in `/proc`, only in the creator's PID
 //! namespace). Nothing here takes a lock: taking even the `flock` for an instant could make
-//! a concurrent last detach believe it is not the last.
+//! a concurrent last detach believe it is not the last. Files that are Qt's or qshm's POSIX
+//! segments are not opened at all (their last detach asks, by a lease, whether anyone else
+//! has them open); other files are opened read-only and non-blocking, for the header alone.
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -102,8 +104,18 @@ pub(crate) fn scan() -> Vec<Mapped> {
         let Ok(entries) = fs::read_dir(&dir) else {
             continue;
         };
-        for entry in entries.flatten() {
-            if let Some(m) = read(&entry.path(), &locks) {
+        let names: Vec<std::ffi::OsString> = entries.flatten().map(|e| e.file_name()).collect();
+        let has = |n: &[u8]| names.iter().any(|o| o.as_bytes() == n);
+        for name in &names {
+            // Not Qt's or qshm's POSIX segments and locks (`sem.*`, files with a `sem.`
+            // twin, `qipc_*`): `list` shows them already, and opening one, even for an
+            // instant, would make a concurrent last detach (whose lease asks whether anyone
+            // else has it open) keep it.
+            let b = name.as_bytes();
+            if b.starts_with(b"sem.") || b.starts_with(b"qipc_") || has(&[b"sem.", b].concat()) {
+                continue;
+            }
+            if let Some(m) = read(&dir.join(name), &locks) {
                 all.push(m);
             }
         }
