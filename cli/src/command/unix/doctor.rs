@@ -425,8 +425,8 @@ fn sysv() -> Vec<Finding> {
         .unwrap_or_default();
     if let (Some(&semmsl), Some(&semmni), Some(rows)) = (sem.first(), sem.get(3), &sems) {
         let used = rows.len() as u64;
-        let why = "every Qt key's lock is a System V semaphore set (QSystemSemaphore), on both \
-                   of Qt's Linux backends' System V side, and so is qshm's System V lock";
+        let why = "the lock of a System V segment is a System V semaphore set of one \
+                   semaphore (Qt's QSystemSemaphore, and qshm's System V lock)";
         let base = |level| {
             Finding::new(
                 "semmni",
