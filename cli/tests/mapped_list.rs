@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{qshm, tag, Cleanup, Watchdog};
@@ -64,4 +66,74 @@ fn mapped_segments_are_listed_with_their_lock_state() {
     // Not a mapped segment: a clear error.
     qshm(&["info", "--mapped", "/dev/null"]).fails(1, "not a qshm mapped segment");
     qshm(&["info", "--mapped", "/nonexistent/x"]).fails(1, "no such file");
+}
+
+/// The child role of this test binary: opens the mapped segment at `$QSHM_CLI_TEST_MAPPED`,
+/// takes its lock, says so and waits to be killed.
+fn child_holds_the_lock() -> bool {
+    let Some(path) = std::env::var_os("QSHM_CLI_TEST_MAPPED") else {
+        return false;
+    };
+    let seg = MappedSegment::open_file(&path).expect("open");
+    let guard = seg.lock().expect("lock");
+    println!("locked");
+    std::thread::sleep(Duration::from_secs(60));
+    drop(guard);
+    true
+}
+
+/// A process killed while holding a mapped segment's lock: `list` and `info` say its holder
+/// is dead (its liveness byte lock went with it), and the next locker takes it over.
+#[test]
+fn a_dead_holder_of_a_mapped_lock_is_shown() {
+    if child_holds_the_lock() {
+        return;
+    }
+    let _w = Watchdog::new("a_dead_holder_of_a_mapped_lock_is_shown");
+    let name = tag();
+    let path = std::path::PathBuf::from(format!("/dev/shm/{name}"));
+    let _c = Cleanup::new().file(&path);
+    let seg = FileOptions::new().create(&path, 64).expect("create");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "a_dead_holder_of_a_mapped_lock_is_shown",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("QSHM_CLI_TEST_MAPPED", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.trim() == "locked" => break,
+            Some(Ok(_)) if Instant::now() < deadline => {}
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the child did not lock: {other:?}");
+            }
+        }
+    }
+    let info = |field: &str| -> Value {
+        let run = qshm(&["info", "--mapped", path.to_str().unwrap(), "--json"]).ok();
+        let v: Value = serde_json::from_slice(&run.stdout).unwrap();
+        v[field].clone()
+    };
+    assert_eq!(info("lock_state"), "held");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(info("lock_state"), "holder_dead");
+    let table = qshm(&["list", "--match", &name]).ok().out();
+    assert!(table.contains("holder dead (tid "), "{table}");
+    // The next locker takes it over, and it is free again.
+    let guard = seg.lock().unwrap();
+    assert!(guard.owner_died());
+    drop(guard);
+    assert_eq!(info("lock_state"), "free");
+    assert_eq!(info("consistent"), false);
+    assert_eq!(info("generation"), 1);
 }

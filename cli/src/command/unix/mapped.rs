@@ -194,7 +194,9 @@ impl FileKey {
     /// Whether some open file description holds a lock on byte `at` (a qshm process's
     /// liveness slot).
     fn byte_locked(&self, locks: &[u8], at: u64) -> bool {
-        self.lines(locks).any(|f| {
+        // Byte-range locks only (a liveness slot is an OFD lock): a `flock` covers the whole
+        // file and says nothing about a byte.
+        self.lines(locks).filter(|f| f[1] != "FLOCK").any(|f| {
             let start = f[6].parse::<u64>().ok();
             let end = if f[7] == "EOF" {
                 Some(u64::MAX)
