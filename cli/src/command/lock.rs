@@ -19,11 +19,11 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &LockCmd) -> Outcome {
     let mut shm = SharedMemory::with_native_key(key);
     // Read-only is enough to take the lock, and works where the segment's mode gives only
     // read permission.
-    attach(ctx, name, &mut shm, AccessMode::ReadOnly, &cmd.wait)?;
+    let waited = attach(ctx, name, &mut shm, AccessMode::ReadOnly, &cmd.wait)?;
     // Waiting for the lock with signals at their defaults keeps Ctrl-C working while it is
     // held by someone else; once it is ours, they are blocked and waited for, so that we
     // unlock and detach before exiting.
-    let guard = lock(ctx, name, &shm, &cmd.wait)?;
+    let guard = lock(ctx, name, &shm, &cmd.wait, waited)?;
     let blocked =
         signals::block().map_err(|e| ctx.op(name, format_args!("cannot block signals: {e}")))?;
     ctx.emit(

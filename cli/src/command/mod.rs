@@ -23,7 +23,7 @@ use windows as platform;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use qshm::{AccessMode, ErrorKind, KeyType, LockGuard, NativeKey, SharedMemory};
 
@@ -200,23 +200,26 @@ pub(crate) fn busy_or(ctx: &Ctx<'_>, key: &str, err: &qshm::Error, wait: &WaitAr
     ctx.lib(key, err)
 }
 
-/// Attaches, waiting for the lock (where attaching takes it: System V) as `wait` says. With
-/// a limited wait, the detach (which takes the lock too) waits no longer either.
+/// Attaches, waiting for the lock (where attaching takes it: System V) as `wait` says, and
+/// returns how long that took (a later [`lock`] waits only for what is left). With a
+/// limited wait, the detach (which takes the lock too) waits no longer either.
 pub(crate) fn attach(
     ctx: &Ctx<'_>,
     key: &str,
     shm: &mut SharedMemory,
     mode: AccessMode,
     wait: &WaitArgs,
-) -> Result<(), Failure> {
+) -> Result<Duration, Failure> {
     if let Some(d) = lock_wait(wait) {
         shm.set_detach_timeout(d.max(Duration::from_millis(10)));
     }
+    let start = Instant::now();
     match lock_wait(wait) {
         None => shm.attach(mode),
         Some(d) => shm.attach_timeout(mode, d),
     }
-    .map_err(|e| busy_or(ctx, key, &e, wait))
+    .map_err(|e| busy_or(ctx, key, &e, wait))?;
+    Ok(start.elapsed())
 }
 
 /// Detaches. A detach that found the lock held for as long as a limited wait allows is
@@ -234,14 +237,16 @@ pub(crate) fn detach(
     }
 }
 
-/// Takes the lock, waiting as `wait` says.
+/// Takes the lock, waiting as `wait` says, less `waited` already (by the attach): one
+/// `--wait` bounds the whole verb, as `flock -w` does. What is used up leaves one try.
 pub(crate) fn lock<'a>(
     ctx: &Ctx<'_>,
     key: &str,
     shm: &'a SharedMemory,
     wait: &WaitArgs,
+    waited: Duration,
 ) -> Result<LockGuard<'a>, Failure> {
-    match lock_wait(wait) {
+    match lock_wait(wait).map(|d| d.saturating_sub(waited)) {
         None => shm.lock(),
         Some(d) if d.is_zero() => shm.try_lock(),
         Some(d) => shm.lock_timeout(d),

@@ -23,7 +23,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &ReadCmd) -> Outcome {
         wait = Some(wait.unwrap_or(Duration::from_millis(100)));
         shm.set_detach_timeout(wait.unwrap_or_default());
     }
-    attach(ctx, name, &mut shm, AccessMode::ReadOnly, &cmd.wait)?;
+    let waited = attach(ctx, name, &mut shm, AccessMode::ReadOnly, &cmd.wait)?;
     let size = shm.size() as u64;
     let offset = cmd.offset;
     if offset > size {
@@ -56,7 +56,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &ReadCmd) -> Outcome {
     } else {
         match wait {
             None => shm.read_at(offset as usize, &mut data),
-            Some(d) => shm.read_at_timeout(offset as usize, &mut data, d),
+            Some(d) => shm.read_at_timeout(offset as usize, &mut data, d.saturating_sub(waited)),
         }
     };
     read.map_err(|e| busy_or(ctx, name, &e, &cmd.wait))?;

@@ -13,7 +13,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &WriteCmd) -> Outcome {
     let name = cmd.key.as_str();
     let key = ctx.key(name)?;
     let mut shm = SharedMemory::with_native_key(key);
-    attach(ctx, name, &mut shm, AccessMode::ReadWrite, &cmd.wait)?;
+    let waited = attach(ctx, name, &mut shm, AccessMode::ReadWrite, &cmd.wait)?;
     // A peer that shrank the segment: refused under the lock, not SIGBUS.
     shm.set_check_size_on_lock(true);
     let size = shm.size() as u64;
@@ -40,7 +40,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &WriteCmd) -> Outcome {
         ));
     }
     {
-        let mut guard = lock(ctx, name, &shm, &cmd.wait)?;
+        let mut guard = lock(ctx, name, &shm, &cmd.wait, waited)?;
         let bytes = guard.as_mut_slice().map_err(|e| ctx.lib(name, &e))?;
         let start = offset as usize;
         bytes[start..start + data.len()].copy_from_slice(&data);
