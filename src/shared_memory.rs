@@ -83,6 +83,8 @@ pub struct SharedMemory {
     check_size: bool,
     /// How long a detach waits for the lock (see `set_detach_timeout`).
     detach_wait: Duration,
+    /// Attached by `attach_unlocked`: the detach only unmaps, without the lock.
+    rescue: bool,
     last_error: Mutex<Option<Error>>,
 }
 
@@ -212,6 +214,7 @@ impl SharedMemory {
             inproc,
             mode: 0o600,
             last_detach: LastDetach::Remove,
+            rescue: false,
             populate: false,
             check_size: false,
             detach_wait: DEFAULT_DETACH_WAIT,
@@ -374,6 +377,38 @@ impl SharedMemory {
         self.record(result)
     }
 
+    /// Attaches read-only **without the segment's lock**, even where attaching takes it
+    /// (System V): to rescue data, with [`read_at_unlocked`](SharedMemory::read_at_unlocked),
+    /// from a segment whose lock is stuck (a hung process that keeps it, or a Qt process
+    /// that died holding a POSIX lock). The detach that follows only unmaps, without the
+    /// lock, and never removes the segment.
+    ///
+    /// The lock orders an attach against another process's last detach. Without it, a last
+    /// detach elsewhere may remove the segment while this object maps it (the mapping stays
+    /// valid until this object detaches), or count this attachment and leave the segment
+    /// for a later user (`qshm clean` removes it). Use [`attach`](SharedMemory::attach)
+    /// whenever the lock can be had.
+    ///
+    /// # Errors
+    ///
+    /// As [`attach`](SharedMemory::attach), except that it never waits.
+    pub fn attach_unlocked(&mut self) -> Result<()> {
+        let result = (|| {
+            self.check_can_attach(Operation::Attach)?;
+            // POSIX attaches without the lock anyway (counted by its `flock`); System V's
+            // attach is the lock's critical section, done here without it.
+            let seg = match Segment::attach_unlocked(&self.key, AccessMode::ReadOnly)? {
+                Some(seg) => seg,
+                None => Segment::attach(&self.key, AccessMode::ReadOnly)?,
+            };
+            self.segment = Some(seg);
+            self.access = AccessMode::ReadOnly;
+            self.rescue = true;
+            Ok(())
+        })();
+        self.record(result)
+    }
+
     fn attach_inner(&mut self, access: AccessMode, wait: Wait) -> Result<()> {
         self.check_can_attach(Operation::Attach)?;
         // Without the lock where the backend's attach count allows it (POSIX; Qt's POSIX
@@ -500,6 +535,14 @@ impl SharedMemory {
         let Some(seg) = self.segment.take() else {
             return Err(self.make_error(ErrorKind::NotAttached, Operation::Detach));
         };
+        if std::mem::take(&mut self.rescue) {
+            // An `attach_unlocked`: unmap only; whatever is to remove is a later user's.
+            self.lock = OnceLock::new();
+            return seg
+                .detach(false, false)
+                .map(drop)
+                .map_err(|e| e.with_key(Arc::clone(&self.key_text)));
+        }
         let remove = self.last_detach == LastDetach::Remove;
         let (seg, sem) = match self.lock.take() {
             Some(sem) => match self

@@ -1,5 +1,5 @@
-//! `attach_timeout`, `read_at_timeout` and `read_at_unlocked`: bounded waits for a held lock,
-//! and a copy made without the lock, on each Unix backend. The lock is held by another
+//! `attach_timeout`, `read_at_timeout`, `attach_unlocked` and `read_at_unlocked`: bounded
+//! waits for a held lock, and a rescue made without the lock, on each Unix backend. The lock is held by another
 //! thread through another object, as another process would hold it.
 #![cfg(unix)]
 
@@ -57,6 +57,20 @@ fn check(key_type: KeyType, name: &'static str) {
         assert_eq!(&buf, b"hello");
         let err = owner.read_at_unlocked(60, &mut buf).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+
+        // A rescue: attached and read without the lock, detached at once.
+        let mut rescue = SharedMemory::with_native_key(key.clone());
+        let start = Instant::now();
+        rescue.attach_unlocked().unwrap();
+        let mut b = [0u8; 5];
+        rescue.read_at_unlocked(0, &mut b).unwrap();
+        assert_eq!(&b, b"hello");
+        rescue.detach().unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
 
         // A new attachment: System V's attach takes the lock (bounded here); POSIX's does
         // not need it.
