@@ -272,10 +272,9 @@ pub(crate) struct ReadCmd {
     pub(crate) output: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) wait: WaitArgs,
-    /// Read without taking the lock (to rescue a segment whose lock is stuck): the bytes may
-    /// be torn by a concurrent writer; warns on stderr. A System V attach still takes the
-    /// lock for an instant, as Qt's does (a dead holder's System V lock is always given back)
-    #[arg(long)]
+    /// Attach and read without the lock (to rescue a segment whose lock is stuck): the bytes
+    /// may be torn by a concurrent writer; warns on stderr; never removes the segment
+    #[arg(long, conflicts_with_all = ["wait", "nonblock"])]
     pub(crate) no_lock: bool,
 }
 

@@ -71,8 +71,19 @@ fn wait_and_nonblock(type_args: &[&str], native: impl Fn(&str) -> NativeKey) {
             "{err}"
         );
     }
-    // --wait and --nonblock together make no sense: a usage error.
+    // --no-lock reads all the same, at once (a System V attach too), with a warning.
+    let mut args = vec!["read", key.as_str(), "--no-lock", "--length", "4"];
+    args.extend_from_slice(type_args);
+    let run = qshm(&args).ok();
+    assert_eq!(run.stdout, [0u8; 4]);
+    assert!(run.took < Duration::from_millis(1500), "{:?}", run.took);
+    assert!(
+        run.stderr.contains("warning: reading without the lock"),
+        "{run:?}"
+    );
+    // --wait and --nonblock together make no sense: a usage error; nor with --no-lock.
     qshm(&["read", &key, "--wait", "1", "--nonblock"]).fails(2, "cannot be used with");
+    qshm(&["read", &key, "--no-lock", "--nonblock"]).fails(2, "cannot be used with");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use qshm::{AccessMode, LastDetach, SharedMemory};
+use qshm::{AccessMode, SharedMemory};
 
 use super::{attach, busy_or, detach, lock_wait, Ctx, Outcome};
 use crate::cli::ReadCmd;
@@ -15,15 +15,19 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &ReadCmd) -> Outcome {
     let name = cmd.key.as_str();
     let key = ctx.key(name)?;
     let mut shm = SharedMemory::with_native_key(key);
-    let mut wait = lock_wait(&cmd.wait);
-    if cmd.no_lock {
-        // A rescue leaves the segment as it found it (no last-detach removal, which would
-        // take the stuck lock), and does not wait for the lock to detach.
-        shm.set_last_detach(LastDetach::Keep);
-        wait = Some(wait.unwrap_or(Duration::from_millis(100)));
-        shm.set_detach_timeout(wait.unwrap_or_default());
-    }
-    let waited = attach(ctx, name, &mut shm, AccessMode::ReadOnly, &cmd.wait)?;
+    let wait = lock_wait(&cmd.wait);
+    // --no-lock: a rescue, attached without the lock even where attaching takes it (System
+    // V: a hung holder keeps it); its detach only unmaps, and never removes the segment.
+    let waited = if cmd.no_lock {
+        eprintln!(
+            "qshm: read {name}: warning: reading without the lock (--no-lock): the bytes may \
+             be inconsistent if a process is writing them"
+        );
+        shm.attach_unlocked().map_err(|e| ctx.lib(name, &e))?;
+        Duration::ZERO
+    } else {
+        attach(ctx, name, &mut shm, AccessMode::ReadOnly, &cmd.wait)?
+    };
     let size = shm.size() as u64;
     let offset = cmd.offset;
     if offset > size {
@@ -45,13 +49,9 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &ReadCmd) -> Outcome {
     // of our output must not hold everyone else up. `read_at` never dies of SIGBUS when a
     // peer has shrunk the segment: that is an error.
     // --no-lock: a copy made without the lock (never a slice of bytes a writer may change),
-    // which may be torn; said on stderr, whatever the output format.
+    // which may be torn; the warning above said so on stderr, whatever the output format.
     let mut data = vec![0; length as usize];
     let read = if cmd.no_lock {
-        eprintln!(
-            "qshm: read {name}: warning: reading without the lock (--no-lock): the bytes may \
-             be inconsistent if a process is writing them"
-        );
         shm.read_at_unlocked(offset as usize, &mut data)
     } else {
         match wait {
