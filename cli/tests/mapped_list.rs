@@ -137,3 +137,32 @@ fn a_dead_holder_of_a_mapped_lock_is_shown() {
     assert_eq!(info("consistent"), false);
     assert_eq!(info("generation"), 1);
 }
+
+/// Mapped segments in `$XDG_RUNTIME_DIR` are listed too.
+#[test]
+fn mapped_segments_in_xdg_runtime_dir_are_listed() {
+    let _w = Watchdog::new("mapped_segments_in_xdg_runtime_dir_are_listed");
+    let name = tag();
+    // A directory on a tmpfs, as a runtime directory is.
+    let dir = std::path::PathBuf::from(format!("/dev/shm/qshmtest-xdg-{name}"));
+    let _c = Cleanup::new().dir(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join(format!("{name}.seg"));
+    let seg = FileOptions::new().create(&path, 100).expect("create");
+    let mut c = common::command(&["list", "--json", "--match", &name]);
+    c.env("XDG_RUNTIME_DIR", &dir);
+    let run = common::finish(c).ok();
+    let v: Vec<Value> = run
+        .out()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0]["path"], path.to_str().unwrap());
+    assert_eq!(v[0]["size"], 100);
+    // Without it, not.
+    let mut c = common::command(&["list", "--json", "--match", &name]);
+    c.env_remove("XDG_RUNTIME_DIR");
+    assert!(common::finish(c).ok().out().is_empty());
+    drop(seg);
+}
