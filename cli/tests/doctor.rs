@@ -152,3 +152,38 @@ fn doctor_names_a_full_dev_shm_and_exhausted_shmmni_with_their_fixes() {
     let errors: Vec<&Value> = all.iter().filter(|v| v["level"] == "error").collect();
     assert_eq!(errors.len(), 2, "{errors:#?}");
 }
+
+/// In a private PID namespace (`unshare -rpf --mount-proc`), `pid_namespace` says so.
+#[test]
+fn doctor_tells_a_private_pid_namespace() {
+    let _w = Watchdog::new("doctor_tells_a_private_pid_namespace");
+    if let Err(why) = unshare_works() {
+        eprintln!("SKIPPED doctor_tells_a_private_pid_namespace: {why}");
+        return;
+    }
+    let mut c = Command::new("timeout");
+    c.args([
+        "60",
+        "unshare",
+        "-rpf",
+        "--mount-proc",
+        BIN,
+        "doctor",
+        "--json",
+    ]);
+    let run = finish(c);
+    if run.status != 0 && run.status != 1 {
+        eprintln!("SKIPPED doctor_tells_a_private_pid_namespace: unshare -rpf fails: {run:?}");
+        return;
+    }
+    let all = findings(&run.stdout);
+    let pid = check(&all, "pid_namespace");
+    assert_eq!(pid["host"], false, "{pid}");
+    assert_eq!(pid["level"], "note", "{pid}");
+    assert!(pid["fix"].as_str().unwrap().contains("--pid=host"), "{pid}");
+    let ipc = check(&all, "ipc_namespace");
+    assert_eq!(
+        ipc["host"], true,
+        "only the PID namespace is private: {ipc}"
+    );
+}
