@@ -208,6 +208,12 @@ pub(crate) unsafe trait RawSegment:
         crate::sys::copy_out(self, offset, buf);
         Ok(())
     }
+    /// [`read_at`](RawSegment::read_at) without the lock (the caller does not hold it): the
+    /// bytes may be torn by a concurrent writer, and are copied, never lent.
+    fn read_at_unlocked(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        crate::sys::copy_out_unlocked(self, offset, buf);
+        Ok(())
+    }
     /// Unmaps; destroys the segment when nobody else has it attached.
     fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached>;
     /// Maps an existing segment without the segment's lock, where the backend counts

@@ -288,7 +288,11 @@ fn key_prints_the_platforms_names() {
     let text = k.to_string();
     assert_eq!(
         lines,
-        [k.native_key(), k.lock_key().native_key(), text.as_str()]
+        [
+            format!("segment {}", k.native_key()),
+            format!("lock    {}", k.lock_key().native_key()),
+            format!("text    {text}"),
+        ]
     );
     let json = qshm(&["key", key, "--json"]).ok().json();
     let expected_type = if cfg!(windows) { "windows" } else { "systemv" };
@@ -299,7 +303,7 @@ fn key_prints_the_platforms_names() {
     let (absent, here) = if cfg!(windows) {
         ("posix", "here: windows")
     } else {
-        ("windows", "here: sysv, posix")
+        ("windows", "here: systemv, posix")
     };
     let run = qshm(&["key", "--type", absent, key]).fails(2, "qshm: key: Qt gives `--type");
     assert!(run.stderr.contains(here), "{}", run.stderr);
