@@ -183,6 +183,27 @@ impl SharedMemory {
         self.guard(py, None, true)
     }
 
+    /// Removes the segment of the native key ``native_key`` (text form) if nobody is
+    /// attached to it, with its key file and lock: what a crashed last user leaves behind.
+    /// Returns whether a segment was removed.
+    ///
+    /// Qt never removes a POSIX segment on Linux (it lives until reboot or ``shm_unlink``):
+    /// this is how to remove one.
+    #[staticmethod]
+    fn remove_orphan(py: Python<'_>, native_key: &str) -> PyResult<bool> {
+        let key = parse_native(py, native_key)?;
+        py.detach(|| qshm::SharedMemory::remove_orphan(&key)).py(py)
+    }
+
+    /// Removes the segment of the native key ``native_key`` (text form), with its key file
+    /// and lock, even while processes are attached (they keep their mapping until they
+    /// detach; nobody new can attach). Returns whether a segment was removed.
+    #[staticmethod]
+    fn force_remove(py: Python<'_>, native_key: &str) -> PyResult<bool> {
+        let key = parse_native(py, native_key)?;
+        py.detach(|| qshm::SharedMemory::force_remove(&key)).py(py)
+    }
+
     /// The segment's size in bytes (0 when not attached).
     #[getter]
     fn size(&self) -> usize {
