@@ -74,11 +74,37 @@ def shm(cleanup):
 
 
 CHILD_PRELUDE = """
-import os, sys, time, signal
+import faulthandler, os, sys, time, signal
+faulthandler.register(signal.SIGQUIT)
 import qshm
 def say(*a):
     print(*a, flush=True)
 """
+
+
+class Lines:
+    """Lines of a pipe, read with a timeout (select on the raw descriptor, own buffer: a
+    buffered file object hides lines it has read ahead from select)."""
+
+    def __init__(self, pipe):
+        self.fd = pipe.fileno()
+        self.buf = b""
+
+    def next(self, timeout: float):
+        """The next line (str, without the newline), ``None`` at EOF; TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no line in time")
+            r, _, _ = select.select([self.fd], [], [], left)
+            if r:
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    return None
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
 
 
 class Child:
@@ -95,21 +121,24 @@ class Child:
             env=env,
             **popen,
         )
+        self.lines = Lines(self.proc.stdout)
 
     def line(self, timeout: float = 20.0) -> str:
         """The child's next line of stdout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no line from the child in time")
-            r, _, _ = select.select([self.proc.stdout], [], [], left)
-            if r:
-                text = self.proc.stdout.readline()
-                if not text:
-                    err = self.proc.stderr.read()
-                    raise EOFError(f"child exited ({self.proc.wait()}): {err}")
-                return text.rstrip("\n")
+        try:
+            text = self.lines.next(timeout)
+        except TimeoutError:
+            self.proc.send_signal(signal.SIGQUIT)  # faulthandler: where it hangs
+            try:
+                err = self.proc.communicate(timeout=5)[1]
+            except subprocess.TimeoutExpired:
+                self.kill()
+                err = self.proc.stderr.read()
+            raise TimeoutError(f"no line from the child in time; its stderr: {err}") from None
+        if text is None:
+            err = self.proc.stderr.read()
+            raise EOFError(f"child exited ({self.proc.wait()}): {err}")
+        return text
 
     def send(self, text: str) -> None:
         self.proc.stdin.write(text + "\n")
@@ -196,16 +225,18 @@ class QtPeer:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.lines = Lines(self.proc.stdout)
 
     def send(self, line: str) -> None:
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
     def recv(self, timeout: float = 20.0):
-        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not r:
-            raise TimeoutError("the Qt peer did not answer in time")
-        line = self.proc.stdout.readline().split()
+        try:
+            text = self.lines.next(timeout)
+        except TimeoutError:
+            raise TimeoutError("the Qt peer did not answer in time") from None
+        line = (text or "").split()
         if not line:
             raise EOFError(f"the Qt peer exited: {self.proc.stderr.read()}")
         if line[0] == "err":
