@@ -102,12 +102,12 @@ pub(crate) struct LockGuard {
     writable: bool,
     len: usize,
     owner_died: bool,
-    label: String,
+    label: Arc<str>,
 }
 
 impl LockGuard {
     /// A guard over a freshly taken lock.
-    pub(crate) fn new(mut held: Held, label: String) -> LockGuard {
+    pub(crate) fn new(mut held: Held, label: Arc<str>) -> LockGuard {
         // `as_mut_slice` fails exactly for a read-only mapping.
         let writable = held.guard.as_mut_slice().is_ok();
         let len = held.guard.len();

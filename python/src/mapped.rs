@@ -25,7 +25,7 @@ use crate::wait;
 #[pyclass(module = "qshm", name = "MappedSegment")]
 pub(crate) struct MappedSegment {
     inner: Option<Arc<qshm::mapped::MappedSegment>>,
-    label: String,
+    label: Arc<str>,
 }
 
 impl MappedSegment {
@@ -36,7 +36,7 @@ impl MappedSegment {
         };
         MappedSegment {
             inner: Some(Arc::new(seg)),
-            label,
+            label: label.into(),
         }
     }
 
@@ -69,7 +69,7 @@ impl MappedSegment {
         };
         Ok(LockGuard::new(
             Held::new(guard, Owner::Mapped(arc)),
-            self.label.clone(),
+            Arc::clone(&self.label),
         ))
     }
 }

@@ -63,12 +63,14 @@ pub(crate) struct SharedMemory {
     inner: Arc<qshm::SharedMemory>,
     /// The legacy key and its type, for `__repr__`, `key`, `type` and pickling.
     legacy: Option<String>,
+    /// The native key's text form, made once (every guard names it).
+    label: Arc<str>,
 }
 
 impl SharedMemory {
     /// `&mut` to the library object: refused while a guard keeps a clone of the Arc.
     fn exclusive(&mut self, py: Python<'_>, what: &str) -> PyResult<&mut qshm::SharedMemory> {
-        let label = self.inner.native_key().to_string();
+        let label = Arc::clone(&self.label);
         Arc::get_mut(&mut self.inner).ok_or_else(|| {
             errors::make(
                 py,
@@ -83,7 +85,15 @@ impl SharedMemory {
     }
 
     fn label(&self) -> String {
-        self.inner.native_key().to_string()
+        self.label.to_string()
+    }
+
+    fn wrap(shm: qshm::SharedMemory, legacy: Option<String>) -> SharedMemory {
+        SharedMemory {
+            label: shm.native_key().to_string().into(),
+            inner: Arc::new(shm),
+            legacy,
+        }
     }
 
     fn guard(
@@ -104,7 +114,7 @@ impl SharedMemory {
         };
         Ok(LockGuard::new(
             Held::new(guard, Owner::Shm(arc)),
-            self.label(),
+            Arc::clone(&self.label),
         ))
     }
 }
@@ -117,12 +127,10 @@ impl SharedMemory {
     #[pyo3(signature = (key, r#type = "systemv"))]
     fn new(py: Python<'_>, key: &str, r#type: &str) -> PyResult<SharedMemory> {
         let t = key_type(py, r#type)?;
-        Ok(SharedMemory {
-            inner: Arc::new(qshm::SharedMemory::with_native_key(
-                qshm::NativeKey::legacy(key, t),
-            )),
-            legacy: Some(key.to_owned()),
-        })
+        Ok(SharedMemory::wrap(
+            qshm::SharedMemory::with_native_key(qshm::NativeKey::legacy(key, t)),
+            Some(key.to_owned()),
+        ))
     }
 
     /// A handle for a native key in ``QNativeIpcKey``'s text form: ``"posix:/name"``
@@ -131,10 +139,10 @@ impl SharedMemory {
     fn from_native(py: Python<'_>, key: &str) -> PyResult<SharedMemory> {
         let native = parse_native(py, key)?;
         let legacy = native.legacy_key().map(str::to_owned);
-        Ok(SharedMemory {
-            inner: Arc::new(qshm::SharedMemory::with_native_key(native)),
+        Ok(SharedMemory::wrap(
+            qshm::SharedMemory::with_native_key(native),
             legacy,
-        })
+        ))
     }
 
     /// Creates the segment of ``size`` bytes (zero-filled) and attaches to it.
