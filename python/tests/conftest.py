@@ -76,6 +76,8 @@ def shm(cleanup):
 CHILD_PRELUDE = """
 import faulthandler, os, sys, time, signal
 faulthandler.register(signal.SIGQUIT)
+# Python's own Ctrl-C handler, even where SIGINT came ignored (pytest-xdist's workers).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import qshm
 def say(*a):
     print(*a, flush=True)
