@@ -27,6 +27,10 @@ PEER = REPO / "tests" / "qt" / "peer.py"
 _counter = itertools.count()
 
 
+def pytest_report_header(config):
+    return f"qshm from {Path(qshm._qshm.__file__).resolve()}, Qt peer: {qt_python()}"
+
+
 def unique(prefix: str = "qpy") -> str:
     """A key no other test (of this or another process) uses."""
     return f"{prefix}{os.getpid()}_{next(_counter)}"
