@@ -115,7 +115,10 @@ impl MappedSegment {
     /// by the environment variable ``var``. A file segment (not a memfd) arrives as a plain
     /// descriptor, accepted only with ``allow_unsealed=True``.
     #[staticmethod]
-    #[pyo3(signature = (var = qshm::mapped::MEMFD_ENV, allow_unsealed = false, readonly = false))]
+    #[pyo3(
+        signature = (var = qshm::mapped::MEMFD_ENV, allow_unsealed = false, readonly = false),
+        text_signature = "(var='QSHM_MEMFD', allow_unsealed=False, readonly=False)"
+    )]
     fn from_env(
         py: Python<'_>,
         var: &str,
@@ -134,7 +137,10 @@ impl MappedSegment {
     /// child: ``pass_fds`` with its descriptor and ``env`` (a copy of ``env``, by default of
     /// ``os.environ``) with ``var=<fd>:<size>``, which the child reads with
     /// ``MappedSegment.from_env(var)``. Merge your own ``pass_fds`` if you have any.
-    #[pyo3(signature = (var = qshm::mapped::MEMFD_ENV, env = None))]
+    #[pyo3(
+        signature = (var = qshm::mapped::MEMFD_ENV, env = None),
+        text_signature = "($self, var='QSHM_MEMFD', env=None)"
+    )]
     fn popen_kwargs<'py>(
         &self,
         py: Python<'py>,

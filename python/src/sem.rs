@@ -52,7 +52,10 @@ impl SystemSemaphore {
     /// Opens (or with ``create=True`` creates or resets) the semaphore of the Qt key
     /// ``key``, of type ``"systemv"`` (Qt's default on Linux) or ``"posix"``.
     #[new]
-    #[pyo3(signature = (key, initial = 0, create = false, r#type = "systemv"))]
+    #[pyo3(
+        signature = (key, initial = 0, create = false, r#type = "systemv"),
+        text_signature = "(key, initial=0, create=False, type='systemv')"
+    )]
     fn new(
         py: Python<'_>,
         key: &str,

@@ -124,7 +124,7 @@ impl SharedMemory {
     /// A handle for the Qt key ``key`` (not attached yet). ``type`` is the Qt key type:
     /// ``"systemv"`` (Qt's default on Linux) or ``"posix"`` (``PosixRealtime``).
     #[new]
-    #[pyo3(signature = (key, r#type = "systemv"))]
+    #[pyo3(signature = (key, r#type = "systemv"), text_signature = "(key, type='systemv')")]
     fn new(py: Python<'_>, key: &str, r#type: &str) -> PyResult<SharedMemory> {
         let t = key_type(py, r#type)?;
         Ok(SharedMemory::wrap(
