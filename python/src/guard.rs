@@ -87,7 +87,7 @@ impl Held {
 /// A read-only attachment gives read-only exports and refuses writes with ``TypeError``.
 ///
 /// The guard belongs to the thread that took the lock (the lock is that thread's): using
-/// it from another thread raises ``RuntimeError``; one dropped on another thread is never
+/// it from another thread raises PyO3's ``PanicException``; one dropped on another thread is never
 /// unlocked, so unlock it where it was taken (a ``with`` block does).
 #[pyclass(unsendable, module = "qshm", name = "LockGuard")]
 pub(crate) struct LockGuard {

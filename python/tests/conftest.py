@@ -119,7 +119,9 @@ class Child:
     def __init__(self, code: str, *, python: str | None = None, env=None, **popen):
         src = CHILD_PRELUDE + textwrap.dedent(code)
         self.proc = subprocess.Popen(
-            [python or sys.executable, "-c", src],
+            # -I: not the current directory on sys.path (python/qshm there is the source tree,
+            # without the extension), nor user site-packages.
+            [python or sys.executable, "-I", "-c", src],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

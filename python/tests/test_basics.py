@@ -287,3 +287,23 @@ def test_wait_releases_the_gil(shm, key):
     g.unlock()
     t.join(10)
     assert done.is_set() and spins == 200000
+
+
+def test_guard_is_bound_to_its_thread(shm, key):
+    a = shm(key())
+    a.create(8)
+    g = a.lock()
+    seen = []
+
+    def other():
+        try:
+            g[0] = 1
+        except BaseException as e:  # PyO3's PanicException derives from BaseException
+            seen.append(type(e).__name__)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join(10)
+    assert seen == ["PanicException"]
+    assert g[0] == 0
+    g.unlock()
