@@ -307,3 +307,39 @@ def test_guard_is_bound_to_its_thread(shm, key):
     assert seen == ["PanicException"]
     assert g[0] == 0
     g.unlock()
+
+
+def test_numpy_array_kept_past_the_lock_is_detached(shm, key):
+    np = pytest.importorskip("numpy")
+    k = key()
+    a = shm(k)
+    a.create(16)
+    with a.lock() as g:
+        arr = np.frombuffer(g, dtype=np.uint8)
+        arr[0] = 9
+    with a.lock() as g:
+        assert g[0] == 9  # written back at unlock
+        g[0] = 1
+    assert arr[0] == 9  # the copy, not the segment
+    arr[1] = 5  # goes nowhere
+    with a.lock() as g:
+        assert g[0:2] == b"\x01\x00"
+    a.detach()
+    assert arr.tolist()[:2] == [9, 5]  # still valid memory after the detach
+
+
+def test_exports_are_counted_and_bytes_copy(shm, key):
+    a = shm(key())
+    a.create(4)
+    with a.lock() as g:
+        g[0:4] = b"abcd"
+        assert bytes(g) == b"abcd" and g.exports == 0  # bytes() releases its export
+        v = memoryview(g)
+        w = v[1:3]
+        assert g.exports == 1 and bytes(w) == b"bc"
+        w.release()
+        v.release()
+        assert g.exports == 0
+        g[0] = ord("z")  # still reaches the (now staged) bytes
+    with a.lock() as g:
+        assert g[0:4] == b"zbcd"
