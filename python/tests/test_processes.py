@@ -289,8 +289,10 @@ mp.close()
 
 
 @pytest.mark.parametrize("unregister", [True, False], ids=["unregistered", "tracked"])
-def test_qshm_creates_multiprocessing_opens(shm, child, unregister):
+def test_qshm_creates_multiprocessing_opens(shm, child, cleanup, unregister):
     name = unique("qpymp")
+    # Last: whatever the tracker left of the segment, and the lock semaphore.
+    cleanup(lambda: qshm.SharedMemory.force_remove(f"posix:/{name}"))
     m = shm(native=f"posix:/{name}")
     m.create(64)
     with m.lock() as g:
@@ -308,4 +310,3 @@ def test_qshm_creates_multiprocessing_opens(shm, child, unregister):
         with m.lock() as g:
             assert g[0:5] == b"q->mp"
     m.detach()
-    qshm.SharedMemory.force_remove(f"posix:/{name}")
