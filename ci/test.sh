@@ -47,6 +47,7 @@ cargo fmt --all -- --check
 
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p qshm --all-targets --features bytemuck -- -D warnings
 
 step "other targets: FreeBSD, macOS and wasm (the unsupported stub); Windows: ci/windows.sh"
 for target in x86_64-unknown-freebsd x86_64-apple-darwin wasm32-unknown-unknown; do
@@ -56,12 +57,15 @@ for target in x86_64-unknown-freebsd x86_64-apple-darwin wasm32-unknown-unknown;
     cargo clippy -p qshm --lib --target "$target" --quiet -- -D warnings
 done
 
-step "minimum supported Rust version (1.80) builds the library"
-if rustup toolchain list 2>/dev/null | grep -q '^1\.80\.0' || rustup toolchain install 1.80.0 --profile minimal >&2; then
-    CARGO_TARGET_DIR=target/msrv cargo +1.80.0 check -p qshm --lib --quiet
-else
-    echo "warning: cannot install Rust 1.80.0 here; MSRV not checked" >&2
-fi
+step "minimum supported Rust versions: 1.80 builds the library, 1.85 the CLI (their rust-version)"
+for pair in "1.80.0 qshm --lib" "1.85.0 qshm-cli --bins"; do
+    read -r toolchain package what <<< "$pair"
+    if rustup toolchain list 2>/dev/null | grep -q "^${toolchain//./\\.}" || rustup toolchain install "$toolchain" --profile minimal >&2; then
+        CARGO_TARGET_DIR="target/msrv-$toolchain" cargo "+$toolchain" check -p "$package" "$what" --quiet
+    else
+        echo "warning: cannot install Rust $toolchain here; $package's MSRV not checked" >&2
+    fi
+done
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
@@ -85,6 +89,9 @@ ci/header.sh
 
 step "tests"
 cargo test --workspace "$@"
+# The typed views (feature `bytemuck`): their suite and their doctests.
+cargo test -p qshm --features bytemuck --test views "$@"
+cargo test -p qshm --features bytemuck --doc view
 
 step "examples, each across its processes (ci/examples.sh; the Qt one with \$QSHM_PYTHON)"
 ci/examples.sh

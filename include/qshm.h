@@ -156,7 +156,10 @@ struct qshm_header {
     uint32_t byte_order;      /* 28: QSHM_BYTE_ORDER */
     uint64_t pid_ns;          /* 32: creator's PID namespace inode, 0 if unknown */
     uint64_t time_ns;         /* 40: creator's time namespace inode, 0 if unknown */
-    unsigned char reserved0[16];
+    uint32_t layout_version;  /* 48: layout stamp: the application's version (0: none) */
+    uint32_t reserved0;
+    uint64_t layout_hash;     /* 56: layout stamp: FNV-1a 64 of (size, align as 8 bytes little
+                                 endian each, then the type's name); 0 with version 0: none */
     uint64_t lock;            /* 64: the lock word (atomic) */
     uint32_t state;           /* 72: QSHM_STATE_* (atomic, changed under the lock) */
     uint32_t reserved1;
@@ -166,10 +169,13 @@ struct qshm_header {
 #ifdef __cplusplus
 static_assert(sizeof(struct qshm_header) == 88, "qshm_header layout");
 static_assert(offsetof(struct qshm_header, lock) == 64, "qshm_header layout");
+static_assert(offsetof(struct qshm_header, layout_hash) == 56, "qshm_header layout");
 #else
 /* __extension__: C99 has no _Static_assert, but GCC and Clang accept it there too. */
 __extension__ _Static_assert(sizeof(struct qshm_header) == 88, "qshm_header layout");
 __extension__ _Static_assert(__builtin_offsetof(struct qshm_header, lock) == 64,
+                             "qshm_header layout");
+__extension__ _Static_assert(__builtin_offsetof(struct qshm_header, layout_hash) == 56,
                              "qshm_header layout");
 #endif
 

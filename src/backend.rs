@@ -162,8 +162,9 @@ pub(crate) unsafe trait RawSegment:
 {
     /// Whether a segment can outlive its last attachment (`detach(false, ..)` keeps it) and
     /// be removed by name (`remove`). False where the OS destroys it with its last handle
-    /// (Windows): nothing is ever left behind, and nothing can be removed while in use.
-    #[cfg_attr(not(test), allow(dead_code))] // read by the conformance suite
+    /// and creates it atomically by name (Windows): nothing is ever left behind, nothing can
+    /// be removed while in use, and so `create`, `attach` and `detach` race nothing the
+    /// segment's lock would have to exclude: `SharedMemory` does them without it.
     const PERSISTENT: bool = true;
 
     /// Creates and maps a new segment of exactly `size` bytes (`size > 0`).
@@ -205,6 +206,12 @@ pub(crate) unsafe trait RawSegment:
     /// `InvalidSize`.
     fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         crate::sys::copy_out(self, offset, buf);
+        Ok(())
+    }
+    /// [`read_at`](RawSegment::read_at) without the lock (the caller does not hold it): the
+    /// bytes may be torn by a concurrent writer, and are copied, never lent.
+    fn read_at_unlocked(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        crate::sys::copy_out_unlocked(self, offset, buf);
         Ok(())
     }
     /// Unmaps; destroys the segment when nobody else has it attached.

@@ -48,6 +48,9 @@ pub enum ErrorKind {
     Timeout,
     /// `try_lock` or `try_acquire` found the lock held.
     WouldBlock,
+    /// The bytes do not have the layout asked for: a typed view at an offset not aligned
+    /// for its type, or a mapped segment created with another layout stamp.
+    Layout,
 }
 
 impl ErrorKind {
@@ -65,7 +68,8 @@ impl ErrorKind {
             ErrorKind::Unknown
             | ErrorKind::Unsupported
             | ErrorKind::NotAttached
-            | ErrorKind::AlreadyAttached => 8,
+            | ErrorKind::AlreadyAttached
+            | ErrorKind::Layout => 8,
         }
     }
 
@@ -85,6 +89,7 @@ impl ErrorKind {
             ErrorKind::AlreadyAttached => "already attached",
             ErrorKind::Timeout => "timed out waiting for the lock",
             ErrorKind::WouldBlock => "the lock is held by someone else",
+            ErrorKind::Layout => "the bytes do not have the layout asked for",
         }
     }
 }
@@ -129,6 +134,8 @@ pub enum Operation {
     Receive,
     /// Looking at what segments and semaphores exist (`qshm::inspect`).
     Inspect,
+    /// Viewing a locked segment's bytes as a type (`LockGuard::view` and its variants).
+    View,
 }
 
 impl Operation {
@@ -149,6 +156,7 @@ impl Operation {
             Operation::Send => "cannot send shared memory",
             Operation::Receive => "cannot receive shared memory",
             Operation::Inspect => "cannot inspect shared memory",
+            Operation::View => "cannot view shared memory as a type",
         }
     }
 }

@@ -70,6 +70,9 @@ mod platform;
 mod semaphore;
 mod shared_memory;
 mod sys;
+#[cfg(feature = "bytemuck")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bytemuck")))]
+pub mod view;
 
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{KeyType, NativeKey, TempDirStyle};

@@ -95,6 +95,12 @@ impl<'a> LockGuard<'a> {
         self.locked.mark_consistent();
     }
 
+    /// The segment's name, for errors.
+    #[cfg(feature = "bytemuck")]
+    pub(crate) fn label_text(&self) -> String {
+        self.label.to_string()
+    }
+
     /// Unlocks, reporting failure (dropping the guard unlocks and ignores it).
     #[inline]
     pub fn unlock(self) -> Result<()> {

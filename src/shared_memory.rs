@@ -83,6 +83,8 @@ pub struct SharedMemory {
     check_size: bool,
     /// How long a detach waits for the lock (see `set_detach_timeout`).
     detach_wait: Duration,
+    /// Attached by `attach_unlocked`: the detach only unmaps, without the lock.
+    rescue: bool,
     last_error: Mutex<Option<Error>>,
 }
 
@@ -212,6 +214,7 @@ impl SharedMemory {
             inproc,
             mode: 0o600,
             last_detach: LastDetach::Remove,
+            rescue: false,
             populate: false,
             check_size: false,
             detach_wait: DEFAULT_DETACH_WAIT,
@@ -256,7 +259,9 @@ impl SharedMemory {
     /// and with the last `detach`, on the key (Qt programs' included) by the segment's lock;
     /// a POSIX segment gets its name only once it is whole, so an attacher never sees it
     /// half-made. A failed `create` leaves nothing behind: a lock semaphore it made for the
-    /// attempt goes again (unless another process uses it by then).
+    /// attempt goes again (unless another process uses it by then). On Windows, where the
+    /// system creates a section atomically by name and destroys it with its last handle,
+    /// `create`, `attach` and `detach` take no lock (they open it without taking it).
     ///
     /// # Errors
     ///
@@ -286,9 +291,16 @@ impl SharedMemory {
                     "size is larger than isize::MAX"
                 }));
         }
-        let seg = self.with_lock(Operation::Create, |key, mode| {
-            Segment::create(key, size, access, mode)
-        })?;
+        let seg = if Segment::PERSISTENT {
+            self.with_lock(Operation::Create, Wait::Forever, |key, mode| {
+                Segment::create(key, size, access, mode)
+            })?
+        } else {
+            // Windows: created atomically by name, destroyed by the system.
+            let seg = Segment::create(&self.key, size, access, self.mode)?;
+            self.open_lock_unlocked(Operation::Create)?;
+            seg
+        };
         self.segment = Some(seg);
         self.access = access;
         self.populate_now(Operation::Create)
@@ -336,6 +348,7 @@ impl SharedMemory {
     /// kernel's attach count under it). A POSIX attach needs no lock: it counts itself with
     /// a shared `flock` on the segment, which a last detach respects, and the lock is opened
     /// at the first [`lock`](SharedMemory::lock). It does not wait for a holder of the lock.
+    /// Nor does a Windows attach (see [`create`](SharedMemory::create)).
     ///
     /// # Errors
     ///
@@ -346,17 +359,80 @@ impl SharedMemory {
     /// * [`ErrorKind::AlreadyAttached`], [`ErrorKind::Unsupported`], [`ErrorKind::Unknown`].
     #[doc(alias = "shmat")]
     pub fn attach(&mut self, mode: AccessMode) -> Result<()> {
-        let result = self.attach_inner(mode);
+        let result = self.attach_inner(mode, Wait::Forever);
         self.record(result)
     }
 
-    fn attach_inner(&mut self, access: AccessMode) -> Result<()> {
+    /// [`attach`](SharedMemory::attach), waiting at most `timeout` for the segment's lock
+    /// where the attach takes it (System V). A zero `timeout` does not wait at all.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when the lock stayed held (a zero `timeout`: it was held);
+    /// otherwise as [`attach`](SharedMemory::attach).
+    pub fn attach_timeout(&mut self, mode: AccessMode, timeout: Duration) -> Result<()> {
+        let wait = if timeout.is_zero() {
+            Wait::Poll
+        } else {
+            Wait::For(timeout)
+        };
+        let result = self.attach_inner(mode, wait).map_err(|e| {
+            // One kind for "the lock stayed held", whatever the wait.
+            if e.kind() == ErrorKind::WouldBlock {
+                e.with_kind(ErrorKind::Timeout)
+            } else {
+                e
+            }
+        });
+        self.record(result)
+    }
+
+    /// Attaches read-only **without the segment's lock**, even where attaching takes it
+    /// (System V): to rescue data, with [`read_at_unlocked`](SharedMemory::read_at_unlocked),
+    /// from a segment whose lock is stuck (a hung process that keeps it, or a Qt process
+    /// that died holding a POSIX lock). The detach that follows only unmaps, without the
+    /// lock, and never removes the segment.
+    ///
+    /// The lock orders an attach against another process's last detach. Without it, a last
+    /// detach elsewhere may remove the segment while this object maps it (the mapping stays
+    /// valid until this object detaches), or count this attachment and leave the segment
+    /// for a later user (`qshm clean` removes it). Use [`attach`](SharedMemory::attach)
+    /// whenever the lock can be had.
+    ///
+    /// # Errors
+    ///
+    /// As [`attach`](SharedMemory::attach), except that it never waits.
+    pub fn attach_unlocked(&mut self) -> Result<()> {
+        let result = (|| {
+            self.check_can_attach(Operation::Attach)?;
+            // POSIX attaches without the lock anyway (counted by its `flock`); System V's
+            // attach is the lock's critical section, done here without it.
+            let seg = match Segment::attach_unlocked(&self.key, AccessMode::ReadOnly)? {
+                Some(seg) => seg,
+                None => Segment::attach(&self.key, AccessMode::ReadOnly)?,
+            };
+            self.segment = Some(seg);
+            self.access = AccessMode::ReadOnly;
+            self.rescue = true;
+            Ok(())
+        })();
+        self.record(result)
+    }
+
+    fn attach_inner(&mut self, access: AccessMode, wait: Wait) -> Result<()> {
         self.check_can_attach(Operation::Attach)?;
         // Without the lock where the backend's attach count allows it (POSIX; Qt's POSIX
         // attach takes the lock but makes no system call for it: its semaphore is open).
         let seg = match Segment::attach_unlocked(&self.key, access)? {
             Some(seg) => seg,
-            None => self.with_lock(Operation::Attach, |key, _| Segment::attach(key, access))?,
+            None if !Segment::PERSISTENT => {
+                let seg = Segment::attach(&self.key, access)?;
+                self.open_lock_unlocked(Operation::Attach)?;
+                seg
+            }
+            None => self.with_lock(Operation::Attach, wait, |key, _| {
+                Segment::attach(key, access)
+            })?,
         };
         self.segment = Some(seg);
         self.access = access;
@@ -380,6 +456,19 @@ impl SharedMemory {
         Ok(())
     }
 
+    /// Where create and attach take no lock (`!PERSISTENT`): opens the lock without taking
+    /// it (or adopts the one kept at the last detach, if it still serves the key), as Qt
+    /// keeps its semaphore open, so that the lock outlives a holder that dies.
+    fn open_lock_unlocked(&mut self, op: Operation) -> Result<()> {
+        if let Some(sem) = self.spare_lock.take().filter(|sem| sem.reusable()) {
+            self.lock = OnceLock::from(*sem);
+            return Ok(());
+        }
+        let (sem, _created) = open_lock_of(&self.key, SemOpen::OpenOrCreate, self.mode, op)?;
+        self.lock = OnceLock::from(sem);
+        Ok(())
+    }
+
     /// `LockError` when the calling thread holds the key's lock (through another object):
     /// `create`, `attach` and `detach` take that lock, and would wait on it for ever.
     fn not_held_here(&self, op: Operation) -> Result<()> {
@@ -397,6 +486,7 @@ impl SharedMemory {
     fn with_lock(
         &mut self,
         op: Operation,
+        wait: Wait,
         f: impl FnOnce(&NativeKey, u32) -> Result<Segment>,
     ) -> Result<Segment> {
         self.not_held_here(op)?;
@@ -408,10 +498,13 @@ impl SharedMemory {
         };
         let (sem, created) = match self.spare_lock.take().filter(|sem| sem.reusable()) {
             Some(sem) => {
-                sem.acquire(Wait::Forever, Undo::Yes, op)?;
+                if let Err(err) = sem.acquire(wait, Undo::Yes, op) {
+                    self.spare_lock = Some(sem); // kept for the next try
+                    return Err(err);
+                }
                 (*sem, false)
             }
-            None => lock_by_name(&self.key, how, self.mode, op, Wait::Forever)?,
+            None => lock_by_name(&self.key, how, self.mode, op, wait)?,
         };
         match f(&self.key, self.mode) {
             Ok(seg) => {
@@ -470,6 +563,26 @@ impl SharedMemory {
         let Some(seg) = self.segment.take() else {
             return Err(self.make_error(ErrorKind::NotAttached, Operation::Detach));
         };
+        if std::mem::take(&mut self.rescue) {
+            // An `attach_unlocked`: unmap only; whatever is to remove is a later user's.
+            self.lock = OnceLock::new();
+            return seg
+                .detach(false, false)
+                .map(drop)
+                .map_err(|e| e.with_key(Arc::clone(&self.key_text)));
+        }
+        if !Segment::PERSISTENT {
+            // The system destroys the segment with its last handle: nothing here needs the
+            // lock (nor waits behind a holder that died). An open lock is kept for the next
+            // `create` or `attach` where it may be. Dropping the segment unmaps and closes
+            // it, which is all a detach is there (its `detach` would also look up whether
+            // the section is gone, which nobody asks).
+            if let Some(sem) = self.lock.take().filter(|sem| sem.keepable()) {
+                self.spare_lock = Some(Box::new(sem));
+            }
+            drop(seg);
+            return Ok(());
+        }
         let remove = self.last_detach == LastDetach::Remove;
         let (seg, sem) = match self.lock.take() {
             Some(sem) => match self
@@ -722,6 +835,32 @@ impl SharedMemory {
     /// [`ErrorKind::InvalidSize`] when `offset + buf.len()` passes the segment's size, or the
     /// segment was shrunk; otherwise as [`lock`](SharedMemory::lock).
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.read_at_with(offset, buf, Wait::Forever)
+    }
+
+    /// [`read_at`](SharedMemory::read_at), waiting at most `timeout` for the lock; a zero
+    /// `timeout` does not wait.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when the lock stayed held (a zero `timeout`: it was held);
+    /// otherwise as [`read_at`](SharedMemory::read_at).
+    pub fn read_at_timeout(&self, offset: usize, buf: &mut [u8], timeout: Duration) -> Result<()> {
+        let wait = if timeout.is_zero() {
+            Wait::Poll
+        } else {
+            Wait::For(timeout)
+        };
+        self.read_at_with(offset, buf, wait).map_err(|e| {
+            if e.kind() == ErrorKind::WouldBlock {
+                e.with_kind(ErrorKind::Timeout)
+            } else {
+                e
+            }
+        })
+    }
+
+    fn read_at_with(&self, offset: usize, buf: &mut [u8], wait: Wait) -> Result<()> {
         let Some(seg) = &self.segment else {
             return Err(self.not_attached_for_lock());
         };
@@ -740,12 +879,45 @@ impl SharedMemory {
             ));
         }
         // No size check: the read itself finds what is gone.
-        let guard = self.lock_checking(Wait::Forever, false)?;
+        let guard = self.lock_checking(wait, false)?;
         let read = seg
             .read_at(offset, buf)
             .map_err(|e| self.record_err(e.with_key(Arc::clone(&self.key_text))));
         drop(guard);
         read
+    }
+
+    /// Copies `buf.len()` bytes at `offset` out of the segment **without taking the lock**:
+    /// a way to rescue data from a segment whose lock is stuck (a Qt process that died
+    /// holding a POSIX lock, which nothing gives back). Another process may be writing
+    /// meanwhile, so the copy may be torn or inconsistent; it is a copy into `buf`, never a
+    /// slice of the shared bytes, and like [`read_at`](SharedMemory::read_at) never dies of
+    /// SIGBUS. Use [`read_at`](SharedMemory::read_at) whenever the lock can be had.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidSize`] when `offset + buf.len()` passes the segment's size, or the
+    /// segment was shrunk; [`ErrorKind::NotAttached`] when not attached.
+    pub fn read_at_unlocked(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        let Some(seg) = &self.segment else {
+            return Err(self.not_attached_for_lock());
+        };
+        if offset
+            .checked_add(buf.len())
+            .map_or(true, |end| end > seg.len())
+        {
+            return Err(self.record_err(
+                self.make_error(ErrorKind::InvalidSize, Operation::Lock)
+                    .with_detail(format!(
+                        "{} bytes at offset {offset} run past the end of the segment ({} \
+                         bytes)",
+                        buf.len(),
+                        seg.len()
+                    )),
+            ));
+        }
+        seg.read_at_unlocked(offset, buf)
+            .map_err(|e| self.record_err(e.with_key(Arc::clone(&self.key_text))))
     }
 
     /// Whether [`lock`](SharedMemory::lock) checks, once it holds the lock, that no other

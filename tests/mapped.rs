@@ -968,6 +968,7 @@ fn child_entry() {
         "file-from-env" => {
             // A plain file is not sealed: the child opts in, as for any received file.
             let seg = MappedSegment::from_env(ReceiveOptions::new().allow_unsealed(true)).unwrap();
+            assert_eq!(seg.backing(), Backing::Fd, "a tmpfs file is not a memfd");
             let mut guard = seg.lock().unwrap();
             let got = String::from_utf8_lossy(&guard.as_slice()[..6]).into_owned();
             guard.as_mut_slice().unwrap()[..5].copy_from_slice(b"child");

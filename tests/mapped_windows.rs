@@ -9,7 +9,7 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use qshm::mapped::{Backing, FileOptions, MappedSegment, ReceiveOptions};
+use qshm::mapped::{Backing, FileOptions, LayoutStamp, MappedSegment, ReceiveOptions};
 use qshm::{AccessMode, ErrorKind};
 use util::{ChildProc, PathCleanup};
 
@@ -271,6 +271,25 @@ fn errors() {
     cut.truncate(4096 + 10);
     std::fs::write(dir.join("cut"), &cut).unwrap();
     assert_eq!(kind(opts.open("cut")), ErrorKind::InvalidSize);
+    // A layout stamp recorded at create is checked at open.
+    let v2 = LayoutStamp::from_parts(2, 16, 8, "Pair");
+    let stamped = opts.clone().layout(v2).create("stamped", 64).unwrap();
+    assert_eq!(stamped.layout_stamp(), Some(v2));
+    let v1 = LayoutStamp::from_parts(1, 16, 8, "Pair");
+    assert_eq!(
+        kind(opts.clone().layout(v1).open("stamped")),
+        ErrorKind::Layout
+    );
+    assert_eq!(kind(opts.clone().layout(v1).open("seg")), ErrorKind::Layout);
+    assert_eq!(
+        opts.clone()
+            .layout(v2)
+            .open("stamped")
+            .unwrap()
+            .layout_stamp(),
+        Some(v2)
+    );
+    drop(stamped);
     // Nothing staged is left by the failed creates.
     assert_eq!(entries(&dir), ["cut", "garbage", "seg", "short"]);
     // A peer cannot truncate a mapped file: Windows refuses (ERROR_USER_MAPPED_FILE), which

@@ -51,6 +51,29 @@ fn terminated_holder_50_times() {
     eprintln!("Windows: slowest recovery {slowest:?} over 50 terminations");
 }
 
+/// A holder that dies before this process ever locked is reported too: create and attach
+/// take no lock on Windows, but open it, so that its owner mutex outlives the holder.
+#[test]
+fn holder_dying_before_our_first_lock_is_reported() {
+    let _w = Watchdog::new(
+        "holder_dying_before_our_first_lock",
+        Duration::from_secs(120),
+    );
+    let key = key("diedfirst");
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    shm.create(64, AccessMode::ReadWrite).unwrap();
+    let mut attached = SharedMemory::with_native_key(key.clone());
+    attached.attach(AccessMode::ReadOnly).unwrap();
+    let mut child = ChildProc::spawn("hold_lock", &[&key.to_string()]);
+    assert_eq!(child.expect_line(T), "locked");
+    child.kill9(); // TerminateProcess
+    let guard = shm.lock_timeout(Duration::from_secs(1)).unwrap();
+    assert!(guard.owner_died());
+    assert_eq!(util::read_u64(guard.as_slice()), 1);
+    drop(guard);
+    drop(attached.lock_timeout(Duration::from_secs(1)).unwrap());
+}
+
 /// Processes exclude each other: 3 children and this process, 500 locked increments each,
 /// end exact.
 #[test]

@@ -28,15 +28,17 @@ pub(crate) struct Cli {
 /// Options every verb takes.
 #[derive(Debug, Args)]
 pub(crate) struct Global {
-    /// Print one JSON object per result (one per line); schema in the README
+    /// Print JSON Lines: one JSON object per result and line, each with `"verb"` and
+    /// `"schema"` (the format's version); an error is then a JSON object on stderr. Valid
+    /// UTF-8 whatever the names on the machine hold (docs/cli.md)
     #[arg(long, global = true)]
     pub(crate) json: bool,
     /// KEY is a QNativeIpcKey text (`posix:/name`, `systemv:/path`, `windows:name`), not a
     /// Qt key
     #[arg(long, global = true)]
     pub(crate) native: bool,
-    /// The backend a Qt key names [default: Qt's for Qt keys: sysv on Linux, windows on
-    /// Windows]
+    /// The backend a Qt key names [default: Qt's for Qt keys: systemv on Linux, windows on
+    /// Windows; `sysv` is an alias of `systemv`]
     #[arg(long = "type", value_enum, global = true, value_name = "TYPE")]
     pub(crate) key_type: Option<KeyTypeArg>,
 }
@@ -45,7 +47,8 @@ pub(crate) struct Global {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum KeyTypeArg {
     /// System V (`shmget`), Qt's default on Linux
-    Sysv,
+    #[value(name = "systemv", alias = "sysv")]
+    SystemV,
     /// POSIX realtime (`shm_open`, /dev/shm)
     Posix,
     /// Windows named sections and semaphores, Qt's (only) type on Windows
@@ -55,12 +58,12 @@ pub(crate) enum KeyTypeArg {
 impl KeyTypeArg {
     /// Every value, in the order of the help text.
     pub(crate) const ALL: [KeyTypeArg; 3] =
-        [KeyTypeArg::Sysv, KeyTypeArg::Posix, KeyTypeArg::Windows];
+        [KeyTypeArg::SystemV, KeyTypeArg::Posix, KeyTypeArg::Windows];
 
     /// The library's key type.
     pub(crate) fn key_type(self) -> KeyType {
         match self {
-            KeyTypeArg::Sysv => KeyType::SystemV,
+            KeyTypeArg::SystemV => KeyType::SystemV,
             KeyTypeArg::Posix => KeyType::PosixRealtime,
             KeyTypeArg::Windows => KeyType::Windows,
         }
@@ -69,7 +72,7 @@ impl KeyTypeArg {
     /// The value as typed on the command line.
     pub(crate) fn name(self) -> &'static str {
         match self {
-            KeyTypeArg::Sysv => "sysv",
+            KeyTypeArg::SystemV => "systemv",
             KeyTypeArg::Posix => "posix",
             KeyTypeArg::Windows => "windows",
         }
@@ -78,8 +81,12 @@ impl KeyTypeArg {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Print the native key, the lock's native key and the Qt text form of a key
-    #[command(after_help = "Example:\n  qshm key hello\n  qshm key --type posix hello")]
+    /// Print the native key of the segment, of its lock, and the Qt text form of a key
+    #[command(
+        after_help = "One labelled line each: `segment`, `lock`, `text` (Qt's \
+                      QNativeIpcKey text).\n\nExample:\n  qshm key hello\n  \
+                      qshm key --type posix hello"
+    )]
     Key(KeyCmd),
     /// Create a segment, fill it, and hold it until interrupted (Ctrl-C, SIGTERM) or --for
     #[command(
@@ -92,22 +99,35 @@ pub(crate) enum Command {
     )]
     Create(CreateCmd),
     /// Attach read-only, lock, and copy bytes out (stdout by default, binary-safe)
-    #[command(after_help = "Example:\n  qshm read hello --offset 0 --length 16 | xxd")]
+    #[command(
+        after_help = "With --wait or --nonblock, a lock held longer (by anyone, Qt \
+                            included) is `lock busy`, exit status 1, as with flock -w / -n. \
+                            --no-lock reads without the lock, to rescue the data of a segment \
+                            whose lock is stuck (a Qt process killed holding a POSIX lock): \
+                            the bytes may be torn by a writer, and a warning says so on \
+                            stderr.\n\nExamples:\n  qshm read hello --offset 0 --length 16 | xxd\n  \
+                            qshm read hello --wait 2 -O state.bin\n  \
+                            qshm read --type posix hello --no-lock -O rescued.bin"
+    )]
     Read(ReadCmd),
     /// Attach read-write, lock, and copy bytes in (stdin by default)
     #[command(
         after_help = "Data that does not fit in the segment is an error, and then \
-                            nothing is written.\n\nExample:\n  \
-                            printf 'hello' | qshm write hello --offset 16"
+                            nothing is written. With --wait or --nonblock, a lock held longer \
+                            is `lock busy`, exit status 1, and nothing is written.\n\n\
+                            Example:\n  printf 'hello' | qshm write hello --offset 16 --wait 1"
     )]
     Write(WriteCmd),
     /// Hold a segment's lock for a time, until interrupted, or for the life of a command
     #[command(
         after_help = "With a command, its exit status is qshm's (128 + N when signal N \
-                            ended it).\n\nOn Windows, Ctrl-C reaches the command too; qshm \
+                            ended it). With --wait SECONDS or --nonblock, a lock held longer is \
+                            `lock busy`, exit status 1, and the command does not run (flock -w \
+                            / -n).\n\nOn Windows, Ctrl-C reaches the command too; qshm \
                             gives the lock back before it exits. A command's exit code above \
                             255 becomes 255, and Ctrl-C's becomes 130.\n\nExamples:\n  \
-                            qshm lock hello --for 5\n  qshm lock hello -- cp state.bin backup.bin"
+                            qshm lock hello --for 5\n  qshm lock hello -- cp state.bin backup.bin\n  \
+                            qshm lock hello --nonblock -- ./rotate.sh"
     )]
     Lock(LockCmd),
     /// Show a segment: backend, keys, size, attachments, pids, owner, lock state, orphan
@@ -116,10 +136,12 @@ pub(crate) enum Command {
                             Qt's attach does (so it waits while another process holds it), and \
                             shows the keys and the size as Windows reports it; Windows does not \
                             tell attachments, pids, owner or lock state.\n\nExample:\n  \
-                            qshm info hello\n  qshm info --native posix:/my-app"
+                            qshm info hello\n  qshm info --native posix:/my-app\n  \
+                            qshm info --mapped /dev/shm/my-mapped-segment"
     )]
-    Info(KeyOnly),
-    /// List every Qt or qshm segment on the machine, orphans marked
+    Info(InfoCmd),
+    /// List every Qt or qshm segment on the machine (qshm's mapped segments in /dev/shm and
+    /// $XDG_RUNTIME_DIR too), orphans marked
     #[command(
         after_help = "On Windows: not available (exit status 3). Windows offers programs no \
                             supported way to list named sections; `qshm info KEY` shows one \
@@ -149,15 +171,66 @@ pub(crate) enum Command {
     /// message through it; the result is checked
     #[command(after_help = "Example:\n  qshm demo\n  qshm demo --workers 8")]
     Demo(DemoCmd),
+    /// What this machine and this container allow, and why an attach or create would fail
+    /// here, each finding with its fix
+    #[command(
+        after_help = "Looks at /dev/shm (size, free space, mount options), the System V \
+                      limits (shmmax, shmall, shmmni, semmni, semmsl) and their use, the IPC \
+                      and PID namespaces (against PID 1's), fs.protected_regular, TMPDIR and \
+                      XDG_RUNTIME_DIR as Qt resolves them, and snap or flatpak confinement. \
+                      Exit status 0 when nothing is wrong, 1 when a finding is an error.\n\n\
+                      Example:\n  qshm doctor\n  qshm doctor --json"
+    )]
+    Doctor,
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    #[command(
+        after_help = "Examples:\n  qshm completions bash > ~/.local/share/bash-completion/completions/qshm\n  \
+                      qshm completions zsh > \"${fpath[1]}/_qshm\"\n  \
+                      qshm completions fish > ~/.config/fish/completions/qshm.fish"
+    )]
+    Completions(CompletionsCmd),
+    /// Print the manual page (roff), generated from the same definitions as --help
+    #[command(after_help = "Examples:\n  qshm man > qshm.1 && man ./qshm.1\n  \
+                            qshm man read > qshm-read.1")]
+    Man(ManCmd),
     /// A worker of `qshm demo` (internal)
     #[command(hide = true)]
     DemoWorker(DemoWorkerCmd),
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct KeyOnly {
+pub(crate) struct ManCmd {
+    /// The page of this verb (`qshm-VERB(1)`) instead of the tool's (`qshm(1)`)
+    #[arg(value_name = "VERB")]
+    pub(crate) verb: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsCmd {
+    /// The shell
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// `--wait SECONDS` / `--nonblock`: how long to wait for the lock (default: for ever).
+#[derive(Debug, Args)]
+pub(crate) struct WaitArgs {
+    /// Wait at most SECONDS for the lock, then fail with `lock busy` (exit status 1)
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, conflicts_with = "nonblock")]
+    pub(crate) wait: Option<f64>,
+    /// Do not wait for the lock: fail at once with `lock busy` (exit status 1) if it is held
+    #[arg(long)]
+    pub(crate) nonblock: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InfoCmd {
     #[arg(help = KEY_HELP)]
     pub(crate) key: String,
+    /// KEY is the path of a qshm mapped segment (`qshm::mapped`, include/qshm.h), a file in
+    /// /dev/shm or $XDG_RUNTIME_DIR (Linux)
+    #[arg(long, conflicts_with = "native")]
+    pub(crate) mapped: bool,
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +270,12 @@ pub(crate) struct ReadCmd {
     /// Write the bytes to FILE instead of standard output
     #[arg(long, short = 'O', value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) wait: WaitArgs,
+    /// Attach and read without the lock (to rescue a segment whose lock is stuck): the bytes
+    /// may be torn by a concurrent writer; warns on stderr; never removes the segment
+    #[arg(long, conflicts_with_all = ["wait", "nonblock"])]
+    pub(crate) no_lock: bool,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +288,8 @@ pub(crate) struct WriteCmd {
     /// Read the bytes from FILE (default and `-`: standard input)
     #[arg(long, short, value_name = "FILE")]
     pub(crate) input: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +299,8 @@ pub(crate) struct LockCmd {
     /// Hold the lock this many seconds (default: until interrupted)
     #[arg(long = "for", value_name = "SECONDS", value_parser = parse_seconds)]
     pub(crate) for_secs: Option<f64>,
+    #[command(flatten)]
+    pub(crate) wait: WaitArgs,
     /// Run this command while holding the lock (after `--`)
     #[arg(last = true, value_name = "COMMAND", conflicts_with = "for_secs")]
     pub(crate) command: Vec<String>,

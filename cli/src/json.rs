@@ -1,10 +1,15 @@
-//! The `--json` output: flat objects of strings, numbers, booleans and nulls, one per line.
+//! The `--json` output: JSON Lines (one object per line) of flat objects of strings,
+//! numbers, booleans and nulls, each starting with `"verb"` and `"schema"` ([`SCHEMA`]).
 //!
 //! Hand-written instead of serde + serde_json: every object here is a flat list of fields,
 //! which a 40-line builder and escaper cover exactly, without two more crates (and their
 //! proc-macro build) in a tool that must build quickly on 2 cores.
 
 use std::fmt::Write;
+
+/// The version of the `--json` format (docs/cli.md): raised when a field changes meaning or
+/// goes; new fields may appear without a new version.
+pub(crate) const SCHEMA: u32 = 1;
 
 /// A JSON object being built, field by field, in order.
 #[derive(Debug)]
@@ -13,12 +18,13 @@ pub(crate) struct Obj {
 }
 
 impl Obj {
-    /// `{"verb":<verb>` …
+    /// `{"verb":<verb>,"schema":<SCHEMA>` …
     pub(crate) fn new(verb: &str) -> Obj {
         Obj {
             out: String::from("{"),
         }
         .str("verb", verb)
+        .num("schema", SCHEMA)
     }
 
     fn key(&mut self, key: &str) {
@@ -136,7 +142,7 @@ mod tests {
             .finish();
         assert_eq!(
             o,
-            r#"{"verb":"x","s":"a\"b\\c\n\u0001é","n":-5,"m":null,"b":true,"f":1.500}"#
+            r#"{"verb":"x","schema":1,"s":"a\"b\\c\n\u0001é","n":-5,"m":null,"b":true,"f":1.500}"#
         );
         assert_eq!(hex(&[0, 255, 16]), "00ff10");
     }

@@ -3,7 +3,9 @@
 //! Every verb is a module of `command/`; `cli.rs` defines the arguments. Exit status: 0 on
 //! success, 1 on an operational error (one line on stderr: `qshm: <verb> <key>: <cause>`),
 //! 2 on a usage error (clap's, or a key that does not parse), 3 when the verb cannot work on
-//! this platform (`list` and `remove` on Windows).
+//! this platform (`list` and `remove` on Windows). With `--json` the error is one JSON object
+//! on stderr instead (`"verb"`, `"schema"`, `"error"`: the cause, `"key"`, `"exit_status"`,
+//! `"message"`: the line it replaces).
 //!
 //! What differs by platform is chosen in two places: interruption here (`signals`: Unix
 //! signals, or Windows console events in `signals_windows.rs`, behind one interface), and
@@ -24,25 +26,40 @@ use clap::Parser;
 pub(crate) struct Failure {
     status: u8,
     message: String,
+    /// For `--json`: the verb, the key as typed (if any) and the cause alone.
+    verb: String,
+    key: Option<String>,
+    cause: String,
 }
 
 impl Failure {
     /// A usage error (status 2): `qshm: <verb>: <message>`.
     pub(crate) fn usage(verb: &str, message: impl std::fmt::Display) -> Failure {
+        let cause = message.to_string();
         Failure {
             status: 2,
-            message: format!("qshm: {verb}: {message}"),
+            message: format!("qshm: {verb}: {cause}"),
+            verb: verb.to_owned(),
+            key: None,
+            cause,
         }
     }
 
     /// An operational error (status 1): `qshm: <verb> <key>: <cause>`.
     pub(crate) fn op(verb: &str, key: &str, cause: impl std::fmt::Display) -> Failure {
+        let cause = cause.to_string();
         let message = if key.is_empty() {
             format!("qshm: {verb}: {cause}")
         } else {
             format!("qshm: {verb} {key}: {cause}")
         };
-        Failure { status: 1, message }
+        Failure {
+            status: 1,
+            message,
+            verb: verb.to_owned(),
+            key: (!key.is_empty()).then(|| key.to_owned()),
+            cause,
+        }
     }
 
     /// An operational error from the library: its cause, without the library's own
@@ -56,6 +73,9 @@ impl Failure {
         Failure {
             status,
             message: String::new(),
+            verb: String::new(),
+            key: None,
+            cause: String::new(),
         }
     }
 
@@ -64,6 +84,16 @@ impl Failure {
     pub(crate) fn with_status(mut self, status: u8) -> Failure {
         self.status = status;
         self
+    }
+
+    /// The failure as the JSON object `--json` prints on stderr.
+    pub(crate) fn json(&self) -> String {
+        json::Obj::new(&self.verb)
+            .str("error", &self.cause)
+            .opt_str("key", self.key.as_deref())
+            .num("exit_status", self.status)
+            .str("message", &self.message)
+            .finish()
     }
 }
 
@@ -82,16 +112,47 @@ pub(crate) fn cause(err: &qshm::Error) -> String {
 }
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse(); // usage errors exit with status 2, --help with 0
+    // Usage errors exit with status 2 (as a JSON object on stderr with --json), --help with 0.
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
+    let json = cli.global.json;
     match command::run(cli) {
         Ok(code) => code,
         Err(failure) => {
             if !failure.message.is_empty() {
-                eprintln!("{}", failure.message);
+                if json {
+                    eprintln!("{}", failure.json());
+                } else {
+                    eprintln!("{}", failure.message);
+                }
             }
             ExitCode::from(failure.status)
         }
     }
+}
+
+/// Clap's error: as clap prints it, or with `--json` anywhere on the command line (it may
+/// not have been parsed) as a JSON object on stderr.
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let wants_json = std::env::args_os().skip(1).any(|a| a == "--json");
+    let informational = matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !wants_json || informational {
+        err.exit();
+    }
+    let text = err.to_string();
+    let first = text.lines().next().unwrap_or("");
+    let cause = first.strip_prefix("error: ").unwrap_or(first);
+    let failure = Failure::usage("usage", cause);
+    eprintln!("{}", failure.json());
+    ExitCode::from(2)
 }
 
 #[cfg(test)]

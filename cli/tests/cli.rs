@@ -433,7 +433,10 @@ fn key_prints_what_qt_derives() {
     let _w = Watchdog::new("key_prints_what_qt_derives");
     let key = "my key/ä!";
     let out = qshm(&["key", key]).ok().out();
-    let lines: Vec<&str> = out.lines().collect();
+    // One labelled line each; the value starts after the label's padding.
+    let lines: Vec<&str> = out.lines().map(|l| l[8..].trim_start()).collect();
+    let labels: Vec<&str> = out.lines().map(|l| l[..8].trim_end()).collect();
+    assert_eq!(labels, ["segment", "lock", "text"], "{out}");
     let native = sysv(key);
     assert_eq!(
         lines,
@@ -443,6 +446,11 @@ fn key_prints_what_qt_derives() {
             native.to_string().as_str()
         ]
     );
+    // `systemv` names the type, `sysv` stays an alias.
+    for t in ["systemv", "sysv"] {
+        let out = qshm(&["key", "--type", t, key]).ok().out();
+        assert!(out.contains(native.native_key()), "{out}");
+    }
     // The same names as a real Qt 6.11.
     let mut peer = QtPeer::spawn(QtVersion::Qt6);
     let keys = peer
@@ -1057,7 +1065,19 @@ fn bad_input_is_a_clear_error_never_a_panic() {
 fn every_verb_has_help_with_an_example() {
     let _w = Watchdog::new("every_verb_has_help_with_an_example");
     for verb in [
-        "key", "create", "read", "write", "lock", "info", "list", "remove", "clean", "demo",
+        "key",
+        "create",
+        "read",
+        "write",
+        "lock",
+        "info",
+        "list",
+        "remove",
+        "clean",
+        "demo",
+        "doctor",
+        "completions",
+        "man",
     ] {
         let out = qshm(&[verb, "--help"]).ok().out();
         assert!(out.contains("Example"), "{verb}: {out}");

@@ -110,6 +110,26 @@ impl Run {
         self
     }
 
+    /// As `fails`, with `--json`: the error is one JSON object on stderr whose `message` is
+    /// the text line (quotes escaped) and whose `exit_status` is the status.
+    #[track_caller]
+    fn fails_json(self, status: i32, prefix: &str) -> Run {
+        assert_eq!(self.status, status, "{self:?}");
+        let line = self.stderr.trim_end();
+        assert_eq!(line.lines().count(), 1, "{}", self.stderr);
+        assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+        assert!(
+            line.contains(&format!("\"exit_status\":{status}")),
+            "{line}"
+        );
+        let message = format!("\"message\":\"{}", prefix.replace('"', "\\\""));
+        assert!(
+            line.contains(&message),
+            "stderr should hold {message:?}: {line}"
+        );
+        self
+    }
+
     /// The one JSON object of stdout.
     #[track_caller]
     fn json(&self) -> String {
@@ -288,7 +308,11 @@ fn key_prints_the_platforms_names() {
     let text = k.to_string();
     assert_eq!(
         lines,
-        [k.native_key(), k.lock_key().native_key(), text.as_str()]
+        [
+            format!("segment {}", k.native_key()),
+            format!("lock    {}", k.lock_key().native_key()),
+            format!("text    {text}"),
+        ]
     );
     let json = qshm(&["key", key, "--json"]).ok().json();
     let expected_type = if cfg!(windows) { "windows" } else { "systemv" };
@@ -299,7 +323,7 @@ fn key_prints_the_platforms_names() {
     let (absent, here) = if cfg!(windows) {
         ("posix", "here: windows")
     } else {
-        ("windows", "here: sysv, posix")
+        ("windows", "here: systemv, posix")
     };
     let run = qshm(&["key", "--type", absent, key]).fails(2, "qshm: key: Qt gives `--type");
     assert!(run.stderr.contains(here), "{}", run.stderr);
@@ -431,12 +455,19 @@ fn list_clean_and_remove_say_what_the_platform_allows() {
         for json in [false, true] {
             let mut args = vec!["list"];
             args.extend(json.then_some("--json"));
-            let run = qshm(&args).fails(3, "qshm: list: Windows offers programs no supported way");
+            let fails = |run: Run, prefix: &str| match json {
+                true => run.fails_json(3, prefix),
+                false => run.fails(3, prefix),
+            };
+            let run = fails(
+                qshm(&args),
+                "qshm: list: Windows offers programs no supported way",
+            );
             assert!(run.stdout.is_empty(), "{}", run.out());
             let mut args = vec!["remove", key.as_str()];
             args.extend(json.then_some("--json"));
-            qshm(&args).fails(
-                3,
+            fails(
+                qshm(&args),
                 &format!("qshm: remove {key}: Windows destroys a segment and its lock"),
             );
         }

@@ -34,7 +34,7 @@
 //! # Ok::<(), qshm::Error>(())
 //! ```
 //!
-//! # The layout (version 1)
+//! # The layout (version 2)
 //!
 //! `include/qshm.h` in the source distribution describes it as a C struct, with the lock
 //! protocol as `static inline` functions, so that C and C++ programs (Qt's included) map the
@@ -50,6 +50,8 @@
 //! | 28 | 4 | `byte_order` | `0x01020304` |
 //! | 32 | 8 | `pid_ns` | inode of the creator's PID namespace, 0 if unknown |
 //! | 40 | 8 | `time_ns` | inode of the creator's time namespace, 0 if unknown |
+//! | 48 | 4 | `layout_version` | [`LayoutStamp`] version, 0 with hash 0: no stamp |
+//! | 56 | 8 | `layout_hash` | [`LayoutStamp`] hash |
 //! | 64 | 8 | `lock` | lock word: owner thread id (bits 0–29), waiters (bit 31), and either the owner process's liveness slot (bits 32–62, with bit 63 set: a qshm process) or its start-time tag (bits 32–62, bit 63 clear: a C program) |
 //! | 72 | 4 | `state` | bit 0: a holder died and nobody marked the data consistent since |
 //! | 80 | 8 | `generation` | number of take-overs from dead holders |
@@ -143,10 +145,12 @@ use crate::sys::{LockRef, Locked};
 use crate::AccessMode;
 
 mod options;
+mod stamp;
 
 #[cfg(qshm_linux)]
 pub use options::MemfdOptions;
 pub use options::{FileOptions, ReceiveOptions};
+pub use stamp::LayoutStamp;
 
 /// The environment variable [`MappedSegment::spawn_child`] (and, on Linux,
 /// [`MappedSegment::pass_to_child`]) sets and [`MappedSegment::from_env`] reads:
@@ -642,6 +646,11 @@ impl MappedSegment {
     /// Whether the segment is sealed against writing (`F_SEAL_WRITE`): immutable.
     pub fn is_write_sealed(&self) -> bool {
         self.inner.is_write_sealed()
+    }
+
+    /// The layout stamp recorded at create ([`LayoutStamp`]), if any.
+    pub fn layout_stamp(&self) -> Option<LayoutStamp> {
+        LayoutStamp::from_header(self.inner.layout())
     }
 
     /// How many times the lock was taken over from a holder that died (the header's

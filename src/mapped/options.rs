@@ -23,6 +23,7 @@ pub struct FileOptions {
     temporary: bool,
     check_size_on_lock: bool,
     populate: bool,
+    layout: Option<LayoutStamp>,
 }
 
 impl Default for FileOptions {
@@ -45,6 +46,7 @@ impl FileOptions {
             temporary: false,
             check_size_on_lock: true,
             populate: false,
+            layout: None,
         }
     }
 
@@ -115,6 +117,13 @@ impl FileOptions {
         self
     }
 
+    /// At create: records `stamp` in the header. At open: refuses a segment with another
+    /// stamp, or none, with [`ErrorKind::Layout`]. Default: none recorded, any accepted.
+    pub fn layout(&mut self, stamp: LayoutStamp) -> &mut FileOptions {
+        self.layout = Some(stamp);
+        self
+    }
+
     /// The path `name` resolves to.
     pub fn resolve(&self, name: impl AsRef<Path>) -> PathBuf {
         let name = name.as_ref();
@@ -131,6 +140,7 @@ impl FileOptions {
             allow_disk_backed: self.allow_disk_backed,
             allow_unsealed: true,
             check_size_on_lock: self.check_size_on_lock,
+            layout: self.layout.map(LayoutStamp::raw),
         }
     }
 
@@ -233,6 +243,7 @@ impl FileOptions {
 pub struct MemfdOptions {
     seal: bool,
     populate: bool,
+    layout: Option<LayoutStamp>,
 }
 
 #[cfg(qshm_linux)]
@@ -249,6 +260,7 @@ impl MemfdOptions {
         MemfdOptions {
             seal: true,
             populate: false,
+            layout: None,
         }
     }
 
@@ -267,6 +279,13 @@ impl MemfdOptions {
         self
     }
 
+    /// Records `stamp` in the header ([`LayoutStamp`]); receivers can insist on it with
+    /// [`ReceiveOptions::layout`].
+    pub fn layout(&mut self, stamp: LayoutStamp) -> &mut MemfdOptions {
+        self.layout = Some(stamp);
+        self
+    }
+
     /// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)` with a data area of `size`
     /// bytes (zeroed). `name` is only a label (shown in `/proc/<pid>/fd`).
     ///
@@ -276,7 +295,7 @@ impl MemfdOptions {
     /// NUL or longer than 249 bytes), [`ErrorKind::OutOfResources`].
     #[doc(alias = "memfd_create")]
     pub fn create(&self, name: &str, size: usize) -> Result<MappedSegment> {
-        let inner = imp::create_memfd(name, size, self.seal)?;
+        let inner = imp::create_memfd(name, size, self.seal, self.layout.map(LayoutStamp::raw))?;
         MappedSegment::new(inner, format!("memfd:{name}"))
             .populated(self.populate, Operation::Create)
     }
@@ -290,6 +309,7 @@ pub struct ReceiveOptions {
     allow_unsealed: bool,
     allow_disk_backed: bool,
     pub(super) populate: bool,
+    layout: Option<LayoutStamp>,
 }
 
 impl Default for ReceiveOptions {
@@ -306,6 +326,7 @@ impl ReceiveOptions {
             allow_unsealed: false,
             allow_disk_backed: false,
             populate: false,
+            layout: None,
         }
     }
 
@@ -331,6 +352,12 @@ impl ReceiveOptions {
         self
     }
 
+    /// Refuses a segment with another layout stamp, or none, with [`ErrorKind::Layout`].
+    pub fn layout(&mut self, stamp: LayoutStamp) -> &mut ReceiveOptions {
+        self.layout = Some(stamp);
+        self
+    }
+
     /// Accepts a plain file on a disk-backed file system.
     pub fn allow_disk_backed(&mut self, allow: bool) -> &mut ReceiveOptions {
         self.allow_disk_backed = allow;
@@ -343,6 +370,7 @@ impl ReceiveOptions {
             allow_disk_backed: self.allow_disk_backed,
             allow_unsealed: self.allow_unsealed,
             check_size_on_lock: true,
+            layout: self.layout.map(LayoutStamp::raw),
         }
     }
 }

@@ -72,6 +72,26 @@ pub(crate) fn copy_out<M: Mapping>(mapping: &M, offset: usize, buf: &mut [u8]) {
     }
 }
 
+/// Copies `buf.len()` bytes at `offset` of `mapping` into `buf` **without** the lock: for
+/// rescuing data from a segment whose lock is stuck. Another process may write the bytes
+/// meanwhile, so the copy may be torn; it is made byte by byte with volatile reads into a
+/// buffer of our own, and no reference to the shared bytes is ever made. The caller has
+/// checked `offset + buf.len()` (checked again here: a violation panics).
+pub(crate) fn copy_out_unlocked<M: Mapping>(mapping: &M, offset: usize, buf: &mut [u8]) {
+    assert!(offset
+        .checked_add(buf.len())
+        .is_some_and(|end| end <= mapping.len()));
+    let base = mapping.ptr();
+    for (i, byte) in buf.iter_mut().enumerate() {
+        // SAFETY: `offset + i` lies in the mapping (asserted above; `Mapping` guarantees
+        // `ptr..ptr+len` is mapped and initialised while `mapping` is borrowed). The read is
+        // volatile and of one `u8`, which has no invalid values: a concurrent write by
+        // another process can change what is read, never make it an invalid value, and no
+        // Rust reference to the shared byte exists.
+        *byte = unsafe { base.add(offset + i).read_volatile() };
+    }
+}
+
 /// A cross-process lock that lives in a mapped segment (the in-segment robust lock, or the
 /// no-op lock of a write-sealed segment).
 #[cfg(any(qshm_linux, qshm_windows))]

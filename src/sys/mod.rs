@@ -88,7 +88,7 @@ pub(crate) mod inspect {
 pub(crate) use imp::*;
 #[cfg(any(qshm_linux, qshm_windows))]
 pub(crate) use locked::SegmentLock;
-pub(crate) use locked::{copy_out, InProcessLock, LockRef, Locked, Mapping};
+pub(crate) use locked::{copy_out, copy_out_unlocked, InProcessLock, LockRef, Locked, Mapping};
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) use user::{euid, user_name};
 

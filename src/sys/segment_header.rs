@@ -33,7 +33,9 @@ pub(crate) struct Header {
     pub(crate) byte_order: u32,
     pub(crate) pid_ns: u64,
     pub(crate) time_ns: u64,
-    pub(crate) reserved0: [u8; 16],
+    pub(crate) layout_version: u32,
+    pub(crate) reserved0: u32,
+    pub(crate) layout_hash: u64,
     pub(crate) lock: u64,
     pub(crate) state: u32,
     pub(crate) reserved1: u32,
@@ -48,6 +50,8 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, byte_order) == 28);
     assert!(std::mem::offset_of!(Header, pid_ns) == 32);
     assert!(std::mem::offset_of!(Header, time_ns) == 40);
+    assert!(std::mem::offset_of!(Header, layout_version) == 48);
+    assert!(std::mem::offset_of!(Header, layout_hash) == 56);
     assert!(std::mem::offset_of!(Header, lock) == 64);
     assert!(std::mem::offset_of!(Header, state) == 72);
     assert!(std::mem::offset_of!(Header, generation) == 80);
@@ -67,7 +71,9 @@ impl Header {
             byte_order: u32_at(28),
             pid_ns: u64_at(32),
             time_ns: u64_at(40),
-            reserved0: [0; 16],
+            layout_version: u32_at(48),
+            reserved0: 0,
+            layout_hash: u64_at(56),
             lock: u64_at(64),
             state: u32_at(72),
             reserved1: 0,
@@ -78,7 +84,42 @@ impl Header {
 
 /// What a valid header says: header size, data size, flags, and the creator's (PID, time)
 /// namespaces.
-pub(crate) type HeaderFacts = (usize, usize, u32, (u64, u64));
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeaderFacts {
+    pub(crate) header_size: usize,
+    pub(crate) data_size: usize,
+    pub(crate) flags: u32,
+    /// The creator's (PID, time) namespaces.
+    pub(crate) namespaces: (u64, u64),
+    /// The layout stamp (version, hash); (0, 0): none.
+    pub(crate) layout: (u32, u64),
+}
+
+/// Refuses a segment whose layout stamp is not the `expected` one (when one is expected).
+pub(crate) fn check_layout(
+    found: (u32, u64),
+    expected: Option<(u32, u64)>,
+    op: Operation,
+    label: &str,
+) -> Result<()> {
+    let Some(expected) = expected.filter(|&e| e != found) else {
+        return Ok(());
+    };
+    let show = |(version, hash): (u32, u64)| {
+        if (version, hash) == (0, 0) {
+            "no layout stamp".to_owned()
+        } else {
+            format!("layout stamp version {version}, hash {hash:#018x}")
+        }
+    };
+    Err(
+        Error::new(ErrorKind::Layout, op, label).with_detail(format!(
+            "the segment was created with {}; this program expects {}",
+            show(found),
+            show(expected)
+        )),
+    )
+}
 
 /// Checks a header read from a file of `file_len` bytes; returns what it says ([`HeaderFacts`]).
 /// The error is (kind, message).
@@ -155,12 +196,13 @@ pub(crate) fn validate_header(
             ),
         ));
     }
-    Ok((
+    Ok(HeaderFacts {
         header_size,
-        h.data_size as usize,
-        h.flags,
-        (h.pid_ns, h.time_ns),
-    ))
+        data_size: h.data_size as usize,
+        flags: h.flags,
+        namespaces: (h.pid_ns, h.time_ns),
+        layout: (h.layout_version, h.layout_hash),
+    })
 }
 
 /// The bytes of a new header (the fixed part; the lock, state and generation are 0).
@@ -169,6 +211,7 @@ pub(crate) fn new_header_bytes(
     data_size: usize,
     flags: u32,
     (pid_ns, time_ns): (u64, u64),
+    (layout_version, layout_hash): (u32, u64),
 ) -> [u8; MIN_HEADER_SIZE] {
     let mut bytes = [0u8; MIN_HEADER_SIZE];
     bytes[0..8].copy_from_slice(&MAGIC);
@@ -179,7 +222,32 @@ pub(crate) fn new_header_bytes(
     bytes[28..32].copy_from_slice(&BYTE_ORDER.to_ne_bytes());
     bytes[32..40].copy_from_slice(&pid_ns.to_ne_bytes());
     bytes[40..48].copy_from_slice(&time_ns.to_ne_bytes());
+    bytes[48..52].copy_from_slice(&layout_version.to_ne_bytes());
+    bytes[56..64].copy_from_slice(&layout_hash.to_ne_bytes());
     bytes
+}
+
+/// The layout stamp (version, hash) in the header mapped at `base`.
+///
+/// # Safety
+///
+/// `base` must point to a mapped, page-aligned header of at least `MIN_HEADER_SIZE` bytes
+/// (readable) that stays mapped during the call.
+pub(crate) unsafe fn mapped_layout(base: *const u8) -> (u32, u64) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // SAFETY: offsets 48, 56 and 60 lie in the header and are 4-aligned (base is
+    // page-aligned); the caller keeps the header mapped. Atomic loads, because another
+    // process could write these bytes at any time (a well-behaved one never does after
+    // creating the segment); 32-bit loads, which every target does on read-only pages.
+    let word =
+        |offset: usize| unsafe { (*base.add(offset).cast::<AtomicU32>()).load(Ordering::Relaxed) };
+    let (a, b) = (u64::from(word(56)), u64::from(word(60)));
+    let hash = if cfg!(target_endian = "little") {
+        b << 32 | a
+    } else {
+        a << 32 | b
+    };
+    (word(48), hash)
 }
 
 /// The total size of a segment of `data_size` bytes after a header of `header_size`:
@@ -209,10 +277,16 @@ mod tests {
     #[test]
     fn a_new_header_validates() {
         let mut file = vec![0u8; 4096 + 10];
-        file[..MIN_HEADER_SIZE].copy_from_slice(&new_header_bytes(4096, 10, 1, (7, 8)));
+        file[..MIN_HEADER_SIZE].copy_from_slice(&new_header_bytes(4096, 10, 1, (7, 8), (3, 9)));
         assert_eq!(
             validate_header(&file, file.len() as u64),
-            Ok((4096, 10, 1, (7, 8)))
+            Ok(HeaderFacts {
+                header_size: 4096,
+                data_size: 10,
+                flags: 1,
+                namespaces: (7, 8),
+                layout: (3, 9)
+            })
         );
         let short = validate_header(&file, 4096 + 9).unwrap_err();
         assert_eq!(short.0, ErrorKind::InvalidSize);

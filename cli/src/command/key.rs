@@ -10,7 +10,13 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &KeyCmd) -> Outcome {
     let key = ctx.key(&cmd.key)?;
     let lock = key.lock_key();
     ctx.emit(
-        || format!("{}\n{}\n{key}", key.native_key(), lock.native_key()),
+        || {
+            format!(
+                "segment {}\nlock    {}\ntext    {key}",
+                key.native_key(),
+                lock.native_key()
+            )
+        },
         || {
             Obj::new("key")
                 .str("key", &cmd.key)

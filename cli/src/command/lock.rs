@@ -8,7 +8,7 @@ use std::time::Duration;
 use qshm::{AccessMode, SharedMemory};
 
 use super::platform::exit_status;
-use super::{seconds, Ctx, Outcome};
+use super::{attach, detach, lock, lock_wait, seconds, Ctx, Outcome};
 use crate::cli::LockCmd;
 use crate::json::Obj;
 use crate::{signals, Failure};
@@ -19,12 +19,11 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &LockCmd) -> Outcome {
     let mut shm = SharedMemory::with_native_key(key);
     // Read-only is enough to take the lock, and works where the segment's mode gives only
     // read permission.
-    shm.attach(AccessMode::ReadOnly)
-        .map_err(|e| ctx.lib(name, &e))?;
+    let waited = attach(ctx, name, &mut shm, AccessMode::ReadOnly, &cmd.wait)?;
     // Waiting for the lock with signals at their defaults keeps Ctrl-C working while it is
     // held by someone else; once it is ours, they are blocked and waited for, so that we
     // unlock and detach before exiting.
-    let guard = shm.lock().map_err(|e| ctx.lib(name, &e))?;
+    let guard = lock(ctx, name, &shm, &cmd.wait, waited)?;
     let blocked =
         signals::block().map_err(|e| ctx.op(name, format_args!("cannot block signals: {e}")))?;
     ctx.emit(
@@ -44,7 +43,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &LockCmd) -> Outcome {
         run_command(ctx, name, &cmd.command, &blocked)?
     };
     guard.unlock().map_err(|e| ctx.lib(name, &e))?;
-    shm.detach().map_err(|e| ctx.lib(name, &e))?;
+    detach(ctx, name, &mut shm, lock_wait(&cmd.wait))?;
     Ok(ExitCode::from(status))
 }
 

@@ -4,6 +4,7 @@ mod create;
 mod demo;
 mod key;
 mod lock;
+mod manual;
 mod read;
 mod write;
 
@@ -22,11 +23,11 @@ use windows as platform;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use qshm::{KeyType, NativeKey};
+use qshm::{AccessMode, ErrorKind, KeyType, LockGuard, NativeKey, SharedMemory};
 
-use crate::cli::{Cli, Command, Global, KeyTypeArg};
+use crate::cli::{Cli, Command, Global, KeyTypeArg, WaitArgs};
 use crate::json::Obj;
 use crate::Failure;
 
@@ -46,6 +47,9 @@ pub(crate) fn run(cli: Cli) -> Outcome {
         Command::Remove(c) => platform::remove(&Ctx::new(g, "remove"), &c),
         Command::Clean(c) => platform::clean(&Ctx::new(g, "clean"), &c),
         Command::Demo(c) => demo::run(&Ctx::new(g, "demo"), &c),
+        Command::Doctor => platform::doctor(&Ctx::new(g, "doctor")),
+        Command::Completions(c) => manual::completions(&c),
+        Command::Man(c) => manual::man(&Ctx::new(g, "man"), &c),
         Command::DemoWorker(c) => demo::worker(&c),
     }
 }
@@ -171,6 +175,83 @@ pub(crate) fn read_input(
         ));
     }
     Ok(data)
+}
+
+/// How long `--wait` / `--nonblock` let a verb wait for the lock: `None` for ever, zero not
+/// at all.
+pub(crate) fn lock_wait(w: &WaitArgs) -> Option<Duration> {
+    if w.nonblock {
+        Some(Duration::ZERO)
+    } else {
+        seconds(w.wait)
+    }
+}
+
+/// `lock busy` (exit status 1) for a lock that stayed held, as `flock -w` / `-n` fail.
+pub(crate) fn busy_or(ctx: &Ctx<'_>, key: &str, err: &qshm::Error, wait: &WaitArgs) -> Failure {
+    if matches!(err.kind(), ErrorKind::Timeout | ErrorKind::WouldBlock) {
+        let how = match (wait.wait, wait.nonblock) {
+            (_, true) => "held by another process (--nonblock)".to_owned(),
+            (Some(s), _) => format!("still held by another process after {s} s (--wait)"),
+            (None, _) => "held by another process".to_owned(),
+        };
+        return ctx.op(key, format_args!("lock busy: {how}"));
+    }
+    ctx.lib(key, err)
+}
+
+/// Attaches, waiting for the lock (where attaching takes it: System V) as `wait` says, and
+/// returns how long that took (a later [`lock`] waits only for what is left). With a
+/// limited wait, the detach (which takes the lock too) waits no longer either.
+pub(crate) fn attach(
+    ctx: &Ctx<'_>,
+    key: &str,
+    shm: &mut SharedMemory,
+    mode: AccessMode,
+    wait: &WaitArgs,
+) -> Result<Duration, Failure> {
+    if let Some(d) = lock_wait(wait) {
+        shm.set_detach_timeout(d.max(Duration::from_millis(10)));
+    }
+    let start = Instant::now();
+    match lock_wait(wait) {
+        None => shm.attach(mode),
+        Some(d) => shm.attach_timeout(mode, d),
+    }
+    .map_err(|e| busy_or(ctx, key, &e, wait))?;
+    Ok(start.elapsed())
+}
+
+/// Detaches. A detach that found the lock held for as long as a limited wait allows is
+/// detached all the same (the segment, if this was its last user, stays for a later one):
+/// not an error then.
+pub(crate) fn detach(
+    ctx: &Ctx<'_>,
+    key: &str,
+    shm: &mut SharedMemory,
+    wait: Option<Duration>,
+) -> Result<(), Failure> {
+    match shm.detach() {
+        Err(e) if e.kind() == ErrorKind::Timeout && wait.is_some() => Ok(()),
+        r => r.map_err(|e| ctx.lib(key, &e)),
+    }
+}
+
+/// Takes the lock, waiting as `wait` says, less `waited` already (by the attach): one
+/// `--wait` bounds the whole verb, as `flock -w` does. What is used up leaves one try.
+pub(crate) fn lock<'a>(
+    ctx: &Ctx<'_>,
+    key: &str,
+    shm: &'a SharedMemory,
+    wait: &WaitArgs,
+    waited: Duration,
+) -> Result<LockGuard<'a>, Failure> {
+    match lock_wait(wait).map(|d| d.saturating_sub(waited)) {
+        None => shm.lock(),
+        Some(d) if d.is_zero() => shm.try_lock(),
+        Some(d) => shm.lock_timeout(d),
+    }
+    .map_err(|e| busy_or(ctx, key, &e, wait))
 }
 
 /// `--for SECONDS` as a duration.

@@ -2,8 +2,10 @@
 //! under `unix/`), what they share, and a command's exit status.
 
 mod clean;
+mod doctor;
 mod info;
 mod list;
+mod mapped;
 mod remove;
 
 use qshm::inspect::{self, SegmentInfo};
@@ -11,6 +13,7 @@ use qshm::inspect::{self, SegmentInfo};
 use crate::json::Obj;
 
 pub(super) use clean::run as clean;
+pub(super) use doctor::run as doctor;
 pub(super) use info::run as info;
 pub(super) use list::run as list;
 pub(super) use remove::run as remove;
@@ -74,6 +77,10 @@ pub(crate) fn segment_json(verb: &str, s: &SegmentInfo) -> Obj {
 /// UTF-8 (no native key), its file, escaped ([`inspect::escape_name`]); else that its key
 /// file is gone.
 pub(crate) fn segment_name(s: &SegmentInfo) -> String {
+    printable(&segment_name_raw(s))
+}
+
+fn segment_name_raw(s: &SegmentInfo) -> String {
     match (&s.native_key, s.path.as_ref().or(s.key_file.as_ref())) {
         (Some(key), _) => key.to_string(),
         (None, Some(file)) => format!(
@@ -82,6 +89,21 @@ pub(crate) fn segment_name(s: &SegmentInfo) -> String {
         ),
         (None, None) => "(key file gone)".to_owned(),
     }
+}
+
+/// `s` for a terminal: control characters (C0, DEL, C1) and the line and paragraph
+/// separators as `\xHH` / `\u{HHHH}`, so that a name cannot break a line of the table or
+/// send escape sequences to the terminal.
+pub(crate) fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match u32::from(c) {
+            n @ (0..=0x1f | 0x7f) => out.push_str(&format!("\\x{n:02x}")),
+            n @ (0x80..=0x9f | 0x2028 | 0x2029) => out.push_str(&format!("\\u{{{n:04x}}}")),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// A pid with whether it runs, for text output.

@@ -11,7 +11,7 @@ use std::process::{ExitCode, ExitStatus};
 use qshm::{AccessMode, SharedMemory};
 
 use super::{type_name, Ctx, Outcome};
-use crate::cli::{CleanCmd, KeyOnly, ListCmd, RemoveCmd};
+use crate::cli::{CleanCmd, InfoCmd, ListCmd, RemoveCmd};
 use crate::json::Obj;
 
 /// Whether segments have permission bits (`create --mode`): not on Windows, where a section
@@ -32,8 +32,13 @@ const NO_REMOVE: &str = "Windows destroys a segment and its lock with their last
 
 /// `qshm info KEY`: attaches read-only (which takes the lock for an instant, as Qt's attach
 /// does) and prints what Windows tells: the keys and the section's size.
-pub(super) fn info(ctx: &Ctx<'_>, cmd: &KeyOnly) -> Outcome {
+pub(super) fn info(ctx: &Ctx<'_>, cmd: &InfoCmd) -> Outcome {
     let name = cmd.key.as_str();
+    if cmd.mapped {
+        return Err(ctx
+            .op(name, "mapped segments (qshm::mapped) are Linux's")
+            .with_status(UNSUPPORTED));
+    }
     let key = ctx.key(name)?;
     let mut shm = SharedMemory::with_native_key(key);
     shm.attach(AccessMode::ReadOnly)
@@ -113,4 +118,15 @@ pub(super) fn exit_status(status: ExitStatus) -> u8 {
         Some(STATUS_CONTROL_C_EXIT) => 130,
         _ => 255,
     }
+}
+
+/// `qshm doctor`: its checks are of Linux's limits (/dev/shm, System V, namespaces).
+pub(super) fn doctor(ctx: &Ctx<'_>) -> Outcome {
+    Err(ctx
+        .op(
+            "",
+            "not available on Windows: its checks are of /dev/shm, System V limits and \
+             namespaces; a Windows section is limited only by the paging file",
+        )
+        .with_status(UNSUPPORTED))
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use qshm::{AccessMode, SharedMemory};
 
-use super::{read_input, Ctx, Outcome};
+use super::{attach, detach, lock, lock_wait, read_input, Ctx, Outcome};
 use crate::cli::WriteCmd;
 use crate::json::Obj;
 
@@ -13,8 +13,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &WriteCmd) -> Outcome {
     let name = cmd.key.as_str();
     let key = ctx.key(name)?;
     let mut shm = SharedMemory::with_native_key(key);
-    shm.attach(AccessMode::ReadWrite)
-        .map_err(|e| ctx.lib(name, &e))?;
+    let waited = attach(ctx, name, &mut shm, AccessMode::ReadWrite, &cmd.wait)?;
     // A peer that shrank the segment: refused under the lock, not SIGBUS.
     shm.set_check_size_on_lock(true);
     let size = shm.size() as u64;
@@ -41,13 +40,13 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &WriteCmd) -> Outcome {
         ));
     }
     {
-        let mut guard = shm.lock().map_err(|e| ctx.lib(name, &e))?;
+        let mut guard = lock(ctx, name, &shm, &cmd.wait, waited)?;
         let bytes = guard.as_mut_slice().map_err(|e| ctx.lib(name, &e))?;
         let start = offset as usize;
         bytes[start..start + data.len()].copy_from_slice(&data);
         guard.unlock().map_err(|e| ctx.lib(name, &e))?;
     }
-    shm.detach().map_err(|e| ctx.lib(name, &e))?;
+    detach(ctx, name, &mut shm, lock_wait(&cmd.wait))?;
     ctx.emit(
         || format!("wrote {} bytes at offset {offset} of {name}", data.len()),
         || {

@@ -466,6 +466,10 @@ unsafe impl RawSegment for Segment {
         each!(Segment, self, |s| s.read_at(offset, buf))
     }
 
+    fn read_at_unlocked(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        each!(Segment, self, |s| s.read_at_unlocked(offset, buf))
+    }
+
     fn detach(self, remove_if_last: bool, remove_key_file: bool) -> Result<Detached> {
         each!(Segment, self, |s| s.detach(remove_if_last, remove_key_file))
     }

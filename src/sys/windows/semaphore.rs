@@ -230,15 +230,17 @@ impl RawSemaphore for WinSemaphore {
         }
         // SAFETY: a handle this call just opened and nothing else owns.
         let sem = unsafe { OwnedHandle::from_raw_handle(raw) };
-        Ok((
-            WinSemaphore {
-                sem,
-                text,
-                name,
-                owner: OnceLock::new(),
-            },
-            created,
-        ))
+        let sem = WinSemaphore {
+            sem,
+            text,
+            name,
+            owner: OnceLock::new(),
+        };
+        // The owner mutex too, now: a process that has it open keeps it alive, so that a
+        // holder that dies before this process's first lock is still reported
+        // (`WAIT_ABANDONED` needs a mutex that outlives its owner).
+        sem.owner(op)?;
+        Ok((sem, created))
     }
 
     fn acquire(&self, wait: Wait, undo: Undo, op: Operation) -> Result<bool> {
@@ -278,5 +280,16 @@ impl RawSemaphore for WinSemaphore {
     /// The semaphore goes with its last handle: giving the hold back is all there is to do.
     fn remove_while_held(&self) -> Result<()> {
         self.release(1, Undo::Yes, Operation::Remove)
+    }
+
+    /// A handle kept open keeps the object and its name, as Qt's `QSharedMemory` keeps its
+    /// semaphore: nobody else is affected.
+    fn keepable(&self) -> bool {
+        true
+    }
+
+    /// While this handle is open the name refers to its object, whoever else closes theirs.
+    fn reusable(&self) -> bool {
+        true
     }
 }

@@ -48,7 +48,16 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &CleanCmd) -> Outcome {
                 false,
             ),
             Err(e) => {
-                eprintln!("qshm: clean {name}: {}", crate::cause(&e));
+                let failure = ctx.op(&name, crate::cause(&e));
+                if ctx.json() {
+                    eprintln!("{}", failure.json());
+                } else {
+                    eprintln!(
+                        "qshm: clean {}: {}",
+                        super::printable(&name),
+                        crate::cause(&e)
+                    );
+                }
                 failed = true;
             }
         }
@@ -68,7 +77,13 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &CleanCmd) -> Outcome {
 
 fn report(ctx: &Ctx<'_>, item: &Leftover, name: &str, detail: &str, what: &str, removed: bool) {
     ctx.emit(
-        || format!("{what} {} {name} ({detail})", item.kind().replace('_', " ")),
+        || {
+            format!(
+                "{what} {} {} ({detail})",
+                item.kind().replace('_', " "),
+                super::printable(name)
+            )
+        },
         || {
             let obj = Obj::new("clean")
                 .str("kind", item.kind())

@@ -4,11 +4,25 @@ use std::process::ExitCode;
 
 use qshm::inspect::{self, SegmentInfo};
 
-use super::{pid_text, segment_json};
-use crate::cli::KeyOnly;
+use super::{pid_text, printable, segment_json};
+use crate::cli::InfoCmd;
 use crate::command::{Ctx, Outcome};
 
-pub(crate) fn run(ctx: &Ctx<'_>, cmd: &KeyOnly) -> Outcome {
+pub(crate) fn run(ctx: &Ctx<'_>, cmd: &InfoCmd) -> Outcome {
+    if cmd.mapped {
+        let path = std::path::Path::new(&cmd.key);
+        if !path.exists() {
+            return Err(ctx.op(&cmd.key, "no such file"));
+        }
+        let m = super::mapped::read_path(path).ok_or_else(|| {
+            ctx.op(
+                &cmd.key,
+                "not a qshm mapped segment (no qshm header of version 2), or not readable",
+            )
+        })?;
+        ctx.emit(|| m.text(), || m.json("info"));
+        return Ok(ExitCode::SUCCESS);
+    }
     let key = ctx.key(&cmd.key)?;
     let info = inspect::info(&key).map_err(|e| ctx.lib(&cmd.key, &e))?;
     ctx.emit(|| text(&info), || segment_json("info", &info));
@@ -65,7 +79,7 @@ pub(crate) fn text(s: &SegmentInfo) -> String {
     ]);
     lines
         .iter()
-        .map(|(k, v)| format!("{k:<12} {v}"))
+        .map(|(k, v)| format!("{k:<12} {}", printable(v)))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -127,7 +127,15 @@ pub(crate) fn create_file(
         } else {
             0
         };
-        write_header(&fd, header_size, data_size, flags, &label, op)?;
+        write_header(
+            &fd,
+            header_size,
+            data_size,
+            flags,
+            params.layout,
+            &label,
+            op,
+        )?;
         // Users hold a shared flock while attached; the last one can take it exclusively.
         rustix::fs::flock(&fd, FlockOperation::LockShared)
             .map_err(|e| Ctx::label(op, &label).errno(e))?;
@@ -228,12 +236,12 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
         let fs = rustix::fs::fstatfs(&fd).map_err(|e| Ctx::label(op, &label).errno(e))?;
         check_ram_backed(fs.f_type as i64, params.allow_disk_backed, path, op)
             .map_err(|e| e.with_key(label.clone()))?;
-        let (header_size, data_size, flags, creator_ns) =
-            read_header(&fd, st.st_size as u64, op, &label)?;
-        let req = MapRequest::file(header_size, data_size, params, creator_ns);
+        let facts = read_header(&fd, st.st_size as u64, op, &label)?;
+        check_layout(facts.layout, params.layout, op, &label)?;
+        let req = MapRequest::file(facts.header_size, facts.data_size, params, facts.namespaces);
         let backing = Backing::File {
             path: path.to_path_buf(),
-            remove_on_last_detach: flags & FLAG_REMOVE_ON_LAST_DETACH != 0,
+            remove_on_last_detach: facts.flags & FLAG_REMOVE_ON_LAST_DETACH != 0,
             opener: std::process::id(),
         };
         return map_fd(fd, backing, req, op, &label);

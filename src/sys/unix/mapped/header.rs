@@ -15,10 +15,17 @@ pub(super) fn write_header(
     header_size: usize,
     data_size: usize,
     flags: u32,
+    layout: Option<(u32, u64)>,
     label: &str,
     op: Operation,
 ) -> Result<()> {
-    let bytes = new_header_bytes(header_size, data_size, flags, namespaces());
+    let bytes = new_header_bytes(
+        header_size,
+        data_size,
+        flags,
+        namespaces(),
+        layout.unwrap_or((0, 0)),
+    );
     let n = rustix::io::pwrite(fd, &bytes, 0).map_err(|e| Ctx::label(op, label).errno(e))?;
     if n != bytes.len() {
         return Err(Error::new(ErrorKind::OutOfResources, op, label)

@@ -4,7 +4,12 @@ use super::*;
 
 /// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`, sized, sealed (when `seal`)
 /// against shrinking and growing before it is mapped, and initialised.
-pub(crate) fn create_memfd(name: &str, data_size: usize, seal: bool) -> Result<MappedInner> {
+pub(crate) fn create_memfd(
+    name: &str,
+    data_size: usize,
+    seal: bool,
+    layout: Option<(u32, u64)>,
+) -> Result<MappedInner> {
     let op = Operation::Create;
     let label = format!("memfd:{name}");
     let header_size = new_header_size();
@@ -20,7 +25,7 @@ pub(crate) fn create_memfd(name: &str, data_size: usize, seal: bool) -> Result<M
     .map_err(|e| Ctx::label(op, &label).errno(e))?;
     rustix::fs::ftruncate(&fd, total as u64).map_err(|e| size_err(e, op, &label))?;
     check_room(&fd, total, op, &label)?;
-    write_header(&fd, header_size, data_size, 0, &label, op)?;
+    write_header(&fd, header_size, data_size, 0, layout, &label, op)?;
     let seals = if seal {
         SealFlags::SHRINK | SealFlags::GROW
     } else {
@@ -85,7 +90,10 @@ pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<M
         )?;
     }
     // With F_SEAL_SHRINK the size checked here cannot decrease afterwards.
-    let (header_size, data_size, _, creator_ns) = read_header(&fd, st.st_size as u64, op, label)?;
+    let facts = read_header(&fd, st.st_size as u64, op, label)?;
+    check_layout(facts.layout, params.layout, op, label)?;
+    let (header_size, data_size, creator_ns) =
+        (facts.header_size, facts.data_size, facts.namespaces);
     let immutable = seals.is_some_and(|s| s.contains(SealFlags::WRITE));
     let req = MapRequest {
         header_size,
@@ -97,8 +105,18 @@ pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<M
         creator_ns,
     };
     let backing = match seals {
-        Some(_) => Backing::Memfd,
-        None => Backing::Fd,
+        Some(s) if is_memfd(&fd, s) => Backing::Memfd,
+        _ => Backing::Fd,
     };
     map_fd(fd, backing, req, op, label)
+}
+
+/// Whether `fd` is a memfd. Files on tmpfs answer `F_GET_SEALS` too (with `F_SEAL_SEAL`
+/// alone: they cannot be sealed), so the seals alone do not tell; a memfd's `/proc` link
+/// starts with `/memfd:`. Without `/proc`: any seal besides `F_SEAL_SEAL` means a memfd.
+fn is_memfd(fd: &OwnedFd, seals: SealFlags) -> bool {
+    match std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
+        Ok(link) => link.as_os_str().as_bytes().starts_with(b"/memfd:"),
+        Err(_) => seals != SealFlags::SEAL,
+    }
 }

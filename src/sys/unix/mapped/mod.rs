@@ -96,6 +96,8 @@ pub(crate) struct OpenParams {
     pub(crate) allow_disk_backed: bool,
     pub(crate) allow_unsealed: bool,
     pub(crate) check_size_on_lock: bool,
+    /// The layout stamp to write (create) or to expect (open); `None`: none / any.
+    pub(crate) layout: Option<(u32, u64)>,
 }
 
 /// The lock of a mapped segment: one enum, so that `Locked::acquire` inlines its fast path.
@@ -391,6 +393,14 @@ impl MappedInner {
     }
 
     /// How many times the lock was taken over from a dead holder.
+    /// The layout stamp the header records (version, hash); (0, 0): none.
+    pub(crate) fn layout(&self) -> (u32, u64) {
+        // SAFETY: `map` is the page-aligned start of the header mapping (readable, at least
+        // a header long), which stays mapped while `self` is borrowed (only `close` and
+        // `seal_write`, which take `&mut self` or `self`, unmap it).
+        unsafe { crate::sys::segment_header::mapped_layout(self.map.as_ptr()) }
+    }
+
     pub(crate) fn lock_generation(&self) -> u64 {
         match &self.lock {
             LockKind::Robust(l) => l.generation(),

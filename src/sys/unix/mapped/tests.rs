@@ -21,7 +21,7 @@ fn header_bytes(version: u32, header_size: u32, data_size: u64) -> Vec<u8> {
 #[test]
 fn header_validation() {
     let ok = header_bytes(VERSION, 4096, 100);
-    assert_eq!(validate_header(&ok, 4196).unwrap().1, 100);
+    assert_eq!(validate_header(&ok, 4196).unwrap().data_size, 100);
     assert_eq!(
         validate_header(&ok, 4195).unwrap_err().0,
         ErrorKind::InvalidSize

@@ -452,6 +452,12 @@ unsafe impl RawSegment for PosixSegment {
         Ok(())
     }
 
+    /// The same `pread`: the kernel copies, so no lock is needed for it to be sound (only
+    /// for the bytes to be consistent).
+    fn read_at_unlocked(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.read_at(offset, buf)
+    }
+
     fn remap(&mut self) -> Result<()> {
         self.remap_file().map_err(|e| {
             crate::sys::os_error(e.raw_os_error(), Operation::Detach, self.path.clone())

@@ -48,7 +48,8 @@ use windows_sys::Win32::System::Memory::{
 use super::{io_error, last_error, os_error};
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::sys::segment_header::{
-    checked_total, new_header_bytes, validate_header, FLAG_REMOVE_ON_LAST_DETACH, MIN_HEADER_SIZE,
+    check_layout, checked_total, new_header_bytes, validate_header, FLAG_REMOVE_ON_LAST_DETACH,
+    MIN_HEADER_SIZE,
 };
 use crate::sys::word_lock::WordLock;
 use crate::sys::Mapping;
@@ -86,6 +87,8 @@ pub(crate) struct OpenParams {
     pub(crate) allow_disk_backed: bool,
     pub(crate) allow_unsealed: bool,
     pub(crate) check_size_on_lock: bool,
+    /// The layout stamp to write (create) or to expect (open); `None`: none / any.
+    pub(crate) layout: Option<(u32, u64)>,
 }
 
 /// A mapped segment: header, lock and data area.
@@ -216,7 +219,13 @@ pub(crate) fn create_file(
     } else {
         0
     };
-    let header = new_header_bytes(HEADER_SIZE, data_size, flags, (0, 0));
+    let header = new_header_bytes(
+        HEADER_SIZE,
+        data_size,
+        flags,
+        (0, 0),
+        params.layout.unwrap_or((0, 0)),
+    );
     write_all_at(&file, &header, 0).map_err(|e| io_error(&e, op, &label))?;
     let id = file_id(&file).map_err(|e| io_error(&e, op, &label))?;
     // Mapped under the staged name, removed by nobody but the guard until it has its name.
@@ -338,8 +347,10 @@ fn from_file(
             Err(e) => return Err(io_error(&e, op, label)),
         }
     }
-    let (header_size, data_size, flags, _) = validate_header(&bytes[..got], len)
+    let facts = validate_header(&bytes[..got], len)
         .map_err(|(kind, msg)| Error::new(kind, op, label).with_detail(msg))?;
+    check_layout(facts.layout, params.layout, op, label)?;
+    let (header_size, data_size, flags) = (facts.header_size, facts.data_size, facts.flags);
     let id = file_id(&file).map_err(|e| io_error(&e, op, label))?;
     map(
         file,
@@ -684,6 +695,14 @@ impl MappedInner {
     }
 
     /// How many times the lock was taken over from a dead holder.
+    /// The layout stamp the header records (version, hash); (0, 0): none.
+    pub(crate) fn layout(&self) -> (u32, u64) {
+        // SAFETY: `view` is the page-aligned start of the read-write view of header and
+        // data, which stays mapped while `self` is borrowed (only `close`, which takes
+        // `&mut self`, unmaps it).
+        unsafe { crate::sys::segment_header::mapped_layout(self.view.as_ptr()) }
+    }
+
     pub(crate) fn lock_generation(&self) -> u64 {
         self.lock.as_ref().map_or(0, LockKind::generation)
     }
