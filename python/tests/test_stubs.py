@@ -31,3 +31,10 @@ def test_public_items_have_docstrings():
         for name in dir(cls):
             if not name.startswith("_"):
                 assert getattr(cls, name).__doc__, f"{cls.__name__}.{name}"
+
+
+def test_module_docstring_example_runs():
+    import doctest
+
+    failed, attempted = doctest.testmod(qshm, verbose=False)
+    assert attempted > 0 and failed == 0
