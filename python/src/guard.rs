@@ -426,6 +426,10 @@ impl LockGuard {
 
     /// The buffer protocol (PEP 3118): a one-dimensional buffer of unsigned bytes over the
     /// staging copy (see the class documentation), read-only for a read-only attachment.
+    ///
+    /// # Safety
+    ///
+    /// Called by the interpreter (`bf_getbuffer`) with `view` null or a `Py_buffer` to fill.
     unsafe fn __getbuffer__(
         mut slf: PyRefMut<'_, Self>,
         view: *mut ffi::Py_buffer,
@@ -496,6 +500,12 @@ impl LockGuard {
         Ok(())
     }
 
+    /// Counts an export's end; frees the staging copy once unlocked and unexported.
+    ///
+    /// # Safety
+    ///
+    /// Called by the interpreter (`bf_releasebuffer`) with a view `__getbuffer__` filled;
+    /// the view itself is not read.
     unsafe fn __releasebuffer__(mut slf: PyRefMut<'_, Self>, _view: *mut ffi::Py_buffer) {
         slf.exports = slf.exports.saturating_sub(1);
         if slf.exports == 0 && slf.held.is_none() {
