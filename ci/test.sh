@@ -4,7 +4,8 @@
 # mingw-w64 and the Windows PyQt wheels for ci/windows.sh), checks
 # formatting, lints and docs, packs the two published crates (cargo package), compiles
 # include/qshm.h in every C and C++ dialect (ci/header.sh), runs every test of the
-# workspace and every example (ci/examples.sh), runs the library's suites on every other
+# workspace and every example (ci/examples.sh), builds the Python package and runs its
+# tests (ci/python.sh), runs the library's suites on every other
 # Linux target (ci/cross.sh), and fails if the run left any IPC object behind. Prints each
 # stage's time.
 #
@@ -94,6 +95,9 @@ cargo test -p qshm --features bytemuck --doc view
 
 step "examples, each across its processes (ci/examples.sh; the Qt one with \$QSHM_PYTHON)"
 ci/examples.sh
+
+step "python: the qshm package, pip install ./python and its pytest suite against PyQt6 (ci/python.sh)"
+ci/python.sh
 
 step "every other Linux target: i686 and musl natively, aarch64 and armv7 under qemu (ci/cross.sh)"
 ci/cross.sh
