@@ -580,7 +580,7 @@ impl SharedMemory {
             if let Some(sem) = self.lock.take().filter(|sem| sem.keepable()) {
                 self.spare_lock = Some(Box::new(sem));
             }
-            drop(seg);
+            let _unmapped_and_closed_here = seg;
             return Ok(());
         }
         let remove = self.last_detach == LastDetach::Remove;
