@@ -77,7 +77,11 @@ step "packages: qshm and qshm-cli as crates.io would get them (cargo package, wa
 # target/package), so the CLI is verified offline against exactly what would be published,
 # with nothing on crates.io. Any cargo warning (a stray target, missing metadata, a file
 # outside `include`) fails the stage. --allow-dirty: it checks, it does not publish.
-package_log="$(cargo package -p qshm -p qshm-cli --allow-dirty 2>&1)" || { printf '%s\n' "$package_log" >&2; exit 1; }
+# Its own target directory, emptied first: cargo takes a registry package of the same name
+# and version for unchanged, so a checkout reused after the library changed would verify the
+# CLI against the rlib of an earlier `qshm 0.1.0` (seen here; a fresh clone is not affected).
+rm -rf target/package-verify
+package_log="$(CARGO_TARGET_DIR=target/package-verify cargo package -p qshm -p qshm-cli --allow-dirty 2>&1)" || { printf '%s\n' "$package_log" >&2; exit 1; }
 if grep -i '^warning' <<< "$package_log" >&2; then
     echo "cargo package warned (above)" >&2
     exit 1

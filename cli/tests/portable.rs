@@ -15,6 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use qshm::{AccessMode, KeyType, NativeKey, SharedMemory};
 
+mod common;
+use common::Watchdog;
+
 const BIN: &str = env!("CARGO_BIN_EXE_qshm");
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -54,27 +57,9 @@ impl Drop for Cleanup {
     }
 }
 
-/// Ends the whole test binary when a test runs longer than its limit: a hang is a failure.
-struct Watchdog(mpsc::Sender<()>);
-
-impl Watchdog {
-    fn new(name: &'static str) -> Watchdog {
-        let limit = Duration::from_secs(180);
-        let (tx, rx) = mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                eprintln!("WATCHDOG: `{name}` still running after {limit:?}; aborting");
-                std::process::exit(99);
-            }
-        });
-        Watchdog(tx)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        let _ = self.0.send(());
-    }
+/// Ends the whole test binary when a test runs longer than 180 s (Wine is slow to start).
+fn watchdog(name: &'static str) -> Watchdog {
+    Watchdog::with_limit(name, Duration::from_secs(180))
 }
 
 /// A finished `qshm` run.
@@ -300,7 +285,7 @@ fn hold(key: &str, size: &str, extra: &[&str]) -> Bg {
 
 #[test]
 fn key_prints_the_platforms_names() {
-    let _w = Watchdog::new("key_prints_the_platforms_names");
+    let _w = watchdog("key_prints_the_platforms_names");
     let key = "my key/ä!";
     let k = native(key);
     let out = qshm(&["key", key]).ok().out();
@@ -331,7 +316,7 @@ fn key_prints_the_platforms_names() {
 
 #[test]
 fn create_write_read_and_info_across_processes() {
-    let _w = Watchdog::new("create_write_read_and_info_across_processes");
+    let _w = watchdog("create_write_read_and_info_across_processes");
     let key = tag();
     let k = native(&key);
     let _c = Cleanup(k.clone());
@@ -379,7 +364,7 @@ fn create_write_read_and_info_across_processes() {
 
 #[test]
 fn lock_holds_for_a_time_and_passes_a_command_status_through() {
-    let _w = Watchdog::new("lock_holds_for_a_time_and_passes_a_command_status_through");
+    let _w = watchdog("lock_holds_for_a_time_and_passes_a_command_status_through");
     let key = tag();
     let k = native(&key);
     let _c = Cleanup(k.clone());
@@ -429,7 +414,7 @@ fn lock_holds_for_a_time_and_passes_a_command_status_through() {
 
 #[test]
 fn demo_verifies_its_result() {
-    let _w = Watchdog::new("demo_verifies_its_result");
+    let _w = watchdog("demo_verifies_its_result");
     let json = qshm(&["demo", "--json", "--workers", "3", "--increments", "400"])
         .ok()
         .json();
@@ -447,7 +432,7 @@ fn demo_verifies_its_result() {
 /// `--json`; `clean` has nothing to do there, ever, and says so. On Unix they work.
 #[test]
 fn list_clean_and_remove_say_what_the_platform_allows() {
-    let _w = Watchdog::new("list_clean_and_remove_say_what_the_platform_allows");
+    let _w = watchdog("list_clean_and_remove_say_what_the_platform_allows");
     let key = tag();
     let _c = Cleanup(native(&key));
     let mut creator = hold(&key, "64", &[]);
@@ -495,7 +480,7 @@ fn list_clean_and_remove_say_what_the_platform_allows() {
 
 #[test]
 fn every_verb_has_help_with_an_example() {
-    let _w = Watchdog::new("every_verb_has_help_with_an_example");
+    let _w = watchdog("every_verb_has_help_with_an_example");
     for verb in [
         "key", "create", "read", "write", "lock", "info", "list", "remove", "clean", "demo",
     ] {

@@ -214,7 +214,11 @@ impl FileOptions {
         opts.remove_on_last_detach = true;
         opts.temporary = true;
         for _ in 0..16 {
-            let name = format!("qshm-{}-{:016x}", std::process::id(), imp::random_u64());
+            let name = format!(
+                "qshm-{}-{:016x}",
+                std::process::id(),
+                crate::sys::random::random_u64()
+            );
             match opts.create(&name, size) {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                 other => return other,

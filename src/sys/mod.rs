@@ -27,6 +27,8 @@ mod locked;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) mod procfs;
 #[cfg(any(qshm_linux, qshm_windows))]
+pub(crate) mod random;
+#[cfg(any(qshm_linux, qshm_windows))]
 mod segment_header;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 mod user;

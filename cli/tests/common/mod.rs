@@ -167,7 +167,11 @@ pub struct Watchdog(mpsc::Sender<()>);
 
 impl Watchdog {
     pub fn new(name: &'static str) -> Watchdog {
-        let limit = Duration::from_secs(120);
+        Watchdog::with_limit(name, Duration::from_secs(120))
+    }
+
+    /// A watchdog with its own limit.
+    pub fn with_limit(name: &'static str, limit: Duration) -> Watchdog {
         let (tx, rx) = mpsc::channel::<()>();
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {

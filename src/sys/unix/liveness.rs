@@ -32,20 +32,9 @@ const SLOT_BASE: i64 = 1 << 20;
 /// process lives: a wait, never two holders).
 pub(crate) const SLOTS: u32 = 1 << 30;
 
-/// Random slot numbers (different on each call and in each thread: std seeds every
-/// `RandomState` from the OS and steps it).
+/// Random slot numbers (different on each call and in each thread).
 pub(crate) fn random_slots() -> impl Iterator<Item = u32> {
-    use std::hash::{BuildHasher, Hasher};
-    let mut seed = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-        | 1;
-    std::iter::from_fn(move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        Some((seed % u64::from(SLOTS)) as u32)
-    })
+    crate::sys::random::random_below(SLOTS)
 }
 
 /// Takes `slot` through `fd`'s description: a write lock (which also tells whether another

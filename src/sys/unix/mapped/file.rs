@@ -100,7 +100,7 @@ pub(crate) fn create_file(
             let tmp = dir.join(format!(
                 ".qshm-creating-{}-{:x}",
                 std::process::id(),
-                random_u64()
+                crate::sys::random::random_u64()
             ));
             let fd = rustix::fs::open(
                 &tmp,
@@ -289,18 +289,4 @@ pub(super) fn unlink_if_same(path: &Path, fd: &OwnedFd) -> std::result::Result<b
         Ok(_) | Err(Errno::NOENT) => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// A random number for unique names (std's hasher keys are random per process and call).
-pub(crate) fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }

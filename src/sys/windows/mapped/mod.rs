@@ -125,14 +125,6 @@ pub(crate) fn default_dir() -> PathBuf {
     std::env::temp_dir()
 }
 
-/// Random 64 bits (std seeds every `RandomState` from the OS).
-pub(crate) fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-}
-
 fn label_of(path: &Path) -> String {
     format!("file:{}", path.display())
 }
@@ -187,7 +179,7 @@ pub(crate) fn create_file(
         staged.push(format!(
             ".{}-{:016x}.qshm-new",
             std::process::id(),
-            random_u64()
+            crate::sys::random::random_u64()
         ));
         dir.join(staged)
     };

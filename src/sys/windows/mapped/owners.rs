@@ -75,14 +75,20 @@ struct SlotLease {
 /// The leases of this process, by file.
 static LEASES: Mutex<Option<HashMap<FileId, Weak<SlotLease>>>> = Mutex::new(None);
 
-/// `LockFileEx` on one byte at `SLOT_BASE + slot`, exclusive, without waiting: `Ok(())`
-/// taken, `Err(code)` refused or failed.
-fn try_lock_slot(file: &File, slot: u32) -> std::result::Result<(), u32> {
+/// An `OVERLAPPED` that names the byte of `slot` (`SLOT_BASE + slot`).
+fn at_slot(slot: u32) -> OVERLAPPED {
     let offset = SLOT_BASE + u64::from(slot);
     // SAFETY: OVERLAPPED is a plain C struct, for which all-zero is valid.
     let mut ov: OVERLAPPED = unsafe { std::mem::zeroed() };
     ov.Anonymous.Anonymous.Offset = offset as u32;
     ov.Anonymous.Anonymous.OffsetHigh = (offset >> 32) as u32;
+    ov
+}
+
+/// `LockFileEx` on one byte at `SLOT_BASE + slot`, exclusive, without waiting: `Ok(())`
+/// taken, `Err(code)` refused or failed.
+fn try_lock_slot(file: &File, slot: u32) -> std::result::Result<(), u32> {
+    let mut ov = at_slot(slot);
     // SAFETY: a live file handle of a synchronous file (the call completes before it
     // returns, so `ov` outlives the operation); one byte.
     let ok = unsafe {
@@ -103,11 +109,7 @@ fn try_lock_slot(file: &File, slot: u32) -> std::result::Result<(), u32> {
 }
 
 fn unlock_slot(file: &File, slot: u32) {
-    let offset = SLOT_BASE + u64::from(slot);
-    // SAFETY: as in `try_lock_slot`.
-    let mut ov: OVERLAPPED = unsafe { std::mem::zeroed() };
-    ov.Anonymous.Anonymous.Offset = offset as u32;
-    ov.Anonymous.Anonymous.OffsetHigh = (offset >> 32) as u32;
+    let mut ov = at_slot(slot);
     // SAFETY: a live, synchronous file handle; unlocks a byte this call's caller locked
     // through it.
     unsafe { UnlockFileEx(file.as_raw_handle(), 0, 1, 0, &mut ov) };
@@ -156,19 +158,9 @@ impl SlotLease {
     }
 }
 
-/// Random slot numbers (std seeds every `RandomState` from the OS).
+/// Random slot numbers.
 fn random_slots() -> impl Iterator<Item = u32> {
-    use std::hash::{BuildHasher, Hasher};
-    let mut seed = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-        | 1;
-    std::iter::from_fn(move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        Some((seed % u64::from(SLOTS)) as u32)
-    })
+    crate::sys::random::random_below(SLOTS)
 }
 
 thread_local! {
