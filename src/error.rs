@@ -51,6 +51,10 @@ pub enum ErrorKind {
     /// The bytes do not have the layout asked for: a typed view at an offset not aligned
     /// for its type, or a mapped segment created with another layout stamp.
     Layout,
+    /// A wait was cancelled from another thread before it ended (`CancelToken::cancel`).
+    Cancelled,
+    /// The other side of a queue or cell is gone: it died or closed its end.
+    Disconnected,
 }
 
 impl ErrorKind {
@@ -69,7 +73,9 @@ impl ErrorKind {
             | ErrorKind::Unsupported
             | ErrorKind::NotAttached
             | ErrorKind::AlreadyAttached
-            | ErrorKind::Layout => 8,
+            | ErrorKind::Layout
+            | ErrorKind::Cancelled
+            | ErrorKind::Disconnected => 8,
         }
     }
 
@@ -90,6 +96,8 @@ impl ErrorKind {
             ErrorKind::Timeout => "timed out waiting for the lock",
             ErrorKind::WouldBlock => "the lock is held by someone else",
             ErrorKind::Layout => "the bytes do not have the layout asked for",
+            ErrorKind::Cancelled => "the wait was cancelled",
+            ErrorKind::Disconnected => "the other side is gone",
         }
     }
 }
@@ -136,6 +144,10 @@ pub enum Operation {
     Inspect,
     /// Viewing a locked segment's bytes as a type (`LockGuard::view` and its variants).
     View,
+    /// Waiting for a change (`Notifier::wait` and its variants).
+    Wait,
+    /// Announcing a change (`Notifier::notify`), or opening the notifier of a segment.
+    Notify,
 }
 
 impl Operation {
@@ -157,6 +169,8 @@ impl Operation {
             Operation::Receive => "cannot receive shared memory",
             Operation::Inspect => "cannot inspect shared memory",
             Operation::View => "cannot view shared memory as a type",
+            Operation::Wait => "cannot wait for a change of shared memory",
+            Operation::Notify => "cannot notify a change of shared memory",
         }
     }
 }
@@ -327,6 +341,8 @@ impl From<Error> for io::Error {
             ErrorKind::Unsupported => io::ErrorKind::Unsupported,
             ErrorKind::Timeout => io::ErrorKind::TimedOut,
             ErrorKind::WouldBlock => io::ErrorKind::WouldBlock,
+            ErrorKind::Cancelled => io::ErrorKind::Interrupted,
+            ErrorKind::Disconnected => io::ErrorKind::BrokenPipe,
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, err)

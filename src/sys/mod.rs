@@ -33,6 +33,8 @@ mod segment_header;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 mod user;
 #[cfg(any(qshm_linux, qshm_windows))]
+pub(crate) mod wait_word;
+#[cfg(any(qshm_linux, qshm_windows))]
 mod word_lock;
 
 /// Inspection's system calls (`sys/unix/inspect.rs` on Linux); elsewhere every call reports
