@@ -33,6 +33,7 @@ mod segment_header;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 mod user;
 #[cfg(any(qshm_linux, qshm_windows))]
+#[allow(dead_code)] // used by notify, queue and cell as they land
 pub(crate) mod wait_word;
 #[cfg(any(qshm_linux, qshm_windows))]
 mod word_lock;
