@@ -50,6 +50,9 @@
 // docs.rs (nightly, `--cfg docsrs`): "Available on ... only" on platform-only items.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+pub mod asynchronous;
 mod backend;
 mod error;
 #[cfg(any(qshm_linux, qshm_unix_other))]
@@ -66,6 +69,9 @@ mod lock;
     )))
 )]
 pub mod mapped;
+#[cfg(qshm_linux)]
+#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
+pub mod notify;
 mod platform;
 mod semaphore;
 mod shared_memory;

@@ -444,6 +444,15 @@ pub(crate) fn windows_lock_name(native: &str) -> String {
     format!("{}_sem", utf16_prefix(native, 260 - 4 - 1))
 }
 
+/// The name of the change notifier's companion of the segment `key` (`qshm::notify`): the
+/// first 96 bits of the SHA-1 of its type and native name, so any key fits any system's
+/// name limits.
+#[cfg_attr(not(qshm_linux), allow(dead_code))]
+pub(crate) fn companion_name(key: &NativeKey) -> String {
+    let hash = sha1_hex(&format!("{}:{}", key.key_type().to_raw(), key.native_key()));
+    format!("qshm-notify-{}", &hash[..24])
+}
+
 /// The lower-case hexadecimal SHA-1 of the UTF-8 bytes of `key`.
 pub(crate) fn sha1_hex(key: &str) -> String {
     // `Digest`'s `Display` is the lower-case hexadecimal form.

@@ -4,6 +4,7 @@
 pub(crate) mod inspect;
 mod liveness;
 pub(crate) mod mapped;
+pub(crate) mod notify;
 mod posix;
 mod robust_lock;
 mod sysv;
