@@ -47,7 +47,7 @@ cargo fmt --all -- --check
 
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p qshm --all-targets --features bytemuck -- -D warnings
+cargo clippy -p qshm --all-targets --features bytemuck,async -- -D warnings
 
 step "other targets: FreeBSD, macOS and wasm (the unsupported stub); Windows: ci/windows.sh"
 for target in x86_64-unknown-freebsd x86_64-apple-darwin wasm32-unknown-unknown; do
@@ -96,6 +96,9 @@ cargo test --workspace "$@"
 # The typed views (feature `bytemuck`): their suite and their doctests.
 cargo test -p qshm --features bytemuck --test views "$@"
 cargo test -p qshm --features bytemuck --doc view
+# The futures (feature `async`) under tokio: their suite and their doctests.
+cargo test -p qshm --features async --test notify_async "$@"
+cargo test -p qshm --features async --doc notify
 
 step "examples, each across its processes (ci/examples.sh; the Qt one with \$QSHM_PYTHON)"
 ci/examples.sh

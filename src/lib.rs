@@ -69,8 +69,8 @@ mod lock;
     )))
 )]
 pub mod mapped;
-#[cfg(qshm_linux)]
-#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
+#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg_attr(docsrs, doc(cfg(any(target_os = "linux", windows))))]
 pub mod notify;
 mod platform;
 mod semaphore;

@@ -61,6 +61,7 @@ const SLICE: Duration = Duration::from_secs(1);
 /// Where the companion of the Qt-compatible segment `key` lives (whether or not it exists):
 /// `/dev/shm/qshm-notify-` and 24 hexadecimal digits of the SHA-1 of the key's type and
 /// native name. The companion holds `struct qshm_notify` (`qshm.h`).
+#[cfg(qshm_linux)]
 pub fn companion_path(key: &crate::NativeKey) -> std::path::PathBuf {
     crate::sys::notify::companion_path(&crate::key::companion_name(key))
 }

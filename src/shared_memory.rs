@@ -724,8 +724,8 @@ impl SharedMemory {
     /// [`ErrorKind::NotAttached`] when not attached (a companion of no segment would be left
     /// behind); the errors of opening, sizing and mapping the companion;
     /// [`ErrorKind::KeyError`] when something not made by qshm has its name.
-    #[cfg(qshm_linux)]
-    #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
+    #[cfg(any(qshm_linux, qshm_windows))]
+    #[cfg_attr(docsrs, doc(cfg(any(target_os = "linux", windows))))]
     pub fn notifier(&self) -> Result<crate::notify::Notifier> {
         if self.segment.is_none() {
             return Err(self.make_error(ErrorKind::NotAttached, Operation::Notify));

@@ -2,19 +2,26 @@
 //! counter in the header), System V and POSIX segments (the counter in a companion Qt
 //! ignores), in the same and in another PID namespace: 1 000 notify/wait rounds with no lost
 //! wake-up, timeouts honoured, a PyQt6 writer that does not notify leaves a waiter waiting,
-//! the companion removed with the segment.
-#![cfg(qshm_linux)]
+//! the companion removed with the segment. On Windows (under Wine in `ci/windows.sh`):
+//! the mapped and the Qt-compatible ping-pong, timeouts and cancellation.
+#![cfg(any(qshm_linux, qshm_windows))]
 
 mod util;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use qshm::mapped::{FileOptions, MappedSegment, MemfdOptions};
-use qshm::notify::{companion_path, Notifier};
+use qshm::mapped::{FileOptions, MappedSegment};
+use qshm::notify::Notifier;
 use qshm::{AccessMode, ErrorKind, KeyType, NativeKey, SharedMemory};
-use util::qt::{hex, QtPeer, QtVersion};
 use util::{ChildProc, Cleanup, PathCleanup};
+
+#[cfg(qshm_linux)]
+use qshm::mapped::MemfdOptions;
+#[cfg(qshm_linux)]
+use qshm::notify::companion_path;
+#[cfg(qshm_linux)]
+use util::qt::{hex, QtPeer, QtVersion};
 
 const T: Duration = Duration::from_secs(60);
 const ROUNDS: u64 = 1000;
@@ -120,8 +127,10 @@ fn shm_segment(name: &str, t: KeyType) -> (NativeKey, SharedMemory, Cleanup) {
 }
 
 /// Removes a companion a failed test may have left.
+#[cfg(qshm_linux)]
 struct CompanionCleanup(PathBuf);
 
+#[cfg(qshm_linux)]
 impl Drop for CompanionCleanup {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
@@ -136,6 +145,7 @@ fn mapped_thousand_rounds_across_processes() {
 }
 
 #[test]
+#[cfg(qshm_linux)]
 fn mapped_thousand_rounds_across_pid_namespaces() {
     let _w = util::Watchdog::new("mapped_thousand_rounds_across_pid_namespaces", T * 2);
     let (path, _seg, _c) = mapped_file("notify-mapped-ns");
@@ -146,6 +156,7 @@ fn mapped_thousand_rounds_across_pid_namespaces() {
 }
 
 #[test]
+#[cfg(qshm_linux)]
 fn system_v_and_posix_thousand_rounds_across_processes() {
     let _w = util::Watchdog::new("system_v_and_posix_thousand_rounds", T * 3);
     for t in [KeyType::SystemV, KeyType::PosixRealtime] {
@@ -161,6 +172,7 @@ fn system_v_and_posix_thousand_rounds_across_processes() {
 }
 
 #[test]
+#[cfg(qshm_linux)]
 fn posix_thousand_rounds_across_pid_namespaces() {
     let _w = util::Watchdog::new("posix_thousand_rounds_across_pid_namespaces", T * 2);
     let (key, _shm, _c) = shm_segment("notify-posix-ns", KeyType::PosixRealtime);
@@ -171,6 +183,7 @@ fn posix_thousand_rounds_across_pid_namespaces() {
 /// A wait with a timeout returns `Timeout` no sooner than the timeout and well before a
 /// second after it; a notify from another process ends it early.
 #[test]
+#[cfg(qshm_linux)]
 fn timeouts_are_honoured_on_every_kind() {
     let _w = util::Watchdog::new("timeouts_are_honoured_on_every_kind", T * 2);
     let (path, mapped, _c) = mapped_file("notify-timeout");
@@ -218,6 +231,7 @@ fn timeouts_are_honoured_on_every_kind() {
 /// A PyQt6 program that writes the data without notifying does not break a waiting qshm
 /// reader: it times out, reads the new data, and a later notify still wakes it.
 #[test]
+#[cfg(qshm_linux)]
 fn a_qt_writer_that_does_not_notify_leaves_a_waiter_timing_out() {
     let _w = util::Watchdog::new("a_qt_writer_that_does_not_notify", T * 2);
     for t in [KeyType::SystemV, KeyType::PosixRealtime] {
@@ -254,6 +268,7 @@ fn a_qt_writer_that_does_not_notify_leaves_a_waiter_timing_out() {
 /// The companion is made on request only, by an attached object, and goes with the
 /// segment: by the last qshm detach and by `force_remove`.
 #[test]
+#[cfg(qshm_linux)]
 fn the_companion_goes_with_the_segment() {
     let _w = util::Watchdog::new("the_companion_goes_with_the_segment", T);
     for t in [KeyType::SystemV, KeyType::PosixRealtime] {
@@ -291,6 +306,7 @@ fn the_companion_goes_with_the_segment() {
 
 /// Something else at the companion's name is refused, not used.
 #[test]
+#[cfg(qshm_linux)]
 fn a_foreign_file_at_the_companions_name_is_refused() {
     let _w = util::Watchdog::new("a_foreign_file_at_the_companions_name", T);
     let (key, shm, _c) = shm_segment("notify-foreign", KeyType::PosixRealtime);
@@ -305,6 +321,7 @@ fn a_foreign_file_at_the_companions_name_is_refused() {
 
 /// A write-sealed memfd cannot change: notify is refused; a wait just times out.
 #[test]
+#[cfg(qshm_linux)]
 fn a_sealed_segment_cannot_notify() {
     let _w = util::Watchdog::new("a_sealed_segment_cannot_notify", T);
     let seg = MemfdOptions::new()
@@ -321,6 +338,74 @@ fn a_sealed_segment_cannot_notify() {
             .kind(),
         ErrorKind::Timeout
     );
+}
+
+/// Compiles `tests/c/notify.c` against `include/qshm.h`; `None` without a C compiler.
+#[cfg(qshm_linux)]
+fn compile_c_peer(dir: &std::path::Path) -> Option<PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exe = dir.join("notify");
+    let status = util::spawning(|| {
+        std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
+            .arg(root.join("include"))
+            .arg(root.join("tests/c/notify.c"))
+            .arg("-o")
+            .arg(&exe)
+            .status()
+    });
+    match status {
+        Ok(s) if s.success() => Some(exe),
+        Ok(s) => panic!("compiling tests/c/notify.c failed: {s}"),
+        Err(e) => {
+            eprintln!("SKIPPED: no C compiler ({e})");
+            None
+        }
+    }
+}
+
+/// A C program using `qshm.h` plays the other side: 1 000 rounds of the ping-pong on a
+/// mapped segment's header, and a notify through a Qt-compatible segment's companion.
+#[test]
+#[cfg(qshm_linux)]
+fn a_c_program_notifies_and_waits() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let _w = util::Watchdog::new("a_c_program_notifies_and_waits", T * 2);
+    let dir = std::env::temp_dir().join(util::unique_key("cc-notify"));
+    let _cd = PathCleanup::new().path(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(exe) = compile_c_peer(&dir) else {
+        return;
+    };
+    let run = |args: &[&str]| {
+        let mut child =
+            util::spawning(|| Command::new(&exe).args(args).stdout(Stdio::piped()).spawn())
+                .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "{args:?}");
+        (child, out)
+    };
+    let (path, seg, _c) = mapped_file("notify-c");
+    let seg = Seg::Mapped(seg);
+    let n = seg.notifier();
+    let (mut child, mut out) = run(&["pong", path.to_str().unwrap(), &ROUNDS.to_string()]);
+    let took = ping(&seg, &n);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), format!("answered {ROUNDS}"));
+    assert!(child.wait().unwrap().success());
+    eprintln!("C peer: {ROUNDS} rounds in {took:?}");
+
+    let (key, shm, _c2) = shm_segment("notify-c", KeyType::PosixRealtime);
+    let _cc = CompanionCleanup(companion_path(&key));
+    let n = shm.notifier().unwrap();
+    let seen = n.current();
+    let (mut child, _out) = run(&["companion", companion_path(&key).to_str().unwrap()]);
+    n.wait(seen, Some(Duration::from_secs(20))).unwrap();
+    assert!(child.wait().unwrap().success());
 }
 
 /// A blocking wait cancelled from another thread returns `Cancelled`, promptly.
@@ -347,6 +432,25 @@ fn a_blocking_wait_is_cancelled_from_another_thread() {
         n.wait_cancellable(seen, None, &cancel).unwrap_err().kind(),
         ErrorKind::Cancelled
     );
+}
+
+/// Windows: the Qt-compatible segment's companion section, in a ping-pong with another
+/// process, and timeouts on both kinds.
+#[test]
+#[cfg(qshm_windows)]
+fn windows_segments_thousand_rounds_and_timeouts() {
+    let _w = util::Watchdog::new("windows_segments_thousand_rounds", T * 2);
+    let (key, shm, _c) = shm_segment("notify-win", KeyType::Windows);
+    ping_pong(&key.to_string(), &[]);
+    let (_path, mapped, _c2) = mapped_file("notify-win-timeout");
+    for n in [shm.notifier().unwrap(), mapped.notifier().unwrap()] {
+        let seen = n.current();
+        let start = Instant::now();
+        let err = n.wait(seen, Some(Duration::from_millis(250))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert!(start.elapsed() >= Duration::from_millis(250));
+        assert!(start.elapsed() < Duration::from_millis(1250));
+    }
 }
 
 #[test]

@@ -2,17 +2,22 @@
 //! on one segment wake after one notify from another process, with one helper thread;
 //! dropping half of them leaves nothing registered; `lock_async` on mapped, System V and
 //! POSIX segments waits for a holder in another process and recovers one killed with
-//! kill -9; `acquire_async` waits for a release from another process.
-#![cfg(all(qshm_linux, feature = "async"))]
+//! kill -9; `acquire_async` waits for a release from another process. The waiter tests run
+//! on Windows too (under Wine in `ci/windows.sh`).
+#![cfg(all(any(qshm_linux, qshm_windows), feature = "async"))]
 
 mod util;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qshm::mapped::{FileOptions, MappedSegment};
-use qshm::{AccessMode, ErrorKind, KeyType, NativeKey, SharedMemory, SystemSemaphore};
-use util::{ChildProc, Cleanup, PathCleanup};
+use util::{ChildProc, PathCleanup};
+#[cfg(qshm_linux)]
+use {
+    qshm::{AccessMode, ErrorKind, KeyType, NativeKey, SharedMemory, SystemSemaphore},
+    std::sync::Arc,
+    util::Cleanup,
+};
 
 const T: Duration = Duration::from_secs(60);
 const WAITERS: usize = 10_000;
@@ -33,6 +38,13 @@ fn mapped_file(name: &str) -> (String, MappedSegment, PathCleanup) {
 }
 
 /// This process's threads and resident memory (kB), from /proc/self/status.
+#[cfg(not(qshm_linux))]
+fn threads_and_rss() -> (u64, u64) {
+    (0, 0)
+}
+
+/// This process's threads and resident memory (kB), from /proc/self/status.
+#[cfg(qshm_linux)]
 fn threads_and_rss() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let field = |name: &str| {
@@ -108,7 +120,11 @@ fn dropping_half_of_the_waiters_leaves_nothing_registered() {
         for (_, t) in cancelled {
             assert!(t.await.unwrap_err().is_cancelled());
         }
-        assert_eq!(n.pending_futures(), WAITERS / 2, "the dropped ones are gone");
+        assert_eq!(
+            n.pending_futures(),
+            WAITERS / 2,
+            "the dropped ones are gone"
+        );
         n.notify().unwrap();
         for (_, t) in kept {
             t.await.unwrap().unwrap();
@@ -124,6 +140,7 @@ fn dropping_half_of_the_waiters_leaves_nothing_registered() {
 /// `lock_async` waits for a holder in another process, on every segment kind, and a
 /// dropped attempt leaves no retry behind.
 #[test]
+#[cfg(qshm_linux)]
 fn lock_async_waits_for_a_holder_in_another_process() {
     let _w = util::Watchdog::new("lock_async_waits_for_a_holder", T * 2);
     let rt = runtime();
@@ -162,6 +179,7 @@ fn lock_async_waits_for_a_holder_in_another_process() {
 /// which reports that the owner died (mapped and POSIX; System V's kernel gives the lock
 /// back silently).
 #[test]
+#[cfg(qshm_linux)]
 fn lock_async_recovers_a_killed_holder() {
     let _w = util::Watchdog::new("lock_async_recovers_a_killed_holder", T * 2);
     let rt = runtime();
@@ -197,16 +215,13 @@ fn lock_async_recovers_a_killed_holder() {
 
 /// `acquire_async` waits for a release by another process.
 #[test]
+#[cfg(qshm_linux)]
 fn acquire_async_waits_for_a_release_from_another_process() {
     let _w = util::Watchdog::new("acquire_async_waits_for_a_release", T);
     let key = NativeKey::legacy(&util::unique_key("async-sem"), KeyType::SystemV);
     let _c = Cleanup::new().semaphore(&key);
-    let sem = SystemSemaphore::with_native_key(
-        key.clone(),
-        0,
-        qshm::SemaphoreMode::Create,
-    )
-    .unwrap();
+    let sem =
+        SystemSemaphore::with_native_key(key.clone(), 0, qshm::SemaphoreMode::Create).unwrap();
     let rt = runtime();
     rt.block_on(async {
         assert_eq!(sem.try_acquire().unwrap_err().kind(), ErrorKind::WouldBlock);
@@ -228,6 +243,7 @@ fn child_entry() {
             let seg = MappedSegment::open_file(&args[1]).unwrap();
             seg.notifier().unwrap().notify().unwrap();
         }
+        #[cfg(qshm_linux)]
         "hold" => {
             let ms: u64 = args[2].parse().unwrap();
             match args[1].strip_prefix("file:") {
@@ -246,6 +262,7 @@ fn child_entry() {
                 }
             }
         }
+        #[cfg(qshm_linux)]
         "release" => {
             let sem = SystemSemaphore::with_native_key(
                 args[1].parse().unwrap(),

@@ -6,7 +6,8 @@
 //! by any process id). Elsewhere (Windows, and the portable fallback that macOS and FreeBSD
 //! builds take) no system call waits on an address across processes, so a waiter polls the
 //! word with a backoff from 20 µs to 1 ms: correct (a change is seen at the latest 1 ms after
-//! it happened), costly only while something waits, and `wake` has nothing to do.
+//! it happened), costly only while something waits, and `wake` has nothing to do. One call
+//! polls at most 10 ms before it returns early, so callers notice cancellation.
 //!
 //! A caller that wants to skip `wake` when nobody sleeps counts its sleepers itself (see
 //! `notify.rs`); this module never misses a wake-up on its own: `wait` returns at once if
@@ -78,6 +79,10 @@ mod imp {
     const FIRST: Duration = Duration::from_micros(20);
     const MOST: Duration = Duration::from_millis(1);
 
+    /// One call polls at most this long, so that callers see cancellation (which has no
+    /// kernel wake to send here) within it.
+    const CALL: Duration = Duration::from_millis(10);
+
     pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Result<Woke> {
         let start = Instant::now();
         let mut pause = FIRST;
@@ -85,9 +90,13 @@ mod imp {
             if word.load(Ordering::Acquire) != expected {
                 return Ok(Woke::Early);
             }
-            let left = timeout.saturating_sub(start.elapsed());
+            let spent = start.elapsed();
+            let left = timeout.saturating_sub(spent);
             if left.is_zero() {
                 return Ok(Woke::TimedOut);
+            }
+            if spent >= CALL {
+                return Ok(Woke::Early);
             }
             std::thread::sleep(pause.min(left));
             pause = (pause * 2).min(MOST);
