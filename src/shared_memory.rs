@@ -731,8 +731,13 @@ impl SharedMemory {
             return Err(self.make_error(ErrorKind::NotAttached, Operation::Notify));
         }
         let name = crate::key::companion_name(&self.key);
-        let words =
-            crate::sys::notify::ChangeWords::companion(&name, self.mode, true, &self.key_text)?;
+        let words = crate::sys::notify::ChangeWords::companion(
+            &name,
+            &self.key_text,
+            self.mode,
+            true,
+            &self.key_text,
+        )?;
         Ok(crate::notify::Notifier::new(
             words,
             Arc::clone(&self.key_text),

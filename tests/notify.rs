@@ -260,8 +260,34 @@ fn a_qt_writer_that_does_not_notify_leaves_a_waiter_timing_out() {
         assert!(child.wait(T).success());
         shm.detach().unwrap();
         qt.cmd("detach").expect_ok("detach");
-        // Qt detached last: the companion stays for `qshm clean`.
-        assert!(companion_path(&key).exists(), "{t:?}");
+        // Qt detached last: the companion stays. Qt's POSIX backend leaves the segment
+        // too: removing it as `qshm clean` does takes the companion with it.
+        let path = companion_path(&key);
+        assert!(path.exists(), "{t:?}");
+        drop(n);
+        if t == KeyType::PosixRealtime {
+            let info = qshm::inspect::info(&key).unwrap();
+            assert!(qshm::inspect::remove(&info, false).unwrap());
+            assert!(!path.exists(), "{t:?}: the companion goes with the segment");
+            continue;
+        }
+        // System V: the segment is gone; `qshm clean` finds the companion and removes it
+        // (once it is older than inspect's MIN_AGE, which the test backdates it past).
+        let old = std::time::SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let leftover = qshm::inspect::leftovers()
+            .unwrap()
+            .into_iter()
+            .find(|l| matches!(l, qshm::inspect::Leftover::Notifier(p) if *p == path))
+            .unwrap_or_else(|| panic!("{t:?}: the orphaned companion is a leftover"));
+        assert_eq!(leftover.kind(), "notifier");
+        assert!(qshm::inspect::remove_leftover(&leftover).unwrap());
+        assert!(!path.exists(), "{t:?}");
     }
 }
 

@@ -460,7 +460,7 @@ pub(crate) fn companion_name(key: &NativeKey) -> String {
         let ns = if global { "Global" } else { "Local" };
         format!("{ns}\\qshm_notify_{}", &hash[..24])
     } else {
-        format!("qshm-notify-{}", &hash[..24])
+        format!("qshm-notify-{}", &hash[..24]) // sys::notify::COMPANION_PREFIX
     }
 }
 

@@ -22,6 +22,10 @@ const COMPANION_MAGIC: [u8; 8] = *b"QSHM\0NTF";
 /// Offsets of the words in a companion (`struct qshm_notify`).
 const COMPANION_CHANGES: usize = 16;
 const COMPANION_WAITERS: usize = 20;
+/// Where a companion records the text form of its segment's key (length at 24, bytes from
+/// 64), so that `qshm clean` can tell whether the segment still exists.
+const COMPANION_KEY_LEN: usize = 24;
+const COMPANION_KEY: usize = 64;
 /// A companion's size: one small page.
 const COMPANION_LEN: usize = 4096;
 
@@ -73,10 +77,12 @@ impl ChangeWords {
         .map_err(|e| notify_error(e, label, "mmap of the header failed"))
     }
 
-    /// Opens the companion `name` (a file name in `/dev/shm`), creating it with `mode` when
-    /// `create` is set and it does not exist.
+    /// Opens the companion `name` (a file name in `/dev/shm`) of the segment whose key's
+    /// text form is `key`, creating it with `mode` when `create` is set and it does not
+    /// exist.
     pub(crate) fn companion(
         name: &str,
+        key: &str,
         mode: u32,
         create: bool,
         label: &str,
@@ -106,6 +112,15 @@ impl ChangeWords {
         let mut magic = [0u8; 8];
         let _ = rustix::io::pread(&fd, &mut magic, 0);
         if magic == [0; 8] {
+            // The key first, the magic last: whoever sees the magic sees the key. Another
+            // process doing the same writes the same bytes.
+            let key = &key.as_bytes()[..key.len().min(COMPANION_LEN - COMPANION_KEY)];
+            let _ = rustix::io::pwrite(&fd, key, COMPANION_KEY as u64);
+            let _ = rustix::io::pwrite(
+                &fd,
+                &(key.len() as u32).to_ne_bytes(),
+                COMPANION_KEY_LEN as u64,
+            );
             let n = rustix::io::pwrite(&fd, &COMPANION_MAGIC, 0)
                 .map_err(|e| notify_error(e, label, "cannot write the notifier's companion"))?;
             if n != COMPANION_MAGIC.len() {
@@ -161,6 +176,30 @@ pub(crate) fn remove_companion(name: &str) -> std::io::Result<bool> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// The key text a companion file records, if it is one.
+pub(crate) fn companion_key(path: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    let mut page = Vec::with_capacity(COMPANION_LEN);
+    std::fs::File::open(path)
+        .ok()?
+        .take(COMPANION_LEN as u64)
+        .read_to_end(&mut page)
+        .ok()?;
+    if page.len() < COMPANION_LEN || page[..8] != COMPANION_MAGIC {
+        return None;
+    }
+    let len = u32::from_ne_bytes(
+        page[COMPANION_KEY_LEN..COMPANION_KEY_LEN + 4]
+            .try_into()
+            .ok()?,
+    );
+    let key = page.get(COMPANION_KEY..COMPANION_KEY.checked_add(len as usize)?)?;
+    String::from_utf8(key.to_vec()).ok()
+}
+
+/// The prefix of every companion's file name.
+pub(crate) const COMPANION_PREFIX: &str = "qshm-notify-";
 
 /// Where the companion `name` lives.
 pub(crate) fn companion_path(name: &str) -> std::path::PathBuf {

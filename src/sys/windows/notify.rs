@@ -90,6 +90,7 @@ impl ChangeWords {
     /// Opens or creates the companion section `name` (`Local\…` or `Global\…`).
     pub(crate) fn companion(
         name: &str,
+        _key: &str,
         _mode: u32,
         _create: bool,
         label: &str,
