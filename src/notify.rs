@@ -54,8 +54,12 @@ use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::sys::notify::ChangeWords;
 use crate::sys::wait_word::{self, Woke};
 
-/// The longest single sleep: a waiter re-checks its deadline and cancellation at least this
-/// often (cancellation also wakes it at once).
+/// The longest single sleep of a cancellable wait: the bound on how late it notices a
+/// cancel whose wake came just before it fell asleep (usually it is woken at once).
+const CANCEL_SLICE: Duration = Duration::from_millis(100);
+
+/// How long a waiter on a sealed segment (which nothing can change, nor count sleepers)
+/// sleeps at a time without a timeout.
 const SLICE: Duration = Duration::from_secs(1);
 
 /// Where the companion of the Qt-compatible segment `key` lives (whether or not it exists):
@@ -187,8 +191,11 @@ impl Notifier {
                 return Err(self.error(ErrorKind::Cancelled, "cancelled by a CancelToken"));
             }
             let left = match deadline {
-                None | Some(None) => SLICE,
-                Some(Some(deadline)) => {
+                // A cancellable wait sleeps in slices: a cancel's wake could come between
+                // its check of the token and its sleep.
+                None | Some(None) if cancel.is_some() => Some(CANCEL_SLICE),
+                None | Some(None) => None,
+                Some(Some(deadline)) => Some({
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(self.error(
@@ -196,19 +203,24 @@ impl Notifier {
                             format!("no change within {:?}", timeout.unwrap_or_default()),
                         ));
                     }
-                    left.min(SLICE)
-                }
+                    if cancel.is_some() {
+                        left.min(CANCEL_SLICE)
+                    } else {
+                        left
+                    }
+                }),
             };
             self.sleep(seen, left)?;
         }
     }
 
-    /// One sleep of at most `left` while the counter is `seen`, counted as a sleeper.
-    fn sleep(&self, seen: u32, left: Duration) -> Result<Woke> {
+    /// One sleep of at most `left` (`None`: until woken) while the counter is `seen`,
+    /// counted as a sleeper.
+    fn sleep(&self, seen: u32, left: Option<Duration>) -> Result<Woke> {
         let words = &self.shared.words;
         if !words.writable() {
             // Nothing can change a sealed segment, and its words cannot count a sleeper.
-            std::thread::sleep(left);
+            std::thread::sleep(left.unwrap_or(SLICE));
             return Ok(Woke::TimedOut);
         }
         words.waiters().fetch_add(1, Ordering::SeqCst);
@@ -426,7 +438,7 @@ mod future {
                     return;
                 }
             }
-            if notifier.sleep(seen, WATCH_SLICE).is_err() {
+            if notifier.sleep(seen, Some(WATCH_SLICE)).is_err() {
                 // Wake them all: each re-polls, and a broken wait surfaces as a hang no
                 // more than it would in a blocking wait (the error repeats there).
                 std::thread::sleep(WATCH_SLICE);
