@@ -106,6 +106,11 @@ mod readme_doctests {}
 #[doc = include_str!("../docs/mapped.md")]
 mod mapped_doctests {}
 
+/// The snippets of docs/notify.md (change notification), compiled the same way.
+#[cfg(all(doctest, qshm_linux))]
+#[doc = include_str!("../docs/notify.md")]
+mod notify_doctests {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
