@@ -57,11 +57,12 @@ for target in x86_64-unknown-freebsd x86_64-apple-darwin wasm32-unknown-unknown;
     cargo clippy -p qshm --lib --target "$target" --quiet -- -D warnings
 done
 
-step "minimum supported Rust versions: 1.80 builds the library, 1.85 the CLI (their rust-version)"
-for pair in "1.80.0 qshm --lib" "1.85.0 qshm-cli --bins"; do
-    read -r toolchain package what <<< "$pair"
+step "minimum supported Rust versions: 1.80 builds the library (with its futures), 1.85 the CLI (their rust-version)"
+for pair in "1.80.0 qshm --lib --features=async" "1.85.0 qshm-cli --bins"; do
+    read -r -a parts <<< "$pair"
+    toolchain="${parts[0]}" package="${parts[1]}" what=("${parts[@]:2}")
     if rustup toolchain list 2>/dev/null | grep -q "^${toolchain//./\\.}" || rustup toolchain install "$toolchain" --profile minimal >&2; then
-        CARGO_TARGET_DIR="target/msrv-$toolchain" cargo "+$toolchain" check -p "$package" "$what" --quiet
+        CARGO_TARGET_DIR="target/msrv-$toolchain" cargo "+$toolchain" check -p "$package" "${what[@]}" --quiet
     else
         echo "warning: cannot install Rust $toolchain here; $package's MSRV not checked" >&2
     fi
