@@ -36,7 +36,11 @@ mod demo {
     const READINGS: u64 = 5;
 
     fn reading(seg: &MappedSegment) -> u64 {
-        u64::from_le_bytes(seg.lock().expect("lock").as_slice()[..8].try_into().unwrap())
+        u64::from_le_bytes(
+            seg.lock().expect("lock").as_slice()[..8]
+                .try_into()
+                .unwrap(),
+        )
     }
 
     pub(crate) fn writer() -> Result<(), Box<dyn std::error::Error>> {
