@@ -6,6 +6,7 @@ from typing import Literal, Optional, SupportsIndex, Union, overload
 from ._errors import (
     AlreadyExistsError as AlreadyExistsError,
     Error as Error,
+    LiveExportsError as LiveExportsError,
     NotFoundError as NotFoundError,
     PermissionDeniedError as PermissionDeniedError,
     TimeoutError_ as TimeoutError_,
