@@ -18,7 +18,9 @@ class Error(Exception):
     The kinds with a natural built-in raise a subclass that derives from it too:
     ``NotFoundError`` (``FileNotFoundError``), ``AlreadyExistsError`` (``FileExistsError``),
     ``PermissionDeniedError`` (``PermissionError``), ``TimeoutError_``
-    (``TimeoutError``), ``WouldBlockError`` (``BlockingIOError``).
+    (``TimeoutError``), ``WouldBlockError`` (``BlockingIOError``); and
+    ``LiveExportsError`` (``BufferError``, kind ``"LockError"``) when a lock is released
+    while buffer exports of its guard are alive.
     """
 
     kind: str = "Unknown"
