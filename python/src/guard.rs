@@ -235,7 +235,8 @@ pub(crate) struct LockGuard {
     exported_writable: bool,
     /// Live buffer exports, shared with them (`Py_buffer.internal`), so that
     /// `__releasebuffer__` counts even while another method borrows the guard.
-    exports: Arc<AtomicUsize>,
+    /// Made at the first export, so that a lock without exports allocates nothing.
+    exports: Option<Arc<AtomicUsize>>,
     writable: bool,
     len: usize,
     owner_died: bool,
@@ -253,7 +254,7 @@ impl LockGuard {
             held: Some(ThreadBound::new(held)),
             staging: None,
             exported_writable: false,
-            exports: Arc::new(AtomicUsize::new(0)),
+            exports: None,
             writable,
             len,
             owner_died,
@@ -296,6 +297,13 @@ impl LockGuard {
             ),
             None,
         )
+    }
+
+    /// The number of live buffer exports.
+    fn live_exports(&self) -> usize {
+        self.exports
+            .as_ref()
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     fn live_exports_message(&self, live: usize) -> String {
@@ -402,7 +410,7 @@ impl LockGuard {
             }
         };
         self.write_back(&mut held);
-        let live = self.exports.load(Ordering::Relaxed);
+        let live = self.live_exports();
         if live == 0 {
             self.staging = None;
         }
@@ -549,7 +557,7 @@ impl LockGuard {
     /// The number of live buffer exports (memoryviews, numpy arrays) of this guard.
     #[getter]
     fn exports(&self) -> usize {
-        self.exports.load(Ordering::Relaxed)
+        self.live_exports()
     }
 
     /// Writes back what buffer exports changed and releases the lock; does nothing if
@@ -686,7 +694,7 @@ impl LockGuard {
     }
 
     fn __repr__(&self) -> String {
-        let exports = self.exports.load(Ordering::Relaxed);
+        let exports = self.live_exports();
         format!(
             "<qshm.LockGuard key={:?} size={} {}{}{}>",
             self.label,
@@ -739,8 +747,9 @@ impl LockGuard {
             let s = slf.staging.as_ref().expect("made above");
             (s.as_ptr(), s.len())
         };
-        slf.exports.fetch_add(1, Ordering::Relaxed);
-        let counter = Arc::into_raw(Arc::clone(&slf.exports));
+        let counter = Arc::clone(slf.exports.get_or_insert_with(Default::default));
+        counter.fetch_add(1, Ordering::Relaxed);
+        let counter = Arc::into_raw(counter);
         let obj = slf.into_pyobject(py)?.into_any().unbind();
         // SAFETY: `view` is a non-null `Py_buffer` that the interpreter lends for this call
         // (checked above). `ptr..ptr+len` is the staging copy: a heap allocation of `Cell`s
