@@ -6,7 +6,8 @@
 # CPython 3.9 build if a 3.9 interpreter is found (see below). The Qt peer's
 # interpreter (PyQt6) is $QSHM_PYTHON (ci/test.sh exports it), else .venv/bin/python;
 # without it the Qt interop tests skip. Then the benchmarks once in quick mode (they only
-# have to run: the figures in BENCHMARKS.md come from python/bench/bench.py in full mode).
+# have to run: the figures in BENCHMARKS.md come from python/bench/bench.py in full mode,
+# and breakdown.py).
 #
 #   ci/python.sh                # everything
 #   ci/python.sh -k qt          # extra arguments go to pytest
@@ -68,3 +69,4 @@ else
 fi
 
 PYTHON_BENCH_QUICK=1 "$venv/bin/python" python/bench/bench.py > /dev/null
+PYTHON_BENCH_N=50 "$venv/bin/python" python/bench/breakdown.py > /dev/null

@@ -748,9 +748,10 @@ impl LockGuard {
             (s.as_ptr(), s.len())
         };
         let counter = Arc::clone(slf.exports.get_or_insert_with(Default::default));
+        let obj = slf.into_pyobject(py)?.into_any().unbind();
+        // Counted once nothing can fail any more: `__releasebuffer__` counts it out.
         counter.fetch_add(1, Ordering::Relaxed);
         let counter = Arc::into_raw(counter);
-        let obj = slf.into_pyobject(py)?.into_any().unbind();
         // SAFETY: `view` is a non-null `Py_buffer` that the interpreter lends for this call
         // (checked above). `ptr..ptr+len` is the staging copy: a heap allocation of `Cell`s
         // (writes through a shared pointer are allowed), never moved or freed while an
