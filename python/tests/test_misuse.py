@@ -58,6 +58,8 @@ def test_memoryview_kept_past_the_with_block(shm, key, child):
     assert bytes(v[0:4]) == b"LATE"
     v.release()
     assert g.exports == 0
+    # The peer detaches last (at EOF), removing the segment.
+    peer.check()
 
 
 def test_numpy_array_kept_past_the_with_block(shm, key):
