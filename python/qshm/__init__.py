@@ -21,6 +21,7 @@ reaches shared memory without the lock: ``help(qshm.LockGuard)``.
 from ._errors import (
     AlreadyExistsError,
     Error,
+    LiveExportsError,
     NotFoundError,
     PermissionDeniedError,
     TimeoutError_,
@@ -35,6 +36,7 @@ __all__ = [
     "MappedSegment",
     "MEMFD_ENV",
     "Error",
+    "LiveExportsError",
     "NotFoundError",
     "AlreadyExistsError",
     "PermissionDeniedError",

@@ -1,11 +1,12 @@
 """Type stubs of the qshm package (the classes live in the native module qshm._qshm)."""
 
 from types import TracebackType
-from typing import Literal, Optional, SupportsIndex, Union, overload
+from typing import Literal, NoReturn, Optional, SupportsIndex, Union, overload
 
 from ._errors import (
     AlreadyExistsError as AlreadyExistsError,
     Error as Error,
+    LiveExportsError as LiveExportsError,
     NotFoundError as NotFoundError,
     PermissionDeniedError as PermissionDeniedError,
     TimeoutError_ as TimeoutError_,
@@ -20,8 +21,12 @@ class LockGuard:
 
     Indexing reads and writes the segment directly while the lock is held; buffer exports
     (``memoryview``, ``numpy.frombuffer``, ``bytes``) are a private copy made under the
-    lock and written back at unlock, so an export kept after the lock never reaches
-    shared memory. After unlock every access raises ``qshm.Error`` (kind ``"LockError"``).
+    lock and written back at unlock, so an export never points into shared memory. Live
+    exports are counted: unlocking (or leaving the ``with`` block) with exports alive
+    writes back, unlocks, then raises ``LiveExportsError`` (a ``BufferError``; a note on
+    the exception in flight instead), and the late exports keep a detached copy. After
+    unlock every access raises ``qshm.Error`` (kind ``"LockError"``); so does every
+    operation from another thread than the one that took the lock.
     """
 
     @property
@@ -45,6 +50,7 @@ class LockGuard:
     def __setitem__(self, key: SupportsIndex, value: int) -> None: ...
     @overload
     def __setitem__(self, key: slice, value: Union[bytes, bytearray, memoryview]) -> None: ...
+    def __delitem__(self, key: Union[SupportsIndex, slice]) -> NoReturn: ...
     def __buffer__(self, flags: int) -> memoryview: ...
     def __enter__(self) -> LockGuard: ...
     def __exit__(

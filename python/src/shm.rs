@@ -261,16 +261,19 @@ impl SharedMemory {
         slf
     }
 
-    /// Detaches if attached.
+    /// Detaches if attached. A failure to detach is raised, unless an exception is
+    /// already propagating: that one goes on, with the failure as a note.
     fn __exit__(
         &mut self,
         py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
+        exc_type: &Bound<'_, PyAny>,
+        exc: &Bound<'_, PyAny>,
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
         if self.inner.is_attached() {
-            self.detach(py)?;
+            if let Err(e) = self.detach(py) {
+                errors::note_or_raise(py, exc_type, exc, e)?;
+            }
         }
         Ok(false)
     }
