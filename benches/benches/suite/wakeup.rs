@@ -122,8 +122,12 @@ pub fn benches(c: &mut Criterion) {
             total
         });
         if let Some((threads, kb)) = footprint {
+            // Beside criterion's directory (the report reads it from there).
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
             let _ = std::fs::write(
-                "target/async_waiters.json",
+                target.join("async_waiters.json"),
                 format!("{{\"waiters\": {WAITERS}, \"threads\": {threads}, \"rss_kb\": {kb}}}\n"),
             );
         }
