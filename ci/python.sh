@@ -37,6 +37,19 @@ export QSHM_PYTHON="${QSHM_PYTHON:-}"
 # the source tree without the extension, is not on sys.path: pytest is run as a program).
 (cd python && "$venv/bin/pytest" -q -n auto "$@")
 
+# examples/qt_notify: a Rust program and a PyQt6 program exchanging change notifications
+# through a Qt-compatible segment. The Qt side needs PyQt6 ($QSHM_PYTHON's venv) and this
+# package ($venv's) in one interpreter: the package is put on its PYTHONPATH alone.
+if [ -n "$QSHM_PYTHON" ]; then
+    site="$("$venv/bin/python" -I -c 'import os, qshm; print(os.path.dirname(os.path.dirname(qshm.__file__)))')"
+    shim="$CARGO_TARGET_DIR/python-qshm-only"
+    rm -rf "$shim"
+    mkdir -p "$shim"
+    ln -s "$site/qshm" "$shim/qshm"
+    cargo build -p qshm --example qt_notify --features async --quiet
+    PYTHONPATH="$shim" timeout 60 "$CARGO_TARGET_DIR/debug/examples/qt_notify" >&2
+fi
+
 # CPython 3.9, the oldest the package supports: the abi3 wheel needs 3.11 (the buffer
 # protocol entered the limited API there), so 3.9 and 3.10 get a wheel per version
 # (--no-default-features). One debug build of it (its own target dir) and the whole suite

@@ -27,13 +27,14 @@ from ._errors import (
     TimeoutError_,
     WouldBlockError,
 )
-from ._qshm import MEMFD_ENV, LockGuard, MappedSegment, SharedMemory, SystemSemaphore
+from ._qshm import MEMFD_ENV, LockGuard, MappedSegment, Notifier, SharedMemory, SystemSemaphore
 
 __all__ = [
     "SharedMemory",
     "LockGuard",
     "SystemSemaphore",
     "MappedSegment",
+    "Notifier",
     "MEMFD_ENV",
     "Error",
     "LiveExportsError",

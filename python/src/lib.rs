@@ -27,6 +27,7 @@
 mod errors;
 mod guard;
 mod mapped;
+mod notify;
 mod sem;
 mod shm;
 mod wait;
@@ -40,6 +41,7 @@ fn _qshm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<guard::LockGuard>()?;
     m.add_class::<sem::SystemSemaphore>()?;
     m.add_class::<mapped::MappedSegment>()?;
+    m.add_class::<notify::Notifier>()?;
     m.add("MEMFD_ENV", qshm::mapped::MEMFD_ENV)?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use pyo3::types::PyDict;
 
 use crate::errors::{self, IntoPy};
 use crate::guard::{static_ref, Held, LockGuard, Owner};
+use crate::notify::Notifier;
 use crate::shm::access;
 use crate::wait;
 
@@ -210,6 +211,13 @@ impl MappedSegment {
     #[getter]
     fn is_attached(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// The segment's change counter (``qshm.Notifier``), in its header: ``notify()`` after
+    /// writing, ``wait(seen, timeout)`` for a change in any process (Rust and C ones too).
+    fn notifier(&self, py: Python<'_>) -> PyResult<Notifier> {
+        let seg = Arc::clone(self.seg(py)?);
+        py.detach(move || seg.notifier()).py(py).map(Notifier::new)
     }
 
     /// Unmaps and closes; returns whether this was the last user of a

@@ -8,6 +8,7 @@ use pyo3::types::PyTuple;
 
 use crate::errors::{self, IntoPy};
 use crate::guard::{static_ref, Held, LockGuard, Owner};
+use crate::notify::Notifier;
 use crate::wait;
 
 /// A Qt legacy key type from its Python name.
@@ -170,6 +171,15 @@ impl SharedMemory {
     fn detach(&mut self, py: Python<'_>) -> PyResult<()> {
         let shm = self.exclusive(py, "detach")?;
         py.detach(|| shm.detach()).py(py)
+    }
+
+    /// The segment's change counter (``qshm.Notifier``): ``notify()`` after writing,
+    /// ``wait(seen, timeout)`` for a change in any process. It lives in a companion file
+    /// that Qt ignores, made by the first caller and removed with the segment. Raises
+    /// ``qshm.Error`` kind ``"NotAttached"`` when not attached.
+    fn notifier(&self, py: Python<'_>) -> PyResult<Notifier> {
+        let shm = Arc::clone(&self.inner);
+        py.detach(move || shm.notifier()).py(py).map(Notifier::new)
     }
 
     /// Takes the segment's lock, waiting at most ``timeout`` seconds (``None``: forever),
