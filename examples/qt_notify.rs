@@ -38,7 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let changes = shm.notifier()?;
     let python = std::env::var("QSHM_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let mut qt = Command::new(python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/qt_notify.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/qt_notify.py"
+        ))
         .arg(&key)
         .stdout(Stdio::inherit())
         .spawn()?;

@@ -39,7 +39,7 @@
 //! A Qt program that writes the data without notifying does not break a waiter: the waiter
 //! simply times out.
 //!
-//! With the `async` feature, [`Notifier::changed`] is a future (any executor; no runtime
+//! With the `async` feature, `Notifier::changed` is a future (any executor; no runtime
 //! dependency): any number of pending futures share one helper thread per notifier, which
 //! exists only while some future is pending. A blocking wait is cancelled from another
 //! thread with a [`CancelToken`].
