@@ -13,7 +13,8 @@
 //! | `qshm_none` | everything else (wasm, …) | key rules; every operation `Unsupported` |
 //!
 //! Exactly one of `qshm_linux`, `qshm_unix_other`, `qshm_windows`, `qshm_none` is set;
-//! `qshm_apple` is set besides on Apple targets, whose key names follow Apple's rules.
+//! `qshm_apple` is set besides on Apple targets, whose key names follow Apple's rules, and
+//! `qshm_macos` on macOS, the one Apple platform where an application may be unsandboxed.
 
 use std::env;
 
@@ -24,6 +25,7 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(qshm_windows)");
     println!("cargo:rustc-check-cfg=cfg(qshm_none)");
     println!("cargo:rustc-check-cfg=cfg(qshm_apple)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_macos)");
     println!("cargo:rustc-check-cfg=cfg(qshm_libc, values(\"glibc64\", \"glibc32\", \"musl\"))");
     // docs.rs builds with `--cfg docsrs` (Cargo.toml: package.metadata.docs.rs), which
     // turns on the `doc(cfg)` badges of platform-only items.
@@ -46,6 +48,11 @@ fn main() {
     if var("CARGO_CFG_TARGET_VENDOR") == "apple" {
         // Apple's naming rules for keys (whatever backend the target gets).
         println!("cargo:rustc-cfg=qshm_apple");
+        if os == "macos" {
+            // Only macOS asks whether the application is sandboxed (Qt takes every other
+            // Apple platform for sandboxed).
+            println!("cargo:rustc-cfg=qshm_macos");
+        }
     }
     match libc {
         Some(libc) => {

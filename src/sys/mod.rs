@@ -20,6 +20,8 @@ mod imp;
 #[path = "unsupported.rs"]
 mod imp;
 
+#[cfg(qshm_apple)]
+mod apple;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub(crate) mod fork;
@@ -90,7 +92,21 @@ pub(crate) mod inspect {
     }
 }
 
+#[cfg(qshm_apple)]
+pub(crate) use apple::{apple_sandboxed, darwin_user_temp_dir};
 pub(crate) use imp::*;
+
+/// Not an Apple platform: never sandboxed the Apple way.
+#[cfg(not(qshm_apple))]
+pub(crate) fn apple_sandboxed() -> bool {
+    false
+}
+
+/// Not an Apple platform: no per-user temporary directory of Apple's.
+#[cfg(not(qshm_apple))]
+pub(crate) fn darwin_user_temp_dir() -> Option<String> {
+    None
+}
 #[cfg(any(qshm_linux, qshm_windows))]
 pub(crate) use locked::SegmentLock;
 pub(crate) use locked::{copy_out, copy_out_unlocked, InProcessLock, LockRef, Locked, Mapping};
