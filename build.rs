@@ -26,6 +26,9 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(qshm_none)");
     println!("cargo:rustc-check-cfg=cfg(qshm_apple)");
     println!("cargo:rustc-check-cfg=cfg(qshm_macos)");
+    // The portable-Unix test mode: `RUSTFLAGS="--cfg qshm_portable"` (ci/test.sh), the Linux
+    // build without the Linux-only calls macOS and FreeBSD lack (sys/portable.rs).
+    println!("cargo:rustc-check-cfg=cfg(qshm_portable)");
     println!("cargo:rustc-check-cfg=cfg(qshm_libc, values(\"glibc64\", \"glibc32\", \"musl\"))");
     // docs.rs builds with `--cfg docsrs` (Cargo.toml: package.metadata.docs.rs), which
     // turns on the `doc(cfg)` badges of platform-only items.

@@ -26,6 +26,7 @@ mod apple;
 pub(crate) mod conformance;
 pub(crate) mod fork;
 mod locked;
+pub(crate) mod portable;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) mod procfs;
 #[cfg(any(qshm_linux, qshm_windows))]

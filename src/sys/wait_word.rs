@@ -26,7 +26,7 @@ pub(crate) enum Woke {
     TimedOut,
 }
 
-#[cfg(qshm_linux)]
+#[cfg(all(qshm_linux, not(qshm_portable)))]
 mod imp {
     use super::Woke;
     use crate::error::{Error, ErrorKind, Operation, Result};
@@ -65,7 +65,8 @@ mod imp {
     }
 }
 
-#[cfg(not(qshm_linux))]
+// Also Linux with `--cfg qshm_portable`, which runs the path macOS and FreeBSD take.
+#[cfg(not(all(qshm_linux, not(qshm_portable))))]
 mod imp {
     use super::Woke;
     use crate::error::Result;
@@ -79,6 +80,7 @@ mod imp {
     const MOST: Duration = Duration::from_millis(1);
 
     pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Result<Woke> {
+        crate::sys::portable::hit(crate::sys::portable::Fallback::WaitWord);
         let start = Instant::now();
         let mut pause = FIRST;
         loop {

@@ -235,6 +235,7 @@ pub(super) fn deadline(wait: Wait) -> Option<std::time::Instant> {
 }
 
 /// `d` as a `timespec`, capped at the largest `time_t` (32 bits on some targets).
+#[cfg(not(qshm_portable))]
 pub(super) fn relative_timespec(d: std::time::Duration) -> libc::timespec {
     // SAFETY: timespec is a plain C struct of integers, for which all-zero is valid.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
@@ -250,6 +251,7 @@ pub(super) fn relative_timespec(d: std::time::Duration) -> libc::timespec {
 
 /// `deadline` as an absolute time on `clock` (what `sem_timedwait` and `sem_clockwait`
 /// take), capped as [`relative_timespec`] is.
+#[cfg(not(qshm_portable))]
 pub(super) fn absolute_timespec(
     clock: libc::clockid_t,
     deadline: std::time::Instant,

@@ -20,6 +20,7 @@ use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{ErrorKind, Operation, Result};
 use crate::{AccessMode, NativeKey};
 
+#[cfg(not(qshm_portable))]
 extern "C" {
     /// `semtimedop(2)`, which the `libc` crate does not declare. The C library's wrapper,
     /// not the raw system call: 32-bit x86 has no `semtimedop` system call of its own (it
@@ -437,13 +438,7 @@ impl SysvSemaphore {
                     // SAFETY: `sop` is one valid sembuf, and the count says one.
                     unsafe { libc::semop(id, &mut sop, 1) }
                 }
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let ts = super::relative_timespec(left);
-                    // SAFETY: `sop` is one valid sembuf and `ts` a valid relative timeout, as
-                    // semtimedop(2) takes them.
-                    unsafe { semtimedop(id, &mut sop, 1, &ts) }
-                }
+                Some(deadline) => timed_semop(id, &mut sop, deadline),
             };
             if rc == 0 {
                 return Ok(());
@@ -482,6 +477,37 @@ impl SysvSemaphore {
 /// One operation of `delta` on the set's only semaphore: `SEM_UNDO` as asked, `IPC_NOWAIT`
 /// for a poll.
 #[inline]
+/// One `semop` of `sop` that waits until `deadline` at the latest: `semtimedop`.
+#[cfg(not(qshm_portable))]
+fn timed_semop(id: c_int, sop: &mut libc::sembuf, deadline: Instant) -> c_int {
+    let ts = super::relative_timespec(deadline.saturating_duration_since(Instant::now()));
+    // SAFETY: `sop` is one valid sembuf and `ts` a valid relative timeout, as semtimedop(2)
+    // takes them.
+    unsafe { semtimedop(id, sop, 1, &ts) }
+}
+
+/// One `semop` of `sop` that waits until `deadline` at the latest, where there is no
+/// `semtimedop` (macOS): `semop(IPC_NOWAIT)` polled with a backoff (20 µs to 2 ms). Fails
+/// with `EAGAIN` when the deadline passes, as `semtimedop` does, and with any other error at
+/// once.
+#[cfg(qshm_portable)]
+fn timed_semop(id: c_int, sop: &mut libc::sembuf, deadline: Instant) -> c_int {
+    use crate::sys::portable::{hit, Backoff, Fallback};
+    hit(Fallback::SysvTimed);
+    let mut nowait = *sop;
+    nowait.sem_flg |= libc::IPC_NOWAIT as i16;
+    let mut backoff = Backoff::new();
+    loop {
+        // SAFETY: `nowait` is one valid sembuf, and the count says one.
+        let rc = unsafe { libc::semop(id, &mut nowait, 1) };
+        // Nothing between the failed call and the caller's errno() sets errno: `Instant`
+        // and `sleep` do not on success.
+        if rc == 0 || errno() != libc::EAGAIN || !backoff.sleep_until(deadline) {
+            return rc;
+        }
+    }
+}
+
 fn sembuf(delta: i16, undo: Undo, wait: Wait) -> libc::sembuf {
     let mut flags = if undo == Undo::Yes {
         libc::SEM_UNDO as i16

@@ -244,6 +244,7 @@ impl PosixSemaphore {
     /// can (`sem_clockwait`, glibc 2.30+), so that a step of the wall clock neither stretches
     /// nor cuts the wait; elsewhere `sem_timedwait` on the wall clock, whose waits the
     /// callers keep short and re-check against the monotonic deadline.
+    #[cfg(not(qshm_portable))]
     fn wait_until(&self, deadline: Instant) -> std::result::Result<(), i32> {
         let rc = match sem_clockwait() {
             Some(clockwait) => {
@@ -262,6 +263,27 @@ impl PosixSemaphore {
             Ok(())
         } else {
             Err(errno())
+        }
+    }
+
+    /// Waits until `deadline` at the latest where there is no `sem_timedwait` (macOS):
+    /// `sem_trywait` polled with a backoff (20 µs to 2 ms); `ETIMEDOUT` when the deadline
+    /// passes, as `sem_timedwait` says it.
+    #[cfg(qshm_portable)]
+    fn wait_until(&self, deadline: Instant) -> std::result::Result<(), i32> {
+        use crate::sys::portable::{hit, Backoff, Fallback};
+        hit(Fallback::PosixTimed);
+        let mut backoff = Backoff::new();
+        loop {
+            // SAFETY: `self.sem` is a live semaphore (map_sem_file).
+            if unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {
+                return Ok(());
+            }
+            match errno() {
+                libc::EAGAIN if backoff.sleep_until(deadline) => {}
+                libc::EAGAIN => return Err(libc::ETIMEDOUT),
+                e => return Err(e),
+            }
         }
     }
 
@@ -405,11 +427,13 @@ impl PosixSemaphore {
 }
 
 /// `int sem_clockwait(sem_t *, clockid_t, const struct timespec *)`.
+#[cfg(not(qshm_portable))]
 pub(super) type SemClockwait =
     unsafe extern "C" fn(*mut libc::sem_t, libc::clockid_t, *const libc::timespec) -> c_int;
 
 /// glibc's `sem_clockwait` (2.30 and later), looked up once at run time: linking it would
 /// make the program refuse to start on an older glibc, and musl has none.
+#[cfg(not(qshm_portable))]
 pub(super) fn sem_clockwait() -> Option<SemClockwait> {
     static FN: std::sync::OnceLock<Option<SemClockwait>> = std::sync::OnceLock::new();
     *FN.get_or_init(|| {
