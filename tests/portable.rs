@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use qshm::mapped::{FileOptions, MappedSegment};
-use qshm::{ErrorKind, KeyType, SemaphoreMode, SystemSemaphore};
+use qshm::{
+    AccessMode, ErrorKind, KeyType, NativeKey, SemaphoreMode, SharedMemory, SystemSemaphore,
+};
 use util::{ChildProc, Cleanup};
 
 fn counts() -> HashMap<&'static str, u64> {
@@ -51,6 +53,24 @@ fn system_v_timed_wait_polls() {
 #[test]
 fn posix_timed_wait_polls() {
     timed_wait_polls(KeyType::PosixRealtime, "posix_timed_poll");
+}
+
+/// Without `O_TMPFILE`, a POSIX segment is created under its name and sized once, and a
+/// semaphore file written under a temporary name and linked into place, which is then gone.
+#[test]
+fn posix_creation_without_unnamed_files() {
+    let key = NativeKey::legacy(&util::unique_key("portable-create"), KeyType::PosixRealtime);
+    let _cleanup = Cleanup::new().segment(&key);
+    let before = counts()["named_create"];
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    shm.create(4096, AccessMode::ReadWrite).unwrap();
+    shm.lock().unwrap().as_mut_slice().unwrap()[..5].copy_from_slice(b"hello");
+    let mut other = SharedMemory::with_native_key(key);
+    other.attach(AccessMode::ReadOnly).unwrap();
+    assert_eq!(&other.lock().unwrap().as_slice()[..5], b"hello");
+    assert!(counts()["named_create"] > before, "named_create not taken");
+    drop(other);
+    shm.detach().unwrap();
 }
 
 /// A lock holder in this process, a waiter in a child: the child's `lock_timeout` sleeps
@@ -103,6 +123,7 @@ fn every_fallback_is_checked() {
         names,
         [
             "mapped_lock_poll",
+            "named_create",
             "posix_timed_poll",
             "sysv_timed_poll",
             "wait_word_poll"

@@ -12,6 +12,7 @@
 //! | `mapped_lock_poll` | the futex the `mapped` lock sleeps on |
 //! | `sysv_timed_poll` | `semtimedop` (System V timed waits: `semop(IPC_NOWAIT)` polled) |
 //! | `posix_timed_poll` | `sem_timedwait`/`sem_clockwait` (POSIX timed waits: `sem_trywait` polled) |
+//! | `named_create` | `O_TMPFILE` (a POSIX segment is `shm_open(O_CREAT\|O_EXCL)`ed then sized once; a semaphore file is written under a temporary name and linked into place, as the C library's `sem_open` does) |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,27 +25,31 @@ pub(crate) enum Fallback {
     MappedLock,
     SysvTimed,
     PosixTimed,
+    NamedCreate,
 }
 
 /// Every fallback, in the order of [`NAMES`].
 #[allow(dead_code)] // read in portable mode only
-const ALL: [Fallback; 4] = [
+const ALL: [Fallback; 5] = [
     Fallback::WaitWord,
     Fallback::MappedLock,
     Fallback::SysvTimed,
     Fallback::PosixTimed,
+    Fallback::NamedCreate,
 ];
 
 /// Their names, as [`crate::portable::fallback_counts`] reports them.
 #[allow(dead_code)] // read in portable mode only
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
     "wait_word_poll",
     "mapped_lock_poll",
     "sysv_timed_poll",
     "posix_timed_poll",
+    "named_create",
 ];
 
-static COUNTS: [AtomicU64; 4] = [
+static COUNTS: [AtomicU64; 5] = [
+    AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),
@@ -55,7 +60,24 @@ static COUNTS: [AtomicU64; 4] = [
 #[inline]
 #[allow(dead_code)] // each caller exists on some targets only
 pub(crate) fn hit(fallback: Fallback) {
-    COUNTS[fallback as usize].fetch_add(1, Ordering::Relaxed);
+    let first = COUNTS[fallback as usize].fetch_add(1, Ordering::Relaxed) == 0;
+    #[cfg(qshm_portable)]
+    if first {
+        record(fallback);
+    }
+    #[cfg(not(qshm_portable))]
+    let _ = first;
+}
+
+/// In portable mode, with `QSHM_PORTABLE_RECORD` naming a directory (`ci/portable.sh`): the
+/// first use of a fallback in a process leaves an empty file `<name>.<pid>` there, so that a
+/// whole test run's processes can be counted afterwards.
+#[cfg(qshm_portable)]
+fn record(fallback: Fallback) {
+    if let Some(dir) = std::env::var_os("QSHM_PORTABLE_RECORD") {
+        let file = format!("{}.{}", NAMES[fallback as usize], std::process::id());
+        let _ = std::fs::write(std::path::Path::new(&dir).join(file), b"");
+    }
 }
 
 /// Each fallback's name and how often this process took it.
