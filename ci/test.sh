@@ -60,6 +60,14 @@ for target in x86_64-unknown-freebsd x86_64-apple-darwin aarch64-apple-darwin aa
     wasm32-*) cargo clippy -p qshm --lib --target "$target" --quiet -- -D warnings ;;
     *) cargo clippy -p qshm -p qshm-cli --target "$target" --quiet -- -D warnings ;;
     esac
+    # macOS and FreeBSD compile the System V backend (src/sys/unix), not the unsupported stub:
+    # the build script's cfgs for the target, as rustc receives them.
+    case "$target" in
+    *-apple-darwin | *-freebsd)
+        cfgs="$(cargo rustc -p qshm --lib --target "$target" --quiet -- --print cfg)"
+        grep -qx qshm_sysv_only <<< "$cfgs" || { echo "$target does not select the System V backend" >&2; exit 1; }
+        ;;
+    esac
 done
 
 step "minimum supported Rust versions: 1.80 builds the library, 1.85 the CLI (their rust-version)"

@@ -8,7 +8,7 @@
 //! memory becomes Rust references.
 #![allow(unsafe_code)]
 
-#[cfg(qshm_linux)]
+#[cfg(any(qshm_linux, qshm_sysv_only))]
 #[path = "unix/mod.rs"]
 mod imp;
 
@@ -16,7 +16,7 @@ mod imp;
 #[path = "windows/mod.rs"]
 mod imp;
 
-#[cfg(not(any(qshm_linux, qshm_windows)))]
+#[cfg(not(any(qshm_linux, qshm_sysv_only, qshm_windows)))]
 #[path = "unsupported.rs"]
 mod imp;
 
