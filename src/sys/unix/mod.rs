@@ -688,6 +688,10 @@ pub(crate) fn check_room(fd: &std::os::fd::OwnedFd, size: u64) -> std::result::R
 mod contract {
     use super::*;
     crate::sys::conformance::suite!(system_v, SysvSegment, SysvSemaphore, KeyType::SystemV);
+    #[cfg(qshm_linux)]
     crate::sys::conformance::suite!(posix, PosixSegment, PosixSemaphore, KeyType::PosixRealtime);
+    #[cfg(qshm_linux)]
     crate::sys::conformance::suite!(dispatch_posix, Segment, Semaphore, KeyType::PosixRealtime);
+    #[cfg(not(qshm_linux))]
+    crate::sys::conformance::suite!(dispatch_system_v, Segment, Semaphore, KeyType::SystemV);
 }
