@@ -63,6 +63,11 @@ GROUPS = [
         ("qshm_posix", "qshm POSIX (Qt's lock + owner record)"),
         ("qshm_mapped", "qshm in-segment robust lock (memfd)"),
     ], ["futex_spin_lock", "futex_pingpong"]),
+    ("wakeup", "Change notification: two processes take turns waiting for each other's change, nobody spins (µs per round trip, two wake-ups)", "µs", 1e-3, [
+        ("futex_sleep_pingpong", "baseline: raw shared futex word, increment + `FUTEX_WAKE`, `FUTEX_WAIT` for the answer"),
+        ("qshm_notify_mapped", "qshm `Notifier::notify` + `wait`, memfd header"),
+        ("qshm_notify_posix", "qshm `Notifier` through a POSIX segment's companion"),
+    ], ["futex_sleep_pingpong"]),
     ("contended", "Contended: two processes increment one counter under the lock (M increments/s; totals checked)", "Mops", None, [
         ("futex_spin_lock", "baseline: plain spin-then-futex lock"),
         ("pthread_robust", "glibc robust process-shared mutex"),
@@ -136,6 +141,8 @@ GOALS = [
     ("In-segment lock uncontended within 2× of the bare futex CAS lock", "uncontended/qshm_mapped_memfd", "uncontended/floor_futex_lock", "time", 2.0),
     ("In-segment lock uncontended within 2× of a CAS + store spin lock (stricter floor)", "uncontended/qshm_mapped_memfd", "uncontended/floor_cas_store", "time", 2.0),
     ("In-segment lock hand-off within 1.3× of a spin-then-futex turn", "handoff/qshm_mapped", "handoff/futex_spin_lock", "time", 1.3),
+    ("Change notification wake-up within 1.3× of a raw futex ping-pong (memfd header)", "wakeup/qshm_notify_mapped", "wakeup/futex_sleep_pingpong", "time", 1.3),
+    ("Change notification wake-up within 1.3× of a raw futex ping-pong (POSIX companion)", "wakeup/qshm_notify_posix", "wakeup/futex_sleep_pingpong", "time", 1.3),
     ("In-segment lock contended throughput at least 0.8× a plain futex lock", "contended/qshm_mapped", "contended/futex_spin_lock", "rate", 0.8),
     ("System V 8 GiB create+attach within 2× of 4 KiB", "large/qshm_sysv_8g", "large/qshm_sysv_4k", "time", 2.0),
     ("POSIX 8 GiB create+attach within 2× of 4 KiB", "large/qshm_posix_8g", "large/qshm_posix_4k", "time", 2.0),

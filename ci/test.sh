@@ -47,7 +47,7 @@ cargo fmt --all -- --check
 
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p qshm --all-targets --features bytemuck -- -D warnings
+cargo clippy -p qshm --all-targets --features bytemuck,async -- -D warnings
 
 step "other targets: FreeBSD, macOS, iOS (library and CLI) and wasm (library); Windows: ci/windows.sh"
 # Built only: no Apple or FreeBSD machine runs them. Their key rules run in the Linux unit
@@ -72,11 +72,12 @@ for target in x86_64-unknown-freebsd x86_64-apple-darwin aarch64-apple-darwin aa
     esac
 done
 
-step "minimum supported Rust versions: 1.80 builds the library, 1.85 the CLI (their rust-version)"
-for pair in "1.80.0 qshm --lib" "1.85.0 qshm-cli --bins"; do
-    read -r toolchain package what <<< "$pair"
+step "minimum supported Rust versions: 1.80 builds the library (with its futures), 1.85 the CLI (their rust-version)"
+for pair in "1.80.0 qshm --lib --features=async" "1.85.0 qshm-cli --bins"; do
+    read -r -a parts <<< "$pair"
+    toolchain="${parts[0]}" package="${parts[1]}" what=("${parts[@]:2}")
     if rustup toolchain list 2>/dev/null | grep -q "^${toolchain//./\\.}" || rustup toolchain install "$toolchain" --profile minimal >&2; then
-        CARGO_TARGET_DIR="target/msrv-$toolchain" cargo "+$toolchain" check -p "$package" "$what" --quiet
+        CARGO_TARGET_DIR="target/msrv-$toolchain" cargo "+$toolchain" check -p "$package" "${what[@]}" --quiet
     else
         echo "warning: cannot install Rust $toolchain here; $package's MSRV not checked" >&2
     fi
@@ -111,6 +112,9 @@ cargo test --workspace "$@"
 # The typed views (feature `bytemuck`): their suite and their doctests.
 cargo test -p qshm --features bytemuck --test views "$@"
 cargo test -p qshm --features bytemuck --doc view
+# The futures (feature `async`) under tokio: their suite and their doctests.
+cargo test -p qshm --features async --test notify_async "$@"
+cargo test -p qshm --features async --doc notify
 
 step "portable-Unix mode: the suites without semtimedop, sem_timedwait and the futex, as macOS and FreeBSD lack them (ci/portable.sh)"
 ci/portable.sh

@@ -50,6 +50,9 @@
 // docs.rs (nightly, `--cfg docsrs`): "Available on ... only" on platform-only items.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+pub mod asynchronous;
 mod backend;
 mod error;
 #[cfg(any(qshm_linux, qshm_unix_other))]
@@ -66,6 +69,9 @@ mod lock;
     )))
 )]
 pub mod mapped;
+#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg_attr(docsrs, doc(cfg(any(target_os = "linux", windows))))]
+pub mod notify;
 mod platform;
 mod semaphore;
 mod shared_memory;
@@ -109,6 +115,11 @@ mod readme_doctests {}
 #[cfg(all(doctest, qshm_linux))]
 #[doc = include_str!("../docs/mapped.md")]
 mod mapped_doctests {}
+
+/// The snippets of docs/notify.md (change notification), compiled the same way.
+#[cfg(all(doctest, qshm_linux))]
+#[doc = include_str!("../docs/notify.md")]
+mod notify_doctests {}
 
 #[cfg(test)]
 mod tests {

@@ -663,7 +663,7 @@ fn garbage_headers_are_refused_cleanly() {
             ErrorKind::InvalidSize,
         ),
         ("noise", noise, ErrorKind::KeyError),
-        ("version 3", header(3, 4096, 1), ErrorKind::Unsupported),
+        ("version 4", header(4, 4096, 1), ErrorKind::Unsupported),
         ("version 1", header(1, 4096, 1), ErrorKind::Unsupported),
         (
             "smaller than claimed",

@@ -471,6 +471,26 @@ pub(crate) fn windows_lock_name(native: &str) -> String {
     format!("{}_sem", utf16_prefix(native, 260 - 4 - 1))
 }
 
+/// The name of the change notifier's companion of the segment `key` (`qshm::notify`): the
+/// first 96 bits of the SHA-1 of its type and native name, so any key fits any system's
+/// name limits.
+/// On Windows it is a section name, `Local\qshm_notify_<hash>` (`Global\` for a key in
+/// the global namespace).
+#[cfg_attr(not(any(qshm_linux, qshm_windows)), allow(dead_code))]
+pub(crate) fn companion_name(key: &NativeKey) -> String {
+    let hash = sha1_hex(&format!("{}:{}", key.key_type().to_raw(), key.native_key()));
+    if cfg!(windows) {
+        let global = key
+            .native_key()
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("Global\\"));
+        let ns = if global { "Global" } else { "Local" };
+        format!("{ns}\\qshm_notify_{}", &hash[..24])
+    } else {
+        format!("qshm-notify-{}", &hash[..24]) // sys::notify::COMPANION_PREFIX
+    }
+}
+
 /// The lower-case hexadecimal SHA-1 of the UTF-8 bytes of `key`.
 pub(crate) fn sha1_hex(key: &str) -> String {
     // `Digest`'s `Display` is the lower-case hexadecimal form.

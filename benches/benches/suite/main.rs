@@ -11,6 +11,7 @@
 mod common;
 mod lifecycle;
 mod uncontended;
+mod wakeup;
 mod xproc;
 
 use criterion::Criterion;
@@ -18,7 +19,10 @@ use criterion::Criterion;
 fn main() {
     if let Some(role) = common::child_role() {
         common::become_child();
-        xproc::child(&role);
+        match role.strip_prefix("wakeup/") {
+            Some(id) => wakeup::child(id),
+            None => xproc::child(&role),
+        }
         return;
     }
     // The whole suite takes about ten minutes; a deadlock fails it instead of hanging.
@@ -27,5 +31,6 @@ fn main() {
     uncontended::benches(&mut c);
     lifecycle::benches(&mut c);
     xproc::benches(&mut c);
+    wakeup::benches(&mut c);
     c.final_summary();
 }

@@ -8,6 +8,8 @@ mod liveness;
 #[cfg(qshm_linux)]
 pub(crate) mod mapped;
 #[cfg(qshm_linux)]
+pub(crate) mod notify;
+#[cfg(qshm_linux)]
 mod posix;
 #[cfg(qshm_linux)]
 mod robust_lock;

@@ -315,7 +315,7 @@ impl Owners for Liveness {
     fn sleep(&self, word: &AtomicU64, expected: u64, timeout: Duration) -> Result<bool> {
         // macOS and FreeBSD: no futex; the low word is polled (`wait_word`'s fallback).
         crate::sys::portable::hit(crate::sys::portable::Fallback::MappedLock);
-        let woke = crate::sys::wait_word::wait(futex_word(word), expected as u32, timeout)?;
+        let woke = crate::sys::wait_word::wait(futex_word(word), expected as u32, Some(timeout))?;
         Ok(woke == crate::sys::wait_word::Woke::TimedOut)
     }
 
