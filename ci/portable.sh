@@ -12,6 +12,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Not tests/notify.rs: a process of this mode polls instead of sleeping on the futex, so its
+# notify wakes no futex sleeper, and the suite's C peer (include/qshm.h, which sleeps on the
+# futex) waits for ever. Mixing this mode with native Linux peers is not supported; its other
+# 11 tests pass in this mode (run: ci/portable.sh --test notify).
 suites=(--lib --test portable --test conformance --test semaphore --test bounded_waits
     --test reliability --test qt_interop)
 if [ $# -gt 0 ]; then
