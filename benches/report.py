@@ -67,6 +67,7 @@ GROUPS = [
         ("futex_sleep_pingpong", "baseline: raw shared futex word, increment + `FUTEX_WAKE`, `FUTEX_WAIT` for the answer"),
         ("qshm_notify_mapped", "qshm `Notifier::notify` + `wait`, memfd header"),
         ("qshm_notify_posix", "qshm `Notifier` through a POSIX segment's companion"),
+        ("async_10000_waiters", "10 000 tokio tasks pending on `Notifier::changed`: one notify until all have finished (not a round trip; no baseline)"),
     ], ["futex_sleep_pingpong"]),
     ("contended", "Contended: two processes increment one counter under the lock (M increments/s; totals checked)", "Mops", None, [
         ("futex_spin_lock", "baseline: plain spin-then-futex lock"),
@@ -268,6 +269,12 @@ def main():
                 f" {(m / med[f'{group}/{b}'] if not rate else med[f'{group}/{b}'] / m):.3g} |" for b in bl)
             w(f"| `{rid}` | {desc} | {show(m, unit)} | {show(lo, unit)} – {show(hi, unit)} |{ratios}")
         w("")
+        footprint = Path(criterion_dir).parent / "async_waiters.json"
+        if group == "wakeup" and footprint.exists():
+            f = json.loads(footprint.read_text())
+            w(f"{f['waiters']:,} pending `changed` futures added {f['threads']} thread(s) "
+              f"(the notifier's helper) and {f['rss_kb'] / 1024:.1f} MiB of resident memory "
+              "(the tasks, their futures and wakers) to the process.\n")
     notes = Path(__file__).with_name("NOTES.md")
     if notes.exists():
         w(notes.read_text())

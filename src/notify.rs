@@ -387,9 +387,10 @@ mod future {
             };
             if start_thread {
                 let for_thread = Arc::clone(&shared);
+                let seen = self.seen;
                 let spawned = std::thread::Builder::new()
                     .name("qshm-notify".into())
-                    .spawn(move || watch_thread(&for_thread));
+                    .spawn(move || watch_thread(&for_thread, seen));
                 if let Err(e) = spawned {
                     shared.watch().running = false;
                     self.unregister();
@@ -425,12 +426,16 @@ mod future {
 
     /// Sleeps on the counter as one sleeper for all pending futures; wakes them all at each
     /// change; ends when none is left.
-    fn watch_thread(shared: &Arc<Shared>) {
+    ///
+    /// `seen` is the value the thread compares with: first the `seen` of the future that
+    /// started it, then the value it last woke everyone for, never one read later. A
+    /// value read at the top of each round instead could already include a change that
+    /// no registered future has been woken for, which would then never be.
+    fn watch_thread(shared: &Arc<Shared>, mut seen: u32) {
         let notifier = Notifier {
             shared: Arc::clone(shared),
         };
         loop {
-            let seen = notifier.current();
             {
                 let mut watch = shared.watch();
                 if watch.wakers.is_empty() {
@@ -439,15 +444,18 @@ mod future {
                 }
             }
             if notifier.sleep(seen, Some(WATCH_SLICE)).is_err() {
-                // Wake them all: each re-polls, and a broken wait surfaces as a hang no
-                // more than it would in a blocking wait (the error repeats there).
+                // The wait itself failed: do not spin; the change check below still runs.
                 std::thread::sleep(WATCH_SLICE);
             }
-            if notifier.current() != seen {
+            let now = notifier.current();
+            if now != seen {
+                // Every future registered now was registered with a value read before
+                // `now`; each re-polls and returns or registers again.
                 let wakers: Vec<_> = shared.watch().wakers.drain().map(|(_, w)| w).collect();
                 for w in wakers {
                     w.wake();
                 }
+                seen = now;
             }
         }
     }

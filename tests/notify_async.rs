@@ -137,6 +137,36 @@ fn dropping_half_of_the_waiters_leaves_nothing_registered() {
     });
 }
 
+/// Many short rounds of register, notify, wake: a change that lands while the helper
+/// thread is between two sleeps still wakes every registered future (found by the
+/// benchmark: a thread that re-read the counter at the top of its loop missed it).
+#[test]
+fn no_round_loses_its_wake_up() {
+    let _w = util::Watchdog::new("no_round_loses_its_wake_up", T);
+    let (_path, seg, _c) = mapped_file("async-rounds");
+    let n = seg.notifier().unwrap();
+    let rt = runtime();
+    for round in 0..300 {
+        let seen = n.current();
+        let tasks: Vec<_> = (0..50).map(|_| rt.spawn(n.changed(seen))).collect();
+        while n.pending_futures() < 50 {
+            std::thread::yield_now();
+        }
+        if round % 3 == 0 {
+            // Let the helper thread's sleep time out, so that the notify meets it at
+            // different points of its loop.
+            std::thread::sleep(Duration::from_millis(round % 7));
+        }
+        n.notify().unwrap();
+        rt.block_on(async {
+            for t in tasks {
+                let r = tokio::time::timeout(Duration::from_secs(5), t).await;
+                assert!(r.is_ok(), "round {round}: a future was never woken");
+            }
+        });
+    }
+}
+
 /// `lock_async` waits for a holder in another process, on every segment kind, and a
 /// dropped attempt leaves no retry behind.
 #[test]

@@ -6,6 +6,7 @@
 //! | `futex_sleep_pingpong` | the baseline: a raw shared futex word; each side increments it, `FUTEX_WAKE`s, and `FUTEX_WAIT`s for the other's increment (no spinning: every turn is a kernel wake-up) |
 //! | `qshm_notify_mapped` | `Notifier::notify` / `Notifier::wait` in a memfd segment's header |
 //! | `qshm_notify_posix` | the same through the companion of a Qt-compatible POSIX segment |
+//! | `async_10000_waiters` | 10 000 tokio tasks wait on `Notifier::changed` of one segment; one iteration is a notify and all 10 000 woken and finished (their spawning is not timed); the threads and memory they add are written to `target/async_waiters.json` |
 //!
 //! Neither side spins, so every turn is a sleep and a kernel wake-up: the figure is the
 //! wake-up latency, which is what a waiter gets. (`handoff/futex_pingpong` spins first and
@@ -89,7 +90,62 @@ pub fn benches(c: &mut Criterion) {
         n.notify().expect("notify");
         assert!(child.0.wait().expect("wait for the child").success());
     });
+    group.sample_size(10);
+    group.bench_function("async_10000_waiters", |b| {
+        let seg = MappedSegment::memfd("qshm-bench-async", 64).expect("create a memfd");
+        let n = seg.notifier().expect("notifier");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .expect("a tokio runtime");
+        let mut footprint = None;
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let before = threads_and_rss();
+                let seen = n.current();
+                let tasks: Vec<_> = (0..WAITERS).map(|_| rt.spawn(n.changed(seen))).collect();
+                while n.pending_futures() < WAITERS {
+                    std::thread::yield_now();
+                }
+                let during = threads_and_rss();
+                footprint.get_or_insert((during.0 - before.0, during.1.saturating_sub(before.1)));
+                let start = std::time::Instant::now();
+                n.notify().expect("notify");
+                rt.block_on(async {
+                    for t in tasks {
+                        t.await.expect("task").expect("changed");
+                    }
+                });
+                total += start.elapsed();
+            }
+            total
+        });
+        if let Some((threads, kb)) = footprint {
+            let _ = std::fs::write(
+                "target/async_waiters.json",
+                format!("{{\"waiters\": {WAITERS}, \"threads\": {threads}, \"rss_kb\": {kb}}}\n"),
+            );
+        }
+    });
     group.finish();
+}
+
+/// How many futures `async_10000_waiters` parks.
+const WAITERS: usize = 10_000;
+
+/// This process's thread count and resident memory (kB).
+fn threads_and_rss() -> (i64, i64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Threads:"), field("VmRSS:"))
 }
 
 /// One round trip: announce a change, wait for the child's answer (checking every 100 ms
