@@ -80,6 +80,16 @@ mod sys;
 #[cfg_attr(docsrs, doc(cfg(feature = "bytemuck")))]
 pub mod view;
 
+/// The portable-Unix test mode (`--cfg qshm_portable`, set by `ci/test.sh`): not an API.
+#[cfg(qshm_portable)]
+#[doc(hidden)]
+pub mod portable {
+    /// Each fallback path of the mode and how often this process took it.
+    pub fn fallback_counts() -> Vec<(&'static str, u64)> {
+        crate::sys::portable::counts()
+    }
+}
+
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{KeyType, NativeKey, TempDirStyle};
 pub use lock::LockGuard;

@@ -27,7 +27,7 @@ pub(crate) enum Woke {
     TimedOut,
 }
 
-#[cfg(qshm_linux)]
+#[cfg(all(qshm_linux, not(qshm_portable)))]
 mod imp {
     use super::Woke;
     use crate::error::{Error, ErrorKind, Operation, Result};
@@ -67,7 +67,8 @@ mod imp {
     }
 }
 
-#[cfg(not(qshm_linux))]
+// Also Linux with `--cfg qshm_portable`, which runs the path macOS and FreeBSD take.
+#[cfg(not(all(qshm_linux, not(qshm_portable))))]
 mod imp {
     use super::Woke;
     use crate::error::Result;
@@ -85,6 +86,7 @@ mod imp {
     const CALL: Duration = Duration::from_millis(10);
 
     pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<Woke> {
+        crate::sys::portable::hit(crate::sys::portable::Fallback::WaitWord);
         let timeout = timeout.unwrap_or(Duration::MAX);
         let start = Instant::now();
         let mut pause = FIRST;
