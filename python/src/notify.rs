@@ -1,12 +1,10 @@
 //! `qshm.Notifier`: a segment's change counter (the Rust library's `qshm::notify`), with
 //! waits that release the GIL and let Ctrl-C through.
 
-use std::time::Instant;
-
 use pyo3::prelude::*;
 
 use crate::errors::IntoPy;
-use crate::wait::{self, SLICE};
+use crate::wait;
 
 /// A segment's change counter: a writer ``notify()``-s after changing the data; a reader
 /// reads ``current``, reads the data, then ``wait(seen)``-s for anything newer, in any
@@ -53,23 +51,8 @@ impl Notifier {
         if now != seen {
             return Ok(now);
         }
-        loop {
-            let slice = match deadline {
-                None => SLICE,
-                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
-            };
-            let inner = self.inner.clone();
-            let result = py.detach(move || inner.wait(seen, Some(slice)));
-            match result {
-                Err(e) if e.kind() == qshm::ErrorKind::Timeout => {
-                    py.check_signals()?;
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(e).py(py);
-                    }
-                }
-                other => return other.py(py),
-            }
-        }
+        let inner = &self.inner;
+        wait::sliced(py, deadline, |slice| inner.wait(seen, Some(slice)))
     }
 
     /// The segment this counter belongs to, as errors name it.

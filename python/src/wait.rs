@@ -56,6 +56,16 @@ pub(crate) fn wait<T>(
         Err(e) if e.kind() == qshm::ErrorKind::WouldBlock => {}
         other => return other.py(py),
     }
+    sliced(py, deadline, timed)
+}
+
+/// The slices of [`wait`] without its first poll: `timed` waits at most the slice it is
+/// given and reports `Timeout` when nothing happened.
+pub(crate) fn sliced<T>(
+    py: Python<'_>,
+    deadline: Option<Instant>,
+    timed: impl Fn(Duration) -> qshm::Result<T> + Sync,
+) -> PyResult<T> {
     loop {
         let slice = match deadline {
             None => SLICE,

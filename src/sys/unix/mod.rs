@@ -300,9 +300,8 @@ pub(super) fn c_path(ctx: Ctx<'_>) -> Result<CString> {
 /// file system refuse it, `open` is tried and has the last word.
 pub(super) fn create_key_file(ctx: Ctx<'_>) -> Result<bool> {
     let path = ctx.key().map_or("", NativeKey::native_key);
-    #[cfg(qshm_portable)]
-    let make = |path: &str| {
-        // macOS has no `mknodat`: Qt's own open(O_CREAT|O_EXCL).
+    // Qt's own open(O_CREAT|O_EXCL): what macOS, which has no `mknodat`, does always.
+    let open_new = |path: &str| {
         fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -312,6 +311,8 @@ pub(super) fn create_key_file(ctx: Ctx<'_>) -> Result<bool> {
             .open(path)
             .map(drop)
     };
+    #[cfg(qshm_portable)]
+    let make = open_new;
     #[cfg(not(qshm_portable))]
     let make = |path: &str| {
         let mode = rustix::fs::Mode::from_raw_mode(0o640);
@@ -326,14 +327,7 @@ pub(super) fn create_key_file(ctx: Ctx<'_>) -> Result<bool> {
             Err(e) if e == rustix::io::Errno::EXIST || e == rustix::io::Errno::NOENT => {
                 Err(io::Error::from_raw_os_error(e.raw_os_error()))
             }
-            Err(_) => fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o640)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path)
-                .map(drop),
+            Err(_) => open_new(path),
         }
     };
     match make(path) {
