@@ -130,6 +130,21 @@ pub(crate) enum Command {
                             qshm lock hello --nonblock -- ./rotate.sh"
     )]
     Lock(LockCmd),
+    /// Announce a change of a segment: wake every process waiting for one (qshm::notify)
+    #[command(
+        after_help = "Uses the segment's change notifier (a companion that Qt ignores, made \
+                            on first use, removed with the segment). Prints the new change \
+                            count.\n\nExample:\n  printf 'v2' | qshm write hello && qshm notify hello"
+    )]
+    Notify(NotifyCmd),
+    /// Wait until a segment changes (until some process notifies), without polling
+    #[command(
+        after_help = "Exits 0 when a change is announced (qshm notify, Notifier::notify, \
+                            qshm_notify in C), 1 when --timeout passes first. Prints the new \
+                            change count.\n\nExample:\n  \
+                            while qshm wait hello; do qshm read hello | process; done"
+    )]
+    Wait(WaitCmd),
     /// Show a segment: backend, keys, size, attachments, pids, owner, lock state, orphan
     #[command(
         after_help = "On Windows: attaches read-only, which takes the lock for an instant as \
@@ -304,6 +319,21 @@ pub(crate) struct LockCmd {
     /// Run this command while holding the lock (after `--`)
     #[arg(last = true, value_name = "COMMAND", conflicts_with = "for_secs")]
     pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NotifyCmd {
+    #[arg(help = KEY_HELP)]
+    pub(crate) key: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WaitCmd {
+    #[arg(help = KEY_HELP)]
+    pub(crate) key: String,
+    /// Give up after SECONDS (exit status 1); default: wait as long as it takes
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(crate) timeout: Option<f64>,
 }
 
 #[derive(Debug, Args)]

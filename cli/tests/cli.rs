@@ -1294,3 +1294,37 @@ fn names_that_are_not_utf8_are_listed_and_cleaned() {
         assert!(!path.exists(), "{} left", path.display());
     }
 }
+
+/// `qshm wait` sleeps until `qshm notify` (or any notifier) announces a change, and gives up
+/// with exit status 1 after `--timeout`; the companion goes with the segment.
+#[test]
+fn wait_is_woken_by_notify_and_times_out() {
+    let _w = Watchdog::new("wait_is_woken_by_notify_and_times_out");
+    let key = tag();
+    let _c = Cleanup::new().qt(&key);
+    let mut creator = hold(&key, "64", &[]);
+    let start = Instant::now();
+    qshm(&["wait", &key, "--timeout", "0.3"])
+        .fails(1, &format!("qshm: wait {key}: no change within 0.3 s"));
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    let mut waiter = Bg::spawn(&["wait", &key, "--json"]);
+    // A notify that lands before the waiter has read the counter is one it counts as seen:
+    // notify until it has woken (once, normally).
+    let mut last = 0;
+    for _ in 0..100 {
+        let notified = qshm(&["notify", &key, "--json"]).ok();
+        last = num(&notified.json().pop().expect("one object"), "change");
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(Some(_)) = waiter.child.try_wait() {
+            break;
+        }
+    }
+    let line = waiter.line();
+    assert_eq!(field(&line, "verb").as_deref(), Some("wait"), "{line}");
+    assert!((1..=last).contains(&num(&line, "change")), "{line}");
+    assert_eq!(waiter.wait(), 0);
+    creator.signal("-TERM");
+    assert_eq!(creator.wait(), 0);
+    let companion = qshm::notify::companion_path(&sysv(&key));
+    assert!(!companion.exists(), "the companion went with the segment");
+}

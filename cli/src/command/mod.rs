@@ -5,6 +5,7 @@ mod demo;
 mod key;
 mod lock;
 mod manual;
+mod notify;
 mod read;
 mod write;
 
@@ -42,6 +43,8 @@ pub(crate) fn run(cli: Cli) -> Outcome {
         Command::Read(c) => read::run(&Ctx::new(g, "read"), &c),
         Command::Write(c) => write::run(&Ctx::new(g, "write"), &c),
         Command::Lock(c) => lock::run(&Ctx::new(g, "lock"), &c),
+        Command::Notify(c) => notify::notify(&Ctx::new(g, "notify"), &c),
+        Command::Wait(c) => notify::wait(&Ctx::new(g, "wait"), &c),
         Command::Info(c) => platform::info(&Ctx::new(g, "info"), &c),
         Command::List(c) => platform::list(&Ctx::new(g, "list"), &c),
         Command::Remove(c) => platform::remove(&Ctx::new(g, "remove"), &c),
