@@ -37,6 +37,12 @@ mod user;
 pub(crate) mod wait_word;
 #[cfg(any(qshm_linux, qshm_windows))]
 mod word_lock;
+#[cfg(any(qshm_linux, qshm_windows))]
+mod peer;
+#[cfg(any(qshm_linux, qshm_windows))]
+pub(crate) mod queue;
+#[cfg(any(qshm_linux, qshm_windows))]
+pub(crate) mod cell;
 
 /// Inspection's system calls (`sys/unix/inspect.rs` on Linux); elsewhere every call reports
 /// that it is unsupported.

@@ -392,6 +392,15 @@ impl MappedInner {
         &self.lock
     }
 
+    /// Identities and liveness of the processes using the segment (its lock's
+    /// [`Owners`](crate::sys::word_lock::Owners)); `None` for a write-sealed segment.
+    pub(crate) fn owners(&self) -> Option<&dyn crate::sys::word_lock::Owners> {
+        match &self.lock {
+            LockKind::Robust(l) => Some(l.owners()),
+            LockKind::Immutable(_) => None,
+        }
+    }
+
     /// How many times the lock was taken over from a dead holder.
     /// The layout stamp the header records (version, hash); (0, 0): none.
     pub(crate) fn layout(&self) -> (u32, u64) {
