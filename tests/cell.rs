@@ -366,7 +366,7 @@ fn child_entry() {
             util::say("following");
             let mut seen = 0;
             while seen < rounds {
-                seq = reader.wait_next(seq, T).unwrap();
+                reader.wait_next(seq, T).unwrap();
                 let (v, s) = reader.read_vec().unwrap();
                 seq = s;
                 let i = u32::from_ne_bytes(v[..4].try_into().unwrap());
