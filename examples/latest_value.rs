@@ -20,7 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(not(any(qshm_linux, qshm_windows)))]
 fn main() {
-    eprintln!("latest_value: qshm::mapped is for Linux and Windows; nothing to show on this platform");
+    eprintln!(
+        "latest_value: qshm::mapped is for Linux and Windows; nothing to show on this platform"
+    );
 }
 
 #[cfg(any(qshm_linux, qshm_windows))]
@@ -61,7 +63,10 @@ mod demo {
         }
         drop(writer); // the reader's wait_next is told Disconnected
         let status = child.wait()?;
-        println!("writer {}: wrote {VALUES} positions; the reader {status}", std::process::id());
+        println!(
+            "writer {}: wrote {VALUES} positions; the reader {status}",
+            std::process::id()
+        );
         if !status.success() {
             return Err("the reader failed".into());
         }

@@ -77,7 +77,9 @@ fn readers_in_two_processes_never_see_a_torn_value() {
 fn wait_next_wakes_across_processes_and_times_out() {
     let _w = util::file_watchdog("cell wait_next", Duration::from_secs(60));
     let (path, _c) = unique_file("cell-wait");
-    let seg = FileOptions::new().create(&path, cell::segment_size(64)).unwrap();
+    let seg = FileOptions::new()
+        .create(&path, cell::segment_size(64))
+        .unwrap();
     let mut writer = Writer::create(seg, 64).unwrap();
     let first = writer.write(b"first").unwrap();
     let mut child = ChildProc::spawn("wait-next", &[path.to_str().unwrap(), &first.to_string()]);
@@ -89,7 +91,11 @@ fn wait_next_wakes_across_processes_and_times_out() {
     // Timeouts: at least the timeout, less than a second more.
     let reader = Reader::open(MappedSegment::open_file(&path).unwrap()).unwrap();
     let seq = reader.seq();
-    for timeout in [Duration::ZERO, Duration::from_millis(1), Duration::from_millis(250)] {
+    for timeout in [
+        Duration::ZERO,
+        Duration::from_millis(1),
+        Duration::from_millis(250),
+    ] {
         let t = Instant::now();
         let err = reader.wait_next(seq, timeout).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout);
@@ -117,7 +123,9 @@ fn wait_next_wakes_across_processes_and_times_out() {
 fn a_killed_writer_is_reported_and_replaced() {
     let _w = util::file_watchdog("cell killed writer", Duration::from_secs(60));
     let (path, _c) = unique_file("cell-kill");
-    let seg = FileOptions::new().create(&path, cell::segment_size(64)).unwrap();
+    let seg = FileOptions::new()
+        .create(&path, cell::segment_size(64))
+        .unwrap();
     // A writer that closes its end (drop) closes it for good.
     let writer = Writer::create(seg, 64).unwrap();
     let reader = Reader::open(MappedSegment::open_file(&path).unwrap()).unwrap();
@@ -129,7 +137,10 @@ fn a_killed_writer_is_reported_and_replaced() {
         ErrorKind::Disconnected
     );
     assert_eq!(
-        reader.wait_next(0, Duration::from_secs(5)).unwrap_err().kind(),
+        reader
+            .wait_next(0, Duration::from_secs(5))
+            .unwrap_err()
+            .kind(),
         ErrorKind::Disconnected
     );
 
@@ -189,7 +200,8 @@ fn garbage_control_blocks_are_typed_errors() {
     assert_eq!(open(&seg), Err(ErrorKind::Layout));
     let mut control = vec![0u8; 128];
     control[..8].copy_from_slice(b"QSHM\0CEL");
-    let field = |c: &mut Vec<u8>, at: usize, v: u32| c[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    let field =
+        |c: &mut Vec<u8>, at: usize, v: u32| c[at..at + 4].copy_from_slice(&v.to_ne_bytes());
     field(&mut control, 8, 1);
     field(&mut control, 12, 128);
     field(&mut control, 16, 64);

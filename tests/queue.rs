@@ -37,10 +37,15 @@ fn message(i: usize, len: usize) -> Vec<u8> {
 
 fn check(i: usize, got: &[u8], expected_len: usize) -> std::result::Result<(), String> {
     if got.len() != expected_len {
-        return Err(format!("message {i}: {} bytes, expected {expected_len}", got.len()));
+        return Err(format!(
+            "message {i}: {} bytes, expected {expected_len}",
+            got.len()
+        ));
     }
     match (0..got.len()).find(|&j| got[j] != byte(i, j, got.len())) {
-        Some(j) => Err(format!("message {i} ({expected_len} bytes): byte {j} wrong")),
+        Some(j) => Err(format!(
+            "message {i} ({expected_len} bytes): byte {j} wrong"
+        )),
         None => Ok(()),
     }
 }
@@ -56,7 +61,10 @@ fn pause(p: u8) {
 }
 
 fn list(v: &[impl ToString]) -> String {
-    v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Sizes `i * mul % modulus` for `i` in `0..n`, as `seq:n:mul:modulus` says (a list that
@@ -99,10 +107,14 @@ fn consume(rx: &mut Receiver, sizes: &[usize], pauses: &[u8]) -> std::result::Re
         }
         // Alternate the two ways of receiving.
         if i % 2 == 0 {
-            let got = rx.recv_timeout(T).map_err(|e| format!("message {i}: {e}"))?;
+            let got = rx
+                .recv_timeout(T)
+                .map_err(|e| format!("message {i}: {e}"))?;
             check(i, &got, len)?;
         } else {
-            let n = rx.recv_into(&mut buf).map_err(|e| format!("message {i}: {e}"))?;
+            let n = rx
+                .recv_into(&mut buf)
+                .map_err(|e| format!("message {i}: {e}"))?;
             check(i, &buf[..n], len)?;
         }
     }
@@ -166,10 +178,15 @@ fn a_hundred_thousand_messages_through_a_small_ring() {
     let mut options = QueueOptions::new(100);
     options.capacity(1024);
     let (path, _c) = unique_file("queue-many");
-    let seg = FileOptions::new().create(&path, options.segment_size()).unwrap();
+    let seg = FileOptions::new()
+        .create(&path, options.segment_size())
+        .unwrap();
     let mut rx = Receiver::create(seg, &options).unwrap();
     let sizes = formula(100_000, 13, 101);
-    let mut child = ChildProc::spawn("produce", &[path.to_str().unwrap(), "seq:100000:13:101", ""]);
+    let mut child = ChildProc::spawn(
+        "produce",
+        &[path.to_str().unwrap(), "seq:100000:13:101", ""],
+    );
     assert_eq!(consume(&mut rx, &sizes, &[]), Ok(()));
     assert!(child.wait(T).success());
 }
@@ -186,25 +203,39 @@ fn timeouts_are_honoured() {
     let _w = util::file_watchdog("queue timeouts", Duration::from_secs(60));
     let options = QueueOptions::new(64);
     let (path, _c) = unique_file("queue-timeouts");
-    let seg = FileOptions::new().create(&path, options.segment_size()).unwrap();
+    let seg = FileOptions::new()
+        .create(&path, options.segment_size())
+        .unwrap();
     let mut rx = Receiver::create(seg, &options).unwrap();
     let mut tx = Sender::open(MappedSegment::open_file(&path).unwrap()).unwrap();
-    for timeout in [Duration::ZERO, Duration::from_millis(1), Duration::from_millis(250)] {
+    for timeout in [
+        Duration::ZERO,
+        Duration::from_millis(1),
+        Duration::from_millis(250),
+    ] {
         let t = Instant::now();
         let err = rx.recv_timeout(timeout).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
         within(t.elapsed(), timeout);
     }
     while tx.try_send(&[7; 64]).is_ok() {}
-    assert_eq!(tx.try_send(&[7; 64]).unwrap_err().kind(), ErrorKind::WouldBlock);
-    for timeout in [Duration::ZERO, Duration::from_millis(1), Duration::from_millis(250)] {
+    assert_eq!(
+        tx.try_send(&[7; 64]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    for timeout in [
+        Duration::ZERO,
+        Duration::from_millis(1),
+        Duration::from_millis(250),
+    ] {
         let t = Instant::now();
         let err = tx.send_timeout(&[7; 64], timeout).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
         within(t.elapsed(), timeout);
     }
     assert_eq!(rx.recv().unwrap(), [7; 64]);
-    tx.send_timeout(&[8; 64], Duration::from_millis(250)).unwrap();
+    tx.send_timeout(&[8; 64], Duration::from_millis(250))
+        .unwrap();
 }
 
 /// The consumer killed (SIGKILL) while the producer waits for room: the producer is told
@@ -214,7 +245,9 @@ fn kill_9_of_the_consumer_is_reported_to_a_blocked_producer_within_1_s() {
     let _w = util::file_watchdog("kill consumer", Duration::from_secs(60));
     let options = QueueOptions::new(64);
     let (path, _c) = unique_file("queue-kill-consumer");
-    let seg = FileOptions::new().create(&path, options.segment_size()).unwrap();
+    let seg = FileOptions::new()
+        .create(&path, options.segment_size())
+        .unwrap();
     let mut tx = Sender::create(seg, &options).unwrap();
     let mut child = ChildProc::spawn("hold-consumer", &[path.to_str().unwrap()]);
     assert_eq!(child.expect_line(T), "attached");
@@ -241,7 +274,9 @@ fn kill_9_of_the_producer_is_reported_to_a_blocked_consumer_within_1_s() {
     let _w = util::file_watchdog("kill producer", Duration::from_secs(60));
     let options = QueueOptions::new(64);
     let (path, _c) = unique_file("queue-kill-producer");
-    let seg = FileOptions::new().create(&path, options.segment_size()).unwrap();
+    let seg = FileOptions::new()
+        .create(&path, options.segment_size())
+        .unwrap();
     let mut rx = Receiver::create(seg, &options).unwrap();
     let mut child = ChildProc::spawn("hold-producer", &[path.to_str().unwrap()]);
     assert_eq!(child.expect_line(T), "sent 3");
@@ -269,7 +304,9 @@ fn exactly_one_producer_and_one_consumer() {
     let _w = util::file_watchdog("one producer", Duration::from_secs(60));
     let options = QueueOptions::new(16);
     let (path, _c) = unique_file("queue-one");
-    let seg = FileOptions::new().create(&path, options.segment_size()).unwrap();
+    let seg = FileOptions::new()
+        .create(&path, options.segment_size())
+        .unwrap();
     let rx = Receiver::create(seg, &options).unwrap();
     let open = || MappedSegment::open_file(&path).unwrap();
     assert_eq!(
@@ -298,7 +335,9 @@ fn exactly_one_producer_and_one_consumer() {
     // And a consumer that closed makes the producer's sends fail at once.
     let options = QueueOptions::new(16);
     let (path2, _c2) = unique_file("queue-one-b");
-    let seg = FileOptions::new().create(&path2, options.segment_size()).unwrap();
+    let seg = FileOptions::new()
+        .create(&path2, options.segment_size())
+        .unwrap();
     let mut tx = Sender::create(seg, &options).unwrap();
     drop(Receiver::open(MappedSegment::open_file(&path2).unwrap()).unwrap());
     assert_eq!(tx.send(b"x").unwrap_err().kind(), ErrorKind::Disconnected);
@@ -322,7 +361,8 @@ fn garbage_control_blocks_are_typed_errors() {
     assert_eq!(open(&seg), Err(ErrorKind::Layout), "all zeros");
     let mut control = vec![0u8; 256];
     control[..8].copy_from_slice(b"QSHM\0QUE");
-    let field = |c: &mut Vec<u8>, at: usize, v: u32| c[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    let field =
+        |c: &mut Vec<u8>, at: usize, v: u32| c[at..at + 4].copy_from_slice(&v.to_ne_bytes());
     field(&mut control, 8, 1);
     field(&mut control, 12, 256);
     field(&mut control, 16, 1024);
@@ -415,11 +455,17 @@ fn c_program_at_either_end() {
 
     // C produces.
     let (path, _c) = unique_file("queue-c-producer");
-    let seg = FileOptions::new().create(&path, options.segment_size()).unwrap();
+    let seg = FileOptions::new()
+        .create(&path, options.segment_size())
+        .unwrap();
     let mut rx = Receiver::create(seg, &options).unwrap();
     let mut c = util::spawning(|| {
         Command::new(&exe)
-            .args(["queue-produce", path.to_str().unwrap(), &sizes.len().to_string()])
+            .args([
+                "queue-produce",
+                path.to_str().unwrap(),
+                &sizes.len().to_string(),
+            ])
             .stdout(Stdio::null())
             .spawn()
     })
@@ -429,11 +475,17 @@ fn c_program_at_either_end() {
 
     // C consumes.
     let (path, _c2) = unique_file("queue-c-consumer");
-    let seg = FileOptions::new().create(&path, options.segment_size()).unwrap();
+    let seg = FileOptions::new()
+        .create(&path, options.segment_size())
+        .unwrap();
     let mut tx = Sender::create(seg, &options).unwrap();
     let mut c = util::spawning(|| {
         Command::new(&exe)
-            .args(["queue-consume", path.to_str().unwrap(), &sizes.len().to_string()])
+            .args([
+                "queue-consume",
+                path.to_str().unwrap(),
+                &sizes.len().to_string(),
+            ])
             .stdout(Stdio::null())
             .spawn()
     })

@@ -85,11 +85,13 @@ impl Writer {
                 .with_detail(format!("a cell of {max_value} bytes (1 byte to 1 GiB)")));
         };
         if seg.size() < imp::VALUE_OFFSET + capacity {
-            return Err(Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
-                "the segment's {} bytes cannot hold the cell's {}",
-                seg.size(),
-                imp::VALUE_OFFSET + capacity
-            )));
+            return Err(
+                Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
+                    "the segment's {} bytes cannot hold the cell's {}",
+                    seg.size(),
+                    imp::VALUE_OFFSET + capacity
+                )),
+            );
         }
         if seg.access_mode() != AccessMode::ReadWrite {
             return Err(Error::new(ErrorKind::PermissionDenied, op, label)
@@ -269,14 +271,22 @@ mod tests {
         let s = w.write(b"hello, world").unwrap();
         assert_eq!(r.read_vec().unwrap(), (b"hello, world".to_vec(), s));
         assert_eq!(
-            r.wait_next(s, Duration::from_millis(30)).unwrap_err().kind(),
+            r.wait_next(s, Duration::from_millis(30))
+                .unwrap_err()
+                .kind(),
             ErrorKind::Timeout
         );
         let s2 = w.write_with(3, |b| b.copy_from_slice(b"abc")).unwrap();
         assert_eq!(r.wait_next(s, Duration::from_secs(1)).unwrap(), s2);
         let mut small = [0u8; 2];
-        assert_eq!(r.read(&mut small).unwrap_err().kind(), ErrorKind::InvalidSize);
-        assert_eq!(w.write(&[0; 25]).unwrap_err().kind(), ErrorKind::InvalidSize);
+        assert_eq!(
+            r.read(&mut small).unwrap_err().kind(),
+            ErrorKind::InvalidSize
+        );
+        assert_eq!(
+            w.write(&[0; 25]).unwrap_err().kind(),
+            ErrorKind::InvalidSize
+        );
         drop(w);
         assert_eq!(
             r.wait_next(s2, Duration::from_secs(5)).unwrap_err().kind(),

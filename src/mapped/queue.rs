@@ -122,18 +122,22 @@ impl QueueOptions {
         let label = seg.label.as_str();
         let ring = self.ring_size();
         if ring == 0 || ring > imp::MAX_RING {
-            return Err(Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
-                "messages of up to {} bytes in a ring of {} bytes: the largest message must \
+            return Err(
+                Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
+                    "messages of up to {} bytes in a ring of {} bytes: the largest message must \
                  be 1 to 2^29 - 8 bytes, the ring at most 2^30 bytes",
-                self.max_message, self.capacity
-            )));
+                    self.max_message, self.capacity
+                )),
+            );
         }
         if seg.size() < imp::RING_OFFSET + ring {
-            return Err(Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
-                "the segment's {} bytes cannot hold the queue's {}",
-                seg.size(),
-                imp::RING_OFFSET + ring
-            )));
+            return Err(
+                Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
+                    "the segment's {} bytes cannot hold the queue's {}",
+                    seg.size(),
+                    imp::RING_OFFSET + ring
+                )),
+            );
         }
         if seg.access_mode() != AccessMode::ReadWrite {
             return Err(Error::new(ErrorKind::PermissionDenied, op, label)
@@ -286,11 +290,14 @@ impl Receiver {
         };
         if let Sink::Slice(buf) = sink {
             if buf.len() < n {
-                return Err(Error::new(ErrorKind::InvalidSize, Operation::QueueReceive, label)
-                    .with_detail(format!(
-                        "the next message has {n} bytes, the buffer {}: it stays in the queue",
-                        buf.len()
-                    )));
+                return Err(
+                    Error::new(ErrorKind::InvalidSize, Operation::QueueReceive, label).with_detail(
+                        format!(
+                            "the next message has {n} bytes, the buffer {}: it stays in the queue",
+                            buf.len()
+                        ),
+                    ),
+                );
             }
         }
         Ok(n)

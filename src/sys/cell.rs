@@ -100,13 +100,15 @@ pub(crate) fn format(seg: &MappedSegment, capacity: usize) {
     // holds only atomics, which every process accesses atomically.
     let ctl = unsafe { &*seg.as_mut_ptr().cast::<Control>() };
     ctl.version.store(VERSION, Ordering::Relaxed);
-    ctl.value_offset.store(VALUE_OFFSET as u32, Ordering::Relaxed);
+    ctl.value_offset
+        .store(VALUE_OFFSET as u32, Ordering::Relaxed);
     ctl.capacity.store(capacity as u32, Ordering::Relaxed);
     ctl.seq.store(0, Ordering::Relaxed);
     ctl.waiters.store(0, Ordering::Relaxed);
     ctl.len.store(0, Ordering::Relaxed);
     ctl.writer.store(0, Ordering::Relaxed);
-    ctl.magic.store(u64::from_ne_bytes(MAGIC), Ordering::Release);
+    ctl.magic
+        .store(u64::from_ne_bytes(MAGIC), Ordering::Release);
 }
 
 /// A cell in a segment that this value owns: pointers into its mapping, valid while it
@@ -148,9 +150,11 @@ impl Cell {
         };
         let len = seg.size();
         if len < VALUE_OFFSET + 8 {
-            return Err(Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
-                "the data area ({len} bytes) is too small for a cell"
-            )));
+            return Err(
+                Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
+                    "the data area ({len} bytes) is too small for a cell"
+                )),
+            );
         }
         // SAFETY: the control block lies at the start of the data area, mapped (checked:
         // `len` bytes) and 64-aligned while `seg` lives; only atomics.
@@ -161,9 +165,11 @@ impl Cell {
         }
         let version = ctl.version.load(Ordering::Relaxed);
         if version != VERSION {
-            return Err(Error::new(ErrorKind::Unsupported, op, label).with_detail(format!(
-                "cell layout version {version} (this build reads version {VERSION})"
-            )));
+            return Err(
+                Error::new(ErrorKind::Unsupported, op, label).with_detail(format!(
+                    "cell layout version {version} (this build reads version {VERSION})"
+                )),
+            );
         }
         let offset = ctl.value_offset.load(Ordering::Relaxed) as usize;
         let capacity = ctl.capacity.load(Ordering::Relaxed) as usize;
@@ -172,9 +178,11 @@ impl Cell {
             || !(8..=MAX_CAPACITY).contains(&capacity)
             || offset + capacity > len
         {
-            return Err(Error::new(ErrorKind::Layout, op, label).with_detail(format!(
+            return Err(
+                Error::new(ErrorKind::Layout, op, label).with_detail(format!(
                 "corrupt cell: a value of {capacity} bytes at {offset}, in a data area of {len}"
-            )));
+            )),
+            );
         }
         let me = if writer {
             let me = owners.me().map_err(|e| e.with_op(op))?;
@@ -237,7 +245,11 @@ impl Cell {
         }
         let s = ctl.seq.load(Ordering::Relaxed);
         // Odd: a writer died writing; this one starts from the next odd number.
-        let writing = if s % 2 == 1 { s.wrapping_add(2) } else { s.wrapping_add(1) };
+        let writing = if s % 2 == 1 {
+            s.wrapping_add(2)
+        } else {
+            s.wrapping_add(1)
+        };
         ctl.seq.store(writing, Ordering::Relaxed);
         fence(Ordering::Release);
         let words = self.words();

@@ -20,12 +20,18 @@ mod imp;
 #[path = "unsupported.rs"]
 mod imp;
 
+#[cfg(any(qshm_linux, qshm_windows))]
+pub(crate) mod cell;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub(crate) mod fork;
 mod locked;
+#[cfg(any(qshm_linux, qshm_windows))]
+mod peer;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) mod procfs;
+#[cfg(any(qshm_linux, qshm_windows))]
+pub(crate) mod queue;
 #[cfg(any(qshm_linux, qshm_windows))]
 pub(crate) mod random;
 #[cfg(any(qshm_linux, qshm_windows))]
@@ -37,12 +43,6 @@ mod user;
 pub(crate) mod wait_word;
 #[cfg(any(qshm_linux, qshm_windows))]
 mod word_lock;
-#[cfg(any(qshm_linux, qshm_windows))]
-mod peer;
-#[cfg(any(qshm_linux, qshm_windows))]
-pub(crate) mod queue;
-#[cfg(any(qshm_linux, qshm_windows))]
-pub(crate) mod cell;
 
 /// Inspection's system calls (`sys/unix/inspect.rs` on Linux); elsewhere every call reports
 /// that it is unsupported.

@@ -46,13 +46,18 @@ pub(crate) fn attach(
     let mut cur = word.load(Ordering::Acquire);
     loop {
         if cur == CLOSED {
-            return Err(Error::new(ErrorKind::Disconnected, op, label)
-                .with_detail(format!("the {what} end was closed (a closed end stays closed)")));
+            return Err(
+                Error::new(ErrorKind::Disconnected, op, label).with_detail(format!(
+                    "the {what} end was closed (a closed end stays closed)"
+                )),
+            );
         }
         if cur != 0 && !owners.owner_is_dead(cur) {
-            return Err(Error::new(ErrorKind::AlreadyAttached, op, label).with_detail(format!(
-                "the {what} end is held by a live process already (exactly one is allowed)"
-            )));
+            return Err(
+                Error::new(ErrorKind::AlreadyAttached, op, label).with_detail(format!(
+                    "the {what} end is held by a live process already (exactly one is allowed)"
+                )),
+            );
         }
         match word.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return Ok(()),

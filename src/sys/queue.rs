@@ -119,7 +119,11 @@ pub(crate) fn min_ring_for(max_message: usize) -> Option<usize> {
     let rec = u32::try_from(max_message)
         .ok()
         .filter(|&m| m <= (MAX_RING as u32) / 2 - RECORD_HEADER)?;
-    Some((2 * record_size(rec) as usize).next_power_of_two().max(MIN_RING))
+    Some(
+        (2 * record_size(rec) as usize)
+            .next_power_of_two()
+            .max(MIN_RING),
+    )
 }
 
 /// Where a received message goes.
@@ -216,7 +220,8 @@ pub(crate) fn format(seg: &MappedSegment, ring_size: usize, max_message: usize) 
     ctl.data_waiters.store(0, Ordering::Relaxed);
     ctl.producer.store(0, Ordering::Relaxed);
     ctl.consumer.store(0, Ordering::Relaxed);
-    ctl.magic.store(u64::from_ne_bytes(MAGIC), Ordering::Release);
+    ctl.magic
+        .store(u64::from_ne_bytes(MAGIC), Ordering::Release);
 }
 
 /// One end of a queue with the segment it lives in: the segment keeps the mapping the
@@ -234,9 +239,8 @@ impl End {
         let owners = match seg.inner().owners() {
             Some(o) if seg.inner().is_writable() => o,
             _ => {
-                return Err(Error::new(ErrorKind::PermissionDenied, op, label).with_detail(
-                    "a queue needs a read-write attachment of a writable segment",
-                ))
+                return Err(Error::new(ErrorKind::PermissionDenied, op, label)
+                    .with_detail("a queue needs a read-write attachment of a writable segment"))
             }
         };
         // SAFETY: the data area is 64-aligned and mapped writable (checked) for
@@ -288,10 +292,12 @@ impl Ring {
     ) -> Result<Ring> {
         let op = Operation::QueueOpen;
         if len < RING_OFFSET + MIN_RING {
-            return Err(Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
-                "the data area ({len} bytes) is too small for a queue ({} bytes at least)",
-                RING_OFFSET + MIN_RING
-            )));
+            return Err(
+                Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
+                    "the data area ({len} bytes) is too small for a queue ({} bytes at least)",
+                    RING_OFFSET + MIN_RING
+                )),
+            );
         }
         // SAFETY: the control block lies at the start of the area, mapped and aligned (the
         // caller's contract), and holds only atomics.
@@ -303,9 +309,11 @@ impl Ring {
         }
         let version = ctl.version.load(Ordering::Relaxed);
         if version != VERSION {
-            return Err(Error::new(ErrorKind::Unsupported, op, label).with_detail(format!(
-                "queue layout version {version} (this build reads version {VERSION})"
-            )));
+            return Err(
+                Error::new(ErrorKind::Unsupported, op, label).with_detail(format!(
+                    "queue layout version {version} (this build reads version {VERSION})"
+                )),
+            );
         }
         let offset = ctl.ring_offset.load(Ordering::Relaxed) as usize;
         let size = ctl.ring_size.load(Ordering::Relaxed) as usize;
@@ -408,11 +416,13 @@ impl Ring {
         let len = match u32::try_from(msg.len()) {
             Ok(n) if n <= self.max_message => n,
             _ => {
-                return Err(Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
-                    "a message of {} bytes is larger than the queue's maximum ({} bytes)",
-                    msg.len(),
-                    self.max_message
-                )))
+                return Err(
+                    Error::new(ErrorKind::InvalidSize, op, label).with_detail(format!(
+                        "a message of {} bytes is larger than the queue's maximum ({} bytes)",
+                        msg.len(),
+                        self.max_message
+                    )),
+                )
             }
         };
         if self.ctl().consumer.load(Ordering::Relaxed) == peer::CLOSED {
@@ -431,7 +441,11 @@ impl Ring {
             self.seen = self.ctl().head.load(Ordering::Acquire);
             let used = self.pos.wrapping_sub(self.seen);
             if used > self.size {
-                return Err(corrupt(op, label, format!("{used} bytes used in a ring of {}", self.size)));
+                return Err(corrupt(
+                    op,
+                    label,
+                    format!("{used} bytes used in a ring of {}", self.size),
+                ));
             }
             if self.size - used < need {
                 return Ok(false);
@@ -471,7 +485,11 @@ impl Ring {
             }
             let used = self.seen.wrapping_sub(self.pos);
             if used > self.size {
-                return Err(corrupt(op, label, format!("{used} bytes used in a ring of {}", self.size)));
+                return Err(corrupt(
+                    op,
+                    label,
+                    format!("{used} bytes used in a ring of {}", self.size),
+                ));
             }
             let off = self.pos & (self.size - 1);
             // SAFETY: `off` is in the ring and 8-aligned (every record is a multiple of 8,
@@ -557,14 +575,15 @@ impl Ring {
             return Ok(t);
         }
         let role = self.role;
-        let gone = |op| {
-            Err(Error::new(ErrorKind::Disconnected, op, label).with_detail(match role {
+        let gone =
+            |op| {
+                Err(Error::new(ErrorKind::Disconnected, op, label).with_detail(match role {
                 Role::Producer => "the consumer closed its end or died",
                 Role::Consumer => {
                     "the producer closed its end or died (every message it sent was received)"
                 }
             }))
-        };
+            };
         // `None`: forever (also a timeout too long to represent).
         let deadline = match wait {
             Wait::For(d) => Instant::now().checked_add(d),
