@@ -252,14 +252,9 @@ mod tests {
 
     #[test]
     fn in_one_process() {
-        let seg = MappedSegment::memfd("cell", segment_size(20)).unwrap();
-        let dup = || {
-            MappedSegment::from_fd(
-                rustix::io::dup(std::os::fd::AsFd::as_fd(&seg)).unwrap(),
-                &crate::mapped::ReceiveOptions::new(),
-            )
-            .unwrap()
-        };
+        let seg = MappedSegment::create_temporary(segment_size(20)).unwrap();
+        let path = seg.path().unwrap().to_owned();
+        let dup = || MappedSegment::open_file(&path).unwrap();
         let mut w = Writer::create(dup(), 20).unwrap();
         assert_eq!(w.capacity(), 24);
         assert_eq!(

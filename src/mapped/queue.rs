@@ -402,18 +402,10 @@ mod tests {
     fn in_one_process() {
         let mut o = QueueOptions::new(100);
         o.capacity(512);
-        let seg = MappedSegment::memfd("q", o.segment_size()).unwrap();
+        let seg = MappedSegment::create_temporary(o.segment_size()).unwrap();
+        let path = seg.path().unwrap().to_owned();
         let mut tx = Sender::create(seg, &o).unwrap();
-        let seg2 = MappedSegment::memfd("other", o.segment_size()).unwrap();
-        drop(seg2);
-        let mut rx = Receiver::open(
-            MappedSegment::from_fd(
-                rustix::io::dup(std::os::fd::AsFd::as_fd(tx.segment())).unwrap(),
-                &crate::mapped::ReceiveOptions::new(),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let mut rx = Receiver::open(MappedSegment::open_file(&path).unwrap()).unwrap();
         assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::WouldBlock);
         for round in 0..1000u32 {
             let len = (round as usize * 7) % 101;
