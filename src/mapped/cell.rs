@@ -29,10 +29,10 @@
 //!   0 before the first write): readers retry while a write is under way (lock-free for the
 //!   writer, which never waits for a reader).
 //! * Exactly one writer: a second gets
-//!   [`ErrorKind::AlreadyAttached`](crate::ErrorKind::AlreadyAttached) while the first lives;
+//!   [`ErrorKind::AlreadyAttached`] while the first lives;
 //!   a process may take over from a dead one.
 //! * [`Reader::wait_next`] sleeps (futex on Linux) until a newer value is published, and
-//!   reports [`ErrorKind::Disconnected`](crate::ErrorKind::Disconnected) when the writer
+//!   reports [`ErrorKind::Disconnected`] when the writer
 //!   closed its end or died (checked every 100 ms while it waits). A writer killed half-way
 //!   through a write leaves the old value torn: readers get `Disconnected` after retrying
 //!   for about 10 ms, until a new writer writes.

@@ -25,11 +25,11 @@
 //! * Messages arrive whole, in order, each once; [`send`](Sender::send) returns when the
 //!   message is in the queue (not when it was received).
 //! * Exactly one producer and one consumer: a second one gets
-//!   [`ErrorKind::AlreadyAttached`](crate::ErrorKind::AlreadyAttached) while the first lives.
+//!   [`ErrorKind::AlreadyAttached`] while the first lives.
 //!   A process may take over the end of one that died (a restarted producer continues the
 //!   queue); an end that was closed (dropped) stays closed.
 //! * The other side gone — closed, or killed however it was (`kill -9` included) — is
-//!   reported as [`ErrorKind::Disconnected`](crate::ErrorKind::Disconnected): to a consumer
+//!   reported as [`ErrorKind::Disconnected`]: to a consumer
 //!   once it has received every message the producer sent, to a producer when it would wait
 //!   for room (or at once, for a closed consumer). A blocked side notices a killed peer
 //!   within about 200 ms (it sleeps at most 100 ms between checks), by the same evidence
@@ -38,7 +38,7 @@
 //!   (Linux) or polls with backoff (elsewhere); the other side makes a system call to wake
 //!   it only when it sleeps.
 //! * A corrupt control block (garbage, another layout) is a typed error
-//!   ([`ErrorKind::Layout`](crate::ErrorKind::Layout)), never a crash; a peer that breaks
+//!   ([`ErrorKind::Layout`]), never a crash; a peer that breaks
 //!   the protocol can make this side receive garbage bytes, never read outside the ring.
 //!
 //! # Layout
@@ -53,7 +53,7 @@
 //! # Async
 //!
 //! Not yet: an async wrapper polls [`Sender::try_send`] / [`Receiver::try_recv`] and, on
-//! [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock), waits for the other end's index
+//! [`ErrorKind::WouldBlock`], waits for the other end's index
 //! to change.
 
 use std::fmt;
