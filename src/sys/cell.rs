@@ -278,32 +278,60 @@ impl Cell {
 
     /// Copies the value into `buf` (the whole value: `buf.len() >= capacity`, or the value
     /// must fit). Returns (length, sequence number); never a torn value.
+    #[inline]
     pub(crate) fn read(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
-        let op = Operation::CellRead;
+        match self.read_once(buf) {
+            Some((len, seq)) => Ok((len, seq)),
+            None => self.read_slow(buf),
+        }
+    }
+
+    /// One attempt: `Some` when a whole value that fits was copied, `None` when it was being
+    /// written (or does not fit: the slow path tells which error).
+    #[inline(always)]
+    fn read_once(&self, buf: &mut [u8]) -> Option<(usize, u32)> {
         let ctl = self.ctl();
         let words = self.words();
+        let s1 = ctl.seq.load(Ordering::Acquire);
+        if s1 % 2 != 0 {
+            return None;
+        }
+        let len = ctl.len.load(Ordering::Relaxed) as usize;
+        if len > self.capacity || len > buf.len() {
+            return None;
+        }
+        let n = len / 8;
+        for (word, chunk) in words.iter().zip(buf[..n * 8].chunks_exact_mut(8)) {
+            // A fixed-size store, not a call to `memcpy` per word.
+            let chunk: &mut [u8; 8] = chunk.try_into().expect("8 bytes");
+            *chunk = word.load(Ordering::Relaxed).to_ne_bytes();
+        }
+        if len % 8 != 0 {
+            let last = words[n].load(Ordering::Relaxed).to_ne_bytes();
+            buf[n * 8..len].copy_from_slice(&last[..len % 8]);
+        }
+        fence(Ordering::Acquire);
+        (ctl.seq.load(Ordering::Relaxed) == s1).then_some((len, s1))
+    }
+
+    /// Retries while the value is being written; when it stays so, asks whether the writer
+    /// died. Reports a value that does not fit.
+    #[cold]
+    #[inline(never)]
+    fn read_slow(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+        let op = Operation::CellRead;
+        let ctl = self.ctl();
         let mut tries = 0u32;
         let mut stuck_since: Option<Instant> = None;
         loop {
+            if let Some(done) = self.read_once(buf) {
+                return Ok(done);
+            }
             let s1 = ctl.seq.load(Ordering::Acquire);
-            if s1 % 2 == 0 {
-                let len = ctl.len.load(Ordering::Relaxed) as usize;
-                let fits = len <= self.capacity && len <= buf.len();
-                if fits {
-                    let n = len / 8;
-                    for (i, chunk) in buf[..n * 8].chunks_exact_mut(8).enumerate() {
-                        chunk.copy_from_slice(&words[i].load(Ordering::Relaxed).to_ne_bytes());
-                    }
-                    if len % 8 != 0 {
-                        let last = words[n].load(Ordering::Relaxed).to_ne_bytes();
-                        buf[n * 8..len].copy_from_slice(&last[..len % 8]);
-                    }
-                }
-                fence(Ordering::Acquire);
-                if ctl.seq.load(Ordering::Relaxed) == s1 {
-                    if fits {
-                        return Ok((len, s1));
-                    }
+            let len = ctl.len.load(Ordering::Relaxed) as usize;
+            fence(Ordering::Acquire);
+            if s1 % 2 == 0 && ctl.seq.load(Ordering::Relaxed) == s1 {
+                if len > self.capacity || len > buf.len() {
                     let kind = if len > self.capacity {
                         ErrorKind::Layout
                     } else {
@@ -315,6 +343,7 @@ impl Cell {
                         self.capacity
                     )));
                 }
+                continue; // it changed between the two attempts: try again
             }
             // Being written: retry, and if it stays so, ask whether the writer died.
             tries += 1;

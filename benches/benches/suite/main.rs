@@ -10,6 +10,7 @@
 
 mod common;
 mod lifecycle;
+mod patterns;
 mod uncontended;
 mod xproc;
 
@@ -18,7 +19,11 @@ use criterion::Criterion;
 fn main() {
     if let Some(role) = common::child_role() {
         common::become_child();
-        xproc::child(&role);
+        if patterns::is_child(&role) {
+            patterns::child(&role);
+        } else {
+            xproc::child(&role);
+        }
         return;
     }
     // The whole suite takes about ten minutes; a deadlock fails it instead of hanging.
@@ -27,5 +32,6 @@ fn main() {
     uncontended::benches(&mut c);
     lifecycle::benches(&mut c);
     xproc::benches(&mut c);
+    patterns::benches(&mut c);
     c.final_summary();
 }
