@@ -141,9 +141,12 @@ impl Writer {
     ///
     /// # Errors
     ///
-    /// As [`write`](Writer::write).
+    /// As [`write`](Writer::write); `fill` is not called when `len` is too long.
     pub fn write_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<u32> {
-        let mut buf = vec![0u8; len.min(self.cell.capacity() + 1)];
+        if len > self.cell.capacity() {
+            return self.cell.write(&vec![0u8; self.cell.capacity() + 1]); // the size error
+        }
+        let mut buf = vec![0u8; len];
         fill(&mut buf);
         self.cell.write(&buf)
     }
