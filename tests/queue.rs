@@ -496,6 +496,106 @@ fn c_program_at_either_end() {
     assert!(status.success(), "the C consumer: {status}");
 }
 
+/// A C producer (named by its pid and start time, `qshm_process_id`) killed with SIGKILL:
+/// the Rust consumer receives what it sent, then `Disconnected`, within 1 s of the kill.
+#[test]
+fn a_killed_c_producer_is_reported_within_1_s() {
+    let _w = util::file_watchdog("queue C killed", Duration::from_secs(120));
+    let dir = std::env::temp_dir().join(util::unique_key("queue-c-kill"));
+    let _cd = PathCleanup::new().path(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(exe) = compile_c(&dir) else {
+        return;
+    };
+    let mut options = QueueOptions::new(200);
+    options.capacity(1024);
+    let (path, _c) = unique_file("queue-c-kill");
+    let seg = FileOptions::new()
+        .create(&path, options.segment_size())
+        .unwrap();
+    let mut rx = Receiver::create(seg, &options).unwrap();
+    let mut c = util::spawning(|| {
+        Command::new(&exe)
+            .args(["queue-produce", path.to_str().unwrap(), "1000000000"])
+            .stdout(Stdio::null())
+            .spawn()
+    })
+    .unwrap();
+    let mut buf = vec![0u8; 200];
+    for i in 0..100 {
+        let n = rx.recv_into_timeout(&mut buf, T).unwrap();
+        assert_eq!(check(i, &buf[..n], (i * 37) % 201), Ok(()));
+    }
+    // The producer now waits for room (the ring is full): kill it there.
+    std::thread::sleep(Duration::from_millis(200));
+    let killed = Instant::now();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    let mut i = 100;
+    let err = loop {
+        match rx.recv_into(&mut buf) {
+            Ok(n) => {
+                assert_eq!(check(i, &buf[..n], (i * 37) % 201), Ok(()));
+                i += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
+    let delay = killed.elapsed();
+    assert!(delay < Duration::from_secs(1), "told after {delay:?}");
+    eprintln!("a killed C producer was reported after {delay:?} ({i} messages received)");
+}
+
+/// A Rust producer killed with SIGKILL while a C consumer (`qshm_queue_recv`, judging the
+/// producer's liveness slot through a descriptor it opened itself) waits: the C program gets
+/// -EPIPE within 1 s of the kill.
+#[test]
+fn a_c_consumer_is_told_of_a_killed_rust_producer_within_1_s() {
+    let _w = util::file_watchdog("queue C told", Duration::from_secs(120));
+    let dir = std::env::temp_dir().join(util::unique_key("queue-c-told"));
+    let _cd = PathCleanup::new().path(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(exe) = compile_c(&dir) else {
+        return;
+    };
+    let mut options = QueueOptions::new(200);
+    options.capacity(4096); // the ten messages fit before the consumer starts
+    let (path, _c) = unique_file("queue-c-told");
+    let seg = FileOptions::new()
+        .create(&path, options.segment_size())
+        .unwrap();
+    options.format(&seg).unwrap();
+    let p = path.to_str().unwrap();
+    let mut producer = ChildProc::spawn("produce-then-hold", &[p, "seq:10:37:201"]);
+    assert_eq!(producer.expect_line(T), "sent");
+    let mut c = util::spawning(|| {
+        Command::new(&exe)
+            .args(["queue-consume", p, "1000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        c.try_wait().unwrap().is_none(),
+        "the C consumer did not wait"
+    );
+    let killed = Instant::now();
+    producer.kill9();
+    let output = c.wait_with_output().unwrap();
+    let delay = killed.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("qshm_queue_recv 10: Broken pipe"),
+        "{stderr}"
+    );
+    assert!(delay < Duration::from_secs(1), "told after {delay:?}");
+    eprintln!("a C consumer was told of the Rust producer's death after {delay:?}");
+}
+
 #[test]
 fn child_entry() {
     let Some(args) = util::child_role() else {
@@ -513,6 +613,12 @@ fn child_entry() {
                 Ok(()) => util::say("ok"),
                 Err(e) => util::say(&e),
             }
+        }
+        "produce-then-hold" => {
+            let mut tx = Sender::open(open()).unwrap();
+            produce(&mut tx, &parse(&args[2]), &[]);
+            util::say("sent");
+            std::thread::sleep(T);
         }
         "hold-consumer" => {
             let _rx = Receiver::open(open()).unwrap();
