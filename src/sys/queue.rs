@@ -181,8 +181,11 @@ fn corrupt(op: Operation, label: &str, what: String) -> Error {
 }
 
 /// Whether the data area of `seg` starts with 8 zero bytes (nothing formatted there).
+/// `false` for a data area shorter than 8 bytes (nothing fits there anyway).
 pub(crate) fn is_blank(seg: &MappedSegment) -> bool {
-    debug_assert!(seg.size() >= 8);
+    if seg.size() < 8 {
+        return false;
+    }
     // SAFETY: the data area is page-aligned (at least 64-aligned: `header_size` is a
     // multiple of 64) and mapped for `seg.size() >= 8` bytes while `seg` is borrowed; the
     // word is only accessed atomically.
@@ -625,7 +628,8 @@ impl Ring {
             }
             let (_, word, waiters) = self.words();
             waiters.fetch_add(1, Ordering::SeqCst);
-            let expected = self.pos_seen_word();
+            // The other end's index as last seen: it moves when there is progress to make.
+            let expected = self.seen;
             let woke = if word.load(Ordering::SeqCst) == expected {
                 wait_word::wait(word, expected, timeout)
             } else {
@@ -637,12 +641,6 @@ impl Ring {
                 return Ok(t);
             }
         }
-    }
-
-    /// The value of the word this end sleeps on while it cannot make progress: the
-    /// other end's index as last seen.
-    fn pos_seen_word(&self) -> u32 {
-        self.seen
     }
 
     /// Closes this end for good (the peer gets `Disconnected`) and wakes the peer.
