@@ -61,8 +61,11 @@ mod demo {
             writer.write(&encode(i))?;
             std::thread::sleep(Duration::from_micros(500));
         }
-        drop(writer); // the reader's wait_next is told Disconnected
+        // Closes the writer's end (the reader's wait_next is told Disconnected) and keeps
+        // the segment until the reader is done: the last to detach removes the file.
+        let seg = writer.close();
         let status = child.wait()?;
+        seg.detach()?;
         println!(
             "writer {}: wrote {VALUES} positions; the reader {status}",
             std::process::id()

@@ -53,8 +53,11 @@ mod demo {
         for i in 0..MESSAGES {
             tx.send(&message(i))?; // waits while the ring is full
         }
-        drop(tx); // closes the producer's end: the consumer drains, then is told
+        // Closes the producer's end (the consumer drains, then is told) and keeps the
+        // segment until the consumer is done: the last to detach removes the file.
+        let seg = tx.close();
         let status = child.wait()?;
+        seg.detach()?;
         println!(
             "producer {}: sent {MESSAGES} messages in {:?}; the consumer {status}",
             std::process::id(),

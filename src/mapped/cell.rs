@@ -151,6 +151,12 @@ impl Writer {
         self.cell.write(&buf)
     }
 
+    /// Closes the writer's end, as dropping does (waiting readers get
+    /// [`ErrorKind::Disconnected`]), and gives the segment back.
+    pub fn close(self) -> MappedSegment {
+        self.cell.into_segment()
+    }
+
     /// The largest value, in bytes (the `max_value` given at creation, rounded up to 8).
     pub fn capacity(&self) -> usize {
         self.cell.capacity()
@@ -285,7 +291,7 @@ mod tests {
             w.write(&[0; 25]).unwrap_err().kind(),
             ErrorKind::InvalidSize
         );
-        drop(w);
+        let _seg = w.close(); // as a drop, keeping the segment
         assert_eq!(
             r.wait_next(s2, Duration::from_secs(5)).unwrap_err().kind(),
             ErrorKind::Disconnected

@@ -229,6 +229,13 @@ impl Sender {
         })
     }
 
+    /// Closes the producer's end, as dropping does (the consumer receives what is queued,
+    /// then [`ErrorKind::Disconnected`]), and gives the segment back: to keep a temporary
+    /// segment until the consumer is done with it, say.
+    pub fn close(self) -> MappedSegment {
+        self.end.into_segment()
+    }
+
     /// The largest message this queue takes.
     pub fn max_message(&self) -> usize {
         self.end.ring.max_message()
@@ -370,6 +377,12 @@ impl Receiver {
         self.recv_with(&mut Sink::Slice(buf), Wait::For(timeout))
     }
 
+    /// Closes the consumer's end, as dropping does (the producer's sends get
+    /// [`ErrorKind::Disconnected`]), and gives the segment back.
+    pub fn close(self) -> MappedSegment {
+        self.end.into_segment()
+    }
+
     /// The largest message this queue takes.
     pub fn max_message(&self) -> usize {
         self.end.ring.max_message()
@@ -433,7 +446,7 @@ mod tests {
             rx.try_recv_into(&mut small).unwrap_err().kind(),
             ErrorKind::InvalidSize
         );
-        drop(tx);
+        let _seg = tx.close(); // as a drop, keeping the segment
         while rx.try_recv().is_ok() {}
         assert_eq!(rx.recv().unwrap_err().kind(), ErrorKind::Disconnected);
     }

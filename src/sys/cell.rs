@@ -216,6 +216,24 @@ impl Cell {
         &self.seg
     }
 
+    /// Closes the writer's end if this is the writer (as dropping does) and gives the
+    /// segment back.
+    pub(crate) fn into_segment(self) -> MappedSegment {
+        self.close_writer();
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so `seg` is moved out exactly once;
+        // the other fields own nothing (pointers and numbers) and need no drop.
+        unsafe { std::ptr::read(&this.seg) }
+    }
+
+    fn close_writer(&self) {
+        if self.me != 0 {
+            let ctl = self.ctl();
+            peer::close(&ctl.writer, self.me);
+            let _ = wait_word::wake(&ctl.seq, u32::MAX);
+        }
+    }
+
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
@@ -415,10 +433,6 @@ impl Cell {
 
 impl Drop for Cell {
     fn drop(&mut self) {
-        if self.me != 0 {
-            let ctl = self.ctl();
-            peer::close(&ctl.writer, self.me);
-            let _ = wait_word::wake(&ctl.seq, u32::MAX);
-        }
+        self.close_writer();
     }
 }

@@ -257,6 +257,15 @@ impl End {
         &self.seg
     }
 
+    /// Closes the end (as dropping it does) and gives the segment back.
+    pub(crate) fn into_segment(self) -> MappedSegment {
+        self.ring.close();
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so `seg` is moved out exactly once;
+        // the ring, left behind, owns nothing (pointers and numbers) and needs no drop.
+        unsafe { std::ptr::read(&this.seg) }
+    }
+
     /// The ring, the liveness evidence and the label, borrowed together.
     pub(crate) fn parts(&mut self) -> (&mut Ring, &dyn Owners, &str) {
         let owners = self.seg.inner().owners().expect("checked at open");
