@@ -8,12 +8,15 @@
 //! | `qshm_libc = "glibc64"` | 64-bit glibc | the lock's owner record in the tail of `sem_t` |
 //! | `qshm_libc = "glibc32"` | 32-bit glibc | the record beside the 16-byte `sem_t` |
 //! | `qshm_libc = "musl"` | musl | the record in the tail of musl's `sem_t` |
-//! | `qshm_unix_other` | other Unix (FreeBSD, Apple, other Linux libcs, …) | key rules and `inspect` stubs; no backend yet |
+//! | `qshm_unix_other` | other Unix (FreeBSD, Apple, other Linux libcs, …) | key rules and `inspect` stubs |
+//! | `qshm_sysv_only` | macOS and FreeBSD (besides `qshm_unix_other`) | the System V backend, built with `qshm_portable` |
+//! | `qshm_portable` | macOS and FreeBSD; Linux with `RUSTFLAGS="--cfg qshm_portable"` (`ci/portable.sh`) | no `semtimedop`, `sem_timedwait`, futex, `O_TMPFILE`, `mknodat`: the fallbacks of `sys/portable.rs` |
 //! | `qshm_windows` | Windows | the Windows backend (named sections, semaphores, mutexes) |
 //! | `qshm_none` | everything else (wasm, …) | key rules; every operation `Unsupported` |
 //!
 //! Exactly one of `qshm_linux`, `qshm_unix_other`, `qshm_windows`, `qshm_none` is set;
-//! `qshm_apple` is set besides on Apple targets, whose key names follow Apple's rules.
+//! `qshm_apple` is set besides on Apple targets, whose key names follow Apple's rules, and
+//! `qshm_macos` on macOS, the one Apple platform where an application may be unsandboxed.
 
 use std::env;
 
@@ -24,6 +27,11 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(qshm_windows)");
     println!("cargo:rustc-check-cfg=cfg(qshm_none)");
     println!("cargo:rustc-check-cfg=cfg(qshm_apple)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_macos)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_sysv_only)");
+    // The portable-Unix test mode: `RUSTFLAGS="--cfg qshm_portable"` (ci/test.sh), the Linux
+    // build without the Linux-only calls macOS and FreeBSD lack (sys/portable.rs).
+    println!("cargo:rustc-check-cfg=cfg(qshm_portable)");
     println!("cargo:rustc-check-cfg=cfg(qshm_libc, values(\"glibc64\", \"glibc32\", \"musl\"))");
     // docs.rs builds with `--cfg docsrs` (Cargo.toml: package.metadata.docs.rs), which
     // turns on the `doc(cfg)` badges of platform-only items.
@@ -46,13 +54,27 @@ fn main() {
     if var("CARGO_CFG_TARGET_VENDOR") == "apple" {
         // Apple's naming rules for keys (whatever backend the target gets).
         println!("cargo:rustc-cfg=qshm_apple");
+        if os == "macos" {
+            // Only macOS asks whether the application is sandboxed (Qt takes every other
+            // Apple platform for sandboxed).
+            println!("cargo:rustc-cfg=qshm_macos");
+        }
     }
     match libc {
         Some(libc) => {
             println!("cargo:rustc-cfg=qshm_linux");
             println!("cargo:rustc-cfg=qshm_libc=\"{libc}\"");
         }
-        None if unix => println!("cargo:rustc-cfg=qshm_unix_other"),
+        None if unix => {
+            println!("cargo:rustc-cfg=qshm_unix_other");
+            if os == "macos" || os == "freebsd" {
+                // The System V backend, built as the portable mode tests it on Linux (no
+                // semtimedop: timed waits poll); POSIX realtime keys stay unsupported
+                // there until a backend of their own exists.
+                println!("cargo:rustc-cfg=qshm_sysv_only");
+                println!("cargo:rustc-cfg=qshm_portable");
+            }
+        }
         None if os == "windows" => println!("cargo:rustc-cfg=qshm_windows"),
         None => println!("cargo:rustc-cfg=qshm_none"),
     }

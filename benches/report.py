@@ -63,6 +63,12 @@ GROUPS = [
         ("qshm_posix", "qshm POSIX (Qt's lock + owner record)"),
         ("qshm_mapped", "qshm in-segment robust lock (memfd)"),
     ], ["futex_spin_lock", "futex_pingpong"]),
+    ("wakeup", "Change notification: two processes take turns waiting for each other's change, nobody spins (µs per round trip, two wake-ups)", "µs", 1e-3, [
+        ("futex_sleep_pingpong", "baseline: raw shared futex word, increment + `FUTEX_WAKE`, `FUTEX_WAIT` for the answer"),
+        ("qshm_notify_mapped", "qshm `Notifier::notify` + `wait`, memfd header"),
+        ("qshm_notify_posix", "qshm `Notifier` through a POSIX segment's companion"),
+        ("async_10000_waiters", "10 000 tokio tasks pending on `Notifier::changed`: one notify until all have finished (not a round trip; no baseline)"),
+    ], ["futex_sleep_pingpong"]),
     ("contended", "Contended: two processes increment one counter under the lock (M increments/s; totals checked)", "Mops", None, [
         ("futex_spin_lock", "baseline: plain spin-then-futex lock"),
         ("pthread_robust", "glibc robust process-shared mutex"),
@@ -156,6 +162,8 @@ GOALS = [
     ("In-segment lock uncontended within 2× of the bare futex CAS lock", "uncontended/qshm_mapped_memfd", "uncontended/floor_futex_lock", "time", 2.0),
     ("In-segment lock uncontended within 2× of a CAS + store spin lock (stricter floor)", "uncontended/qshm_mapped_memfd", "uncontended/floor_cas_store", "time", 2.0),
     ("In-segment lock hand-off within 1.3× of a spin-then-futex turn", "handoff/qshm_mapped", "handoff/futex_spin_lock", "time", 1.3),
+    ("Change notification wake-up within 1.3× of a raw futex ping-pong (memfd header)", "wakeup/qshm_notify_mapped", "wakeup/futex_sleep_pingpong", "time", 1.3),
+    ("Change notification wake-up within 1.3× of a raw futex ping-pong (POSIX companion)", "wakeup/qshm_notify_posix", "wakeup/futex_sleep_pingpong", "time", 1.3),
     ("In-segment lock contended throughput at least 0.8× a plain futex lock", "contended/qshm_mapped", "contended/futex_spin_lock", "rate", 0.8),
     ("System V 8 GiB create+attach within 2× of 4 KiB", "large/qshm_sysv_8g", "large/qshm_sysv_4k", "time", 2.0),
     ("POSIX 8 GiB create+attach within 2× of 4 KiB", "large/qshm_posix_8g", "large/qshm_posix_4k", "time", 2.0),
@@ -287,6 +295,12 @@ def main():
                 f" {(m / med[f'{group}/{b}'] if not rate else med[f'{group}/{b}'] / m):.3g} |" for b in bl)
             w(f"| `{rid}` | {desc} | {show(m, unit)} | {show(lo, unit)} – {show(hi, unit)} |{ratios}")
         w("")
+        footprint = Path(criterion_dir).parent / "async_waiters.json"
+        if group == "wakeup" and footprint.exists():
+            f = json.loads(footprint.read_text())
+            w(f"{f['waiters']:,} pending `changed` futures added {f['threads']} thread(s) "
+              f"(the notifier's helper) and {f['rss_kb'] / 1024:.1f} MiB of resident memory "
+              "(the tasks, their futures and wakers) to the process.\n")
     notes = Path(__file__).with_name("NOTES.md")
     if notes.exists():
         w(notes.read_text())

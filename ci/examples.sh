@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every example under examples/, each across the processes it claims (they start
 # themselves, or their Qt peer, as children), each under a time limit: the walk-throughs
-# (semaphore_pipeline, memfd_handover, owner_died, inspect_clean, queue, latest_value, qt_interop with
+# (semaphore_pipeline, memfd_handover, owner_died, inspect_clean, queue, latest_value, notify,
+# async_wait (feature async), qt_interop with
 # "$QSHM_PYTHON", a Python with PyQt6), and the writer/reader pair, the reader started while
 # the writer holds its segment. Every example uses keys with its pid and cleans up; the
 # leak guard of ci/test.sh checks that.
@@ -13,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${QSHM_PYTHON:?set QSHM_PYTHON to a Python with PyQt6 (ci/setup-venv.sh prints one)}"
 export QSHM_PYTHON
 
-cargo build -p qshm --examples --quiet
+cargo build -p qshm --examples --features async --quiet
 dir="${CARGO_TARGET_DIR:-target}/debug/examples"
 limit=60
 
@@ -35,6 +36,8 @@ run owner_died
 run inspect_clean
 run queue
 run latest_value
+run notify
+run async_wait
 run qt_interop
 run bench_windows_lock # elsewhere than Windows it says so and exits 0
 

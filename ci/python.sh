@@ -2,10 +2,12 @@
 # The Python package's tests: makes a venv inside the checkout (target/python-venv), installs
 # maturin, pytest (with pytest-timeout and pytest-xdist) and numpy from PyPI, builds and
 # installs the package exactly as a user would from a checkout (`pip install ./python`: one
-# release build of the extension), and runs python/tests with pytest. The Qt peer's
+# release build of the extension), and runs python/tests with pytest; then again against a
+# CPython 3.9 build if a 3.9 interpreter is found (see below). The Qt peer's
 # interpreter (PyQt6) is $QSHM_PYTHON (ci/test.sh exports it), else .venv/bin/python;
 # without it the Qt interop tests skip. Then the benchmarks once in quick mode (they only
-# have to run: the figures in BENCHMARKS.md come from python/bench/bench.py in full mode).
+# have to run: the figures in BENCHMARKS.md come from python/bench/bench.py in full mode,
+# and breakdown.py).
 #
 #   ci/python.sh                # everything
 #   ci/python.sh -k qt          # extra arguments go to pytest
@@ -35,4 +37,49 @@ export QSHM_PYTHON="${QSHM_PYTHON:-}"
 # the source tree without the extension, is not on sys.path: pytest is run as a program).
 (cd python && "$venv/bin/pytest" -q -n auto "$@")
 
+# examples/qt_notify: a Rust program and a PyQt6 program exchanging change notifications
+# through a Qt-compatible segment. The Qt side needs PyQt6 ($QSHM_PYTHON's venv) and this
+# package ($venv's) in one interpreter: the package is put on its PYTHONPATH alone.
+if [ -n "$QSHM_PYTHON" ]; then
+    site="$("$venv/bin/python" -I -c 'import os, qshm; print(os.path.dirname(os.path.dirname(qshm.__file__)))')"
+    shim="$CARGO_TARGET_DIR/python-qshm-only"
+    rm -rf "$shim"
+    mkdir -p "$shim"
+    ln -s "$site/qshm" "$shim/qshm"
+    cargo build -p qshm --example qt_notify --features async --quiet
+    PYTHONPATH="$shim" timeout 60 "$CARGO_TARGET_DIR/debug/examples/qt_notify" >&2
+fi
+
+# CPython 3.9, the oldest the package supports: the abi3 wheel needs 3.11 (the buffer
+# protocol entered the limited API there), so 3.9 and 3.10 get a wheel per version
+# (--no-default-features). One debug build of it (its own target dir) and the whole suite
+# again, when a 3.9 interpreter is found: $QSHM_PYTHON39, python3.9 on PATH, or pyenv's.
+py39="${QSHM_PYTHON39:-}"
+if [ -z "$py39" ]; then
+    for candidate in python3.9 "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.9*/bin/python3.9; do
+        if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 9)' 2>/dev/null; then
+            py39="$candidate"
+            break
+        fi
+    done
+fi
+if [ -n "$py39" ]; then
+    venv39="$CARGO_TARGET_DIR/python39-venv"
+    if [ ! -x "$venv39/bin/python" ]; then
+        "$py39" -m venv "$venv39"
+    fi
+    "$venv39/bin/python" -m pip install --quiet --upgrade pip >&2
+    "$venv39/bin/python" -m pip install --quiet pytest pytest-timeout pytest-xdist numpy >&2
+    wheels="$CARGO_TARGET_DIR/python39-wheels"
+    rm -rf "$wheels"
+    CARGO_TARGET_DIR="$CARGO_TARGET_DIR/py39" "$venv/bin/maturin" build --quiet \
+        --manifest-path python/Cargo.toml --no-default-features \
+        --interpreter "$venv39/bin/python" --out "$wheels" >&2
+    "$venv39/bin/python" -m pip install --quiet --force-reinstall --no-deps "$wheels"/*.whl >&2
+    (cd python && "$venv39/bin/pytest" -q -n auto "$@")
+else
+    echo "ci/python.sh: no CPython 3.9 found (set QSHM_PYTHON39): the 3.9 build is not tested" >&2
+fi
+
 PYTHON_BENCH_QUICK=1 "$venv/bin/python" python/bench/bench.py > /dev/null
+PYTHON_BENCH_N=50 "$venv/bin/python" python/bench/breakdown.py > /dev/null

@@ -49,21 +49,37 @@ cargo fmt --all -- --check
 
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p qshm --all-targets --features bytemuck -- -D warnings
+cargo clippy -p qshm --all-targets --features bytemuck,async -- -D warnings
 
-step "other targets: FreeBSD, macOS and wasm (the unsupported stub); Windows: ci/windows.sh"
-for target in x86_64-unknown-freebsd x86_64-apple-darwin wasm32-unknown-unknown; do
+step "other targets: FreeBSD, macOS, iOS (library and CLI) and wasm (library); Windows: ci/windows.sh"
+# Built only: no Apple or FreeBSD machine runs them. Their key rules run in the Linux unit
+# tests (src/key/apple.rs); what their backends would lack runs in the portable stage below.
+for target in x86_64-unknown-freebsd x86_64-apple-darwin aarch64-apple-darwin aarch64-apple-ios wasm32-unknown-unknown; do
     if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
         rustup target add "$target" >&2 || { echo "warning: cannot install $target; not checked" >&2; continue; }
     fi
-    cargo clippy -p qshm --lib --target "$target" --quiet -- -D warnings
+    case "$target" in
+    wasm32-*) cargo clippy -p qshm --lib --target "$target" --quiet -- -D warnings ;;
+    *) cargo clippy -p qshm -p qshm-cli --target "$target" --quiet -- -D warnings ;;
+    esac
+    # macOS and FreeBSD compile the System V backend (src/sys/unix), not the unsupported stub:
+    # the build script's cfgs for the target, as rustc receives them.
+    case "$target" in
+    *-apple-darwin | *-freebsd)
+        cfgs="$(cargo rustc -p qshm --lib --target "$target" --quiet -- --print cfg)"
+        grep -qx qshm_sysv_only <<< "$cfgs" || { echo "$target does not select the System V backend" >&2; exit 1; }
+        # Its unit tests (the System V conformance suite among them) compile, ready to run there.
+        cargo clippy -p qshm --lib --profile test --target "$target" --quiet -- -D warnings
+        ;;
+    esac
 done
 
-step "minimum supported Rust versions: 1.80 builds the library, 1.85 the CLI (their rust-version)"
-for pair in "1.80.0 qshm --lib" "1.85.0 qshm-cli --bins"; do
-    read -r toolchain package what <<< "$pair"
+step "minimum supported Rust versions: 1.80 builds the library (with its futures), 1.85 the CLI (their rust-version)"
+for pair in "1.80.0 qshm --lib --features=async" "1.85.0 qshm-cli --bins"; do
+    read -r -a parts <<< "$pair"
+    toolchain="${parts[0]}" package="${parts[1]}" what=("${parts[@]:2}")
     if rustup toolchain list 2>/dev/null | grep -q "^${toolchain//./\\.}" || rustup toolchain install "$toolchain" --profile minimal >&2; then
-        CARGO_TARGET_DIR="target/msrv-$toolchain" cargo "+$toolchain" check -p "$package" "$what" --quiet
+        CARGO_TARGET_DIR="target/msrv-$toolchain" cargo "+$toolchain" check -p "$package" "${what[@]}" --quiet
     else
         echo "warning: cannot install Rust $toolchain here; $package's MSRV not checked" >&2
     fi
@@ -98,6 +114,12 @@ cargo test --workspace "$@"
 # The typed views (feature `bytemuck`): their suite and their doctests.
 cargo test -p qshm --features bytemuck --test views "$@"
 cargo test -p qshm --features bytemuck --doc view
+# The futures (feature `async`) under tokio: their suite and their doctests.
+cargo test -p qshm --features async --test notify_async "$@"
+cargo test -p qshm --features async --doc notify
+
+step "portable-Unix mode: the suites without semtimedop, sem_timedwait and the futex, as macOS and FreeBSD lack them (ci/portable.sh)"
+ci/portable.sh
 
 step "examples, each across its processes (ci/examples.sh; the Qt one with \$QSHM_PYTHON)"
 ci/examples.sh

@@ -16,10 +16,11 @@ ci/wine.sh >&2
 # shellcheck source=/dev/null
 source target/wine/env.sh
 target=x86_64-pc-windows-gnu
-suites=(-p qshm --target "$target" --lib --test conformance --test windows --test mapped_windows --test qt_windows)
+suites=(-p qshm --target "$target" --features async --lib --test conformance --test windows --test mapped_windows --test qt_windows --test notify --test notify_async)
 
 stage "clippy"
 cargo clippy -p qshm -p qshm-cli --all-targets --target "$target" --quiet -- -D warnings
+cargo clippy -p qshm --all-targets --features async --target "$target" --quiet -- -D warnings
 stage "build the suites"
 cargo test "${suites[@]}" --no-run --quiet
 cargo test -p qshm-cli --target "$target" --no-run --quiet

@@ -1,6 +1,6 @@
 /*
- * qshm.h — the layout of qshm's mapped segments (qshm::mapped::MappedSegment), version 2,
- * and its lock protocol, for C and C++ programs (a Qt program mapping the file with
+ * qshm.h — the layout of qshm's mapped segments (qshm::mapped::MappedSegment), version 3,
+ * its lock protocol and its change notification, for C and C++ programs (a Qt program mapping the file with
  * QFile::map included) that share a segment with Rust processes.
  *
  * Linux only; GCC or Clang (uses __atomic builtins); compile with -pthread.
@@ -21,7 +21,7 @@
  *
  * A segment is a file (on tmpfs: /dev/shm, $XDG_RUNTIME_DIR) or a memfd:
  *
- *   offset 0            struct qshm_header (88 bytes), zero-padded to header_size
+ *   offset 0            struct qshm_header (96 bytes), zero-padded to header_size
  *   offset header_size  the data area, data_size bytes
  *
  * All fields are in native byte order. Readers must check magic, version, byte_order,
@@ -71,11 +71,34 @@
  * A program that does not take part (does not hold LOCK_SH) may see the file removed while
  * it still maps it; its mapping stays valid.
  *
- * Version 1 (earlier builds of qshm) named every owner by thread id; version 2 segments are
- * refused by version-1 readers, and the reverse.
+ * Change notification (the 32-bit words at offsets 88 and 92, since version 3):
+ *
+ *   `changes` counts announced changes (wrapping); `change_waiters` counts sleepers.
+ *   notify:  fetch_add(changes, 1) (seq_cst); if change_waiters != 0 (seq_cst load),
+ *            FUTEX_WAKE (shared) on `changes`, all sleepers.
+ *   wait:    with `seen`, the value of `changes` read *before* the data it guards:
+ *            while changes == seen: fetch_add(change_waiters, 1) (seq_cst); if changes is
+ *            still seen (seq_cst load), FUTEX_WAIT (shared) on `changes` for `seen`;
+ *            fetch_sub(change_waiters, 1).
+ *   The seq_cst pair (a notifier's increment then load, a waiter's increment then load)
+ *   guarantees that either the notifier sees the sleeper and wakes it, or the sleeper sees
+ *   the new count and does not sleep: no wake-up is lost. A sleeper killed while counted
+ *   leaves change_waiters one too high, which only costs later notifiers a wake call.
+ *   qshm_notify / qshm_wait_change below. The same two words, at offsets 16 and 20 of a
+ *   one-page file (struct qshm_notify, magic "QSHM\0NTF"), are the *companion* that
+ *   qshm::SharedMemory::notifier makes for a Qt-compatible segment:
+ *   /dev/shm/qshm-notify-<first 24 hex digits of the SHA-1 of "<type>:<native key>">,
+ *   where <type> is the decimal value of Qt's QNativeIpcKey::Type (SystemV 0x51 = 81,
+ *   PosixRealtime 0x100 = 256); it is removed with the segment by qshm's last detach.
+ *   On Windows, waiters poll `changes` (backoff 20 us to 1 ms): notify needs no wake.
+ *
+ * Version 1 (earlier builds of qshm) named every owner by thread id; version-1 segments
+ * are refused by later readers, and the reverse. Version 3 added the change counter: a
+ * version-3 reader also reads version 2 (whose header, at least 128 bytes, has the two
+ * words, zero), while a version-2 reader refuses version 3.
  *
  * WINDOWS. The functions below are for Linux. On Windows qshm uses the same file layout
- * (version 2, header_size 4096, pid_ns and time_ns 0) and the same lock word and protocol,
+ * (version 3, header_size 4096, pid_ns and time_ns 0) and the same lock word and protocol,
  * with these platform parts, which a C or C++ program must follow to take part:
  *   - open the file with GENERIC_READ|GENERIC_WRITE, sharing FILE_SHARE_READ|
  *     FILE_SHARE_WRITE|FILE_SHARE_DELETE, map it whole (CreateFileMappingW PAGE_READWRITE,
@@ -128,7 +151,8 @@ extern "C" {
 #endif
 
 #define QSHM_MAGIC "QSHM\0SEG" /* 8 bytes, the NUL included */
-#define QSHM_VERSION 2u
+#define QSHM_VERSION 3u
+#define QSHM_OLDEST_VERSION 2u /* the oldest layout version this header reads */
 #define QSHM_BYTE_ORDER 0x01020304u
 #define QSHM_FLAG_REMOVE_ON_LAST_DETACH 1u
 #define QSHM_STATE_INCONSISTENT 1u
@@ -164,15 +188,32 @@ struct qshm_header {
     uint32_t state;           /* 72: QSHM_STATE_* (atomic, changed under the lock) */
     uint32_t reserved1;
     uint64_t generation;      /* 80: take-overs from dead holders (atomic) */
+    uint32_t changes;         /* 88: announced changes, wrapping (atomic; the futex word) */
+    uint32_t change_waiters;  /* 92: sleepers waiting for a change (atomic) */
+};
+
+/* The companion of a Qt-compatible segment (see "Change notification" above). */
+#define QSHM_NOTIFY_MAGIC "QSHM\0NTF"
+struct qshm_notify {
+    unsigned char magic[8];   /*  0: QSHM_NOTIFY_MAGIC */
+    uint32_t reserved[2];
+    uint32_t changes;         /* 16 */
+    uint32_t change_waiters;  /* 20 */
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(struct qshm_header) == 88, "qshm_header layout");
+static_assert(sizeof(struct qshm_header) == 96, "qshm_header layout");
+static_assert(offsetof(struct qshm_header, changes) == 88, "qshm_header layout");
+static_assert(offsetof(struct qshm_notify, changes) == 16, "qshm_notify layout");
 static_assert(offsetof(struct qshm_header, lock) == 64, "qshm_header layout");
 static_assert(offsetof(struct qshm_header, layout_hash) == 56, "qshm_header layout");
 #else
 /* __extension__: C99 has no _Static_assert, but GCC and Clang accept it there too. */
-__extension__ _Static_assert(sizeof(struct qshm_header) == 88, "qshm_header layout");
+__extension__ _Static_assert(sizeof(struct qshm_header) == 96, "qshm_header layout");
+__extension__ _Static_assert(__builtin_offsetof(struct qshm_header, changes) == 88,
+                             "qshm_header layout");
+__extension__ _Static_assert(__builtin_offsetof(struct qshm_notify, changes) == 16,
+                             "qshm_notify layout");
 __extension__ _Static_assert(__builtin_offsetof(struct qshm_header, lock) == 64,
                              "qshm_header layout");
 __extension__ _Static_assert(__builtin_offsetof(struct qshm_header, layout_hash) == 56,
@@ -189,7 +230,8 @@ static inline int qshm_check(const void *map, uint64_t file_size)
         return -EFBIG;
     if (memcmp(h->magic, QSHM_MAGIC, 8) != 0)
         return -EINVAL;
-    if (h->byte_order != QSHM_BYTE_ORDER || h->version != QSHM_VERSION)
+    if (h->byte_order != QSHM_BYTE_ORDER || h->version < QSHM_OLDEST_VERSION ||
+        h->version > QSHM_VERSION)
         return -EPROTONOSUPPORT;
     if (h->header_size < sizeof(struct qshm_header) || h->header_size % 64 != 0 ||
         h->header_size > (1u << 20) || h->data_size == 0)
@@ -1034,6 +1076,81 @@ static inline int64_t qshm_cell_wait_next(struct qshm_cell *c, uint32_t seen, in
         __atomic_fetch_sub(&c->waiters, 1, __ATOMIC_SEQ_CST);
         check = r == -1 && errno == ETIMEDOUT;
     }
+}
+
+/* ---- change notification -------------------------------------------------------- */
+
+/* The change counter now: read it before reading the data, and wait with it. */
+static inline uint32_t qshm_changes(const uint32_t *changes)
+{
+    return __atomic_load_n(changes, __ATOMIC_ACQUIRE);
+}
+
+/* Announces a change to `changes` (with its `waiters`): &h->changes, &h->change_waiters of
+ * a mapped segment, or of a companion's struct qshm_notify. Returns the new count. */
+static inline uint32_t qshm_notify(uint32_t *changes, uint32_t *waiters)
+{
+    uint32_t now = __atomic_add_fetch(changes, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(waiters, __ATOMIC_SEQ_CST) != 0)
+        syscall(SYS_futex, changes, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+    return now;
+}
+
+/* Waits until `changes` differs from `seen`, at most `timeout_ns` nanoseconds (< 0: for
+ * ever). Returns the count then (>= 0 as an int64_t), or -ETIMEDOUT, or another -errno. */
+static inline int64_t qshm_wait_change(uint32_t *changes, uint32_t *waiters, uint32_t seen,
+                                       int64_t timeout_ns)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (timeout_ns >= 0) {
+        deadline.tv_sec += (time_t)(timeout_ns / 1000000000);
+        deadline.tv_nsec += (long)(timeout_ns % 1000000000);
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+    }
+    for (;;) {
+        uint32_t now = __atomic_load_n(changes, __ATOMIC_ACQUIRE);
+        if (now != seen)
+            return (int64_t)now;
+        struct timespec ts = {1, 0}, t;
+        if (timeout_ns >= 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            int64_t left = (int64_t)(deadline.tv_sec - t.tv_sec) * 1000000000 +
+                           (deadline.tv_nsec - t.tv_nsec);
+            if (left <= 0)
+                return -ETIMEDOUT;
+            if (left < 1000000000) {
+                ts.tv_sec = 0;
+                ts.tv_nsec = (long)left;
+            }
+        }
+        __atomic_add_fetch(waiters, 1, __ATOMIC_SEQ_CST);
+        long r = 0;
+        int err = 0;
+        if (__atomic_load_n(changes, __ATOMIC_SEQ_CST) == seen) {
+            r = syscall(SYS_futex, changes, FUTEX_WAIT, seen, &ts, NULL, 0);
+            err = errno;
+        }
+        __atomic_sub_fetch(waiters, 1, __ATOMIC_SEQ_CST);
+        if (r == -1 && err != EAGAIN && err != EINTR && err != ETIMEDOUT)
+            return -err;
+    }
+}
+
+/* qshm_notify on a mapped segment's header. */
+static inline uint32_t qshm_header_notify(struct qshm_header *h)
+{
+    return qshm_notify(&h->changes, &h->change_waiters);
+}
+
+/* qshm_wait_change on a mapped segment's header. */
+static inline int64_t qshm_header_wait_change(struct qshm_header *h, uint32_t seen,
+                                              int64_t timeout_ns)
+{
+    return qshm_wait_change(&h->changes, &h->change_waiters, seen, timeout_ns);
 }
 
 #ifdef __cplusplus

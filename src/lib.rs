@@ -50,6 +50,9 @@
 // docs.rs (nightly, `--cfg docsrs`): "Available on ... only" on platform-only items.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+pub mod asynchronous;
 mod backend;
 mod error;
 #[cfg(any(qshm_linux, qshm_unix_other))]
@@ -66,6 +69,9 @@ mod lock;
     )))
 )]
 pub mod mapped;
+#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg_attr(docsrs, doc(cfg(any(target_os = "linux", windows))))]
+pub mod notify;
 mod platform;
 mod semaphore;
 mod shared_memory;
@@ -73,6 +79,16 @@ mod sys;
 #[cfg(feature = "bytemuck")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bytemuck")))]
 pub mod view;
+
+/// The portable-Unix test mode (`--cfg qshm_portable`, set by `ci/test.sh`): not an API.
+#[cfg(qshm_portable)]
+#[doc(hidden)]
+pub mod portable {
+    /// Each fallback path of the mode and how often this process took it.
+    pub fn fallback_counts() -> Vec<(&'static str, u64)> {
+        crate::sys::portable::counts()
+    }
+}
 
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{KeyType, NativeKey, TempDirStyle};
@@ -99,6 +115,11 @@ mod readme_doctests {}
 #[cfg(all(doctest, qshm_linux))]
 #[doc = include_str!("../docs/mapped.md")]
 mod mapped_doctests {}
+
+/// The snippets of docs/notify.md (change notification), compiled the same way.
+#[cfg(all(doctest, qshm_linux))]
+#[doc = include_str!("../docs/notify.md")]
+mod notify_doctests {}
 
 #[cfg(test)]
 mod tests {

@@ -149,6 +149,23 @@ impl SystemSemaphore {
         )
     }
 
+    /// [`acquire`](SystemSemaphore::acquire) as a future, for any executor (feature
+    /// `async`; see [`qshm::asynchronous`](crate::asynchronous)): tries, and again after a
+    /// backoff of 50 µs to 2 ms, with no thread of its own. Dropping it takes nothing.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn acquire_async(&self) -> impl std::future::Future<Output = Result<()>> + '_ {
+        crate::asynchronous::retrying(self.key.native_key(), move || self.try_acquire())
+    }
+
+    /// [`lock`](SystemSemaphore::lock) (a crash-safe unit) as a future (feature `async`),
+    /// as [`acquire_async`](SystemSemaphore::acquire_async).
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn lock_async(&self) -> impl std::future::Future<Output = Result<SemaphoreGuard<'_>>> + '_ {
+        crate::asynchronous::retrying(self.key.native_key(), move || self.try_lock())
+    }
+
     /// Takes one unit, waiting at most `timeout`.
     ///
     /// # Errors

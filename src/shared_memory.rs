@@ -115,6 +115,15 @@ pub enum LastDetach {
 /// created it. A lock whose name was removed or replaced meanwhile (the last detach removes
 /// it; a Qt creator replaces it) is opened again, so that everyone serialises on the one the
 /// name now refers to.
+/// Removes the change notifier's companion of the segment `key` ([`SharedMemory::notifier`])
+/// along with the segment: one `unlink` where none exists.
+fn remove_companion(key: &NativeKey) {
+    #[cfg(qshm_linux)]
+    let _ = crate::sys::notify::remove_companion(&crate::key::companion_name(key));
+    #[cfg(not(qshm_linux))]
+    let _ = key;
+}
+
 fn lock_by_name(
     key: &NativeKey,
     how: SemOpen,
@@ -637,10 +646,14 @@ impl SharedMemory {
             // The segment is gone: its lock goes too, unless someone is using it, or a new
             // segment took the key meanwhile (after a `force_remove`; a segment this detach
             // removed under the lock cannot have been replaced).
-            Ok(Detached::Removed) if !sem.in_use_elsewhere() => sem.remove_while_held(),
+            Ok(Detached::Removed) if !sem.in_use_elsewhere() => {
+                remove_companion(&self.key);
+                sem.remove_while_held()
+            }
             Ok(Detached::AlreadyRemoved)
                 if !sem.in_use_elsewhere() && !Segment::exists(&self.key) =>
             {
+                remove_companion(&self.key);
                 sem.remove_while_held()
             }
             Ok(_) => {
@@ -693,6 +706,42 @@ impl SharedMemory {
             Ok(_) => err,
             Err(e) => e.with_key(Arc::clone(&self.key_text)),
         }
+    }
+
+    /// The segment's change counter ([`Notifier`](crate::notify::Notifier)), in its
+    /// *companion*: a one-page file `/dev/shm/qshm-notify-<hash of the native key>` that Qt
+    /// never looks at, made by the first caller (with this object's
+    /// [permissions](SharedMemory::permissions)) and removed with the segment by qshm's last
+    /// detach or [`force_remove`](SharedMemory::force_remove) (and by `qshm clean` when a
+    /// Qt process detached last). Opt-in: a segment nobody asks a notifier for has none,
+    /// and nothing else costs anything more.
+    ///
+    /// A Qt program that writes without notifying leaves waiters waiting (they time out);
+    /// one that wants to notify uses the companion as `qshm.h` describes.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotAttached`] when not attached (a companion of no segment would be left
+    /// behind); the errors of opening, sizing and mapping the companion;
+    /// [`ErrorKind::KeyError`] when something not made by qshm has its name.
+    #[cfg(any(qshm_linux, qshm_windows))]
+    #[cfg_attr(docsrs, doc(cfg(any(target_os = "linux", windows))))]
+    pub fn notifier(&self) -> Result<crate::notify::Notifier> {
+        if self.segment.is_none() {
+            return Err(self.make_error(ErrorKind::NotAttached, Operation::Notify));
+        }
+        let name = crate::key::companion_name(&self.key);
+        let words = crate::sys::notify::ChangeWords::companion(
+            &name,
+            &self.key_text,
+            self.mode,
+            true,
+            &self.key_text,
+        )?;
+        Ok(crate::notify::Notifier::new(
+            words,
+            Arc::clone(&self.key_text),
+        ))
     }
 
     /// How long `detach` (and dropping the object) waits for the lock: 10 s unless set.
@@ -764,6 +813,17 @@ impl SharedMemory {
     #[inline]
     pub fn try_lock(&self) -> Result<LockGuard<'_>> {
         self.lock_with(Wait::Poll)
+    }
+
+    /// [`lock`](SharedMemory::lock) as a future, for any executor (feature `async`; see
+    /// [`qshm::asynchronous`](crate::asynchronous)): tries the lock, and again after a
+    /// backoff of 50 µs to 2 ms while it is held, with no thread of its own; a holder that
+    /// died is recovered as by [`try_lock`](SharedMemory::try_lock). Dropping it gives up
+    /// the attempt and leaves nothing behind.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn lock_async(&self) -> impl std::future::Future<Output = Result<LockGuard<'_>>> + '_ {
+        crate::asynchronous::retrying(&self.key_text, move || self.try_lock())
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -1054,7 +1114,11 @@ impl SharedMemory {
                 // No lock at all: nobody is creating, attaching or detaching (they would hold or
                 // have made it); what may be left is a segment, or nothing.
                 Err(err) if err.kind() == ErrorKind::NotFound => {
-                    return Segment::remove(key, only_if_unattached)
+                    let removed = Segment::remove(key, only_if_unattached);
+                    if matches!(removed, Ok(true)) || !Segment::exists(key) {
+                        remove_companion(key);
+                    }
+                    return removed;
                 }
                 Err(err) if only_if_unattached || err.kind() != ErrorKind::WouldBlock => {
                     return Err(err)
@@ -1066,6 +1130,9 @@ impl SharedMemory {
             };
         let removed = Segment::remove(key, only_if_unattached);
         let gone = matches!(removed, Ok(true)) || !Segment::exists(key);
+        if gone {
+            remove_companion(key);
+        }
         if gone && !sem.in_use_elsewhere() {
             let _ = if locked {
                 sem.remove_while_held()

@@ -663,7 +663,7 @@ fn garbage_headers_are_refused_cleanly() {
             ErrorKind::InvalidSize,
         ),
         ("noise", noise, ErrorKind::KeyError),
-        ("version 3", header(3, 4096, 1), ErrorKind::Unsupported),
+        ("version 4", header(4, 4096, 1), ErrorKind::Unsupported),
         ("version 1", header(1, 4096, 1), ErrorKind::Unsupported),
         (
             "smaller than claimed",
@@ -733,6 +733,24 @@ fn bad_arguments_are_typed_errors() {
     // An unsealed memfd from MemfdOptions is usable locally.
     let unsealed = MemfdOptions::new().seal_size(false).create("u", 8).unwrap();
     assert!(!unsealed.is_shrink_sealed());
+}
+
+/// An environment variable that names a standard stream is refused before the descriptor
+/// is adopted: stdin, stdout and stderr stay open.
+#[test]
+fn a_standard_stream_named_by_the_environment_is_refused() {
+    let _w = util::Watchdog::new("a_standard_stream_named_by_the_environment", T);
+    for fd in ["0", "1", "2"] {
+        let mut child = ChildProc::spawn_configured("adopt-from-env", &[], |c| {
+            c.env("QSHM_TEST_ADOPT", format!("{fd}:64"));
+        });
+        assert_eq!(
+            child.expect_line(T),
+            "KeyError, stdout still open",
+            "fd {fd}"
+        );
+        assert!(child.wait(T).success());
+    }
 }
 
 /// A process forks (no exec) holding a segment file that goes with its last user; the
@@ -907,6 +925,11 @@ fn child_entry() {
             // the test checks that this process dies of SIGSEGV before it gets further.
             unsafe { seg.as_mut_ptr().write_volatile(1) };
             std::process::exit(0);
+        }
+        "adopt-from-env" => {
+            let err =
+                MappedSegment::from_env_var("QSHM_TEST_ADOPT", &ReceiveOptions::new()).unwrap_err();
+            util::say(&format!("{:?}, stdout still open", err.kind()));
         }
         "fork-and-drop-copy" => {
             let path = PathBuf::from(&args[1]);

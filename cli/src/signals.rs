@@ -1,5 +1,5 @@
 //! Interruption without a signal handler: SIGINT, SIGTERM and SIGHUP are blocked and then
-//! waited for with `sigtimedwait`, so nothing runs in signal context and no crate is needed.
+//! waited for with `sigtimedwait` (Apple platforms: `sigpending` polled, then `sigwait`), so nothing runs in signal context and no crate is needed.
 //!
 //! Blocked signals stay pending until waited for. A signal mask is inherited across
 //! `fork` and `exec` (and Rust's `Command` leaves it so), so commands are started through
@@ -43,6 +43,45 @@ pub(crate) fn block() -> io::Result<Blocked> {
 impl Blocked {
     /// Waits for one of the signals, at most `timeout` (`None`: as long as it takes).
     /// Returns the signal, or `None` when the time ran out.
+    ///
+    /// Apple platforms have neither `sigtimedwait` nor `sigwaitinfo`: the pending set is
+    /// polled (`sigpending`, every 10 ms), and a pending signal taken with `sigwait`, which
+    /// then returns at once.
+    #[cfg(target_vendor = "apple")]
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Option<libc::c_int> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let mut pending = MaybeUninit::<libc::sigset_t>::uninit();
+            // SAFETY: sigemptyset initialises the set it is given a valid pointer to.
+            unsafe { libc::sigemptyset(pending.as_mut_ptr()) };
+            // SAFETY: sigemptyset above initialised `pending`.
+            let mut pending = unsafe { pending.assume_init() };
+            // SAFETY: `pending` is a valid, initialised sigset_t to write into.
+            unsafe { libc::sigpending(&mut pending) };
+            let is_pending = |sig| {
+                // SAFETY: `pending` is an initialised sigset_t and `sig` a valid signal.
+                unsafe { libc::sigismember(&pending, sig) == 1 }
+            };
+            if SIGNALS.into_iter().any(is_pending) {
+                let mut sig = 0;
+                // SAFETY: `set` is an initialised sigset_t, `sig` a valid out-pointer; one of
+                // its signals is pending and blocked, so sigwait returns at once.
+                if unsafe { libc::sigwait(&self.set, &mut sig) } == 0 {
+                    return Some(sig);
+                }
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                return None;
+            }
+            let pause = Duration::from_millis(10);
+            std::thread::sleep(left.map_or(pause, |l| l.min(pause)));
+        }
+    }
+
+    /// Waits for one of the signals, at most `timeout` (`None`: as long as it takes).
+    /// Returns the signal, or `None` when the time ran out.
+    #[cfg(not(target_vendor = "apple"))]
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> Option<libc::c_int> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {

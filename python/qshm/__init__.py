@@ -21,20 +21,23 @@ reaches shared memory without the lock: ``help(qshm.LockGuard)``.
 from ._errors import (
     AlreadyExistsError,
     Error,
+    LiveExportsError,
     NotFoundError,
     PermissionDeniedError,
     TimeoutError_,
     WouldBlockError,
 )
-from ._qshm import MEMFD_ENV, LockGuard, MappedSegment, SharedMemory, SystemSemaphore
+from ._qshm import MEMFD_ENV, LockGuard, MappedSegment, Notifier, SharedMemory, SystemSemaphore
 
 __all__ = [
     "SharedMemory",
     "LockGuard",
     "SystemSemaphore",
     "MappedSegment",
+    "Notifier",
     "MEMFD_ENV",
     "Error",
+    "LiveExportsError",
     "NotFoundError",
     "AlreadyExistsError",
     "PermissionDeniedError",

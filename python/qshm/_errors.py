@@ -18,7 +18,9 @@ class Error(Exception):
     The kinds with a natural built-in raise a subclass that derives from it too:
     ``NotFoundError`` (``FileNotFoundError``), ``AlreadyExistsError`` (``FileExistsError``),
     ``PermissionDeniedError`` (``PermissionError``), ``TimeoutError_``
-    (``TimeoutError``), ``WouldBlockError`` (``BlockingIOError``).
+    (``TimeoutError``), ``WouldBlockError`` (``BlockingIOError``); and
+    ``LiveExportsError`` (``BufferError``, kind ``"LockError"``) when a lock is released
+    while buffer exports of its guard are alive.
     """
 
     kind: str = "Unknown"
@@ -45,6 +47,17 @@ class WouldBlockError(Error, BlockingIOError):
     """``try_lock``/``try_acquire`` found the lock held (kind ``"WouldBlock"``)."""
 
 
+class LiveExportsError(Error, BufferError):
+    """A lock was released while buffer exports of its guard (``memoryview``, numpy arrays)
+    were still alive (kind ``"LockError"``).
+
+    Raised by ``LockGuard.unlock()`` and at the end of a ``with m.lock() as g:`` block,
+    after the lock was released anyway and what the exports wrote was written back: from
+    then on they hold a private copy detached from the segment (stale reads, lost writes).
+    End exports inside the block: ``with memoryview(g) as v:``, or ``del`` / ``release()``.
+    """
+
+
 _CLASSES = {
     "NotFound": NotFoundError,
     "AlreadyExists": AlreadyExistsError,
@@ -54,9 +67,10 @@ _CLASSES = {
 }
 
 
-def _make(kind: str, message: str, errno: Optional[int]) -> Error:
-    """The exception for an error of ``kind`` (called by the native module)."""
-    exc = _CLASSES.get(kind, Error)(message)
+def _make(kind: str, message: str, errno: Optional[int], cls: Optional[str] = None) -> Error:
+    """The exception for an error of ``kind``, of class ``cls`` if given (called by the
+    native module)."""
+    exc = (globals()[cls] if cls else _CLASSES.get(kind, Error))(message)
     exc.kind = kind
     exc.errno = errno
     return exc

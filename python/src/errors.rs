@@ -25,6 +25,38 @@ pub(crate) fn make(py: Python<'_>, kind: &str, message: &str, errno: Option<i32>
     }
 }
 
+/// A `qshm.<class>` exception (a subclass of `qshm.Error` defined in `qshm/_errors.py`)
+/// of kind `kind`, made here.
+pub(crate) fn make_class(py: Python<'_>, class: &str, kind: &str, message: &str) -> PyErr {
+    let made = py
+        .import("qshm._errors")
+        .and_then(|m| m.getattr("_make"))
+        .and_then(|f| f.call1((kind, message, None::<i32>, class)));
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(e) => e,
+    }
+}
+
+/// In `__exit__`: raises `err` when no exception is propagating (`exc_type` is None);
+/// otherwise adds it as a note to the propagating exception `exc` (Python 3.11+), which
+/// goes on unmasked.
+pub(crate) fn note_or_raise(
+    py: Python<'_>,
+    exc_type: &Bound<'_, PyAny>,
+    exc: &Bound<'_, PyAny>,
+    err: PyErr,
+) -> PyResult<()> {
+    if exc_type.is_none() {
+        return Err(err);
+    }
+    if exc.hasattr("add_note").unwrap_or(false) {
+        let note = format!("qshm: {}", err.value(py));
+        let _ = exc.call_method1("add_note", (note,));
+    }
+    Ok(())
+}
+
 /// Converts a library result, raising its error as the matching Python exception.
 pub(crate) trait IntoPy<T> {
     /// The value, or the Python exception for the error.

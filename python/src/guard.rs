@@ -12,18 +12,33 @@
 //!   the segment: the first export of a lock copies the segment into a private buffer (the
 //!   *staging copy*), every export and every index operation of that lock then goes to that
 //!   copy, and `unlock` writes it back into the segment (if any export was writable) before
-//!   releasing the lock. An export kept past `unlock` still points to the copy, which lives
-//!   as long as the guard object (each export holds a reference to it): it reads the bytes
-//!   as they were at unlock, its writes go nowhere, and it never touches shared memory,
-//!   unlocked or unmapped.
-//! * The number of live exports is counted (PEP 3118 `__releasebuffer__`); `exports` tells
-//!   it, and the staging copy is freed once the lock is released and no export is left.
+//!   releasing the lock.
+//! * Live exports are counted (PEP 3118 `__getbuffer__` / `__releasebuffer__`). Unlocking
+//!   with exports alive is an error made loud, not prevented: the copy is written back and
+//!   the lock released all the same (a lock must never stay held by a forgotten view), then
+//!   `unlock`/`__exit__` raise `LiveExportsError` (a `BufferError`, as `mmap.close()` raises
+//!   with exports), unless an exception is already propagating through `__exit__`, which
+//!   gets a note instead of being replaced. The late exports keep pointing to the copy,
+//!   which lives as long as they do (each holds a reference to the guard): they read the
+//!   bytes as they were at unlock, their writes reach no one, and they never touch shared
+//!   memory, unlocked or unmapped.
+//!
+//! # Threads
+//!
+//! The lock belongs to the thread that took it (the library's guard is neither `Send` nor
+//! `Sync`). The Python object may still be reached, and freed, from any thread, so the held
+//! lock is wrapped in a [`ThreadBound`], touched only on its thread: from another thread
+//! every operation raises `qshm.Error` (kind `"LockError"`), and a guard garbage-collected
+//! on another thread without `unlock` is leaked (its lock stays held by its thread), with
+//! an unraisable-exception report.
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyBufferError, PyIndexError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyBufferError, PyIndexError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PySlice};
@@ -70,35 +85,158 @@ impl Held {
     }
 }
 
+/// This thread's number: unique for the life of the process (never reused, unlike a
+/// `pthread_t`), `None` once the thread's locals are being destroyed.
+fn this_thread() -> Option<u64> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    ID.try_with(|id| *id).ok()
+}
+
+/// A [`Held`] lock bound to the thread that took it: touched (borrowed, taken out, dropped)
+/// only on that thread.
+struct ThreadBound {
+    thread: u64,
+    held: ManuallyDrop<Held>,
+}
+
+// SAFETY: the `Held` inside, which is neither `Send` nor `Sync`, is touched only on
+// `thread`, the thread that made this wrapper: `get`, `get_mut` and `into_inner` check the
+// current thread first, and `drop` leaks it on any other thread. What another thread can
+// reach through the wrapper is `thread`, a plain number.
+unsafe impl Send for ThreadBound {}
+// SAFETY: as for `Send`: through `&ThreadBound`, another thread reads only `thread`.
+unsafe impl Sync for ThreadBound {}
+
+impl ThreadBound {
+    /// Binds `held` to the current thread (the one that took the lock).
+    fn new(held: Held) -> ThreadBound {
+        ThreadBound {
+            // A thread being torn down takes no lock; 0 is no thread's number.
+            thread: this_thread().unwrap_or(0),
+            held: ManuallyDrop::new(held),
+        }
+    }
+
+    fn on_thread(&self) -> bool {
+        this_thread() == Some(self.thread)
+    }
+
+    fn get(&self) -> Option<&Held> {
+        self.on_thread().then_some(&*self.held)
+    }
+
+    fn get_mut(&mut self) -> Option<&mut Held> {
+        if self.on_thread() {
+            Some(&mut *self.held)
+        } else {
+            None
+        }
+    }
+
+    /// The held lock, on its thread; the wrapper back on another.
+    fn into_inner(self) -> Result<Held, ThreadBound> {
+        if !self.on_thread() {
+            return Err(self);
+        }
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used nor dropped again (ManuallyDrop, shadowing nothing),
+        // so the value is taken out exactly once.
+        Ok(unsafe { ManuallyDrop::take(&mut this.held) })
+    }
+}
+
+impl Drop for ThreadBound {
+    /// Unlocks on the lock's thread; elsewhere leaks it, lock held (it cannot be released
+    /// by another thread): `LockGuard`'s drop reports it.
+    fn drop(&mut self) {
+        if self.on_thread() {
+            // SAFETY: dropped once, here; the field is not used again.
+            unsafe { ManuallyDrop::drop(&mut self.held) }
+        }
+    }
+}
+
+/// The staging copy of a lock's buffer exports: bytes that the exports read and write
+/// through raw pointers, hence `Cell`s.
+struct Staging(Box<[Cell<u8>]>);
+
+// SAFETY: `Sync` (`Send` it is already): this module reads and writes the cells only while
+// holding the GIL, in methods of `LockGuard` that never release it, so no two threads run
+// these accesses at once; the module does not declare itself free-threading-safe, so a
+// free-threaded interpreter re-enables the GIL when importing it. Buffer consumers that
+// write through the exported pointer without the GIL synchronize themselves, as they must
+// for any `bytearray`.
+unsafe impl Sync for Staging {}
+
+impl Staging {
+    fn new(bytes: &[u8]) -> Staging {
+        Staging(bytes.iter().map(|b| Cell::new(*b)).collect())
+    }
+
+    fn get(&self, i: usize) -> u8 {
+        self.0[i].get()
+    }
+
+    fn set(&self, i: usize, b: u8) {
+        self.0[i].set(b);
+    }
+
+    fn copy_to(&self, dst: &mut [u8]) {
+        for (d, c) in dst.iter_mut().zip(self.0.iter()) {
+            *d = c.get();
+        }
+    }
+
+    fn as_ptr(&self) -> *mut u8 {
+        self.0.as_ptr().cast::<u8>().cast_mut()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// Holds a segment's lock and lends its bytes; unlocking ends the loan.
 ///
 /// Returned by ``SharedMemory.lock()``, ``try_lock()`` and their ``MappedSegment``
 /// counterparts. Use it as a context manager (``with m.lock() as g:``): leaving the block
 /// unlocks, whatever happens in it.
 ///
-/// While locked it is a mutable byte sequence: ``g[0]``, ``g[2:7]``, ``g[0:5] = b"hello"``,
-/// ``len(g)``, ``g.read()``, ``g.write()``, and it exports the buffer protocol
-/// (``memoryview(g)``, ``numpy.frombuffer(g, dtype=...)``, ``bytes(g)``). Indexing reads and
-/// writes the segment directly. A buffer export is a private copy of the segment made
-/// under the lock and written back when the lock is released, so an export kept after the
-/// lock never reaches shared memory: it holds the bytes as they were at unlock, and writes
-/// to it are lost.
+/// While locked it is a mutable byte sequence: ``g[0]``, ``g[-1]``, ``g[2:7]``, ``g[::2]``,
+/// ``g[0:5] = b"hello"``, ``len(g)``, ``g.read()``, ``g.write()``, and it exports the buffer
+/// protocol (``memoryview(g)``, ``numpy.frombuffer(g, dtype=...)``, ``bytes(g)``). After
+/// unlock every access raises ``qshm.Error`` (kind ``"LockError"``).
+///
+/// Indexing reads and writes the segment directly. A buffer export is a private copy of
+/// the segment made under the lock (one per lock, shared by its exports) and written back
+/// when the lock is released, so an export never points into shared memory. End exports
+/// inside the block (``with memoryview(g) as v:``, or ``del``/``release()`` them): leaving
+/// the block, or ``unlock()``, with exports alive still writes back what they wrote and
+/// releases the lock, then raises ``qshm.LiveExportsError`` (a ``BufferError``; when an
+/// exception is already propagating, a note on it instead). The late exports hold a copy
+/// detached from the segment: they read the bytes as they were at unlock, and their writes
+/// reach no one.
 ///
 /// A read-only attachment gives read-only exports and refuses writes with ``TypeError``.
 ///
-/// The guard belongs to the thread that took the lock (the lock is that thread's): using
-/// it from another thread raises PyO3's ``PanicException``; one dropped on another thread is never
-/// unlocked, so unlock it where it was taken (a ``with`` block does).
-#[pyclass(unsendable, module = "qshm", name = "LockGuard")]
+/// The guard belongs to the thread that took the lock (the lock is that thread's): from
+/// another thread every operation raises ``qshm.Error`` (kind ``"LockError"``), and one
+/// garbage-collected on another thread without ``unlock()`` leaves its lock held, so
+/// unlock it where it was taken (a ``with`` block does).
+#[pyclass(module = "qshm", name = "LockGuard")]
 pub(crate) struct LockGuard {
-    held: Option<Held>,
-    /// The staging copy of this lock's buffer exports (see the module docs). Cells: exports
-    /// write it through raw pointers while this object holds it.
-    staging: Option<Box<[Cell<u8>]>>,
+    held: Option<ThreadBound>,
+    /// The staging copy of this lock's buffer exports (see the module docs).
+    staging: Option<Staging>,
     /// Whether an export of this lock could write (so `unlock` writes the copy back).
     exported_writable: bool,
-    /// Live buffer exports.
-    exports: usize,
+    /// Live buffer exports, shared with them (`Py_buffer.internal`), so that
+    /// `__releasebuffer__` counts even while another method borrows the guard.
+    /// Made at the first export, so that a lock without exports allocates nothing.
+    exports: Option<Arc<AtomicUsize>>,
     writable: bool,
     len: usize,
     owner_died: bool,
@@ -106,17 +244,17 @@ pub(crate) struct LockGuard {
 }
 
 impl LockGuard {
-    /// A guard over a freshly taken lock.
+    /// A guard over a freshly taken lock (by the current thread).
     pub(crate) fn new(mut held: Held, label: Arc<str>) -> LockGuard {
         // `as_mut_slice` fails exactly for a read-only mapping.
         let writable = held.guard.as_mut_slice().is_ok();
         let len = held.guard.len();
         let owner_died = held.guard.owner_died();
         LockGuard {
-            held: Some(held),
+            held: Some(ThreadBound::new(held)),
             staging: None,
             exported_writable: false,
-            exports: 0,
+            exports: None,
             writable,
             len,
             owner_died,
@@ -124,10 +262,14 @@ impl LockGuard {
         }
     }
 
+    /// The library's guard, if the lock is held and this is its thread.
     fn held(&self, py: Python<'_>) -> PyResult<&qshm::LockGuard<'static>> {
         match &self.held {
-            Some(h) => Ok(&h.guard),
             None => Err(self.unlocked(py)),
+            Some(b) => b
+                .get()
+                .map(|h| &h.guard)
+                .ok_or_else(|| self.other_thread(py)),
         }
     }
 
@@ -143,6 +285,39 @@ impl LockGuard {
         )
     }
 
+    fn other_thread(&self, py: Python<'_>) -> PyErr {
+        errors::make(
+            py,
+            "LockError",
+            &format!(
+                "a lock guard belongs to the thread that took it: the lock of `{}` was taken \
+                 by another thread (use the guard, and unlock it, in that thread; another \
+                 thread takes the lock itself with lock())",
+                self.label
+            ),
+            None,
+        )
+    }
+
+    /// The number of live buffer exports.
+    fn live_exports(&self) -> usize {
+        self.exports
+            .as_ref()
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    fn live_exports_message(&self, live: usize) -> String {
+        format!(
+            "{live} buffer export{s} (memoryview, numpy array) of the lock guard of `{}` \
+             outlived the lock: the lock was released and what they wrote before it was \
+             written back, but from now on they hold a private copy that never reaches the \
+             segment (stale reads, lost writes). End exports inside the block: \
+             `with memoryview(g) as v:`, or `del` / `.release()` them before it ends",
+            self.label,
+            s = if live == 1 { "" } else { "s" }
+        )
+    }
+
     fn read_only(&self) -> PyErr {
         PyTypeError::new_err(format!(
             "`{}` is attached read-only: its bytes cannot be written",
@@ -150,105 +325,176 @@ impl LockGuard {
         ))
     }
 
-    /// Reads `len` bytes at `start` with step `step` (already bounds-checked).
-    fn get(&self, py: Python<'_>, start: usize, step: usize, n: usize) -> PyResult<Vec<u8>> {
+    /// Reads `n` bytes from `start` with step `step` (bounds-checked by the caller).
+    fn get(&self, py: Python<'_>, start: isize, step: isize, n: usize) -> PyResult<Vec<u8>> {
         let held = self.held(py)?;
-        let idx = (0..n).map(|i| start + i * step);
+        let at = |i: usize| start.wrapping_add((i as isize).wrapping_mul(step)) as usize;
         Ok(match &self.staging {
-            Some(s) => idx.map(|i| s[i].get()).collect(),
+            Some(s) => (0..n).map(|i| s.get(at(i))).collect(),
             None => {
                 let bytes = held.as_slice();
                 if step == 1 {
-                    bytes[start..start + n].to_vec()
+                    bytes[at(0)..at(0) + n].to_vec()
                 } else {
-                    idx.map(|i| bytes[i]).collect()
+                    (0..n).map(|i| bytes[at(i)]).collect()
                 }
             }
         })
     }
 
-    /// Writes `data` at `start` with step `step` (already bounds-checked).
-    fn put(&mut self, py: Python<'_>, start: usize, step: usize, data: &[u8]) -> PyResult<()> {
+    /// Writes `data` from `start` with step `step` (bounds-checked by the caller).
+    fn put(&mut self, py: Python<'_>, start: isize, step: isize, data: &[u8]) -> PyResult<()> {
+        self.held(py)?;
         if !self.writable {
-            self.held(py)?;
             return Err(self.read_only());
         }
-        let Some(held) = &mut self.held else {
-            return Err(self.unlocked(py));
-        };
-        match &self.staging {
-            Some(s) => {
-                for (i, b) in data.iter().enumerate() {
-                    s[start + i * step].set(*b);
-                }
-                // The copy now differs from the segment: write it back at unlock.
-                self.exported_writable = true;
+        let at = |i: usize| start.wrapping_add((i as isize).wrapping_mul(step)) as usize;
+        if let Some(s) = &self.staging {
+            for (i, b) in data.iter().enumerate() {
+                s.set(at(i), *b);
             }
-            None => {
-                let bytes = held.guard.as_mut_slice().py(py)?;
-                if step == 1 {
-                    bytes[start..start + data.len()].copy_from_slice(data);
-                } else {
-                    for (i, b) in data.iter().enumerate() {
-                        bytes[start + i * step] = *b;
-                    }
-                }
+            // The copy now differs from the segment: write it back at unlock.
+            self.exported_writable = true;
+            return Ok(());
+        }
+        let Some(held) = self.held.as_mut().and_then(ThreadBound::get_mut) else {
+            return Err(self.unlocked(py)); // not reached: checked above
+        };
+        let bytes = held.guard.as_mut_slice().py(py)?;
+        if step == 1 && !data.is_empty() {
+            bytes[at(0)..at(0) + data.len()].copy_from_slice(data);
+        } else {
+            for (i, b) in data.iter().enumerate() {
+                bytes[at(i)] = *b;
             }
         }
         Ok(())
     }
 
-    /// Resolves an index or slice into (start, step, count), `step` > 0 only.
+    /// Resolves an index or slice into (start, step, count), bounds-checked.
     fn resolve(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Resolved> {
         self.held(py)?;
         if let Ok(slice) = key.cast::<PySlice>() {
+            // A mapping's length fits an isize.
             let ind = slice.indices(self.len as isize)?;
-            if ind.step <= 0 {
-                return Err(PyValueError::new_err(
-                    "only slices with a positive step are supported",
-                ));
-            }
-            return Ok(Resolved::Slice(
-                ind.start as usize,
-                ind.step as usize,
-                ind.slicelength,
-            ));
+            return Ok(Resolved(ind.start, ind.step, ind.slicelength));
         }
-        let i: isize = key
-            .extract()
-            .map_err(|_| PyTypeError::new_err("LockGuard indices must be integers or slices"))?;
+        let i = index(key)?;
         let i = if i < 0 { i + self.len as isize } else { i };
         if i < 0 || i as usize >= self.len {
             return Err(PyIndexError::new_err("LockGuard index out of range"));
         }
-        Ok(Resolved::Index(i as usize))
+        Ok(Resolved(i, 1, 1))
+    }
+
+    /// Writes the staging copy back into `held`'s segment, if an export could change it.
+    fn write_back(&self, held: &mut Held) {
+        if let (Some(s), true) = (&self.staging, self.exported_writable) {
+            if let Ok(bytes) = held.guard.as_mut_slice() {
+                s.copy_to(bytes);
+            }
+        }
     }
 
     /// Writes the staging copy back (when an export could have changed it) and unlocks.
-    fn release(&mut self, py: Python<'_>) -> PyResult<()> {
-        let Some(mut held) = self.held.take() else {
-            return Ok(());
+    /// Returns the number of buffer exports still alive (the caller makes that an error).
+    fn release(&mut self, py: Python<'_>) -> PyResult<usize> {
+        let Some(bound) = self.held.take() else {
+            return Ok(0);
         };
-        if let (Some(s), true) = (&self.staging, self.exported_writable) {
-            if let Ok(bytes) = held.guard.as_mut_slice() {
-                for (d, c) in bytes.iter_mut().zip(s.iter()) {
-                    *d = c.get();
-                }
+        let mut held = match bound.into_inner() {
+            Ok(held) => held,
+            Err(bound) => {
+                self.held = Some(bound);
+                return Err(self.other_thread(py));
             }
-        }
-        if self.exports == 0 {
+        };
+        self.write_back(&mut held);
+        let live = self.live_exports();
+        if live == 0 {
             self.staging = None;
         }
         let Held { guard, _owner } = held;
         let result = guard.unlock();
         drop(_owner);
-        result.py(py)
+        result.py(py)?;
+        Ok(live)
     }
 }
 
-enum Resolved {
-    Index(usize),
-    Slice(usize, usize, usize),
+impl Drop for LockGuard {
+    /// A guard collected without `unlock()`: unlocks on its thread (writing back the
+    /// staging copy first); on another thread leaks the lock, held, and reports it.
+    fn drop(&mut self) {
+        let Some(bound) = self.held.take() else {
+            return;
+        };
+        match bound.into_inner() {
+            Ok(mut held) => {
+                self.write_back(&mut held);
+                drop(held);
+            }
+            Err(bound) => {
+                drop(bound); // leaks the lock (see ThreadBound's drop)
+                Python::attach(|py| {
+                    errors::make(
+                        py,
+                        "LockError",
+                        &format!(
+                            "a lock guard of `{}` was garbage-collected in another thread \
+                             than the one that took it, without unlock(): its lock stays \
+                             held by that thread for good (unlock where you locked, as a \
+                             `with` block does)",
+                            self.label
+                        ),
+                        None,
+                    )
+                    .write_unraisable(py, None);
+                });
+            }
+        }
+    }
+}
+
+/// A resolved index or slice: start, step (not 0), count.
+struct Resolved(isize, isize, usize);
+
+/// An index (an int, or an object with `__index__`), as `bytes` takes one.
+fn index(key: &Bound<'_, PyAny>) -> PyResult<isize> {
+    match key.extract::<isize>() {
+        Ok(i) => Ok(i),
+        Err(e) if e.is_instance_of::<PyOverflowError>(key.py()) => Err(PyIndexError::new_err(
+            "cannot fit 'int' into an index-sized integer",
+        )),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "LockGuard indices must be integers or slices, not {}",
+            type_name(key)
+        ))),
+    }
+}
+
+/// The type name of `value`, for messages.
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
+/// A byte value (an int in `range(256)`), as `bytearray` takes one.
+fn byte(value: &Bound<'_, PyAny>) -> PyResult<u8> {
+    match value.extract::<i64>() {
+        Ok(b) => {
+            u8::try_from(b).map_err(|_| PyValueError::new_err("byte must be in range(0, 256)"))
+        }
+        Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => {
+            Err(PyValueError::new_err("byte must be in range(0, 256)"))
+        }
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "'{}' object cannot be interpreted as an integer",
+            type_name(value)
+        ))),
+    }
 }
 
 /// Bytes of a Python bytes-like object.
@@ -259,9 +505,20 @@ fn bytes_of(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(b) = value.cast::<PyByteArray>() {
         return Ok(b.to_vec());
     }
-    let buf = pyo3::buffer::PyBuffer::<u8>::get(value)
-        .map_err(|_| PyTypeError::new_err("a bytes-like object is required"))?;
-    buf.to_vec(value.py())
+    // Any other buffer (array.array, a numpy array, a memoryview of any format), as
+    // bytes in C order; `memoryview` refuses what is not a buffer.
+    let view = value
+        .py()
+        .get_type::<pyo3::types::PyMemoryView>()
+        .call1((value,))
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "a bytes-like object is required, not '{}'",
+                type_name(value)
+            ))
+        })?;
+    let bytes = view.call_method0("tobytes")?;
+    Ok(bytes.cast::<PyBytes>()?.as_bytes().to_vec())
 }
 
 #[pymethods]
@@ -284,13 +541,11 @@ impl LockGuard {
     /// After ``owner_died``: declares the data repaired, so that the next holder is not
     /// told again.
     fn mark_consistent(&mut self, py: Python<'_>) -> PyResult<()> {
-        match &mut self.held {
-            Some(h) => {
-                h.guard.mark_consistent();
-                Ok(())
-            }
-            None => Err(self.unlocked(py)),
+        self.held(py)?;
+        if let Some(h) = self.held.as_mut().and_then(ThreadBound::get_mut) {
+            h.guard.mark_consistent();
         }
+        Ok(())
     }
 
     /// Whether the bytes can be written (False for a read-only attachment).
@@ -302,14 +557,26 @@ impl LockGuard {
     /// The number of live buffer exports (memoryviews, numpy arrays) of this guard.
     #[getter]
     fn exports(&self) -> usize {
-        self.exports
+        self.live_exports()
     }
 
-    /// Writes back what buffer exports changed and releases the lock. Does nothing if
-    /// already released. Exports made under the lock stay valid, detached from the
-    /// segment: see the class documentation.
+    /// Writes back what buffer exports changed and releases the lock; does nothing if
+    /// already released. Raises ``qshm.Error`` (kind ``"LockError"``) in another thread
+    /// than the one that took the lock (nothing is released then).
+    ///
+    /// With buffer exports still alive it writes back and releases all the same, then
+    /// raises ``qshm.LiveExportsError`` (a ``BufferError``): the exports now hold a copy
+    /// detached from the segment (see the class documentation).
     fn unlock(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.release(py)
+        match self.release(py)? {
+            0 => Ok(()),
+            live => Err(errors::make_class(
+                py,
+                "LiveExportsError",
+                "LockError",
+                &self.live_exports_message(live),
+            )),
+        }
     }
 
     /// ``size`` bytes at ``offset`` (to the end by default), as ``bytes``.
@@ -323,26 +590,29 @@ impl LockGuard {
                 self.len
             )));
         }
-        let v = self.get(py, offset, 1, size)?;
+        let v = self.get(py, offset as isize, 1, size)?;
         Ok(PyBytes::new(py, &v).unbind())
     }
 
     /// Writes the bytes-like ``data`` at ``offset``.
     #[pyo3(signature = (data, offset = 0))]
-    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>, offset: usize) -> PyResult<()> {
-        self.held(py)?;
+    fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>, offset: usize) -> PyResult<()> {
+        let py = slf.py();
+        slf.borrow().held(py)?;
+        // Before borrowing the guard mutably: `data` may be a buffer of this very guard.
         let data = bytes_of(data)?;
+        let mut this = slf.borrow_mut();
         if offset
             .checked_add(data.len())
-            .is_none_or(|end| end > self.len)
+            .is_none_or(|end| end > this.len)
         {
             return Err(PyValueError::new_err(format!(
                 "{} bytes at offset {offset} pass the end of the segment ({} bytes)",
                 data.len(),
-                self.len
+                this.len
             )));
         }
-        self.put(py, offset, 1, &data)
+        this.put(py, offset as isize, 1, &data)
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
@@ -351,42 +621,42 @@ impl LockGuard {
     }
 
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        match self.resolve(py, key)? {
-            Resolved::Index(i) => Ok(self.get(py, i, 1, 1)?[0]
-                .into_pyobject(py)?
-                .into_any()
-                .unbind()),
-            Resolved::Slice(start, step, n) => {
-                let v = self.get(py, start, step, n)?;
-                Ok(PyBytes::new(py, &v).into_any().unbind())
-            }
+        let Resolved(start, step, n) = self.resolve(py, key)?;
+        let v = self.get(py, start, step, n)?;
+        if key.is_instance_of::<PySlice>() {
+            Ok(PyBytes::new(py, &v).into_any().unbind())
+        } else {
+            Ok(v[0].into_pyobject(py)?.into_any().unbind())
         }
     }
 
     fn __setitem__(
-        &mut self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        match self.resolve(py, key)? {
-            Resolved::Index(i) => {
-                let b: u8 = value
-                    .extract()
-                    .map_err(|_| PyValueError::new_err("byte must be in range(0, 256)"))?;
-                self.put(py, i, 1, &[b])
+        let py = slf.py();
+        let Resolved(start, step, n) = slf.borrow().resolve(py, key)?;
+        // Before borrowing the guard mutably: `value` may be a buffer of this very guard.
+        let data = if key.is_instance_of::<PySlice>() {
+            let data = bytes_of(value)?;
+            if data.len() != n {
+                return Err(PyValueError::new_err(format!(
+                    "cannot resize a segment: assigning {} bytes to a slice of {n}",
+                    data.len()
+                )));
             }
-            Resolved::Slice(start, step, n) => {
-                let data = bytes_of(value)?;
-                if data.len() != n {
-                    return Err(PyValueError::new_err(format!(
-                        "cannot resize a segment: assigning {} bytes to a slice of {n}",
-                        data.len()
-                    )));
-                }
-                self.put(py, start, step, &data)
-            }
-        }
+            data
+        } else {
+            vec![byte(value)?]
+        };
+        slf.borrow_mut().put(py, start, step, &data)
+    }
+
+    fn __delitem__(&self, _key: &Bound<'_, PyAny>) -> PyResult<()> {
+        Err(PyTypeError::new_err(
+            "cannot delete bytes of a segment: its size is fixed",
+        ))
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -394,18 +664,37 @@ impl LockGuard {
     }
 
     /// Unlocks (writing back what buffer exports changed); never swallows the exception.
+    /// Raises ``qshm.LiveExportsError`` (a ``BufferError``) when buffer exports outlive
+    /// the block, after unlocking. When an exception is propagating, that one goes on
+    /// instead, with any such error as a note (``add_note``, Python 3.11+).
     fn __exit__(
         &mut self,
         py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
+        exc_type: &Bound<'_, PyAny>,
+        exc: &Bound<'_, PyAny>,
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        self.release(py)?;
+        let live = match self.release(py) {
+            Ok(live) => live,
+            Err(e) => {
+                errors::note_or_raise(py, exc_type, exc, e)?;
+                0
+            }
+        };
+        if live > 0 {
+            let err = errors::make_class(
+                py,
+                "LiveExportsError",
+                "LockError",
+                &self.live_exports_message(live),
+            );
+            errors::note_or_raise(py, exc_type, exc, err)?;
+        }
         Ok(false)
     }
 
     fn __repr__(&self) -> String {
+        let exports = self.live_exports();
         format!(
             "<qshm.LockGuard key={:?} size={} {}{}{}>",
             self.label,
@@ -416,8 +705,8 @@ impl LockGuard {
                 "unlocked"
             },
             if self.owner_died { " owner_died" } else { "" },
-            if self.exports > 0 {
-                format!(" exports={}", self.exports)
+            if exports > 0 {
+                format!(" exports={exports}")
             } else {
                 String::new()
             }
@@ -439,6 +728,7 @@ impl LockGuard {
         if view.is_null() {
             return Err(PyBufferError::new_err("null view"));
         }
+        slf.held(py)?;
         let writable = slf.writable;
         if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE && !writable {
             return Err(PyBufferError::new_err(format!(
@@ -447,31 +737,28 @@ impl LockGuard {
             )));
         }
         if slf.staging.is_none() {
-            let copy: Box<[Cell<u8>]> = slf
-                .held(py)?
-                .as_slice()
-                .iter()
-                .map(|b| Cell::new(*b))
-                .collect();
+            let copy = Staging::new(slf.held(py)?.as_slice());
             slf.staging = Some(copy);
-        } else {
-            slf.held(py)?;
         }
         if writable {
             slf.exported_writable = true;
         }
         let (ptr, len) = {
             let s = slf.staging.as_ref().expect("made above");
-            (s.as_ptr().cast::<u8>().cast_mut(), s.len())
+            (s.as_ptr(), s.len())
         };
-        slf.exports += 1;
+        let counter = Arc::clone(slf.exports.get_or_insert_with(Default::default));
         let obj = slf.into_pyobject(py)?.into_any().unbind();
+        // Counted once nothing can fail any more: `__releasebuffer__` counts it out.
+        counter.fetch_add(1, Ordering::Relaxed);
+        let counter = Arc::into_raw(counter);
         // SAFETY: `view` is a non-null `Py_buffer` that the interpreter lends for this call
         // (checked above). `ptr..ptr+len` is the staging copy: a heap allocation of `Cell`s
         // (writes through a shared pointer are allowed), never moved or freed while an
         // export lives (it is freed only when `exports` is 0, and dropped with this object,
         // which `obj` keeps alive until the export is released), and never shared memory.
         // `shape` and `strides` point into the view itself, which outlives its use.
+        // `internal` carries a reference to the export counter to `__releasebuffer__`.
         unsafe {
             (*view).obj = obj.into_ptr();
             (*view).buf = ptr.cast::<c_void>();
@@ -495,21 +782,34 @@ impl LockGuard {
                 std::ptr::null_mut()
             };
             (*view).suboffsets = std::ptr::null_mut();
-            (*view).internal = std::ptr::null_mut();
+            (*view).internal = counter.cast_mut().cast::<c_void>();
         }
         Ok(())
     }
 
-    /// Counts an export's end; frees the staging copy once unlocked and unexported.
+    /// Counts an export's end (from any thread); frees the staging copy once unlocked and
+    /// unexported.
     ///
     /// # Safety
     ///
-    /// Called by the interpreter (`bf_releasebuffer`) with a view `__getbuffer__` filled;
-    /// the view itself is not read.
-    unsafe fn __releasebuffer__(mut slf: PyRefMut<'_, Self>, _view: *mut ffi::Py_buffer) {
-        slf.exports = slf.exports.saturating_sub(1);
-        if slf.exports == 0 && slf.held.is_none() {
-            slf.staging = None;
+    /// Called by the interpreter (`bf_releasebuffer`), once, with a view `__getbuffer__`
+    /// filled.
+    unsafe fn __releasebuffer__(slf: &Bound<'_, Self>, view: *mut ffi::Py_buffer) {
+        // The counter travels in the view, so that the count is right even while another
+        // method borrows the guard (a garbage collection inside it can end an export).
+        // SAFETY: `view` is the view `__getbuffer__` filled, released once (the buffer
+        // protocol's contract); its `internal` is the `Arc::into_raw` made there, taken
+        // back here exactly once.
+        let counter = unsafe { Arc::from_raw((*view).internal.cast_const().cast::<AtomicUsize>()) };
+        let left = counter.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        if left == 0 {
+            // If another method borrows the guard now, the copy is freed later (at unlock,
+            // or with the guard).
+            if let Ok(mut this) = slf.try_borrow_mut() {
+                if this.held.is_none() {
+                    this.staging = None;
+                }
+            }
         }
     }
 }

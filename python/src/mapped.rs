@@ -8,6 +8,7 @@ use pyo3::types::PyDict;
 
 use crate::errors::{self, IntoPy};
 use crate::guard::{static_ref, Held, LockGuard, Owner};
+use crate::notify::Notifier;
 use crate::shm::access;
 use crate::wait;
 
@@ -212,6 +213,13 @@ impl MappedSegment {
         self.inner.is_some()
     }
 
+    /// The segment's change counter (``qshm.Notifier``), in its header: ``notify()`` after
+    /// writing, ``wait(seen, timeout)`` for a change in any process (Rust and C ones too).
+    fn notifier(&self, py: Python<'_>) -> PyResult<Notifier> {
+        let seg = Arc::clone(self.seg(py)?);
+        py.detach(move || seg.notifier()).py(py).map(Notifier::new)
+    }
+
     /// Unmaps and closes; returns whether this was the last user of a
     /// remove-on-last-detach file, which is now removed. Refused while a guard of this
     /// object is alive.
@@ -248,15 +256,18 @@ impl MappedSegment {
         slf
     }
 
-    /// Detaches.
+    /// Detaches. A failure to detach is raised, unless an exception is already
+    /// propagating: that one goes on, with the failure as a note.
     fn __exit__(
         &mut self,
         py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
+        exc_type: &Bound<'_, PyAny>,
+        exc: &Bound<'_, PyAny>,
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        self.detach(py)?;
+        if let Err(e) = self.detach(py) {
+            errors::note_or_raise(py, exc_type, exc, e)?;
+        }
         Ok(false)
     }
 

@@ -8,6 +8,7 @@ use pyo3::types::PyTuple;
 
 use crate::errors::{self, IntoPy};
 use crate::guard::{static_ref, Held, LockGuard, Owner};
+use crate::notify::Notifier;
 use crate::wait;
 
 /// A Qt legacy key type from its Python name.
@@ -172,6 +173,15 @@ impl SharedMemory {
         py.detach(|| shm.detach()).py(py)
     }
 
+    /// The segment's change counter (``qshm.Notifier``): ``notify()`` after writing,
+    /// ``wait(seen, timeout)`` for a change in any process. It lives in a companion file
+    /// that Qt ignores, made by the first caller and removed with the segment. Raises
+    /// ``qshm.Error`` kind ``"NotAttached"`` when not attached.
+    fn notifier(&self, py: Python<'_>) -> PyResult<Notifier> {
+        let shm = Arc::clone(&self.inner);
+        py.detach(move || shm.notifier()).py(py).map(Notifier::new)
+    }
+
     /// Takes the segment's lock, waiting at most ``timeout`` seconds (``None``: forever),
     /// and returns the guard that lends the bytes; use it as ``with m.lock() as g:``.
     ///
@@ -261,16 +271,19 @@ impl SharedMemory {
         slf
     }
 
-    /// Detaches if attached.
+    /// Detaches if attached. A failure to detach is raised, unless an exception is
+    /// already propagating: that one goes on, with the failure as a note.
     fn __exit__(
         &mut self,
         py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
+        exc_type: &Bound<'_, PyAny>,
+        exc: &Bound<'_, PyAny>,
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
         if self.inner.is_attached() {
-            self.detach(py)?;
+            if let Err(e) = self.detach(py) {
+                errors::note_or_raise(py, exc_type, exc, e)?;
+            }
         }
         Ok(false)
     }

@@ -104,35 +104,6 @@ def test_guard_after_unlock_refuses(shm, key):
     g.unlock()  # again: nothing to do
 
 
-def test_memoryview_kept_past_the_with_block_never_touches_the_segment(shm, key):
-    k = key()
-    a = shm(k)
-    a.create(64)
-    with a.lock() as g:
-        v = memoryview(g)
-        assert not v.readonly and len(v) == 64 and v.format == "B"
-        v[0:3] = b"abc"  # written back at unlock
-        assert g[0:3] == b"abc"  # indexing sees the export's copy
-        assert g.exports == 1
-    # The lock is released (another object of this process can take it) ...
-    b = shm(k)
-    b.attach()
-    with b.try_lock() as h:
-        assert h[0:3] == b"abc"
-        h[0:3] = b"xyz"
-    # ... and the stale view holds the bytes as they were at unlock: the segment's new
-    # bytes are not seen through it, and writing it does not reach the segment.
-    assert bytes(v[0:3]) == b"abc"
-    v[0:3] = b"!!!"
-    with b.lock() as h:
-        assert h[0:3] == b"xyz"
-    # Detaching with the view alive is fine: it never pointed into the segment.
-    b.detach()
-    a.detach()
-    assert bytes(v[0:3]) == b"!!!"
-    v.release()
-
-
 def test_numpy_frombuffer(shm, key):
     np = pytest.importorskip("numpy")
     a = shm(key())
@@ -140,10 +111,11 @@ def test_numpy_frombuffer(shm, key):
     with a.lock() as g:
         arr = np.frombuffer(g, dtype=np.uint64)
         arr[:] = np.arange(16, dtype=np.uint64)
+        del arr  # the export ends inside the block
     with a.lock() as g:
         assert np.frombuffer(g, dtype=np.uint64).tolist() == list(range(16))
         assert int.from_bytes(g[8:16], "little") == 1
-    del arr
+        assert g.exports == 0  # the temporary array is gone
 
 
 def test_read_only_attachment_refuses_writes(shm, key):
@@ -169,7 +141,7 @@ def test_read_only_attachment_refuses_writes(shm, key):
         assert not arr.flags.writeable
         with pytest.raises(ValueError):
             arr[0] = 1
-    del v, arr
+        del v, arr
 
 
 def test_create_read_only_then_write_refused(shm, key):
@@ -287,45 +259,6 @@ def test_wait_releases_the_gil(shm, key):
     g.unlock()
     t.join(10)
     assert done.is_set() and spins == 200000
-
-
-def test_guard_is_bound_to_its_thread(shm, key):
-    a = shm(key())
-    a.create(8)
-    g = a.lock()
-    seen = []
-
-    def other():
-        try:
-            g[0] = 1
-        except BaseException as e:  # PyO3's PanicException derives from BaseException
-            seen.append(type(e).__name__)
-
-    t = threading.Thread(target=other)
-    t.start()
-    t.join(10)
-    assert seen == ["PanicException"]
-    assert g[0] == 0
-    g.unlock()
-
-
-def test_numpy_array_kept_past_the_lock_is_detached(shm, key):
-    np = pytest.importorskip("numpy")
-    k = key()
-    a = shm(k)
-    a.create(16)
-    with a.lock() as g:
-        arr = np.frombuffer(g, dtype=np.uint8)
-        arr[0] = 9
-    with a.lock() as g:
-        assert g[0] == 9  # written back at unlock
-        g[0] = 1
-    assert arr[0] == 9  # the copy, not the segment
-    arr[1] = 5  # goes nowhere
-    with a.lock() as g:
-        assert g[0:2] == b"\x01\x00"
-    a.detach()
-    assert arr.tolist()[:2] == [9, 5]  # still valid memory after the detach
 
 
 def test_exports_are_counted_and_bytes_copy(shm, key):

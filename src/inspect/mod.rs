@@ -290,6 +290,9 @@ pub enum Leftover {
     Semaphore(SemaphoreInfo),
     /// A `qipc_*` key file with neither a segment nor a semaphore behind it.
     KeyFile(PathBuf),
+    /// A change notifier's companion (`qshm::notify`) whose segment is gone and that nobody
+    /// maps: left when a Qt process detached last.
+    Notifier(PathBuf),
 }
 
 impl Leftover {
@@ -299,6 +302,7 @@ impl Leftover {
             Leftover::Segment(_) => "segment",
             Leftover::Semaphore(_) => "semaphore",
             Leftover::KeyFile(_) => "key_file",
+            Leftover::Notifier(_) => "notifier",
         }
     }
 
@@ -313,7 +317,7 @@ impl Leftover {
                 push_file_names(&mut v, s.path.iter().chain(&s.key_file));
                 v
             }
-            Leftover::KeyFile(p) => {
+            Leftover::KeyFile(p) | Leftover::Notifier(p) => {
                 let mut v = Vec::new();
                 push_file_names(&mut v, [p]);
                 v
@@ -699,10 +703,32 @@ pub fn leftovers() -> Result<Vec<Leftover>> {
             mode: meta.mode() & 0o777,
         }));
     }
+    #[cfg(qshm_linux)]
+    for (name, meta) in &snap.dev_shm {
+        if strip_name_prefix(name, crate::sys::notify::COMPANION_PREFIX).is_none() {
+            continue;
+        }
+        let path = Path::new(DEV_SHM).join(name);
+        if companion_orphaned(&path) && snap.surely_unused(meta) && old(meta.modified().ok()) {
+            out.push(Leftover::Notifier(path));
+        }
+    }
     Ok(out)
 }
 
-/// Removes a segment with its key file and lock semaphore. Returns whether it removed the
+/// Whether the file at `path` is a notifier's companion whose segment is gone.
+#[cfg(qshm_linux)]
+fn companion_orphaned(path: &Path) -> bool {
+    use crate::backend::RawSegment;
+    let Some(key) = crate::sys::notify::companion_key(path) else {
+        return false; // not one of ours
+    };
+    key.parse::<NativeKey>()
+        .is_ok_and(|key| !crate::sys::Segment::exists(&key))
+}
+
+/// Removes a segment with its key file, lock semaphore and change notifier's companion.
+/// Returns whether it removed the
 /// segment (`false`: it was gone already, or it is attached and `force` is false).
 ///
 /// System V: under the segment's lock (waited for up to 2 s; with `force`, not waited for),
@@ -717,10 +743,16 @@ pub fn leftovers() -> Result<Vec<Leftover>> {
 /// [`ErrorKind::PermissionDenied`] when the segment belongs to someone else;
 /// [`ErrorKind::LockError`] (not with `force`) when its lock stays held.
 pub fn remove(info: &SegmentInfo, force: bool) -> Result<bool> {
-    match info.backend {
+    let removed = match info.backend {
         Backend::SystemV => remove_sysv(info, force),
         Backend::Posix => remove_posix(info, force),
+    };
+    // The change notifier's companion goes with its segment.
+    #[cfg(qshm_linux)]
+    if let (Ok(true), Some(key)) = (&removed, &info.native_key) {
+        let _ = crate::sys::notify::remove_companion(&crate::key::companion_name(key));
     }
+    removed
 }
 
 /// Removes a [`Leftover`] after checking again that it still is one. Returns whether it
@@ -748,6 +780,18 @@ pub fn remove_leftover(leftover: &Leftover) -> Result<bool> {
             }
             remove_file(path, Operation::Remove)
         }
+        #[cfg(qshm_linux)]
+        Leftover::Notifier(path) => {
+            let Ok(meta) = fs::metadata(path) else {
+                return Ok(false);
+            };
+            if !companion_orphaned(path) || !Snapshot::take()?.surely_unused(&meta) {
+                return Ok(false);
+            }
+            remove_file(path, Operation::Remove)
+        }
+        #[cfg(not(qshm_linux))]
+        Leftover::Notifier(_) => Ok(false),
     }
 }
 

@@ -25,9 +25,13 @@
 //! `/qipc_systemsem_<letters><sha1>` (semaphore). On Apple platforms both become
 //! `/<first 29 hex digits of the sha1>`, the same name for both.
 
+mod apple;
 mod runtime;
 mod text;
 
+pub(crate) use apple::legacy_default_type as apple_legacy_default_type;
+#[cfg(qshm_apple)]
+pub(crate) use apple::{is_sandboxed as apple_is_sandboxed, AppleOs};
 #[cfg(qshm_linux)]
 pub(crate) use runtime::private_runtime_dir;
 #[cfg(any(qshm_linux, qshm_unix_other))]
@@ -111,9 +115,11 @@ impl KeyType {
     }
 
     /// The type Qt uses for Qt keys (`QSharedMemory::setKey`, the `QString` constructor):
-    /// System V on Linux (as the official Qt builds are configured), Windows on Windows.
+    /// System V on Linux (as the official Qt builds are configured), Windows on Windows; on
+    /// Apple platforms System V unless the application is sandboxed, POSIX realtime when it
+    /// is (Qt's `legacyDefaultTypeForOs`, decided at run time).
     pub fn legacy_default_for_os() -> KeyType {
-        platform::LEGACY_DEFAULT_KEY_TYPE
+        platform::legacy_default_key_type()
     }
 
     /// Whether this build of qshm can create and attach segments of this type on this
@@ -220,7 +226,7 @@ impl NativeKey {
     ) -> NativeKey {
         NativeKey {
             key_type,
-            native: legacy_native_name(kind, key, key_type, style, &platform::NAMING),
+            native: legacy_native_name(kind, key, key_type, style, &platform::naming()),
             legacy: if key.is_empty() {
                 None
             } else {
@@ -244,7 +250,7 @@ impl NativeKey {
     /// assert_eq!(k.legacy_key(), None);
     /// ```
     pub fn platform_safe(key: &str, key_type: KeyType) -> NativeKey {
-        let native = if key.is_empty() || !platform::NAMING.names(key_type) {
+        let native = if key.is_empty() || !platform::naming().names(key_type) {
             String::new()
         } else if key_type.is_system_v() {
             if key.starts_with('/') {
@@ -253,7 +259,7 @@ impl NativeKey {
                 format!("{}/{}", runtime::runtime_dir(), key)
             }
         } else if key_type == KeyType::PosixRealtime {
-            platform::NAMING.posix_platform_safe(key)
+            platform::naming().posix_platform_safe(key)
         } else {
             windows_platform_safe(IpcKind::SharedMemory, key)
         };
@@ -298,7 +304,7 @@ impl NativeKey {
                 TempDirStyle::Current,
             ),
             None if self.key_type == KeyType::Windows
-                && platform::NAMING.windows
+                && platform::naming().windows
                 && !self.native.is_empty() =>
             {
                 NativeKey::new(windows_lock_name(&self.native), KeyType::Windows)
@@ -385,8 +391,12 @@ impl IpcKind {
 /// platform's rules are tested on every platform.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct NamingRules {
-    /// Apple: POSIX names are `/` + 29 hex digits, and platform-safe names are cut to 29.
+    /// Apple: POSIX names are `/` + 29 hex digits, and platform-safe names are cut to 29
+    /// UTF-16 units; no name has more than 30 bytes (`apple.rs`).
     pub(crate) apple_posix: bool,
+    /// Apple, in a sandboxed application: legacy POSIX names are the key itself, which must
+    /// be `<application group identifier>/<name>`.
+    pub(crate) apple_sandboxed: bool,
     /// Windows: only Windows keys have names; elsewhere only the Unix types do.
     pub(crate) windows: bool,
 }
@@ -400,11 +410,28 @@ impl NamingRules {
 
     fn posix_platform_safe(&self, key: &str) -> String {
         if self.apple_posix {
-            let cut: String = key.chars().take(29).collect();
-            format!("/{cut}")
+            apple::platform_safe_posix_name(key)
         } else {
             format!("/{key}")
         }
+    }
+
+    /// Checks a POSIX native key against the platform's rules before any system call (on
+    /// Apple platforms: at most 30 bytes; in a sandbox, `<group>/<name>`); the reason it
+    /// cannot name an object otherwise. Other platforms' backends check their own rules.
+    #[cfg_attr(not(qshm_linux), allow(dead_code))] // the POSIX backends call it
+    pub(crate) fn check_posix_name(&self, native: &str) -> std::result::Result<(), String> {
+        if self.apple_posix {
+            apple::check_posix_name(native, self.apple_sandboxed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether a key type can be used at all, whatever the backends (Qt's
+    /// `isIpcSupportedAtRuntime`: no System V in an Apple sandbox).
+    pub(crate) fn available(&self, key_type: KeyType) -> bool {
+        !self.apple_posix || apple::key_type_available(key_type, self.apple_sandboxed)
     }
 }
 
@@ -444,6 +471,26 @@ pub(crate) fn windows_lock_name(native: &str) -> String {
     format!("{}_sem", utf16_prefix(native, 260 - 4 - 1))
 }
 
+/// The name of the change notifier's companion of the segment `key` (`qshm::notify`): the
+/// first 96 bits of the SHA-1 of its type and native name, so any key fits any system's
+/// name limits.
+/// On Windows it is a section name, `Local\qshm_notify_<hash>` (`Global\` for a key in
+/// the global namespace).
+#[cfg_attr(not(any(qshm_linux, qshm_windows)), allow(dead_code))]
+pub(crate) fn companion_name(key: &NativeKey) -> String {
+    let hash = sha1_hex(&format!("{}:{}", key.key_type().to_raw(), key.native_key()));
+    if cfg!(windows) {
+        let global = key
+            .native_key()
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("Global\\"));
+        let ns = if global { "Global" } else { "Local" };
+        format!("{ns}\\qshm_notify_{}", &hash[..24])
+    } else {
+        format!("qshm-notify-{}", &hash[..24]) // sys::notify::COMPANION_PREFIX
+    }
+}
+
 /// The lower-case hexadecimal SHA-1 of the UTF-8 bytes of `key`.
 pub(crate) fn sha1_hex(key: &str) -> String {
     // `Digest`'s `Display` is the lower-case hexadecimal form.
@@ -461,10 +508,10 @@ pub(crate) fn legacy_native_name(
     if key.is_empty() || !rules.names(key_type) {
         return String::new();
     }
-    let hex = sha1_hex(key);
     if key_type == KeyType::PosixRealtime && rules.apple_posix {
-        return format!("/{}", &hex[..29]);
+        return apple::legacy_posix_name(key, rules.apple_sandboxed);
     }
+    let hex = sha1_hex(key);
     let letters: String = key.chars().filter(char::is_ascii_alphabetic).collect();
     let name = format!("{}{letters}{hex}", kind.prefix());
     match key_type {
@@ -476,10 +523,14 @@ pub(crate) fn legacy_native_name(
 
 /// Qt's temporary directory for key files, by the rule of `style`.
 pub(crate) fn temp_dir(style: TempDirStyle) -> String {
-    let tmpdir = std::env::var_os("TMPDIR")
-        .map(|v| v.to_string_lossy().into_owned())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "/tmp".to_owned());
+    let env = std::env::var_os("TMPDIR").map(|v| v.to_string_lossy().into_owned());
+    let tmpdir = if cfg!(qshm_apple) {
+        // The per-user `/var/folders/…/T` when `$TMPDIR` is unset.
+        apple::temp_dir_source(env, crate::sys::darwin_user_temp_dir)
+    } else {
+        env.filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "/tmp".to_owned())
+    };
     let absolute = if tmpdir.starts_with('/') {
         tmpdir
     } else {
@@ -525,14 +576,17 @@ mod tests {
 
     const LINUX: NamingRules = NamingRules {
         apple_posix: false,
+        apple_sandboxed: false,
         windows: false,
     };
     const APPLE: NamingRules = NamingRules {
         apple_posix: true,
+        apple_sandboxed: false,
         windows: false,
     };
     const WINDOWS: NamingRules = NamingRules {
         apple_posix: false,
+        apple_sandboxed: false,
         windows: true,
     };
 

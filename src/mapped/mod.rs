@@ -537,6 +537,16 @@ impl MappedSegment {
         self.lock_with(Wait::Poll)
     }
 
+    /// [`lock`](MappedSegment::lock) as a future, for any executor (feature `async`; see
+    /// [`qshm::asynchronous`](crate::asynchronous)): tries the lock, and again after a
+    /// backoff of 50 µs to 2 ms while it is held, with no thread of its own. Dropping it
+    /// gives up the attempt and leaves nothing behind.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn lock_async(&self) -> impl std::future::Future<Output = Result<LockGuard<'_>>> + '_ {
+        crate::asynchronous::retrying(&self.label, move || self.try_lock())
+    }
+
     /// Takes the lock, waiting at most `timeout`.
     ///
     /// # Errors
@@ -663,6 +673,22 @@ impl MappedSegment {
     /// The layout stamp recorded at create ([`LayoutStamp`]), if any.
     pub fn layout_stamp(&self) -> Option<LayoutStamp> {
         LayoutStamp::from_header(self.inner.layout())
+    }
+
+    /// The segment's change counter ([`Notifier`](crate::notify::Notifier)): notify and
+    /// wait for changes, from any process of the segment, C programs included
+    /// (`qshm_notify`/`qshm_wait_change` in `qshm.h`). Each call maps the counter anew (one
+    /// `mmap`); clone the notifier to share it.
+    ///
+    /// # Errors
+    ///
+    /// The errors of `mmap`.
+    pub fn notifier(&self) -> Result<crate::notify::Notifier> {
+        let words = self.inner.change_words(&self.label)?;
+        Ok(crate::notify::Notifier::new(
+            words,
+            self.label.as_str().into(),
+        ))
     }
 
     /// How many times the lock was taken over from a holder that died (the header's

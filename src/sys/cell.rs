@@ -421,7 +421,7 @@ impl Cell {
             }
             ctl.waiters.fetch_add(1, Ordering::SeqCst);
             let woke = if ctl.seq.load(Ordering::SeqCst) == cur {
-                wait_word::wait(&ctl.seq, cur, slice)
+                wait_word::wait(&ctl.seq, cur, Some(slice))
             } else {
                 Ok(Woke::Early)
             };

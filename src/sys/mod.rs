@@ -8,7 +8,7 @@
 //! memory becomes Rust references.
 #![allow(unsafe_code)]
 
-#[cfg(qshm_linux)]
+#[cfg(any(qshm_linux, qshm_sysv_only))]
 #[path = "unix/mod.rs"]
 mod imp;
 
@@ -16,10 +16,12 @@ mod imp;
 #[path = "windows/mod.rs"]
 mod imp;
 
-#[cfg(not(any(qshm_linux, qshm_windows)))]
+#[cfg(not(any(qshm_linux, qshm_sysv_only, qshm_windows)))]
 #[path = "unsupported.rs"]
 mod imp;
 
+#[cfg(qshm_apple)]
+mod apple;
 #[cfg(any(qshm_linux, qshm_windows))]
 pub(crate) mod cell;
 #[cfg(test)]
@@ -28,6 +30,7 @@ pub(crate) mod fork;
 mod locked;
 #[cfg(any(qshm_linux, qshm_windows))]
 mod peer;
+pub(crate) mod portable;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) mod procfs;
 #[cfg(any(qshm_linux, qshm_windows))]
@@ -96,7 +99,21 @@ pub(crate) mod inspect {
     }
 }
 
+#[cfg(qshm_apple)]
+pub(crate) use apple::{apple_sandboxed, darwin_user_temp_dir};
 pub(crate) use imp::*;
+
+/// Not an Apple platform: never sandboxed the Apple way.
+#[cfg(not(qshm_apple))]
+pub(crate) fn apple_sandboxed() -> bool {
+    false
+}
+
+/// Not an Apple platform: no per-user temporary directory of Apple's.
+#[cfg(not(qshm_apple))]
+pub(crate) fn darwin_user_temp_dir() -> Option<String> {
+    None
+}
 #[cfg(any(qshm_linux, qshm_windows))]
 pub(crate) use locked::SegmentLock;
 pub(crate) use locked::{copy_out, copy_out_unlocked, InProcessLock, LockRef, Locked, Mapping};

@@ -640,7 +640,7 @@ impl Ring {
             // The other end's index as last seen: it moves when there is progress to make.
             let expected = self.seen;
             let woke = if word.load(Ordering::SeqCst) == expected {
-                wait_word::wait(word, expected, timeout)
+                wait_word::wait(word, expected, Some(timeout))
             } else {
                 Ok(Woke::Early)
             };

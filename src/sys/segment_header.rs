@@ -6,8 +6,14 @@ use crate::error::{Error, ErrorKind, Operation, Result};
 /// The first 8 bytes of every segment.
 pub(crate) const MAGIC: [u8; 8] = *b"QSHM\0SEG";
 
-/// The layout version this build reads and writes.
-pub(crate) const VERSION: u32 = 2;
+/// The layout version this build writes.
+pub(crate) const VERSION: u32 = 3;
+
+/// The oldest layout version this build reads. Version 3 added the change counter and its
+/// sleeper count (offsets 88 and 92); every version-2 header has room for them (its size is
+/// a multiple of 64, at least 88, so at least 128) and they read 0 there, so a version-2
+/// segment gets change notification too.
+pub(crate) const OLDEST_VERSION: u32 = 2;
 
 /// Written in native byte order; a reader of the other byte order sees `0x04030201`.
 pub(crate) const BYTE_ORDER: u32 = 0x0102_0304;
@@ -15,13 +21,14 @@ pub(crate) const BYTE_ORDER: u32 = 0x0102_0304;
 /// Header flag: the file is removed when its last qshm user detaches.
 pub(crate) const FLAG_REMOVE_ON_LAST_DETACH: u32 = 1;
 
-/// The smallest header size a version-2 segment may declare (the fields below).
+/// The bytes of the fixed part of the header (the fields below): the smallest header a
+/// segment may declare is the next multiple of 64.
 pub(crate) const MIN_HEADER_SIZE: usize = std::mem::size_of::<Header>();
 
 /// Upper bound on a declared header size, so garbage cannot make us map gigabytes.
 pub(crate) const MAX_HEADER_SIZE: usize = 1 << 20;
 
-/// The fixed part of the header, layout version 2 (`struct qshm_header` in `qshm.h`).
+/// The fixed part of the header, layout version 3 (`struct qshm_header` in `qshm.h`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Header {
@@ -40,6 +47,8 @@ pub(crate) struct Header {
     pub(crate) state: u32,
     pub(crate) reserved1: u32,
     pub(crate) generation: u64,
+    pub(crate) changes: u32,
+    pub(crate) change_waiters: u32,
 }
 
 const _: () = {
@@ -55,7 +64,9 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, lock) == 64);
     assert!(std::mem::offset_of!(Header, state) == 72);
     assert!(std::mem::offset_of!(Header, generation) == 80);
-    assert!(std::mem::size_of::<Header>() == 88);
+    assert!(std::mem::offset_of!(Header, changes) == 88);
+    assert!(std::mem::offset_of!(Header, change_waiters) == 92);
+    assert!(std::mem::size_of::<Header>() == 96);
 };
 
 impl Header {
@@ -78,6 +89,8 @@ impl Header {
             state: u32_at(72),
             reserved1: 0,
             generation: u64_at(80),
+            changes: u32_at(88),
+            change_waiters: u32_at(92),
         }
     }
 }
@@ -151,7 +164,7 @@ pub(crate) fn validate_header(
             ),
         ));
     }
-    if h.version != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&h.version) {
         let why = if h.version == 1 {
             " (version 1, written by earlier builds of qshm, identified lock owners by thread id, which cannot \
              work across PID namespaces: re-create the segment)"
@@ -161,7 +174,7 @@ pub(crate) fn validate_header(
         return Err((
             ErrorKind::Unsupported,
             format!(
-                "layout version {} is not supported (this build reads version {VERSION}){why}",
+                "layout version {} is not supported (this build reads versions {OLDEST_VERSION} to {VERSION}){why}",
                 h.version
             ),
         ));

@@ -6,7 +6,8 @@
 //! by any process id). Elsewhere (Windows, and the portable fallback that macOS and FreeBSD
 //! builds take) no system call waits on an address across processes, so a waiter polls the
 //! word with a backoff from 20 µs to 1 ms: correct (a change is seen at the latest 1 ms after
-//! it happened), costly only while something waits, and `wake` has nothing to do.
+//! it happened), costly only while something waits, and `wake` has nothing to do. One call
+//! polls at most 10 ms before it returns early, so callers notice cancellation.
 //!
 //! A caller that wants to skip `wake` when nobody sleeps counts its sleepers itself (see
 //! `notify.rs`); this module never misses a wake-up on its own: `wait` returns at once if
@@ -26,7 +27,7 @@ pub(crate) enum Woke {
     TimedOut,
 }
 
-#[cfg(qshm_linux)]
+#[cfg(all(qshm_linux, not(qshm_portable)))]
 mod imp {
     use super::Woke;
     use crate::error::{Error, ErrorKind, Operation, Result};
@@ -38,13 +39,14 @@ mod imp {
     /// The kernel wakes sleepers: `wake` must be called after a change.
     pub(crate) const KERNEL_WAKES: bool = true;
 
-    pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Result<Woke> {
-        let ts = futex::Timespec {
-            tv_sec: timeout.as_secs().min(i64::MAX as u64) as _,
-            tv_nsec: timeout.subsec_nanos() as _,
-        };
+    pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<Woke> {
+        // No timeout: no timer for the kernel to arm (a measurable part of a wake-up).
+        let ts = timeout.map(|t| futex::Timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as _,
+            tv_nsec: t.subsec_nanos() as _,
+        });
         // Shared (not PRIVATE): the waker may be another process.
-        match futex::wait(word, futex::Flags::empty(), expected, Some(&ts)) {
+        match futex::wait(word, futex::Flags::empty(), expected, ts.as_ref()) {
             Ok(()) | Err(Errno::AGAIN) | Err(Errno::INTR) => Ok(Woke::Early),
             Err(Errno::TIMEDOUT) => Ok(Woke::TimedOut),
             Err(e) => Err(futex_error(e, "futex wait failed")),
@@ -65,7 +67,8 @@ mod imp {
     }
 }
 
-#[cfg(not(qshm_linux))]
+// Also Linux with `--cfg qshm_portable`, which runs the path macOS and FreeBSD take.
+#[cfg(not(all(qshm_linux, not(qshm_portable))))]
 mod imp {
     use super::Woke;
     use crate::error::Result;
@@ -78,16 +81,26 @@ mod imp {
     const FIRST: Duration = Duration::from_micros(20);
     const MOST: Duration = Duration::from_millis(1);
 
-    pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Result<Woke> {
+    /// One call polls at most this long, so that callers see cancellation (which has no
+    /// kernel wake to send here) within it.
+    const CALL: Duration = Duration::from_millis(10);
+
+    pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<Woke> {
+        crate::sys::portable::hit(crate::sys::portable::Fallback::WaitWord);
+        let timeout = timeout.unwrap_or(Duration::MAX);
         let start = Instant::now();
         let mut pause = FIRST;
         loop {
             if word.load(Ordering::Acquire) != expected {
                 return Ok(Woke::Early);
             }
-            let left = timeout.saturating_sub(start.elapsed());
+            let spent = start.elapsed();
+            let left = timeout.saturating_sub(spent);
             if left.is_zero() {
                 return Ok(Woke::TimedOut);
+            }
+            if spent >= CALL {
+                return Ok(Woke::Early);
             }
             std::thread::sleep(pause.min(left));
             pause = (pause * 2).min(MOST);
@@ -103,9 +116,9 @@ mod imp {
 #[allow(dead_code)]
 pub(crate) const KERNEL_WAKES: bool = imp::KERNEL_WAKES;
 
-/// Sleeps while `word` holds `expected`, at most `timeout`; may return early (callers
-/// re-check). Never misses a change made before or while it sleeps.
-pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Result<Woke> {
+/// Sleeps while `word` holds `expected`, at most `timeout` (`None`: until woken); may
+/// return early (callers re-check). Never misses a change made before or while it sleeps.
+pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<Woke> {
     imp::wait(word, expected, timeout)
 }
 
@@ -124,7 +137,10 @@ mod tests {
     #[test]
     fn a_wait_on_a_changed_word_returns_at_once() {
         let w = AtomicU32::new(5);
-        assert_eq!(wait(&w, 4, Duration::from_secs(5)).unwrap(), Woke::Early);
+        assert_eq!(
+            wait(&w, 4, Some(Duration::from_secs(5))).unwrap(),
+            Woke::Early
+        );
     }
 
     #[test]
@@ -133,7 +149,12 @@ mod tests {
         let t = Instant::now();
         let mut woke = Woke::Early;
         while woke == Woke::Early && t.elapsed() < Duration::from_millis(50) {
-            woke = wait(&w, 5, Duration::from_millis(50) - t.elapsed()).unwrap();
+            woke = wait(
+                &w,
+                5,
+                Some(Duration::from_millis(50).saturating_sub(t.elapsed())),
+            )
+            .unwrap();
         }
         assert!(t.elapsed() >= Duration::from_millis(50));
     }
@@ -144,7 +165,7 @@ mod tests {
         let w2 = Arc::clone(&w);
         let t = std::thread::spawn(move || {
             while w2.load(Ordering::Acquire) == 0 {
-                wait(&w2, 0, Duration::from_secs(10)).unwrap();
+                wait(&w2, 0, None).unwrap();
             }
         });
         std::thread::sleep(Duration::from_millis(20));

@@ -12,6 +12,7 @@ mod common;
 mod lifecycle;
 mod patterns;
 mod uncontended;
+mod wakeup;
 mod xproc;
 
 use criterion::Criterion;
@@ -22,7 +23,10 @@ fn main() {
         if patterns::is_child(&role) {
             patterns::child(&role);
         } else {
-            xproc::child(&role);
+            match role.strip_prefix("wakeup/") {
+                Some(id) => wakeup::child(id),
+                None => xproc::child(&role),
+            }
         }
         return;
     }
@@ -33,5 +37,6 @@ fn main() {
     lifecycle::benches(&mut c);
     xproc::benches(&mut c);
     patterns::benches(&mut c);
+    wakeup::benches(&mut c);
     c.final_summary();
 }

@@ -471,7 +471,7 @@ impl Peer for RawSync {
 // ---- parent and child plumbing ----------------------------------------------------------
 
 /// Panics if `child` has exited (a poller waiting for a dead peer would spin forever).
-fn check_alive(child: &mut ChildProc) {
+pub(crate) fn check_alive(child: &mut ChildProc) {
     if let Ok(Some(status)) = child.0.try_wait() {
         panic!("the benchmark child exited unexpectedly ({status})");
     }
@@ -571,7 +571,7 @@ impl<P: Peer> Drop for Session<P> {
 }
 
 /// Reads one line from a child, panicking if it exited instead.
-fn recv_line(from_child: &mut BufReader<ChildStdout>, child: &mut ChildProc) -> String {
+pub(crate) fn recv_line(from_child: &mut BufReader<ChildStdout>, child: &mut ChildProc) -> String {
     let mut line = String::new();
     let n = from_child
         .read_line(&mut line)
@@ -587,20 +587,20 @@ fn recv_line(from_child: &mut BufReader<ChildStdout>, child: &mut ChildProc) -> 
 }
 
 /// The child's end of the pipes.
-struct ToParent {
+pub(crate) struct ToParent {
     input: std::io::StdinLock<'static>,
     output: std::io::Stdout,
 }
 
 impl ToParent {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         ToParent {
             input: std::io::stdin().lock(),
             output: std::io::stdout(),
         }
     }
 
-    fn send(&mut self, line: &str) {
+    pub(crate) fn send(&mut self, line: &str) {
         writeln!(self.output, "{line}")
             .and_then(|()| self.output.flush())
             .expect("write to the parent");

@@ -1,10 +1,17 @@
 //! Linux: the System V and POSIX backends, plus what every Unix backend shares (errno mapping, key
 //! files, the runtime directory).
 
+#[cfg(qshm_linux)]
 pub(crate) mod inspect;
+#[cfg(qshm_linux)]
 mod liveness;
+#[cfg(qshm_linux)]
 pub(crate) mod mapped;
+#[cfg(qshm_linux)]
+pub(crate) mod notify;
+#[cfg(qshm_linux)]
 mod posix;
+#[cfg(qshm_linux)]
 mod robust_lock;
 mod sysv;
 
@@ -16,9 +23,11 @@ use std::sync::Arc;
 
 use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
+#[cfg(any(test, qshm_linux))]
 use crate::key::KeyType;
 use crate::{AccessMode, NativeKey};
 
+#[cfg(qshm_linux)]
 pub(crate) use posix::{PosixSegment, PosixSemaphore};
 pub(crate) use sysv::{SysvSegment, SysvSemaphore};
 
@@ -51,6 +60,7 @@ pub(crate) fn os_error(errno: i32, op: Operation, key: impl Into<std::sync::Arc<
     Error::new(errno_kind(errno), op, key).with_errno(errno)
 }
 
+#[cfg(qshm_linux)]
 /// `open(path, flags | O_NONBLOCK)`: a FIFO planted at the name does not make it wait for a
 /// writer. `O_NONBLOCK` also makes an open fail at once (`EWOULDBLOCK`) while another
 /// process holds a lease on the file, where the last-user check of a qshm process holds one
@@ -90,6 +100,7 @@ pub(super) fn cvt<T: PartialEq + From<i8>>(rc: T) -> std::result::Result<T, i32>
     }
 }
 
+#[cfg(qshm_linux)]
 /// Whether this process has a child, living or not yet reaped: one system call
 /// (`waitid(WNOHANG|WNOWAIT)`, which reaps and consumes nothing: a waiting parent still
 /// sees everything).
@@ -99,6 +110,7 @@ pub(super) fn has_children() -> bool {
     rustix::process::waitid(WaitId::All, options).err() != Some(rustix::io::Errno::CHILD)
 }
 
+#[cfg(qshm_linux)]
 /// `flock(LOCK_EX|LOCK_NB)` on `fd`: whether this open file description is now the only
 /// holder of the file's `flock`. When another holds it and this process has children, it is
 /// tried again a few times (pauses of 0.25, 0.5 and 1 ms): a child this process is forking
@@ -146,6 +158,7 @@ enum Name<'a> {
     /// every failure).
     Shared(&'a NativeKey, &'a Arc<str>),
     /// A label: a mapped segment's path or memfd name.
+    #[cfg_attr(not(qshm_linux), allow(dead_code))] // mapped segments are Linux's here
     Label(&'a str),
 }
 
@@ -166,6 +179,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A context named by a label instead of a key.
+    #[cfg_attr(not(qshm_linux), allow(dead_code))] // mapped segments are Linux's here
     pub(crate) fn label(op: Operation, label: &'a str) -> Ctx<'a> {
         Ctx {
             op,
@@ -197,6 +211,7 @@ impl<'a> Ctx<'a> {
 
     /// From a `rustix` error.
     #[cold]
+    #[cfg_attr(not(qshm_linux), allow(dead_code))] // the POSIX and mapped backends' (Linux)
     pub(crate) fn errno(self, e: rustix::io::Errno) -> Error {
         self.err(e.raw_os_error())
     }
@@ -235,6 +250,7 @@ pub(super) fn deadline(wait: Wait) -> Option<std::time::Instant> {
 }
 
 /// `d` as a `timespec`, capped at the largest `time_t` (32 bits on some targets).
+#[cfg(not(qshm_portable))]
 pub(super) fn relative_timespec(d: std::time::Duration) -> libc::timespec {
     // SAFETY: timespec is a plain C struct of integers, for which all-zero is valid.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
@@ -250,6 +266,7 @@ pub(super) fn relative_timespec(d: std::time::Duration) -> libc::timespec {
 
 /// `deadline` as an absolute time on `clock` (what `sem_timedwait` and `sem_clockwait`
 /// take), capped as [`relative_timespec`] is.
+#[cfg(all(qshm_linux, not(qshm_portable)))]
 pub(super) fn absolute_timespec(
     clock: libc::clockid_t,
     deadline: std::time::Instant,
@@ -283,6 +300,19 @@ pub(super) fn c_path(ctx: Ctx<'_>) -> Result<CString> {
 /// file system refuse it, `open` is tried and has the last word.
 pub(super) fn create_key_file(ctx: Ctx<'_>) -> Result<bool> {
     let path = ctx.key().map_or("", NativeKey::native_key);
+    #[cfg(qshm_portable)]
+    let make = |path: &str| {
+        // macOS has no `mknodat`: Qt's own open(O_CREAT|O_EXCL).
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map(drop)
+    };
+    #[cfg(not(qshm_portable))]
     let make = |path: &str| {
         let mode = rustix::fs::Mode::from_raw_mode(0o640);
         match rustix::fs::mknodat(
@@ -329,6 +359,7 @@ fn is_runtime_fallback(path: &str) -> bool {
     path.starts_with(&format!("{}/", crate::key::runtime_dir()))
 }
 
+#[cfg(qshm_linux)]
 /// Opens the file at `path` anew (no symbolic link followed), if it is still the file with
 /// inode `ino`: how a copy of an attachment in a process forked without exec, which shares
 /// its parent's open file description (and so its `flock`), gets a descriptor of its own.
@@ -357,6 +388,7 @@ pub(super) fn remove_key_file(path: &str) {
 #[derive(Clone, Copy)]
 enum Backend {
     SystemV,
+    #[cfg(qshm_linux)]
     Posix,
 }
 
@@ -364,6 +396,7 @@ impl Backend {
     fn of(key: &NativeKey, op: Operation) -> Result<Backend> {
         match key.key_type() {
             t if t.is_system_v() => Ok(Backend::SystemV),
+            #[cfg(qshm_linux)]
             KeyType::PosixRealtime => Ok(Backend::Posix),
             _ => Err(Error::new(ErrorKind::Unsupported, op, key.to_string())
                 .with_detail("no backend for this key type on this platform")),
@@ -375,6 +408,7 @@ impl Backend {
 #[derive(Debug)]
 pub(crate) enum Segment {
     SystemV(SysvSegment),
+    #[cfg(qshm_linux)]
     Posix(PosixSegment),
 }
 
@@ -382,6 +416,7 @@ pub(crate) enum Segment {
 #[derive(Debug)]
 pub(crate) enum Semaphore {
     SystemV(SysvSemaphore),
+    #[cfg(qshm_linux)]
     Posix(PosixSemaphore),
 }
 
@@ -395,6 +430,7 @@ macro_rules! each {
     ($enum:ident, $value:expr, |$b:ident| $body:expr) => {
         match $value {
             $enum::SystemV($b) => $body,
+            #[cfg(qshm_linux)]
             $enum::Posix($b) => $body,
         }
     };
@@ -408,6 +444,7 @@ macro_rules! by_key {
                 type $sem = SysvSemaphore;
                 $body
             }
+            #[cfg(qshm_linux)]
             Backend::Posix => {
                 type $seg = PosixSegment;
                 type $sem = PosixSemaphore;
@@ -557,8 +594,12 @@ macro_rules! wrap {
         })*
     };
 }
-wrap!(Segment { SystemV(SysvSegment), Posix(PosixSegment) });
-wrap!(Semaphore { SystemV(SysvSemaphore), Posix(PosixSemaphore) });
+wrap!(Segment { SystemV(SysvSegment) });
+wrap!(Semaphore { SystemV(SysvSemaphore) });
+#[cfg(qshm_linux)]
+wrap!(Segment { Posix(PosixSegment) });
+#[cfg(qshm_linux)]
+wrap!(Semaphore { Posix(PosixSemaphore) });
 
 /// Maps every page of `mapping` now: `madvise(MADV_POPULATE_WRITE)` for a writer (which
 /// also allocates the pages, so that a full tmpfs fails here, with `OutOfResources`, rather
@@ -566,6 +607,21 @@ wrap!(Semaphore { SystemV(SysvSemaphore), Posix(PosixSemaphore) });
 /// 5.14 lack both: the pages are then touched one by one (an atomic read, or an atomic add
 /// of zero for a writer, so the bytes never change), which maps them but does not turn a
 /// SIGBUS into an error.
+///
+/// Elsewhere (macOS, FreeBSD: no `MADV_POPULATE_*`) the pages are touched one by one.
+#[cfg(not(qshm_linux))]
+pub(crate) fn populate<M: crate::sys::Mapping>(mapping: &M, write: bool) -> io::Result<()> {
+    let page = rustix::param::page_size();
+    let start = mapping.ptr() as usize;
+    let aligned = start & !(page - 1);
+    if !write || mapping.writable() {
+        touch_pages(aligned, mapping.len() + (start - aligned), page, write);
+    }
+    Ok(())
+}
+
+/// See the other `populate`.
+#[cfg(qshm_linux)]
 pub(crate) fn populate<M: crate::sys::Mapping>(mapping: &M, write: bool) -> io::Result<()> {
     let page = rustix::param::page_size();
     let start = mapping.ptr() as usize;
@@ -607,6 +663,7 @@ fn touch_pages(aligned: usize, len: usize, page: usize, write: bool) {
     }
 }
 
+#[cfg(qshm_linux)]
 /// Whether the file system of `fd` has room for `size` more bytes, as `fstatvfs` counts
 /// them: a quick check at create, so that a full `/dev/shm` fails there (`Err` carries the
 /// bytes available) without touching a page. File systems without a limit (tmpfs mounted
@@ -633,6 +690,10 @@ pub(crate) fn check_room(fd: &std::os::fd::OwnedFd, size: u64) -> std::result::R
 mod contract {
     use super::*;
     crate::sys::conformance::suite!(system_v, SysvSegment, SysvSemaphore, KeyType::SystemV);
+    #[cfg(qshm_linux)]
     crate::sys::conformance::suite!(posix, PosixSegment, PosixSemaphore, KeyType::PosixRealtime);
+    #[cfg(qshm_linux)]
     crate::sys::conformance::suite!(dispatch_posix, Segment, Semaphore, KeyType::PosixRealtime);
+    #[cfg(not(qshm_linux))]
+    crate::sys::conformance::suite!(dispatch_system_v, Segment, Semaphore, KeyType::SystemV);
 }

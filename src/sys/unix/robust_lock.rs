@@ -47,6 +47,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::io::Errno;
+#[cfg(not(qshm_portable))]
 use rustix::thread::futex;
 
 use super::liveness::{lock_slot, random_slots, slot_locked, SLOTS};
@@ -310,6 +311,20 @@ impl Owners for Liveness {
         Liveness::owner_is_dead(self, word)
     }
 
+    #[cfg(qshm_portable)]
+    fn sleep(&self, word: &AtomicU64, expected: u64, timeout: Duration) -> Result<bool> {
+        // macOS and FreeBSD: no futex; the low word is polled (`wait_word`'s fallback).
+        crate::sys::portable::hit(crate::sys::portable::Fallback::MappedLock);
+        let woke = crate::sys::wait_word::wait(futex_word(word), expected as u32, Some(timeout))?;
+        Ok(woke == crate::sys::wait_word::Woke::TimedOut)
+    }
+
+    #[cfg(qshm_portable)]
+    fn wake_one(&self, _: &AtomicU64) -> Result<()> {
+        Ok(()) // sleepers poll
+    }
+
+    #[cfg(not(qshm_portable))]
     fn sleep(&self, word: &AtomicU64, expected: u64, timeout: Duration) -> Result<bool> {
         let ts = futex::Timespec {
             tv_sec: timeout.as_secs() as _,
@@ -328,6 +343,7 @@ impl Owners for Liveness {
         }
     }
 
+    #[cfg(not(qshm_portable))]
     fn wake_one(&self, word: &AtomicU64) -> Result<()> {
         futex::wake(futex_word(word), futex::Flags::empty(), 1)
             .map(drop)
@@ -335,6 +351,7 @@ impl Owners for Liveness {
     }
 }
 
+#[cfg(not(qshm_portable))]
 #[cold]
 fn futex_error(e: Errno, detail: &'static str) -> Error {
     crate::sys::os_error(e.raw_os_error(), Operation::Lock, String::new())

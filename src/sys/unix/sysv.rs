@@ -20,6 +20,7 @@ use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{ErrorKind, Operation, Result};
 use crate::{AccessMode, NativeKey};
 
+#[cfg(not(qshm_portable))]
 extern "C" {
     /// `semtimedop(2)`, which the `libc` crate does not declare. The C library's wrapper,
     /// not the raw system call: 32-bit x86 has no `semtimedop` system call of its own (it
@@ -30,6 +31,37 @@ extern "C" {
         nsops: libc::size_t,
         timeout: *const libc::timespec,
     ) -> c_int;
+}
+
+/// The `semctl` commands and `semop` flag used here: the C library's on Linux; on macOS and
+/// FreeBSD their `<sys/sem.h>` values (the `libc` crate lacks some for FreeBSD).
+mod sem_cmd {
+    #[cfg(qshm_linux)]
+    pub(super) use libc::{GETNCNT, GETPID, GETVAL, SEM_UNDO, SETVAL};
+    #[cfg(not(qshm_linux))]
+    mod bsd {
+        use std::ffi::c_int;
+        pub(crate) const SEM_UNDO: c_int = 0o10000;
+        pub(crate) const GETNCNT: c_int = 3;
+        pub(crate) const GETPID: c_int = 4;
+        pub(crate) const GETVAL: c_int = 5;
+        pub(crate) const SETVAL: c_int = 8;
+    }
+    #[cfg(not(qshm_linux))]
+    pub(super) use bsd::*;
+}
+
+/// A System V key held in 32 bits: `key_t` is `int` on Linux and macOS and `long` on
+/// FreeBSD, whose `ftok` makes 32 bits and sign-extends them.
+#[allow(clippy::unnecessary_cast)] // a cast only where key_t is wider
+fn key_to_i32(key: libc::key_t) -> i32 {
+    key as i32
+}
+
+/// The inverse of [`key_to_i32`].
+#[allow(clippy::unnecessary_cast)] // a cast only where key_t is wider
+fn key_from_i32(key: i32) -> libc::key_t {
+    key as libc::key_t
 }
 
 /// `SEMVMX`: the largest value of a System V semaphore on Linux.
@@ -69,7 +101,7 @@ pub(crate) fn ftok(path: &CStr, proj: u8) -> std::result::Result<libc::key_t, i3
 /// glibc's `ftok` formula.
 fn ftok_of(dev: u64, ino: u64, proj: u8) -> libc::key_t {
     let key = (u32::from(proj) << 24) | (((dev & 0xff) as u32) << 16) | ((ino & 0xffff) as u32);
-    key as libc::key_t
+    key_from_i32(key as i32)
 }
 
 fn project_id(key: &NativeKey) -> u8 {
@@ -409,7 +441,7 @@ impl SysvSemaphore {
             self.mode,
         )?;
         self.id.store(id, Ordering::Relaxed);
-        self.sysv_key.store(sysv_key, Ordering::Relaxed);
+        self.sysv_key.store(key_to_i32(sysv_key), Ordering::Relaxed);
         Ok(())
     }
 
@@ -437,13 +469,7 @@ impl SysvSemaphore {
                     // SAFETY: `sop` is one valid sembuf, and the count says one.
                     unsafe { libc::semop(id, &mut sop, 1) }
                 }
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let ts = super::relative_timespec(left);
-                    // SAFETY: `sop` is one valid sembuf and `ts` a valid relative timeout, as
-                    // semtimedop(2) takes them.
-                    unsafe { semtimedop(id, &mut sop, 1, &ts) }
-                }
+                Some(deadline) => timed_semop(id, &mut sop, deadline),
             };
             if rc == 0 {
                 return Ok(());
@@ -482,9 +508,40 @@ impl SysvSemaphore {
 /// One operation of `delta` on the set's only semaphore: `SEM_UNDO` as asked, `IPC_NOWAIT`
 /// for a poll.
 #[inline]
+/// One `semop` of `sop` that waits until `deadline` at the latest: `semtimedop`.
+#[cfg(not(qshm_portable))]
+fn timed_semop(id: c_int, sop: &mut libc::sembuf, deadline: Instant) -> c_int {
+    let ts = super::relative_timespec(deadline.saturating_duration_since(Instant::now()));
+    // SAFETY: `sop` is one valid sembuf and `ts` a valid relative timeout, as semtimedop(2)
+    // takes them.
+    unsafe { semtimedop(id, sop, 1, &ts) }
+}
+
+/// One `semop` of `sop` that waits until `deadline` at the latest, where there is no
+/// `semtimedop` (macOS): `semop(IPC_NOWAIT)` polled with a backoff (20 µs to 2 ms). Fails
+/// with `EAGAIN` when the deadline passes, as `semtimedop` does, and with any other error at
+/// once.
+#[cfg(qshm_portable)]
+fn timed_semop(id: c_int, sop: &mut libc::sembuf, deadline: Instant) -> c_int {
+    use crate::sys::portable::{hit, Backoff, Fallback};
+    hit(Fallback::SysvTimed);
+    let mut nowait = *sop;
+    nowait.sem_flg |= libc::IPC_NOWAIT as i16;
+    let mut backoff = Backoff::new();
+    loop {
+        // SAFETY: `nowait` is one valid sembuf, and the count says one.
+        let rc = unsafe { libc::semop(id, &mut nowait, 1) };
+        // Nothing between the failed call and the caller's errno() sets errno: `Instant`
+        // and `sleep` do not on success.
+        if rc == 0 || errno() != libc::EAGAIN || !backoff.sleep_until(deadline) {
+            return rc;
+        }
+    }
+}
+
 fn sembuf(delta: i16, undo: Undo, wait: Wait) -> libc::sembuf {
     let mut flags = if undo == Undo::Yes {
-        libc::SEM_UNDO as i16
+        sem_cmd::SEM_UNDO as i16
     } else {
         0
     };
@@ -665,9 +722,9 @@ impl CreationLock {
 fn maybe_unset(id: c_int) -> bool {
     // SAFETY: GETVAL and GETPID take no fourth argument and only read kernel state.
     let get = |cmd| unsafe { libc::semctl(id, 0, cmd) };
-    get(libc::GETVAL) == 0
+    get(sem_cmd::GETVAL) == 0
         && sem_stat(id).is_some_and(|(otime, ..)| otime == 0)
-        && get(libc::GETPID) == 0
+        && get(sem_cmd::GETPID) == 0
 }
 
 /// `semctl(IPC_STAT)`: `sem_otime` (when the set was last operated on, 0: never; its low
@@ -740,7 +797,7 @@ fn set_value(ctx: Ctx<'_>, id: c_int, value: u32) -> Result<()> {
     };
     // SAFETY: SETVAL reads the `val` member of the union passed by value, as semctl(2)
     // prescribes; `value` ≤ SEMVMX was checked by the caller.
-    let rc = unsafe { libc::semctl(id, 0, libc::SETVAL, arg) };
+    let rc = unsafe { libc::semctl(id, 0, sem_cmd::SETVAL, arg) };
     cvt(rc).map_err(|e| ctx.err(e))?;
     Ok(())
 }
@@ -772,7 +829,7 @@ impl RawSemaphore for SysvSemaphore {
             text: key.to_string().into(),
             path,
             id: AtomicI32::new(id),
-            sysv_key: AtomicI32::new(sysv_key),
+            sysv_key: AtomicI32::new(key_to_i32(sysv_key)),
             mode,
             initial,
         };
@@ -821,7 +878,7 @@ impl RawSemaphore for SysvSemaphore {
     /// key file before `IPC_RMID`; one killed in between leaves a semaphore that no name
     /// reaches, which a waiter could take while others make and take the new one.
     fn still_named(&self) -> bool {
-        let key = self.sysv_key.load(Ordering::Relaxed);
+        let key = key_from_i32(self.sysv_key.load(Ordering::Relaxed));
         ftok(&self.path, project_id(&self.key)) == Ok(key)
             // SAFETY: semget takes plain integers; flags 0 opens an existing set, asking
             // for no permission.
@@ -833,12 +890,13 @@ impl RawSemaphore for SysvSemaphore {
     /// semaphore lives on, so the key file is checked (one `stat` instead of `stat` +
     /// `semget`).
     fn reusable(&self) -> bool {
-        ftok(&self.path, project_id(&self.key)) == Ok(self.sysv_key.load(Ordering::Relaxed))
+        ftok(&self.path, project_id(&self.key))
+            == Ok(key_from_i32(self.sysv_key.load(Ordering::Relaxed)))
     }
 
     fn waiters(&self) -> usize {
         // SAFETY: GETNCNT takes no fourth argument.
-        let n = unsafe { libc::semctl(self.id.load(Ordering::Relaxed), 0, libc::GETNCNT) };
+        let n = unsafe { libc::semctl(self.id.load(Ordering::Relaxed), 0, sem_cmd::GETNCNT) };
         usize::try_from(n).unwrap_or(0)
     }
 

@@ -29,6 +29,7 @@ use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::NativeKey;
 
 pub(crate) mod mapped;
+pub(crate) mod notify;
 mod section;
 mod semaphore;
 

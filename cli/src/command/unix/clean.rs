@@ -1,5 +1,5 @@
 //! `qshm clean`: remove every orphan: unattached segments whose creator is gone, lock
-//! semaphores with no segment, stale key files.
+//! semaphores with no segment, stale key files, notifiers' companions of gone segments.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -129,7 +129,7 @@ fn name_with(item: &Leftover, file: impl Fn(&Path) -> String) -> String {
             (None, Some(p)) => file(p),
             (None, None) => format!("semid {}", s.id.unwrap_or(-1)),
         },
-        Leftover::KeyFile(p) => file(p),
+        Leftover::KeyFile(p) | Leftover::Notifier(p) => file(p),
         _ => "(unknown)".to_owned(),
     }
 }
@@ -152,6 +152,7 @@ fn detail_of(item: &Leftover) -> String {
         }
         Leftover::Semaphore(_) => "no segment, nobody uses it".to_owned(),
         Leftover::KeyFile(_) => "nothing behind it".to_owned(),
+        Leftover::Notifier(_) => "change notifier of a segment that is gone".to_owned(),
         _ => String::new(),
     }
 }

@@ -17,7 +17,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, cmd: &InfoCmd) -> Outcome {
         let m = super::mapped::read_path(path).ok_or_else(|| {
             ctx.op(
                 &cmd.key,
-                "not a qshm mapped segment (no qshm header of version 2), or not readable",
+                "not a qshm mapped segment (no qshm header of version 2 or 3), or not readable",
             )
         })?;
         ctx.emit(|| m.text(), || m.json("info"));

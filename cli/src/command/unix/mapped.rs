@@ -20,9 +20,10 @@ use qshm::inspect;
 use super::printable;
 use crate::json::Obj;
 
-/// The header's layout (include/qshm.h, version 2): the fields read here.
+/// The header's layout (include/qshm.h, versions 2 and 3, which differ only by the change
+/// counter after these fields): the fields read here.
 const MAGIC: &[u8; 8] = b"QSHM\0SEG";
-const VERSION: u32 = 2;
+const VERSIONS: std::ops::RangeInclusive<u32> = 2..=3;
 const BYTE_ORDER: u32 = 0x0102_0304;
 const HEADER_LEN: usize = 88;
 const FLAG_REMOVE_ON_LAST_DETACH: u32 = 1;
@@ -144,7 +145,7 @@ fn read(path: &Path, locks: &[u8]) -> Option<Mapped> {
     file.read_exact_at(&mut h, 0).ok()?;
     let u32_at = |o: usize| u32::from_ne_bytes(h[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_ne_bytes(h[o..o + 8].try_into().unwrap());
-    if &h[..8] != MAGIC || u32_at(8) != VERSION || u32_at(28) != BYTE_ORDER {
+    if &h[..8] != MAGIC || !VERSIONS.contains(&u32_at(8)) || u32_at(28) != BYTE_ORDER {
         return None;
     }
     let meta = file.metadata().ok()?;

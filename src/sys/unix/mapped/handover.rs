@@ -154,6 +154,15 @@ pub(crate) fn fd_from_env(var: &str) -> Result<(OwnedFd, u64)> {
         return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
             .with_detail(format!("malformed value {value:?} (expected <fd>:<size>)")));
     };
+    if raw <= 2 {
+        // Adopting a standard stream would close it when the segment is refused or dropped;
+        // `pass_to_child` never hands one over.
+        return Err(
+            Error::new(ErrorKind::KeyError, op, label.as_str()).with_detail(format!(
+                "descriptor {raw} is a standard stream, not a segment handed over by a parent"
+            )),
+        );
+    }
     let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
     if claimed.contains(&raw) {
         return Err(

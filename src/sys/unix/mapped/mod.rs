@@ -401,6 +401,16 @@ impl MappedInner {
         }
     }
 
+    /// The change counter and its sleeper count in this segment's header, mapped anew.
+    pub(crate) fn change_words(&self, label: &str) -> Result<crate::sys::notify::ChangeWords> {
+        crate::sys::notify::ChangeWords::of_mapped(
+            self.fd.as_fd(),
+            self.header_size,
+            !matches!(self.lock, LockKind::Immutable(_)),
+            label,
+        )
+    }
+
     /// How many times the lock was taken over from a dead holder.
     /// The layout stamp the header records (version, hash); (0, 0): none.
     pub(crate) fn layout(&self) -> (u32, u64) {

@@ -31,10 +31,17 @@ fn header_validation() {
         ErrorKind::InvalidSize
     );
     assert_eq!(
-        validate_header(&header_bytes(3, 4096, 1), 8192)
+        validate_header(&header_bytes(4, 4096, 1), 8192)
             .unwrap_err()
             .0,
         ErrorKind::Unsupported
+    );
+    // Version 2 (before the change counter) is still read: its header has the room.
+    assert_eq!(
+        validate_header(&header_bytes(2, 128, 1), 8192)
+            .unwrap()
+            .header_size,
+        128
     );
     // Version 1 named lock owners by thread id: refused, with the reason.
     let (kind, why) = validate_header(&header_bytes(1, 4096, 1), 8192).unwrap_err();

@@ -123,6 +123,10 @@ const NAME_MAX: usize = 255;
 /// `prefix` is what glibc puts before it (`"sem."` for semaphores).
 fn file_name<'k>(ctx: Ctx<'_>, native: &'k str, prefix: &str) -> Result<&'k str> {
     let err = |detail: String| ctx.kind(ErrorKind::KeyError, detail);
+    // The platform's own limits first (Apple's 30 bytes, its sandbox's `<group>/<name>`).
+    crate::platform::naming()
+        .check_posix_name(native)
+        .map_err(err)?;
     let Some(name) = native.strip_prefix('/') else {
         return Err(err("a POSIX name must start with `/`".into()));
     };

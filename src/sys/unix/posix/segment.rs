@@ -210,6 +210,12 @@ unsafe impl RawSegment for PosixSegment {
         let Ok(len) = u64::try_from(size) else {
             return Err(ctx.kind(ErrorKind::InvalidSize, "size too large"));
         };
+        if cfg!(qshm_portable) {
+            // No `O_TMPFILE` on macOS or FreeBSD: `shm_open(O_CREAT|O_EXCL)`, then the one
+            // `ftruncate` macOS allows.
+            crate::sys::portable::hit(crate::sys::portable::Fallback::NamedCreate);
+            return PosixSegment::create_named(ctx, path, len, access, mode);
+        }
         let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
         let fd = match rustix::fs::open(SHM_DIR, flags, mode) {
             Ok(fd) => fd,

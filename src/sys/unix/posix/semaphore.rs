@@ -110,8 +110,8 @@ pub(super) fn create_sem_file(
     mode: u32,
 ) -> std::result::Result<Option<SemFile>, i32> {
     let mode = Mode::from_raw_mode(mode & 0o777);
-    let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
-    let tmp = rustix::fs::open(SHM_DIR, flags, mode).map_err(|e| e.raw_os_error())?;
+    // The temporary name, if any, goes when `temporary` does, on every path out.
+    let Unnamed(tmp, temporary) = open_unnamed(mode)?;
     // SAFETY: an all-zero sem_t is valid storage for sem_init to initialise.
     let mut sem: libc::sem_t = unsafe { std::mem::zeroed() };
     // SAFETY: `sem` is valid, writable storage for a sem_t; pshared = 1 makes it usable
@@ -139,7 +139,15 @@ pub(super) fn create_sem_file(
     let st = rustix::fs::fstat(&tmp).map_err(|e| e.raw_os_error())?;
     exact_mode(&tmp, &st, mode).map_err(|e| e.raw_os_error())?;
     let ino = st.st_ino;
-    match link_unnamed(&tmp, path) {
+    let linked = match &temporary.0 {
+        Some(name) => rustix::fs::link(name.as_str(), path),
+        None => link_unnamed(&tmp, path),
+    };
+    if temporary.0.is_some() {
+        // Its name goes next (`temporary`'s drop); the descriptor stays, as the semaphore's.
+        let _ = rustix::fs::flock(&tmp, rustix::fs::FlockOperation::Unlock);
+    }
+    match linked {
         Ok(()) => {}
         Err(rustix::io::Errno::EXIST) => return Ok(None),
         Err(e) => return Err(e.raw_os_error()),
@@ -147,6 +155,86 @@ pub(super) fn create_sem_file(
     let addr = map_file(&tmp, SEM_FILE_LEN, ProtFlags::READ | ProtFlags::WRITE)
         .map_err(|e| e.raw_os_error())?;
     Ok(Some((tmp, addr.cast(), ino)))
+}
+
+/// An unnamed file in `/dev/shm` (`O_TMPFILE`), to be linked under its name once written.
+#[cfg(not(qshm_portable))]
+fn open_unnamed(mode: Mode) -> std::result::Result<Unnamed, i32> {
+    let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(SHM_DIR, flags, mode).map_err(|e| e.raw_os_error())?;
+    Ok(Unnamed(fd, TempName(None)))
+}
+
+/// Where there is no `O_TMPFILE` (macOS, FreeBSD): what the C library's own `sem_open`
+/// does, a file under a random temporary name (`sem.tmp-<random>`), linked under the real
+/// name once written, its temporary name removed when this value goes. Its creator holds an
+/// exclusive `flock` on it until then (released when it dies): temporary files whose lock
+/// is free are a dead creator's, and each creation removes those first (glibc's `sem_open`
+/// leaves them for good).
+#[cfg(qshm_portable)]
+fn open_unnamed(mode: Mode) -> std::result::Result<Unnamed, i32> {
+    use rustix::fs::FlockOperation;
+    crate::sys::portable::hit(crate::sys::portable::Fallback::NamedCreate);
+    remove_dead_temporaries();
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    loop {
+        let name = format!(
+            "{SHM_DIR}{TEMP_PREFIX}{:016x}",
+            crate::sys::random::random_u64()
+        );
+        match rustix::fs::open(name.as_str(), flags, mode) {
+            Ok(fd) => {
+                // Nobody else has this new file open yet: the lock cannot be refused.
+                rustix::fs::flock(&fd, FlockOperation::LockExclusive)
+                    .map_err(|e| e.raw_os_error())?;
+                return Ok(Unnamed(fd, TempName(Some(name))));
+            }
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.raw_os_error()),
+        }
+    }
+}
+
+/// The temporary names of semaphore files being written (portable mode).
+#[cfg(qshm_portable)]
+const TEMP_PREFIX: &str = "sem.tmp-";
+
+/// Removes the temporary semaphore files whose creator died before naming them: those whose
+/// `flock` this process can take.
+#[cfg(qshm_portable)]
+fn remove_dead_temporaries() {
+    use rustix::fs::FlockOperation;
+    let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|n| n.starts_with(TEMP_PREFIX)) else {
+            continue;
+        };
+        let path = format!("{SHM_DIR}{name}");
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let Ok(fd) = rustix::fs::open(path.as_str(), flags, Mode::empty()) else {
+            continue;
+        };
+        if rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            let _ = rustix::fs::unlink(path.as_str());
+        }
+    }
+}
+
+/// A file being written before it gets its name, and its temporary name, if it has one.
+struct Unnamed(OwnedFd, TempName);
+
+/// A temporary name, removed on drop: the file lives on under its real name or not at all.
+struct TempName(Option<String>);
+
+impl Drop for TempName {
+    fn drop(&mut self) {
+        if let Some(name) = &self.0 {
+            let _ = rustix::fs::unlink(name.as_str());
+        }
+    }
 }
 
 /// Why a semaphore file could not be mapped.
@@ -244,6 +332,7 @@ impl PosixSemaphore {
     /// can (`sem_clockwait`, glibc 2.30+), so that a step of the wall clock neither stretches
     /// nor cuts the wait; elsewhere `sem_timedwait` on the wall clock, whose waits the
     /// callers keep short and re-check against the monotonic deadline.
+    #[cfg(not(qshm_portable))]
     fn wait_until(&self, deadline: Instant) -> std::result::Result<(), i32> {
         let rc = match sem_clockwait() {
             Some(clockwait) => {
@@ -262,6 +351,27 @@ impl PosixSemaphore {
             Ok(())
         } else {
             Err(errno())
+        }
+    }
+
+    /// Waits until `deadline` at the latest where there is no `sem_timedwait` (macOS):
+    /// `sem_trywait` polled with a backoff (20 µs to 2 ms); `ETIMEDOUT` when the deadline
+    /// passes, as `sem_timedwait` says it.
+    #[cfg(qshm_portable)]
+    fn wait_until(&self, deadline: Instant) -> std::result::Result<(), i32> {
+        use crate::sys::portable::{hit, Backoff, Fallback};
+        hit(Fallback::PosixTimed);
+        let mut backoff = Backoff::new();
+        loop {
+            // SAFETY: `self.sem` is a live semaphore (map_sem_file).
+            if unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {
+                return Ok(());
+            }
+            match errno() {
+                libc::EAGAIN if backoff.sleep_until(deadline) => {}
+                libc::EAGAIN => return Err(libc::ETIMEDOUT),
+                e => return Err(e),
+            }
         }
     }
 
@@ -405,11 +515,13 @@ impl PosixSemaphore {
 }
 
 /// `int sem_clockwait(sem_t *, clockid_t, const struct timespec *)`.
+#[cfg(not(qshm_portable))]
 pub(super) type SemClockwait =
     unsafe extern "C" fn(*mut libc::sem_t, libc::clockid_t, *const libc::timespec) -> c_int;
 
 /// glibc's `sem_clockwait` (2.30 and later), looked up once at run time: linking it would
 /// make the program refuse to start on an older glibc, and musl has none.
+#[cfg(not(qshm_portable))]
 pub(super) fn sem_clockwait() -> Option<SemClockwait> {
     static FN: std::sync::OnceLock<Option<SemClockwait>> = std::sync::OnceLock::new();
     *FN.get_or_init(|| {

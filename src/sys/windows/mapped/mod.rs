@@ -111,6 +111,16 @@ pub(crate) struct MappedInner {
     backing: Backing,
 }
 
+impl MappedInner {
+    /// The change counter and its sleeper count in this segment's header, mapped anew.
+    pub(crate) fn change_words(&self, label: &str) -> Result<crate::sys::notify::ChangeWords> {
+        let file = self.file.as_ref().ok_or_else(|| {
+            Error::new(ErrorKind::NotAttached, Operation::Notify, label.to_owned())
+        })?;
+        crate::sys::notify::ChangeWords::of_mapped(file, self.header_size, true, label)
+    }
+}
+
 // SAFETY: the struct owns process-wide views and a file handle, neither tied to the thread
 // that made them (unmapping and closing may happen on any thread). It never reads or writes
 // the data area itself: slices are made by `Locked`, which requires the lock; the header is

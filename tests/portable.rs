@@ -1,0 +1,132 @@
+//! The portable-Unix mode (`RUSTFLAGS="--cfg qshm_portable"`, `ci/test.sh`): the Linux
+//! build without the Linux-only calls that macOS and FreeBSD lack. This checks that each
+//! fallback path those builds take really runs here: a timed wait on a System V and on a
+//! POSIX semaphore (no `semtimedop`, no `sem_timedwait`: polled), and the `mapped` lock's
+//! sleep (no futex: polled). The Linux-only calls are not compiled in this mode; the
+//! counters show the fallbacks were taken, not skipped.
+#![cfg(all(qshm_linux, qshm_portable))]
+
+mod util;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use qshm::mapped::{FileOptions, MappedSegment};
+use qshm::{
+    AccessMode, ErrorKind, KeyType, NativeKey, SemaphoreMode, SharedMemory, SystemSemaphore,
+};
+use util::{ChildProc, Cleanup};
+
+fn counts() -> HashMap<&'static str, u64> {
+    qshm::portable::fallback_counts().into_iter().collect()
+}
+
+/// A timed acquire of a taken semaphore of `key_type` times out after its timeout, by the
+/// polling fallback.
+fn timed_wait_polls(key_type: KeyType, fallback: &str) {
+    let key = SystemSemaphore::legacy_native_key(&util::unique_key(fallback), key_type);
+    let _cleanup = Cleanup::new().semaphore(&key);
+    let mut sem = SystemSemaphore::with_native_key(key, 0, SemaphoreMode::Create).unwrap();
+    sem.set_remove_on_drop(true);
+    let before = counts()[fallback];
+    let start = Instant::now();
+    let err = sem.acquire_timeout(Duration::from_millis(60)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(60));
+    assert!(start.elapsed() < Duration::from_secs(5));
+    // Released from another thread while waiting: the poll sees it.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(30));
+            sem.release(1).unwrap();
+        });
+        sem.acquire_timeout(Duration::from_secs(10)).unwrap();
+    });
+    assert!(counts()[fallback] > before, "{fallback} not taken");
+}
+
+#[test]
+fn system_v_timed_wait_polls() {
+    timed_wait_polls(KeyType::SystemV, "sysv_timed_poll");
+}
+
+#[test]
+fn posix_timed_wait_polls() {
+    timed_wait_polls(KeyType::PosixRealtime, "posix_timed_poll");
+}
+
+/// Without `O_TMPFILE`, a POSIX segment is created under its name and sized once, and a
+/// semaphore file written under a temporary name and linked into place, which is then gone.
+#[test]
+fn posix_creation_without_unnamed_files() {
+    let key = NativeKey::legacy(&util::unique_key("portable-create"), KeyType::PosixRealtime);
+    let _cleanup = Cleanup::new().segment(&key);
+    let before = counts()["named_create"];
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    shm.create(4096, AccessMode::ReadWrite).unwrap();
+    shm.lock().unwrap().as_mut_slice().unwrap()[..5].copy_from_slice(b"hello");
+    let mut other = SharedMemory::with_native_key(key);
+    other.attach(AccessMode::ReadOnly).unwrap();
+    assert_eq!(&other.lock().unwrap().as_slice()[..5], b"hello");
+    assert!(counts()["named_create"] > before, "named_create not taken");
+    drop(other);
+    shm.detach().unwrap();
+}
+
+/// A lock holder in this process, a waiter in a child: the child's `lock_timeout` sleeps
+/// by polling (no futex) until the holder lets go.
+#[test]
+fn mapped_lock_sleeps_by_polling() {
+    let path = FileOptions::new().resolve(util::unique_key("portable-mapped"));
+    let _cleanup = util::PathCleanup::new().path(&path);
+    let seg = FileOptions::new().create(&path, 64).unwrap();
+    let guard = seg.lock().unwrap();
+    let path_text = path.to_str().unwrap();
+    let mut child = ChildProc::spawn("wait-for-lock", &[path_text]);
+    assert_eq!(child.expect_line(Duration::from_secs(30)), "waiting");
+    std::thread::sleep(Duration::from_millis(100));
+    drop(guard);
+    assert_eq!(child.expect_line(Duration::from_secs(30)), "polled");
+    assert!(child.wait(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn child_entry() {
+    let Some(args) = util::child_role() else {
+        return;
+    };
+    match args[0].as_str() {
+        "wait-for-lock" => {
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            let before = counts();
+            util::say("waiting");
+            let start = Instant::now();
+            let guard = seg.lock_timeout(Duration::from_secs(20)).unwrap();
+            assert!(start.elapsed() >= Duration::from_millis(50));
+            drop(guard);
+            let after = counts();
+            for name in ["mapped_lock_poll", "wait_word_poll"] {
+                assert!(after[name] > before[name], "{name} not taken: {after:?}");
+            }
+            util::say("polled");
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Every fallback the mode knows is one this suite checks (a new one must be tested here).
+#[test]
+fn every_fallback_is_checked() {
+    let mut names: Vec<_> = counts().into_keys().collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "mapped_lock_poll",
+            "named_create",
+            "posix_timed_poll",
+            "sysv_timed_poll",
+            "wait_word_poll"
+        ]
+    );
+}
