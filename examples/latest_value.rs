@@ -94,7 +94,7 @@ mod demo {
             (seen, last, reads) = (seq, i, reads + 1);
         }
         println!(
-            "reader {}: followed {reads} of {VALUES} positions (the latest each time), none torn; the last was {last}",
+            "reader {}: read {reads} values as they came (the latest each time: some are skipped), none torn; the last position was {last} of {VALUES}",
             std::process::id()
         );
         if last != VALUES {
