@@ -90,7 +90,10 @@
  *   /dev/shm/qshm-notify-<first 24 hex digits of the SHA-1 of "<type>:<native key>">,
  *   where <type> is the decimal value of Qt's QNativeIpcKey::Type (SystemV 0x51 = 81,
  *   PosixRealtime 0x100 = 256); it is removed with the segment by qshm's last detach.
- *   On Windows, waiters poll `changes` (backoff 20 us to 1 ms): notify needs no wake.
+ *   On Windows, sleepers wait on a named semaphore, "Local\qshm_notify_<volume serial,
+ *   8 lowercase hex>_<file index, 16 lowercase hex>_wake" for a mapped file (created or
+ *   opened with CreateSemaphoreW, initial 0, maximum 0x7fffffff), instead of the futex;
+ *   notify releases it change_waiters times when that is not 0.
  *
  * Version 1 (earlier builds of qshm) named every owner by thread id; version-1 segments
  * are refused by later readers, and the reverse. Version 3 added the change counter: a

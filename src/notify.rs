@@ -14,8 +14,9 @@
 //!   when a Qt process was the last). A segment nobody asks a notifier for has none.
 //!
 //! [`notify`](Notifier::notify) increments the counter and, only when someone sleeps, wakes
-//! every sleeper (a shared futex on Linux: it works across PID namespaces, since the kernel
-//! keys it by the page, not by a process id). [`wait`](Notifier::wait) returns as soon as
+//! every sleeper: a shared futex on Linux (it works across PID namespaces, since the kernel
+//! keys it by the page, not by a process id); on Windows a named semaphore beside the
+//! counter, released once per sleeper. [`wait`](Notifier::wait) returns as soon as
 //! the counter differs from the value the caller last saw, which is why no change is missed:
 //!
 //! ```
@@ -52,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::sys::notify::ChangeWords;
-use crate::sys::wait_word::{self, Woke};
+use crate::sys::wait_word::Woke;
 
 /// The longest single sleep of a cancellable wait: the bound on how late it notices a
 /// cancel whose wake came just before it fell asleep (usually it is woken at once).
@@ -143,8 +144,8 @@ impl Notifier {
             .changes()
             .fetch_add(1, Ordering::SeqCst)
             .wrapping_add(1);
-        if wait_word::KERNEL_WAKES && words.waiters().load(Ordering::SeqCst) != 0 {
-            wait_word::wake(words.changes(), u32::MAX).map_err(|e| self.labelled(e))?;
+        if words.waiters().load(Ordering::SeqCst) != 0 {
+            words.wake_all().map_err(|e| self.labelled(e))?;
         }
         Ok(now)
     }
@@ -225,7 +226,7 @@ impl Notifier {
         }
         words.waiters().fetch_add(1, Ordering::SeqCst);
         let woke = if words.changes().load(Ordering::SeqCst) == seen {
-            wait_word::wait(words.changes(), seen, left)
+            words.sleep(seen, left)
         } else {
             Ok(Woke::Early)
         };
@@ -296,7 +297,7 @@ impl CancelToken {
         self.inner.cancelled.store(true, Ordering::SeqCst);
         let waiting = self.inner.waiting.lock().unwrap_or_else(|p| p.into_inner());
         for shared in waiting.iter().filter_map(Weak::upgrade) {
-            let _ = wait_word::wake(shared.words.changes(), u32::MAX);
+            let _ = shared.words.wake_all();
         }
     }
 

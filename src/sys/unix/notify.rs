@@ -16,6 +16,8 @@ use rustix::mm::{MapFlags, ProtFlags};
 
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::sys::segment_header::{Header, MIN_HEADER_SIZE};
+use crate::sys::wait_word::{self, Woke};
+use std::time::Duration;
 
 /// The first 8 bytes of a companion.
 const COMPANION_MAGIC: [u8; 8] = *b"QSHM\0NTF";
@@ -157,6 +159,21 @@ impl ChangeWords {
     /// Whether the words may be written (a write-sealed segment's may not).
     pub(crate) fn writable(&self) -> bool {
         self.writable
+    }
+
+    /// Sleeps while the counter is `seen`, at most `left` (`None`: until woken); may return
+    /// early. The caller counts itself in `waiters` around it.
+    pub(crate) fn sleep(&self, seen: u32, left: Option<Duration>) -> Result<Woke> {
+        wait_word::wait(self.changes(), seen, left)
+    }
+
+    /// Wakes every sleeper (in any process), after a change.
+    pub(crate) fn wake_all(&self) -> Result<()> {
+        if wait_word::KERNEL_WAKES {
+            wait_word::wake(self.changes(), u32::MAX)
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -117,7 +117,8 @@ impl MappedInner {
         let file = self.file.as_ref().ok_or_else(|| {
             Error::new(ErrorKind::NotAttached, Operation::Notify, label.to_owned())
         })?;
-        crate::sys::notify::ChangeWords::of_mapped(file, self.header_size, true, label)
+        let name = format!("Local\\qshm_notify_{:08x}_{:016x}", self.id.0, self.id.1);
+        crate::sys::notify::ChangeWords::of_mapped(file, &name, self.header_size, true, label)
     }
 }
 
