@@ -164,7 +164,9 @@ proptest! {
             let mut tx = Sender::create(seg, &options).unwrap();
             let mut child = ChildProc::spawn("consume", &[p, &list(&sizes), &list(&consumer_pauses)]);
             produce(&mut tx, &sizes, &producer_pauses);
-            drop(tx);
+            // Closes the producer's end but keeps the segment: a child that has not opened
+            // the file yet would find it removed by our last detach.
+            let _seg = tx.close();
             prop_assert_eq!(child.expect_line(T), "ok");
             prop_assert!(child.wait(T).success());
         }
@@ -491,7 +493,7 @@ fn c_program_at_either_end() {
     })
     .unwrap();
     produce(&mut tx, &sizes, &[]);
-    drop(tx);
+    let _seg = tx.close(); // the end, not the segment: the C program may not have opened it yet
     let status = c.wait().unwrap();
     assert!(status.success(), "the C consumer: {status}");
 }
