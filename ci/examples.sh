@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every example under examples/, each across the processes it claims (they start
 # themselves, or their Qt peer, as children), each under a time limit: the walk-throughs
-# (semaphore_pipeline, memfd_handover, owner_died, inspect_clean, notify, async_wait (feature
-# async), qt_interop with
+# (semaphore_pipeline, memfd_handover, owner_died, inspect_clean, queue, latest_value, notify,
+# async_wait (feature async), qt_interop with
 # "$QSHM_PYTHON", a Python with PyQt6), and the writer/reader pair, the reader started while
 # the writer holds its segment. Every example uses keys with its pid and cleans up; the
 # leak guard of ci/test.sh checks that.
@@ -34,6 +34,8 @@ run semaphore_pipeline
 run memfd_handover
 run owner_died
 run inspect_clean
+run queue
+run latest_value
 run notify
 run async_wait
 run qt_interop

@@ -489,6 +489,598 @@ static inline void qshm_mark_consistent(struct qshm_header *h)
     __atomic_fetch_and(&h->state, ~QSHM_STATE_INCONSISTENT, __ATOMIC_RELAXED);
 }
 
+/* ==== Patterns in the data area: a message queue and a latest-value cell ================
+ *
+ * Both live at the start of a segment's data area (qshm_data), are made by one side
+ * (qshm_queue_format / qshm_cell_format, or Rust's qshm::mapped::queue / ::cell) and
+ * validated by the other on open. Every field is accessed with __atomic builtins.
+ *
+ * Ends (a queue's producer and consumer, a cell's writer) are named in a 64-bit word: 0
+ * while nobody has attached, QSHM_END_CLOSED once the end was closed (for good), and
+ * otherwise the attached process's identity. qshm processes write the identity of their
+ * lock word (QSHM_LOCK_TOKEN | slot << 32 | tid: their liveness slot); programs using this
+ * header write qshm_process_id() (tag << 32 | pid, the tag being the low 31 bits of the
+ * process's start time). A peer is dead when qshm__owner_dead says so (see "Whether an
+ * owner is dead" above), asked through `fd`, a descriptor of the segment file this process
+ * opened itself, or -1 (then a qshm peer killed with SIGKILL is never recognised as dead:
+ * the wait goes on until its timeout). Blocked sides sleep on a futex at most 100 ms at a
+ * time and check their peer between sleeps.
+ *
+ * Return values: 0 or a length on success, else -errno: -EAGAIN (try: full, empty),
+ * -ETIMEDOUT, -EPIPE (the peer closed its end or died; for a consumer, once the queue is
+ * drained), -EBUSY (the end is held by a live process), -EMSGSIZE (message too long, or
+ * buffer too small: the message stays queued), -EINVAL (not a queue / cell, or corrupt),
+ * -EPROTONOSUPPORT (another layout version), -EPROTO (corrupt indices or records). */
+
+#define QSHM_END_CLOSED UINT64_MAX
+
+/* This process's identity as the end of a queue or cell: tag << 32 | pid (cached; after
+ * fork, recomputed). */
+static inline uint64_t qshm_process_id(void)
+{
+    static __thread uint32_t generation;
+    static __thread uint64_t id;
+    uint32_t gen = __atomic_load_n(&qshm__fork_generation, __ATOMIC_RELAXED);
+    if (generation == gen && id != 0)
+        return id;
+    pthread_once(&qshm__once, qshm__register_atfork);
+    char state;
+    uint32_t tag = 0;
+    if (qshm__read_stat("/proc/self/stat", &state, &tag) != 0)
+        tag = 0;
+    id = ((uint64_t)tag << 32) | ((uint64_t)getpid() & QSHM_LOCK_TID_MASK);
+    generation = gen;
+    return id;
+}
+
+/* Takes the end `word` for `me`: free, or held by a dead process. 0, -EBUSY, -EPIPE. */
+static inline int qshm__attach_end(uint64_t *word, uint64_t me, int fd)
+{
+    uint64_t cur = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+    for (;;) {
+        if (cur == QSHM_END_CLOSED)
+            return -EPIPE;
+        if (cur != 0 && !qshm__owner_dead(cur, fd))
+            return -EBUSY;
+        if (__atomic_compare_exchange_n(word, &cur, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return 0;
+    }
+}
+
+/* Whether the end `word` is gone (closed; or, if `check`, its process died). */
+static inline int qshm__end_gone(const uint64_t *word, int fd, int check)
+{
+    uint64_t cur = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+    if (cur == QSHM_END_CLOSED)
+        return 1;
+    return check && cur != 0 && qshm__owner_dead(cur, fd);
+}
+
+static inline long qshm__futex_wait(uint32_t *word, uint32_t expected, long timeout_ns)
+{
+    struct timespec ts;
+    ts.tv_sec = timeout_ns / 1000000000L;
+    ts.tv_nsec = timeout_ns % 1000000000L;
+    return syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, NULL, 0);
+}
+
+static inline void qshm__futex_wake(uint32_t *word, int count)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
+}
+
+static inline int64_t qshm__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- the queue: one producer, one consumer ------------------------------------------- */
+
+#define QSHM_QUEUE_MAGIC "QSHM\0QUE"
+#define QSHM_QUEUE_VERSION 1u
+#define QSHM_QUEUE_RING_OFFSET 256u
+#define QSHM_QUEUE_SKIP 0xffffffffu
+#define QSHM_QUEUE_PRODUCER 0
+#define QSHM_QUEUE_CONSUMER 1
+
+/* At the start of the data area; the ring follows at ring_offset. A message of n bytes is
+ * a record of 8 + (n rounded up to 8) bytes at tail % ring_size: n (4 bytes), 0 (4 bytes),
+ * the message, padding. A record never wraps: if it does not fit before the end of the
+ * ring, a skip marker (QSHM_QUEUE_SKIP) fills the rest and the record starts at 0. The
+ * producer writes a record, then stores tail (release); the consumer loads tail (acquire),
+ * copies the record, then stores head (release). Each then fences (seq_cst) and wakes the
+ * other side's futex word (tail or head) if its waiter count is not 0; a side about to
+ * sleep increments its count, checks the index again, sleeps, and decrements it. */
+struct qshm_queue {
+    unsigned char magic[8];  /*   0: QSHM_QUEUE_MAGIC, stored last when made */
+    uint32_t version;        /*   8: QSHM_QUEUE_VERSION */
+    uint32_t ring_offset;    /*  12: QSHM_QUEUE_RING_OFFSET */
+    uint32_t ring_size;      /*  16: a power of two, 64 .. 2^30 */
+    uint32_t max_message;    /*  20: 1 .. ring_size / 2 - 8 */
+    uint32_t reserved0[10];
+    uint32_t tail;           /*  64: bytes written, mod 2^32 (producer; futex word) */
+    uint32_t space_waiters;  /*  68: the producer sleeps waiting for room */
+    uint64_t producer;       /*  72: the producer's identity (an end word) */
+    uint64_t reserved1[6];
+    uint32_t head;           /* 128: bytes consumed, mod 2^32 (consumer; futex word) */
+    uint32_t data_waiters;   /* 132: the consumer sleeps waiting for a message */
+    uint64_t consumer;       /* 136: the consumer's identity (an end word) */
+    uint64_t reserved2[14];
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct qshm_queue) == 256, "qshm_queue layout");
+static_assert(offsetof(struct qshm_queue, tail) == 64, "qshm_queue layout");
+static_assert(offsetof(struct qshm_queue, head) == 128, "qshm_queue layout");
+#else
+__extension__ _Static_assert(sizeof(struct qshm_queue) == 256, "qshm_queue layout");
+__extension__ _Static_assert(__builtin_offsetof(struct qshm_queue, tail) == 64,
+                             "qshm_queue layout");
+__extension__ _Static_assert(__builtin_offsetof(struct qshm_queue, head) == 128,
+                             "qshm_queue layout");
+#endif
+
+/* One end of a queue (fill it with qshm_queue_open). */
+struct qshm_queue_end {
+    struct qshm_queue *q;
+    unsigned char *ring;
+    uint32_t size, max_message;
+    uint32_t pos;  /* this end's index */
+    uint32_t seen; /* the other end's index, as last loaded */
+    uint64_t me;
+    int role;
+    int fd;
+};
+
+static inline uint32_t qshm__record_size(uint32_t len)
+{
+    return 8u + ((len + 7u) & ~7u);
+}
+
+/* Makes an empty queue in a data area of `data_size` bytes (8-aligned, its first 8 bytes 0,
+ * used by nobody yet). 0 or -EINVAL. */
+static inline int qshm_queue_format(void *data, uint64_t data_size, uint32_t ring_size,
+                                    uint32_t max_message)
+{
+    struct qshm_queue *q = (struct qshm_queue *)data;
+    if (ring_size < 64 || ring_size > (1u << 30) || (ring_size & (ring_size - 1)) != 0 ||
+        max_message == 0 || max_message > ring_size / 2 - 8 ||
+        qshm__record_size(max_message) > ring_size / 2 ||
+        data_size < QSHM_QUEUE_RING_OFFSET + (uint64_t)ring_size)
+        return -EINVAL;
+    memset((unsigned char *)data + 8, 0, QSHM_QUEUE_RING_OFFSET - 8);
+    __atomic_store_n(&q->version, QSHM_QUEUE_VERSION, __ATOMIC_RELAXED);
+    __atomic_store_n(&q->ring_offset, QSHM_QUEUE_RING_OFFSET, __ATOMIC_RELAXED);
+    __atomic_store_n(&q->ring_size, ring_size, __ATOMIC_RELAXED);
+    __atomic_store_n(&q->max_message, max_message, __ATOMIC_RELAXED);
+    uint64_t magic;
+    memcpy(&magic, QSHM_QUEUE_MAGIC, 8);
+    __atomic_store_n((uint64_t *)(void *)q->magic, magic, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Validates the queue at `data` and attaches as `role` (QSHM_QUEUE_PRODUCER or
+ * QSHM_QUEUE_CONSUMER). `fd`: see above. 0, -EINVAL, -EPROTONOSUPPORT, -EBUSY, -EPIPE. */
+static inline int qshm_queue_open(struct qshm_queue_end *e, void *data, uint64_t data_size,
+                                  int role, int fd)
+{
+    struct qshm_queue *q = (struct qshm_queue *)data;
+    uint64_t magic = __atomic_load_n((uint64_t *)(void *)q->magic, __ATOMIC_ACQUIRE);
+    if (data_size < QSHM_QUEUE_RING_OFFSET + 64 || memcmp(&magic, QSHM_QUEUE_MAGIC, 8) != 0)
+        return -EINVAL;
+    if (__atomic_load_n(&q->version, __ATOMIC_RELAXED) != QSHM_QUEUE_VERSION)
+        return -EPROTONOSUPPORT;
+    uint32_t off = __atomic_load_n(&q->ring_offset, __ATOMIC_RELAXED);
+    uint32_t size = __atomic_load_n(&q->ring_size, __ATOMIC_RELAXED);
+    uint32_t max = __atomic_load_n(&q->max_message, __ATOMIC_RELAXED);
+    if (off != QSHM_QUEUE_RING_OFFSET || size < 64 || size > (1u << 30) ||
+        (size & (size - 1)) != 0 || (uint64_t)off + size > data_size || max == 0 ||
+        max > size / 2 - 8 || qshm__record_size(max) > size / 2)
+        return -EINVAL;
+    e->q = q;
+    e->ring = (unsigned char *)data + off;
+    e->size = size;
+    e->max_message = max;
+    e->me = qshm_process_id();
+    e->role = role;
+    e->fd = fd;
+    int r = qshm__attach_end(role == QSHM_QUEUE_PRODUCER ? &q->producer : &q->consumer, e->me,
+                             fd);
+    if (r != 0)
+        return r;
+    if (role == QSHM_QUEUE_PRODUCER) {
+        e->pos = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
+        e->seen = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
+    } else {
+        e->pos = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
+        e->seen = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
+    }
+    return 0;
+}
+
+/* Closes the end for good (the peer gets -EPIPE / Disconnected) and wakes the peer. */
+static inline void qshm_queue_close(struct qshm_queue_end *e)
+{
+    uint64_t *own = e->role == QSHM_QUEUE_PRODUCER ? &e->q->producer : &e->q->consumer;
+    uint32_t *peer_sleeps_on = e->role == QSHM_QUEUE_PRODUCER ? &e->q->tail : &e->q->head;
+    uint64_t me = e->me;
+    __atomic_compare_exchange_n(own, &me, QSHM_END_CLOSED, 0, __ATOMIC_ACQ_REL,
+                                __ATOMIC_RELAXED);
+    qshm__futex_wake(peer_sleeps_on, 0x7fffffff);
+}
+
+static inline void qshm__queue_publish(struct qshm_queue_end *e)
+{
+    uint32_t *index = e->role == QSHM_QUEUE_PRODUCER ? &e->q->tail : &e->q->head;
+    uint32_t *waiters =
+        e->role == QSHM_QUEUE_PRODUCER ? &e->q->data_waiters : &e->q->space_waiters;
+    __atomic_store_n(index, e->pos, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(waiters, __ATOMIC_RELAXED) != 0)
+        qshm__futex_wake(index, 1);
+}
+
+/* Sends `len` bytes if there is room: 0, -EAGAIN (full), -EMSGSIZE, -EPIPE (the consumer
+ * closed), -EPROTO. */
+static inline int qshm_queue_try_send(struct qshm_queue_end *e, const void *msg, uint32_t len)
+{
+    if (len > e->max_message)
+        return -EMSGSIZE;
+    if (__atomic_load_n(&e->q->consumer, __ATOMIC_RELAXED) == QSHM_END_CLOSED)
+        return -EPIPE;
+    uint32_t rec = qshm__record_size(len);
+    uint32_t off = e->pos & (e->size - 1);
+    uint32_t contiguous = e->size - off;
+    uint32_t need = rec <= contiguous ? rec : contiguous + rec;
+    if (e->size - (e->pos - e->seen) < need) {
+        e->seen = __atomic_load_n(&e->q->head, __ATOMIC_ACQUIRE);
+        uint32_t used = e->pos - e->seen;
+        if (used > e->size)
+            return -EPROTO;
+        if (e->size - used < need)
+            return -EAGAIN;
+    }
+    if (rec > contiguous) {
+        uint32_t skip = QSHM_QUEUE_SKIP;
+        memcpy(e->ring + off, &skip, 4);
+        e->pos += contiguous;
+        off = 0;
+    }
+    uint32_t header[2];
+    header[0] = len;
+    header[1] = 0;
+    memcpy(e->ring + off, header, 8);
+    if (len != 0)
+        memcpy(e->ring + off + 8, msg, len);
+    e->pos += rec;
+    qshm__queue_publish(e);
+    return 0;
+}
+
+/* The next message's length (skipping skip markers), -EAGAIN when empty, -EPROTO. */
+static inline int64_t qshm__queue_peek(struct qshm_queue_end *e)
+{
+    for (;;) {
+        if (e->pos == e->seen) {
+            e->seen = __atomic_load_n(&e->q->tail, __ATOMIC_ACQUIRE);
+            if (e->pos == e->seen)
+                return -EAGAIN;
+        }
+        uint32_t used = e->seen - e->pos;
+        if (used > e->size)
+            return -EPROTO;
+        uint32_t off = e->pos & (e->size - 1);
+        uint32_t len, contiguous = e->size - off;
+        memcpy(&len, e->ring + off, 4);
+        if (len == QSHM_QUEUE_SKIP) {
+            if (contiguous > used)
+                return -EPROTO;
+            e->pos += contiguous;
+            continue;
+        }
+        if (len > e->max_message || qshm__record_size(len) > used ||
+            qshm__record_size(len) > contiguous)
+            return -EPROTO;
+        return len;
+    }
+}
+
+/* Receives the next message into `buf` (`cap` bytes) if there is one: its length,
+ * -EAGAIN (empty), -EPIPE (empty, and the producer closed its end), -EMSGSIZE (longer than
+ * `cap`: it stays queued), -EPROTO. */
+static inline int64_t qshm_queue_try_recv(struct qshm_queue_end *e, void *buf, uint32_t cap)
+{
+    int64_t len = qshm__queue_peek(e);
+    if (len == -EAGAIN && qshm__end_gone(&e->q->producer, e->fd, 0)) {
+        len = qshm__queue_peek(e);
+        if (len == -EAGAIN)
+            return -EPIPE;
+    }
+    if (len < 0)
+        return len;
+    if ((uint64_t)len > cap)
+        return -EMSGSIZE;
+    memcpy(buf, e->ring + (e->pos & (e->size - 1)) + 8, (size_t)len);
+    e->pos += qshm__record_size((uint32_t)len);
+    qshm__queue_publish(e);
+    return len;
+}
+
+/* Waits until `word` leaves `expected` (spin, then futex slices of at most 100 ms), the
+ * peer is gone (-EPIPE) or the deadline passes (-ETIMEDOUT; deadline < 0: none). Returns 0
+ * to try again. */
+static inline int qshm__queue_wait(struct qshm_queue_end *e, uint32_t *word, uint32_t *waiters,
+                                   const uint64_t *peer, int64_t deadline, int *check)
+{
+    int spins;
+    for (spins = 0; spins < 1000; spins++) {
+        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != e->seen)
+            return 0;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    if (qshm__end_gone(peer, e->fd, *check))
+        return -EPIPE;
+    long slice = 100000000L;
+    if (deadline >= 0) {
+        int64_t left = deadline - qshm__now_ns();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        if (left < slice)
+            slice = (long)left;
+    }
+    __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
+    long r = 0;
+    if (__atomic_load_n(word, __ATOMIC_SEQ_CST) == e->seen)
+        r = qshm__futex_wait(word, e->seen, slice);
+    __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);
+    *check = r == -1 && errno == ETIMEDOUT;
+    return 0;
+}
+
+/* Sends, waiting for room at most `timeout_ms` (-1: forever): 0, -ETIMEDOUT, -EPIPE (the
+ * consumer closed its end or died), -EMSGSIZE, -EPROTO. */
+static inline int qshm_queue_send(struct qshm_queue_end *e, const void *msg, uint32_t len,
+                                  int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : qshm__now_ns() + (int64_t)timeout_ms * 1000000;
+    int check = 0;
+    for (;;) {
+        int r = qshm_queue_try_send(e, msg, len);
+        if (r != -EAGAIN)
+            return r;
+        r = qshm__queue_wait(e, &e->q->head, &e->q->space_waiters, &e->q->consumer, deadline,
+                             &check);
+        if (r != 0)
+            return r;
+    }
+}
+
+/* Receives, waiting at most `timeout_ms` (-1: forever): the message's length, -ETIMEDOUT,
+ * -EPIPE (the producer closed its end or died, and every message it sent was received),
+ * -EMSGSIZE, -EPROTO. */
+static inline int64_t qshm_queue_recv(struct qshm_queue_end *e, void *buf, uint32_t cap,
+                                      int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : qshm__now_ns() + (int64_t)timeout_ms * 1000000;
+    int check = 0;
+    for (;;) {
+        int64_t n = qshm_queue_try_recv(e, buf, cap);
+        if (n != -EAGAIN)
+            return n;
+        int r = qshm__queue_wait(e, &e->q->tail, &e->q->data_waiters, &e->q->producer,
+                                 deadline, &check);
+        if (r == -EPIPE) {
+            n = qshm_queue_try_recv(e, buf, cap);
+            return n == -EAGAIN ? -EPIPE : n;
+        }
+        if (r != 0)
+            return r;
+    }
+}
+
+/* ---- the latest-value cell: one writer, many readers (a seqlock) --------------------- */
+
+#define QSHM_CELL_MAGIC "QSHM\0CEL"
+#define QSHM_CELL_VERSION 1u
+#define QSHM_CELL_VALUE_OFFSET 128u
+
+/* At the start of the data area; the value follows at value_offset. The writer stores seq
+ * odd (relaxed), a release fence, the value as relaxed 64-bit atomic stores, len, then seq
+ * even (release), a seq_cst fence, and wakes every sleeper of seq if waiters is not 0. A
+ * reader loads seq (acquire); if even, len and the value as relaxed 64-bit atomic loads, an
+ * acquire fence, and seq again (relaxed): the copy is whole if both were equal. */
+struct qshm_cell {
+    unsigned char magic[8]; /*   0: QSHM_CELL_MAGIC, stored last when made */
+    uint32_t version;       /*   8: QSHM_CELL_VERSION */
+    uint32_t value_offset;  /*  12: QSHM_CELL_VALUE_OFFSET */
+    uint32_t capacity;      /*  16: a multiple of 8, 8 .. 2^30 */
+    uint32_t reserved0[11];
+    uint32_t seq;           /*  64: odd while written; even: the value's version (futex) */
+    uint32_t waiters;       /*  68: readers sleeping in qshm_cell_wait_next */
+    uint32_t len;           /*  72: the value's length */
+    uint32_t reserved1;
+    uint64_t writer;        /*  80: the writer's identity (an end word) */
+    uint64_t reserved2[5];
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct qshm_cell) == 128, "qshm_cell layout");
+static_assert(offsetof(struct qshm_cell, seq) == 64, "qshm_cell layout");
+static_assert(offsetof(struct qshm_cell, writer) == 80, "qshm_cell layout");
+#else
+__extension__ _Static_assert(sizeof(struct qshm_cell) == 128, "qshm_cell layout");
+__extension__ _Static_assert(__builtin_offsetof(struct qshm_cell, seq) == 64,
+                             "qshm_cell layout");
+__extension__ _Static_assert(__builtin_offsetof(struct qshm_cell, writer) == 80,
+                             "qshm_cell layout");
+#endif
+
+/* Makes an empty cell of `capacity` bytes (a multiple of 8) in a data area of `data_size`
+ * bytes (8-aligned, its first 8 bytes 0, used by nobody yet). 0 or -EINVAL. */
+static inline int qshm_cell_format(void *data, uint64_t data_size, uint32_t capacity)
+{
+    struct qshm_cell *c = (struct qshm_cell *)data;
+    if (capacity < 8 || capacity % 8 != 0 || capacity > (1u << 30) ||
+        data_size < QSHM_CELL_VALUE_OFFSET + (uint64_t)capacity)
+        return -EINVAL;
+    memset((unsigned char *)data + 8, 0, QSHM_CELL_VALUE_OFFSET - 8);
+    __atomic_store_n(&c->version, QSHM_CELL_VERSION, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->value_offset, QSHM_CELL_VALUE_OFFSET, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->capacity, capacity, __ATOMIC_RELAXED);
+    uint64_t magic;
+    memcpy(&magic, QSHM_CELL_MAGIC, 8);
+    __atomic_store_n((uint64_t *)(void *)c->magic, magic, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Validates the cell at `data`: 0, -EINVAL, -EPROTONOSUPPORT. */
+static inline int qshm_cell_check(const void *data, uint64_t data_size)
+{
+    const struct qshm_cell *c = (const struct qshm_cell *)data;
+    uint64_t magic = __atomic_load_n((const uint64_t *)(const void *)c->magic, __ATOMIC_ACQUIRE);
+    if (data_size < QSHM_CELL_VALUE_OFFSET + 8 || memcmp(&magic, QSHM_CELL_MAGIC, 8) != 0)
+        return -EINVAL;
+    if (__atomic_load_n(&c->version, __ATOMIC_RELAXED) != QSHM_CELL_VERSION)
+        return -EPROTONOSUPPORT;
+    uint32_t off = __atomic_load_n(&c->value_offset, __ATOMIC_RELAXED);
+    uint32_t cap = __atomic_load_n(&c->capacity, __ATOMIC_RELAXED);
+    if (off != QSHM_CELL_VALUE_OFFSET || cap < 8 || cap % 8 != 0 || cap > (1u << 30) ||
+        (uint64_t)off + cap > data_size)
+        return -EINVAL;
+    return 0;
+}
+
+/* Attaches this process as the writer of a checked cell: 0, -EBUSY, -EPIPE. */
+static inline int qshm_cell_attach_writer(struct qshm_cell *c, int fd)
+{
+    return qshm__attach_end(&c->writer, qshm_process_id(), fd);
+}
+
+/* Closes the writer's end for good and wakes the readers that wait. */
+static inline void qshm_cell_close_writer(struct qshm_cell *c)
+{
+    uint64_t me = qshm_process_id();
+    __atomic_compare_exchange_n(&c->writer, &me, QSHM_END_CLOSED, 0, __ATOMIC_ACQ_REL,
+                                __ATOMIC_RELAXED);
+    qshm__futex_wake(&c->seq, 0x7fffffff);
+}
+
+static inline uint64_t *qshm__cell_words(struct qshm_cell *c)
+{
+    return (uint64_t *)(void *)((unsigned char *)c + QSHM_CELL_VALUE_OFFSET);
+}
+
+/* Publishes `len` bytes (the attached writer only): the new sequence number (as an
+ * int64_t), or -EMSGSIZE. */
+static inline int64_t qshm_cell_write(struct qshm_cell *c, const void *value, uint32_t len)
+{
+    if (len > __atomic_load_n(&c->capacity, __ATOMIC_RELAXED))
+        return -EMSGSIZE;
+    uint32_t s = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
+    uint32_t writing = (s & 1u) ? s + 2u : s + 1u;
+    __atomic_store_n(&c->seq, writing, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    uint64_t *words = qshm__cell_words(c);
+    const unsigned char *src = (const unsigned char *)value;
+    uint32_t i;
+    for (i = 0; i < len / 8; i++) {
+        uint64_t w;
+        memcpy(&w, src + 8 * i, 8);
+        __atomic_store_n(&words[i], w, __ATOMIC_RELAXED);
+    }
+    if (len % 8 != 0) {
+        uint64_t w = 0;
+        memcpy(&w, src + 8 * i, len % 8);
+        __atomic_store_n(&words[i], w, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&c->len, len, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->seq, writing + 1u, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&c->waiters, __ATOMIC_RELAXED) != 0)
+        qshm__futex_wake(&c->seq, 0x7fffffff);
+    return (int64_t)(writing + 1u);
+}
+
+/* Copies the latest value into `buf` (`cap` bytes), never torn, and its sequence number
+ * into `*seq`: its length, -EMSGSIZE (longer than `cap`) or -EPROTO (corrupt). Retries
+ * while a write is under way (a writer killed half-way makes it retry until another writer
+ * writes: bound it with qshm_cell_wait_next if that matters). */
+static inline int64_t qshm_cell_read(struct qshm_cell *c, void *buf, uint32_t cap, uint32_t *seq)
+{
+    uint64_t *words = qshm__cell_words(c);
+    uint32_t capacity = __atomic_load_n(&c->capacity, __ATOMIC_RELAXED);
+    unsigned char *dst = (unsigned char *)buf;
+    for (;;) {
+        uint32_t s1 = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+        if (s1 & 1u) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+            continue;
+        }
+        uint32_t len = __atomic_load_n(&c->len, __ATOMIC_RELAXED);
+        int fits = len <= capacity && len <= cap;
+        if (fits) {
+            uint32_t i;
+            for (i = 0; i < len / 8; i++) {
+                uint64_t w = __atomic_load_n(&words[i], __ATOMIC_RELAXED);
+                memcpy(dst + 8 * i, &w, 8);
+            }
+            if (len % 8 != 0) {
+                uint64_t w = __atomic_load_n(&words[i], __ATOMIC_RELAXED);
+                memcpy(dst + 8 * i, &w, len % 8);
+            }
+        }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&c->seq, __ATOMIC_RELAXED) == s1) {
+            if (seq)
+                *seq = s1;
+            if (fits)
+                return len;
+            return len > capacity ? -EPROTO : -EMSGSIZE;
+        }
+    }
+}
+
+/* Waits at most `timeout_ms` (-1: forever) for a value newer than sequence number `seen`:
+ * its sequence number (as an int64_t), -ETIMEDOUT, or -EPIPE (the writer closed its end or
+ * died, and nothing newer is there). `fd`: see above. */
+static inline int64_t qshm_cell_wait_next(struct qshm_cell *c, uint32_t seen, int timeout_ms,
+                                          int fd)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : qshm__now_ns() + (int64_t)timeout_ms * 1000000;
+    int check = 0, spins = 0;
+    for (;;) {
+        uint32_t cur = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+        if (cur != seen && !(cur & 1u))
+            return (int64_t)cur;
+        if ((cur & 1u) && spins < 1000) {
+            spins++;
+            continue;
+        }
+        if (qshm__end_gone(&c->writer, fd, check))
+            return -EPIPE;
+        long slice = 100000000L;
+        if (deadline >= 0) {
+            int64_t left = deadline - qshm__now_ns();
+            if (left <= 0)
+                return -ETIMEDOUT;
+            if (left < slice)
+                slice = (long)left;
+        }
+        __atomic_fetch_add(&c->waiters, 1, __ATOMIC_SEQ_CST);
+        long r = 0;
+        if (__atomic_load_n(&c->seq, __ATOMIC_SEQ_CST) == cur)
+            r = qshm__futex_wait(&c->seq, cur, slice);
+        __atomic_fetch_sub(&c->waiters, 1, __ATOMIC_SEQ_CST);
+        check = r == -1 && errno == ETIMEDOUT;
+    }
+}
+
 /* ---- change notification -------------------------------------------------------- */
 
 /* The change counter now: read it before reading the data, and wait with it. */

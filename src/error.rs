@@ -148,6 +148,18 @@ pub enum Operation {
     Wait,
     /// Announcing a change (`Notifier::notify`), or opening the notifier of a segment.
     Notify,
+    /// Making or opening a message queue in a mapped segment (`mapped::queue`).
+    QueueOpen,
+    /// Sending on a message queue (`queue::Sender::send` and its variants).
+    QueueSend,
+    /// Receiving from a message queue (`queue::Receiver::recv` and its variants).
+    QueueReceive,
+    /// Making or opening a latest-value cell in a mapped segment (`mapped::cell`).
+    CellOpen,
+    /// Writing a latest-value cell (`cell::Writer::write`).
+    CellWrite,
+    /// Reading a latest-value cell, or waiting for its next value (`cell::Reader`).
+    CellRead,
 }
 
 impl Operation {
@@ -171,6 +183,12 @@ impl Operation {
             Operation::View => "cannot view shared memory as a type",
             Operation::Wait => "cannot wait for a change of shared memory",
             Operation::Notify => "cannot notify a change of shared memory",
+            Operation::QueueOpen => "cannot open a queue in shared memory",
+            Operation::QueueSend => "cannot send on a queue in shared memory",
+            Operation::QueueReceive => "cannot receive from a queue in shared memory",
+            Operation::CellOpen => "cannot open a latest-value cell in shared memory",
+            Operation::CellWrite => "cannot write a latest-value cell in shared memory",
+            Operation::CellRead => "cannot read a latest-value cell in shared memory",
         }
     }
 }

@@ -144,7 +144,9 @@ use crate::sys::mapped as imp;
 use crate::sys::{LockRef, Locked};
 use crate::AccessMode;
 
+pub mod cell;
 mod options;
+pub mod queue;
 mod stamp;
 
 #[cfg(qshm_linux)]
@@ -571,6 +573,16 @@ impl MappedSegment {
     #[cold]
     fn lock_failed(&self, err: Error) -> Error {
         err.with_op(Operation::Lock).with_key(self.label.clone())
+    }
+
+    /// The platform's segment (for `sys`).
+    pub(crate) fn inner(&self) -> &imp::MappedInner {
+        &self.inner
+    }
+
+    /// The label errors name the segment by.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
     }
 
     /// The size of the data area in bytes (the header is not included).

@@ -22,13 +22,19 @@ mod imp;
 
 #[cfg(qshm_apple)]
 mod apple;
+#[cfg(any(qshm_linux, qshm_windows))]
+pub(crate) mod cell;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub(crate) mod fork;
 mod locked;
+#[cfg(any(qshm_linux, qshm_windows))]
+mod peer;
 pub(crate) mod portable;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) mod procfs;
+#[cfg(any(qshm_linux, qshm_windows))]
+pub(crate) mod queue;
 #[cfg(any(qshm_linux, qshm_windows))]
 pub(crate) mod random;
 #[cfg(any(qshm_linux, qshm_windows))]

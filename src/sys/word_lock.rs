@@ -140,6 +140,12 @@ impl<O: Owners> WordLock<O> {
         unsafe { self.generation.as_ref() }
     }
 
+    /// The platform's half: identities and liveness, which the queue and the cell reuse
+    /// to name their ends and to tell a dead peer.
+    pub(crate) fn owners(&self) -> &O {
+        &self.owners
+    }
+
     /// How many times the lock was taken over from a dead owner.
     pub(crate) fn generation(&self) -> u64 {
         self.generation_word().load(Ordering::Relaxed)

@@ -10,6 +10,7 @@
 
 mod common;
 mod lifecycle;
+mod patterns;
 mod uncontended;
 mod wakeup;
 mod xproc;
@@ -19,9 +20,13 @@ use criterion::Criterion;
 fn main() {
     if let Some(role) = common::child_role() {
         common::become_child();
-        match role.strip_prefix("wakeup/") {
-            Some(id) => wakeup::child(id),
-            None => xproc::child(&role),
+        if patterns::is_child(&role) {
+            patterns::child(&role);
+        } else {
+            match role.strip_prefix("wakeup/") {
+                Some(id) => wakeup::child(id),
+                None => xproc::child(&role),
+            }
         }
         return;
     }
@@ -31,6 +36,7 @@ fn main() {
     uncontended::benches(&mut c);
     lifecycle::benches(&mut c);
     xproc::benches(&mut c);
+    patterns::benches(&mut c);
     wakeup::benches(&mut c);
     c.final_summary();
 }

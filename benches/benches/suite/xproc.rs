@@ -772,7 +772,7 @@ impl Drop for PingPongSession {
     }
 }
 
-fn pingpong_bench(group: &mut BenchmarkGroup<'_, WallTime>) {
+pub(crate) fn pingpong_bench(group: &mut BenchmarkGroup<'_, WallTime>) {
     let mut session: Option<PingPongSession> = None;
     group.bench_function("futex_pingpong", |b| {
         let s = session.get_or_insert_with(|| {

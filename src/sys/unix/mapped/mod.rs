@@ -392,6 +392,15 @@ impl MappedInner {
         &self.lock
     }
 
+    /// Identities and liveness of the processes using the segment (its lock's
+    /// [`Owners`](crate::sys::word_lock::Owners)); `None` for a write-sealed segment.
+    pub(crate) fn owners(&self) -> Option<&dyn crate::sys::word_lock::Owners> {
+        match &self.lock {
+            LockKind::Robust(l) => Some(l.owners()),
+            LockKind::Immutable(_) => None,
+        }
+    }
+
     /// The change counter and its sleeper count in this segment's header, mapped anew.
     pub(crate) fn change_words(&self, label: &str) -> Result<crate::sys::notify::ChangeWords> {
         crate::sys::notify::ChangeWords::of_mapped(

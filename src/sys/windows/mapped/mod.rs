@@ -697,6 +697,14 @@ impl MappedInner {
             .expect("the lock lives until the segment is closed, which takes it by value")
     }
 
+    /// Identities and liveness of the processes using the segment (its lock's
+    /// [`Owners`](crate::sys::word_lock::Owners)); `None` once closed.
+    pub(crate) fn owners(&self) -> Option<&dyn crate::sys::word_lock::Owners> {
+        self.lock
+            .as_ref()
+            .map(|l| l.owners() as &dyn crate::sys::word_lock::Owners)
+    }
+
     /// How many times the lock was taken over from a dead holder.
     /// The layout stamp the header records (version, hash); (0, 0): none.
     pub(crate) fn layout(&self) -> (u32, u64) {
