@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 targets="${QSHM_CROSS_TARGETS:-i686-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}"
-suites=(--lib --test conformance --test semaphore --test mapped --test posix --test reliability --test notify)
+suites=(--lib --test conformance --test semaphore --test mapped --test posix --test reliability --test notify --test queue --test cell)
 
 started=$SECONDS
 stage() { printf '\n== cross: %s (at %ds)\n' "$*" "$((SECONDS - started))" >&2; }

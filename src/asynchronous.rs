@@ -1,5 +1,5 @@
-//! Futures of the locks and semaphores (feature `async`), for any executor: no runtime
-//! dependency, and no thread per pending future.
+//! Futures of the locks, semaphores, queues and cells (feature `async`), for any executor:
+//! no runtime dependency, and no thread per pending future.
 //!
 //! A lock or semaphore of another process has nothing a future can register with (Qt's
 //! semaphores wake only threads blocked in the kernel), so a pending `lock_async` tries the
@@ -109,7 +109,7 @@ impl Timer {
     }
 }
 
-/// How many lock and semaphore futures wait for their next try now (diagnostics; 0 once
+/// How many lock, semaphore, queue and cell futures wait for their next try now (diagnostics; 0 once
 /// every future finished or was dropped).
 pub fn pending_retries() -> usize {
     timer().pending()
@@ -123,20 +123,21 @@ pub(crate) struct Retry {
 }
 
 impl Retry {
-    /// Tries `attempt`; while it says [`ErrorKind::WouldBlock`], schedules a wake-up and
-    /// stays pending.
+    /// Tries `attempt`; while it says `Ok(None)` (not yet), schedules a wake-up and stays
+    /// pending.
     pub(crate) fn poll<T>(
         &mut self,
         cx: &mut Context<'_>,
-        attempt: impl FnOnce() -> Result<T>,
+        attempt: impl FnOnce() -> Result<Option<T>>,
         label: &str,
     ) -> Poll<Result<T>> {
         if let Some(id) = self.entry.take() {
             timer().cancel(id);
         }
         match attempt() {
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            done => return Poll::Ready(done),
+            Ok(None) => {}
+            Ok(Some(done)) => return Poll::Ready(Ok(done)),
+            Err(e) => return Poll::Ready(Err(e)),
         }
         self.pause = if self.pause.is_zero() {
             FIRST
@@ -168,9 +169,20 @@ impl Drop for Retry {
 
 /// A future that retries `attempt` (a `try_lock`) until it stops saying `WouldBlock`.
 pub(crate) fn retrying<'a, T: 'a>(
-    label: &'a str,
+    label: String,
     mut attempt: impl FnMut() -> Result<T> + 'a,
 ) -> impl Future<Output = Result<T>> + 'a {
+    retrying_until(label, move || match attempt() {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
+        other => other.map(Some),
+    })
+}
+
+/// A future that retries `attempt` until it gives a value (`Ok(Some)`) or an error.
+pub(crate) fn retrying_until<'a, T: 'a>(
+    label: String,
+    mut attempt: impl FnMut() -> Result<Option<T>> + 'a,
+) -> impl Future<Output = Result<T>> + 'a {
     let mut retry = Retry::default();
-    std::future::poll_fn(move |cx| retry.poll(cx, &mut attempt, label))
+    std::future::poll_fn(move |cx| retry.poll(cx, &mut attempt, &label))
 }

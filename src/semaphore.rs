@@ -155,7 +155,7 @@ impl SystemSemaphore {
     #[cfg(feature = "async")]
     #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub fn acquire_async(&self) -> impl std::future::Future<Output = Result<()>> + '_ {
-        crate::asynchronous::retrying(self.key.native_key(), move || self.try_acquire())
+        crate::asynchronous::retrying(self.key.native_key().to_owned(), move || self.try_acquire())
     }
 
     /// [`lock`](SystemSemaphore::lock) (a crash-safe unit) as a future (feature `async`),
@@ -163,7 +163,7 @@ impl SystemSemaphore {
     #[cfg(feature = "async")]
     #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub fn lock_async(&self) -> impl std::future::Future<Output = Result<SemaphoreGuard<'_>>> + '_ {
-        crate::asynchronous::retrying(self.key.native_key(), move || self.try_lock())
+        crate::asynchronous::retrying(self.key.native_key().to_owned(), move || self.try_lock())
     }
 
     /// Takes one unit, waiting at most `timeout`.

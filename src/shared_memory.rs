@@ -823,7 +823,7 @@ impl SharedMemory {
     #[cfg(feature = "async")]
     #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub fn lock_async(&self) -> impl std::future::Future<Output = Result<LockGuard<'_>>> + '_ {
-        crate::asynchronous::retrying(&self.key_text, move || self.try_lock())
+        crate::asynchronous::retrying(self.key_text.to_string(), move || self.try_lock())
     }
 
     /// Takes the lock, waiting at most `timeout`.

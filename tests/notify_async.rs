@@ -20,6 +20,16 @@ use {
 };
 
 const T: Duration = Duration::from_secs(60);
+
+/// Held by the tests of retrying futures, whose count of pending retries is process-wide:
+/// one at a time, so that each can check that it left none behind.
+#[cfg(qshm_linux)]
+static RETRYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[cfg(qshm_linux)]
+fn retrying_alone() -> std::sync::MutexGuard<'static, ()> {
+    RETRYING.lock().unwrap_or_else(|p| p.into_inner())
+}
 const WAITERS: usize = 10_000;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -172,6 +182,7 @@ fn no_round_loses_its_wake_up() {
 #[test]
 #[cfg(qshm_linux)]
 fn lock_async_waits_for_a_holder_in_another_process() {
+    let _alone = retrying_alone();
     let _w = util::Watchdog::new("lock_async_waits_for_a_holder", T * 2);
     let rt = runtime();
     let (path, seg, _c) = mapped_file("async-lock");
@@ -211,6 +222,7 @@ fn lock_async_waits_for_a_holder_in_another_process() {
 #[test]
 #[cfg(qshm_linux)]
 fn lock_async_recovers_a_killed_holder() {
+    let _alone = retrying_alone();
     let _w = util::Watchdog::new("lock_async_recovers_a_killed_holder", T * 2);
     let rt = runtime();
     let (path, _seg, _c) = mapped_file("async-kill");
@@ -247,6 +259,7 @@ fn lock_async_recovers_a_killed_holder() {
 #[test]
 #[cfg(qshm_linux)]
 fn acquire_async_waits_for_a_release_from_another_process() {
+    let _alone = retrying_alone();
     let _w = util::Watchdog::new("acquire_async_waits_for_a_release", T);
     let key = NativeKey::legacy(&util::unique_key("async-sem"), KeyType::SystemV);
     let _c = Cleanup::new().semaphore(&key);
@@ -261,6 +274,82 @@ fn acquire_async_waits_for_a_release_from_another_process() {
         assert!(start.elapsed() >= Duration::from_millis(100));
         assert!(child.wait(T).success());
     });
+}
+
+/// The queue's and the cell's futures across processes: `send_async` through a small ring
+/// waits for a consumer in another process (every message arrives, in order), `recv_async`
+/// gets what another process sends and then `Disconnected`, `next_async` follows a writer
+/// in another process to its last value.
+#[test]
+#[cfg(qshm_linux)]
+fn queue_and_cell_futures_across_processes() {
+    let _alone = retrying_alone();
+    use qshm::mapped::cell::{self, Reader};
+    use qshm::mapped::queue::{QueueOptions, Receiver, Sender};
+    let _w = util::Watchdog::new("queue_and_cell_futures_across_processes", T);
+    let rt = runtime();
+    const N: u32 = 2000;
+
+    let mut options = QueueOptions::new(64);
+    options.capacity(256);
+    let path = FileOptions::new().resolve(util::unique_key("async-queue"));
+    let _c = PathCleanup::new().path(&path);
+    let seg = FileOptions::new()
+        .create(&path, options.segment_size())
+        .unwrap();
+    let mut tx = Sender::create(seg, &options).unwrap();
+    let mut consumer = ChildProc::spawn("queue-consume", &[path.to_str().unwrap()]);
+    rt.block_on(async {
+        for i in 0..N {
+            tx.send_async(&i.to_le_bytes()).await.unwrap();
+        }
+    });
+    let _seg = tx.close();
+    assert_eq!(consumer.expect_line(T), format!("received {N} in order"));
+    assert!(consumer.wait(T).success());
+
+    let path = FileOptions::new().resolve(util::unique_key("async-queue-rx"));
+    let _c2 = PathCleanup::new().path(&path);
+    let seg = FileOptions::new()
+        .create(&path, options.segment_size())
+        .unwrap();
+    let mut rx = Receiver::create(seg, &options).unwrap();
+    let mut producer = ChildProc::spawn("queue-produce", &[path.to_str().unwrap()]);
+    rt.block_on(async {
+        for i in 0..N {
+            assert_eq!(rx.recv_async().await.unwrap(), i.to_le_bytes());
+        }
+        let end = rx.recv_async().await.unwrap_err();
+        assert_eq!(end.kind(), qshm::ErrorKind::Disconnected);
+    });
+    assert!(producer.wait(T).success());
+
+    let path = FileOptions::new().resolve(util::unique_key("async-cell"));
+    let _c3 = PathCleanup::new().path(&path);
+    let keep = FileOptions::new()
+        .create(&path, cell::segment_size(8))
+        .unwrap();
+    let mut child = ChildProc::spawn("cell-write", &[path.to_str().unwrap()]);
+    assert_eq!(child.expect_line(T), "writing");
+    let reader = Reader::open(MappedSegment::open_file(&path).unwrap()).unwrap();
+    rt.block_on(async {
+        let mut seen = reader.seq();
+        let mut buf = [0u8; 8];
+        loop {
+            match reader.next_async(seen).await {
+                Ok(seq) => seen = seq,
+                Err(e) => panic!("next_async: {e}"),
+            }
+            let (_, seq) = reader.read(&mut buf).unwrap();
+            seen = seen.max(seq);
+            if u64::from_le_bytes(buf) == 99 {
+                break;
+            }
+        }
+    });
+    assert!(child.wait(T).success());
+    drop(keep);
+    assert_eq!(qshm::asynchronous::pending_retries(), 0);
 }
 
 #[test]
@@ -302,6 +391,45 @@ fn child_entry() {
             .unwrap();
             std::thread::sleep(Duration::from_millis(args[2].parse().unwrap()));
             sem.release(1).unwrap();
+        }
+        #[cfg(qshm_linux)]
+        "queue-consume" => {
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            let mut rx = qshm::mapped::queue::Receiver::open(seg).unwrap();
+            let mut next = 0u32;
+            loop {
+                match rx.recv() {
+                    Ok(m) => {
+                        assert_eq!(m, next.to_le_bytes());
+                        next += 1;
+                    }
+                    Err(e) if e.kind() == qshm::ErrorKind::Disconnected => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            util::say(&format!("received {next} in order"));
+        }
+        #[cfg(qshm_linux)]
+        "queue-produce" => {
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            let mut tx = qshm::mapped::queue::Sender::open(seg).unwrap();
+            for i in 0..2000u32 {
+                tx.send(&i.to_le_bytes()).unwrap();
+            }
+        }
+        #[cfg(qshm_linux)]
+        "cell-write" => {
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            let mut w = qshm::mapped::cell::Writer::create(seg, 8).unwrap();
+            w.write(&u64::MAX.to_le_bytes()).unwrap();
+            util::say("writing");
+            std::thread::sleep(Duration::from_millis(20));
+            for i in 0..100u64 {
+                w.write(&i.to_le_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // Stays until the reader has seen the last value and the parent reaps us.
+            std::thread::sleep(Duration::from_millis(200));
         }
         other => panic!("unknown role {other}"),
     }

@@ -228,6 +228,21 @@ impl Reader {
         self.cell.wait_next(seen, Some(timeout))
     }
 
+    /// [`wait_next_forever`](Reader::wait_next_forever) as a future, for any executor
+    /// (feature `async`; see [`qshm::asynchronous`](crate::asynchronous)): looks, and again
+    /// after a backoff of 50 µs to 2 ms. Dropping it leaves nothing behind.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn next_async(&self, seen: u32) -> impl std::future::Future<Output = Result<u32>> + '_ {
+        let label = self.segment().label.clone();
+        crate::asynchronous::retrying_until(label, move || {
+            match self.cell.wait_next(seen, Some(Duration::ZERO)) {
+                Err(e) if e.kind() == crate::ErrorKind::Timeout => Ok(None),
+                other => other.map(Some),
+            }
+        })
+    }
+
     /// As [`wait_next`](Reader::wait_next), without a timeout.
     ///
     /// # Errors

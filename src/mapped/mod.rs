@@ -544,7 +544,7 @@ impl MappedSegment {
     #[cfg(feature = "async")]
     #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub fn lock_async(&self) -> impl std::future::Future<Output = Result<LockGuard<'_>>> + '_ {
-        crate::asynchronous::retrying(&self.label, move || self.try_lock())
+        crate::asynchronous::retrying(self.label.clone(), move || self.try_lock())
     }
 
     /// Takes the lock, waiting at most `timeout`.

@@ -229,6 +229,19 @@ impl Sender {
         })
     }
 
+    /// [`send`](Sender::send) as a future, for any executor (feature `async`; see
+    /// [`qshm::asynchronous`](crate::asynchronous)): tries, and again after a backoff of
+    /// 50 µs to 2 ms while the queue is full. Dropping it sends nothing.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn send_async<'a>(
+        &'a mut self,
+        msg: &'a [u8],
+    ) -> impl std::future::Future<Output = Result<()>> + 'a {
+        let label = self.segment().label.clone();
+        crate::asynchronous::retrying(label, move || self.try_send(msg))
+    }
+
     /// Closes the producer's end, as dropping does (the consumer receives what is queued,
     /// then [`ErrorKind::Disconnected`]), and gives the segment back: to keep a temporary
     /// segment until the consumer is done with it, say.
@@ -344,6 +357,16 @@ impl Receiver {
         let mut v = Vec::new();
         self.recv_with(&mut Sink::Vec(&mut v), Wait::For(timeout))?;
         Ok(v)
+    }
+
+    /// [`recv`](Receiver::recv) as a future, for any executor (feature `async`; see
+    /// [`qshm::asynchronous`](crate::asynchronous)): tries, and again after a backoff of
+    /// 50 µs to 2 ms while the queue is empty. Dropping it receives nothing.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn recv_async(&mut self) -> impl std::future::Future<Output = Result<Vec<u8>>> + '_ {
+        let label = self.segment().label.clone();
+        crate::asynchronous::retrying(label, move || self.try_recv())
     }
 
     /// Receives the next message into `buf` if there is one; returns its length.
