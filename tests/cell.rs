@@ -6,7 +6,7 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -231,28 +231,6 @@ fn garbage_control_blocks_are_typed_errors() {
     assert_eq!(reader.read_vec().unwrap_err().kind(), ErrorKind::Layout);
 }
 
-fn compile_c(dir: &Path) -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let exe = dir.join("queue_cell");
-    let status = util::spawning(|| {
-        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
-            .arg(root.join("include"))
-            .arg(root.join("tests/c/queue_cell.c"))
-            .arg("-o")
-            .arg(&exe)
-            .status()
-    });
-    match status {
-        Ok(s) if s.success() => Some(exe),
-        Ok(s) => panic!("compiling tests/c/queue_cell.c failed: {s}"),
-        Err(e) => {
-            eprintln!("SKIPPED: no C compiler ({e})");
-            None
-        }
-    }
-}
-
 /// A C writer (`qshm_cell_write`) read by Rust, and a Rust writer read by C
 /// (`qshm_cell_read`, `qshm_cell_wait_next`): self-checking values, no torn read.
 #[test]
@@ -261,7 +239,7 @@ fn c_writer_and_c_reader() {
     let dir = std::env::temp_dir().join(util::unique_key("cell-c"));
     let _cd = PathCleanup::new().path(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = compile_c(&dir) else {
+    let Some(exe) = util::compile_c("queue_cell", &dir) else {
         return;
     };
     // C writes, Rust reads.

@@ -483,28 +483,6 @@ fn zombie_holder_is_taken_over() {
     child.kill9();
 }
 
-fn compile_c_counter(dir: &Path) -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let exe = dir.join("counter");
-    let status = util::spawning(|| {
-        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
-            .arg(root.join("include"))
-            .arg(root.join("tests/c/counter.c"))
-            .arg("-o")
-            .arg(&exe)
-            .status()
-    });
-    match status {
-        Ok(s) if s.success() => Some(exe),
-        Ok(s) => panic!("compiling tests/c/counter.c failed: {s}"),
-        Err(e) => {
-            eprintln!("SKIPPED: no C compiler ({e})");
-            None
-        }
-    }
-}
-
 /// A C program maps the same file through include/qshm.h and increments a counter under
 /// the same lock as Rust processes and threads: the total is exact.
 #[test]
@@ -513,7 +491,7 @@ fn c_program_shares_the_lock() {
     let dir = std::env::temp_dir().join(util::unique_key("cc"));
     let _cd = PathCleanup::new().path(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = compile_c_counter(&dir) else {
+    let Some(exe) = util::compile_c("counter", &dir) else {
         return;
     };
     let (path, _c) = unique_file("file-c");
@@ -554,7 +532,7 @@ fn c_holder_killed_is_taken_over() {
     let dir = std::env::temp_dir().join(util::unique_key("cc-kill"));
     let _cd = PathCleanup::new().path(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = compile_c_counter(&dir) else {
+    let Some(exe) = util::compile_c("counter", &dir) else {
         return;
     };
     let (path, _c) = unique_file("file-c-kill");

@@ -366,30 +366,6 @@ fn a_sealed_segment_cannot_notify() {
     );
 }
 
-/// Compiles `tests/c/notify.c` against `include/qshm.h`; `None` without a C compiler.
-#[cfg(qshm_linux)]
-fn compile_c_peer(dir: &std::path::Path) -> Option<PathBuf> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let exe = dir.join("notify");
-    let status = util::spawning(|| {
-        std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
-            .arg(root.join("include"))
-            .arg(root.join("tests/c/notify.c"))
-            .arg("-o")
-            .arg(&exe)
-            .status()
-    });
-    match status {
-        Ok(s) if s.success() => Some(exe),
-        Ok(s) => panic!("compiling tests/c/notify.c failed: {s}"),
-        Err(e) => {
-            eprintln!("SKIPPED: no C compiler ({e})");
-            None
-        }
-    }
-}
-
 /// A C program using `qshm.h` plays the other side: 1 000 rounds of the ping-pong on a
 /// mapped segment's header, and a notify through a Qt-compatible segment's companion.
 #[test]
@@ -401,7 +377,7 @@ fn a_c_program_notifies_and_waits() {
     let dir = std::env::temp_dir().join(util::unique_key("cc-notify"));
     let _cd = PathCleanup::new().path(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = compile_c_peer(&dir) else {
+    let Some(exe) = util::compile_c("notify", &dir) else {
         return;
     };
     let run = |args: &[&str]| {

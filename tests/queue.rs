@@ -7,7 +7,7 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -418,28 +418,6 @@ fn garbage_control_blocks_are_typed_errors() {
 
 // ---- C programs (include/qshm.h) at either end ------------------------------------------
 
-fn compile_c(dir: &Path) -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let exe = dir.join("queue_cell");
-    let status = util::spawning(|| {
-        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
-            .arg(root.join("include"))
-            .arg(root.join("tests/c/queue_cell.c"))
-            .arg("-o")
-            .arg(&exe)
-            .status()
-    });
-    match status {
-        Ok(s) if s.success() => Some(exe),
-        Ok(s) => panic!("compiling tests/c/queue_cell.c failed: {s}"),
-        Err(e) => {
-            eprintln!("SKIPPED: no C compiler ({e})");
-            None
-        }
-    }
-}
-
 /// A C producer (`qshm_queue_send`) and a Rust consumer, then a Rust producer and a C
 /// consumer (`qshm_queue_recv`): the same messages, every byte checked on both sides.
 #[test]
@@ -448,7 +426,7 @@ fn c_program_at_either_end() {
     let dir = std::env::temp_dir().join(util::unique_key("queue-c"));
     let _cd = PathCleanup::new().path(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = compile_c(&dir) else {
+    let Some(exe) = util::compile_c("queue_cell", &dir) else {
         return;
     };
     let sizes = formula(20_000, 37, 201); // as the C program computes them
@@ -506,7 +484,7 @@ fn a_killed_c_producer_is_reported_within_1_s() {
     let dir = std::env::temp_dir().join(util::unique_key("queue-c-kill"));
     let _cd = PathCleanup::new().path(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = compile_c(&dir) else {
+    let Some(exe) = util::compile_c("queue_cell", &dir) else {
         return;
     };
     let mut options = QueueOptions::new(200);
@@ -558,7 +536,7 @@ fn a_c_consumer_is_told_of_a_killed_rust_producer_within_1_s() {
     let dir = std::env::temp_dir().join(util::unique_key("queue-c-told"));
     let _cd = PathCleanup::new().path(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = compile_c(&dir) else {
+    let Some(exe) = util::compile_c("queue_cell", &dir) else {
         return;
     };
     let mut options = QueueOptions::new(200);

@@ -571,3 +571,29 @@ pub fn objects_left(key: &NativeKey) -> Vec<String> {
     };
     paths.into_iter().filter(|p| exists(p)).collect()
 }
+
+/// Compiles `tests/c/<name>.c` against `include/qshm.h` into `dir/<name>` (`$CC`, else `cc`,
+/// with -Wall -Wextra -Werror); `None`, said on stderr, where there is no C compiler.
+#[cfg(unix)]
+pub fn compile_c(name: &str, dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exe = dir.join(name);
+    let source = root.join("tests/c").join(format!("{name}.c"));
+    let status = spawning(|| {
+        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
+            .arg(root.join("include"))
+            .arg(&source)
+            .arg("-o")
+            .arg(&exe)
+            .status()
+    });
+    match status {
+        Ok(s) if s.success() => Some(exe),
+        Ok(s) => panic!("compiling {} failed: {s}", source.display()),
+        Err(e) => {
+            eprintln!("SKIPPED: no C compiler ({e})");
+            None
+        }
+    }
+}
