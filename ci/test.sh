@@ -95,11 +95,22 @@ step "packages: qshm and qshm-cli as crates.io would get them (cargo package, wa
 # target/package), so the CLI is verified offline against exactly what would be published,
 # with nothing on crates.io. Any cargo warning (a stray target, missing metadata, a file
 # outside `include`) fails the stage. --allow-dirty: it checks, it does not publish.
-# Its own target directory, emptied first: cargo takes a registry package of the same name
-# and version for unchanged, so a checkout reused after the library changed would verify the
-# CLI against the rlib of an earlier `qshm 0.1.0` (seen here; a fresh clone is not affected).
+# Cargo takes a registry package of the same name and version for unchanged, in two places:
+# - the rlib in the target directory: it gets its own, emptied first;
+# - the sources cargo unpacked from that temporary registry into
+#   $CARGO_HOME/registry/src/-<hash of the registry's path>/qshm-0.1.0, never unpacked again.
+#   A second run from the same path (CI's checkout, a developer's tree) then verified the CLI
+#   against the library of the first (CI failed so: `qshm::notify` not found). They are
+#   removed before, and after, so that nothing of this stage stays outside the checkout.
+cargo_registry_src="${CARGO_HOME:-$HOME/.cargo}/registry/src"
+forget_packed() {
+    rm -rf "$cargo_registry_src"/-*/qshm-[0-9]* "$cargo_registry_src"/-*/qshm-cli-[0-9]*
+    rmdir --ignore-fail-on-non-empty "$cargo_registry_src"/-* 2>/dev/null || true
+}
+forget_packed
 rm -rf target/package-verify
-package_log="$(CARGO_TARGET_DIR=target/package-verify cargo package -p qshm -p qshm-cli --allow-dirty 2>&1)" || { printf '%s\n' "$package_log" >&2; exit 1; }
+package_log="$(CARGO_TARGET_DIR=target/package-verify cargo package -p qshm -p qshm-cli --allow-dirty 2>&1)" || { printf '%s\n' "$package_log" >&2; forget_packed; exit 1; }
+forget_packed
 if grep -i '^warning' <<< "$package_log" >&2; then
     echo "cargo package warned (above)" >&2
     exit 1
