@@ -227,6 +227,40 @@ fn file_segment_spawned_child_inherits() {
     assert_eq!(&seg.lock().unwrap().as_slice()[..5], b"child");
 }
 
+/// A temporary file segment handed to a child is removed by whichever of the two detaches
+/// last: the child takes part in the removal (it once did not, and a parent that detached
+/// first left the file behind for good).
+#[test]
+fn temporary_file_handed_to_a_child_is_removed_by_the_last_to_detach() {
+    let _w = util::file_watchdog("temporary_file_handed_to_a_child", Duration::from_secs(60));
+    for parent_first in [true, false] {
+        let seg = MappedSegment::create_temporary(100).unwrap();
+        let path = seg.path().unwrap().to_path_buf();
+        let _c = PathCleanup::new().path(&path);
+        let mut child = ChildProc::spawn_with("file-from-env-hold", &[], |cmd| {
+            seg.spawn_child(cmd).map_err(std::io::Error::other)
+        });
+        assert_eq!(child.expect_line(T), "attached removes true");
+        if parent_first {
+            assert!(!seg.detach().unwrap(), "removed while the child had it");
+            assert!(path.exists());
+            child.send("detach");
+            assert_eq!(child.expect_line(T), "detached true");
+        } else {
+            child.send("detach");
+            assert_eq!(child.expect_line(T), "detached false");
+            assert!(path.exists(), "removed while the parent had it");
+            assert!(child.wait(T).success());
+            assert!(
+                seg.detach().unwrap(),
+                "the parent's last detach kept the file"
+            );
+        }
+        assert!(child.wait(T).success());
+        assert!(!path.exists(), "parent first: {parent_first}");
+    }
+}
+
 #[test]
 fn memfd_passed_over_a_unix_socket() {
     let _w = util::file_watchdog("memfd_passed_over_a_unix_socket", Duration::from_secs(60));
@@ -975,6 +1009,16 @@ fn child_entry() {
             guard.as_mut_slice().unwrap()[..5].copy_from_slice(b"child");
             drop(guard);
             util::say(&format!("got {got} size {}", seg.size()));
+        }
+        "file-from-env-hold" => {
+            let seg = MappedSegment::from_env(ReceiveOptions::new().allow_unsealed(true)).unwrap();
+            assert_eq!(seg.backing(), Backing::Fd);
+            util::say(&format!(
+                "attached removes {}",
+                seg.removes_on_last_detach()
+            ));
+            let _ = util::read_stdin_line();
+            util::say(&format!("detached {}", seg.detach().unwrap()));
         }
         "socket-recv" => {
             let stream = connect_abstract(&args[1]);

@@ -380,7 +380,8 @@ impl MappedSegment {
     ///
     /// On Linux the child receives a file segment as a plain descriptor, which
     /// [`from_env`](MappedSegment::from_env) accepts only with
-    /// [`ReceiveOptions::allow_unsealed`] (a memfd is sealed).
+    /// [`ReceiveOptions::allow_unsealed`] (a memfd is sealed). A temporary file segment is
+    /// then removed by whichever of this process and the child detaches last.
     ///
     /// ```no_run
     /// # use qshm::mapped::MappedSegment;
@@ -625,7 +626,7 @@ impl MappedSegment {
             #[cfg(qshm_linux)]
             imp::Backing::Memfd => Backing::Memfd,
             #[cfg(qshm_linux)]
-            imp::Backing::Fd => Backing::Fd,
+            imp::Backing::Fd { .. } => Backing::Fd,
         }
     }
 
@@ -639,15 +640,20 @@ impl MappedSegment {
         }
     }
 
-    /// Whether the file is removed when its last user detaches (`false` for memfds).
+    /// Whether the file is removed when its last user detaches (`false` for memfds). A
+    /// received file created with the flag ([`Backing::Fd`]) takes part in its removal too,
+    /// where `/proc` names it: whichever of sender and receiver detaches last removes it.
     pub fn removes_on_last_detach(&self) -> bool {
-        matches!(
-            self.inner.backing(),
+        #[allow(unreachable_patterns)] // Windows has files only
+        match self.inner.backing() {
             imp::Backing::File {
-                remove_on_last_detach: true,
+                remove_on_last_detach,
                 ..
-            }
-        )
+            } => *remove_on_last_detach,
+            #[cfg(qshm_linux)]
+            imp::Backing::Fd { remove_at } => remove_at.is_some(),
+            _ => false,
+        }
     }
 
     #[cfg(qshm_linux)]

@@ -164,6 +164,11 @@ pub(crate) fn create_file(
     if let Err(e) = linked {
         return Err(Ctx::label(op, &label).errno(e));
     }
+    let fd = if remove_on_last_detach {
+        described_at(fd, path)
+    } else {
+        fd
+    };
     let req = MapRequest::file(header_size, data_size, params, namespaces());
     let backing = Backing::File {
         path: path.to_path_buf(),
@@ -173,6 +178,27 @@ pub(crate) fn create_file(
     map_fd(fd, backing, req, op, &label).inspect_err(|_| {
         let _ = rustix::fs::unlink(path);
     })
+}
+
+/// A description of the new file opened at `path`, holding the shared `flock` (the old one
+/// is dropped, and its lock with it, only once the new one holds it), else `fd`. The
+/// descriptor made with `O_TMPFILE` (or at a hidden temporary name) keeps naming the file
+/// by that anonymous name, in `/proc` too; one opened at `path` names it there, so that a
+/// process it is handed to can take part in removing it (`memfd::take_part_in_removal`).
+fn described_at(fd: OwnedFd, path: &Path) -> OwnedFd {
+    let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    let Ok(named) = rustix::fs::open(path, flags, Mode::empty()) else {
+        return fd; // e.g. a mode without the owner's write permission
+    };
+    let same = match (rustix::fs::fstat(&fd), rustix::fs::fstat(&named)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    };
+    if same && rustix::fs::flock(&named, FlockOperation::NonBlockingLockShared).is_ok() {
+        named
+    } else {
+        fd
+    }
 }
 
 /// Opens an existing segment file.

@@ -106,9 +106,35 @@ pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<M
     };
     let backing = match seals {
         Some(s) if is_memfd(&fd, s) => Backing::Memfd,
-        _ => Backing::Fd,
+        _ => Backing::Fd {
+            remove_at: take_part_in_removal(&fd, private, facts.flags),
+        },
     };
     map_fd(fd, backing, req, op, label)
+}
+
+/// For a received file flagged remove-on-last-detach (a temporary segment handed to a child,
+/// a file sent over a socket): its path, once this process holds a shared `flock` on its
+/// own description of the file, as an opener does. The last user to detach, sender or
+/// receiver, then removes the file; without this a sender that detached first, while the
+/// receiver still had it, left the file behind for good.
+///
+/// `None`, and no part in the removal, when the description is the sender's (no `/proc` to
+/// reopen through: its `flock` is the sender's already), when `/proc` does not name the file
+/// (unlinked already, or renamed since), or while a last user is removing it.
+fn take_part_in_removal(fd: &OwnedFd, private: bool, flags: u32) -> Option<PathBuf> {
+    if !private || flags & FLAG_REMOVE_ON_LAST_DETACH == 0 {
+        return None;
+    }
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    if !path.is_absolute() {
+        return None;
+    }
+    rustix::fs::flock(fd, FlockOperation::NonBlockingLockShared).ok()?;
+    // Under the shared lock nobody removes the file; is it still the one at that path?
+    let (ours, named) = (rustix::fs::fstat(fd).ok()?, rustix::fs::stat(&path).ok()?);
+    (ours.st_nlink > 0 && ours.st_dev == named.st_dev && ours.st_ino == named.st_ino)
+        .then_some(path)
 }
 
 /// Whether `fd` is a memfd. Files on tmpfs answer `F_GET_SEALS` too (with `F_SEAL_SEAL`

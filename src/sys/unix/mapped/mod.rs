@@ -86,7 +86,12 @@ pub(crate) enum Backing {
     /// A memfd (its seals are read from the descriptor when asked).
     Memfd,
     /// A descriptor received from elsewhere that is not a sealable memfd.
-    Fd,
+    Fd {
+        /// For a received file flagged remove-on-last-detach, the path this process takes
+        /// part in removing it at (`memfd::from_fd`): it holds a shared `flock` on a
+        /// description of its own while attached, as an opener does.
+        remove_at: Option<PathBuf>,
+    },
 }
 
 /// What the options of `qshm::mapped` ask for, as the backend needs it.
@@ -531,19 +536,26 @@ impl MappedInner {
         }
         self.closed = true;
         self.unmap();
-        if let Backing::File {
-            path,
-            remove_on_last_detach: true,
-            opener,
-        } = &self.backing
-        {
+        let removal = match &self.backing {
+            Backing::File {
+                path,
+                remove_on_last_detach: true,
+                opener,
+            } => Some((path, *opener)),
+            // Received: the description is this process's own (reopened on receipt).
+            Backing::Fd {
+                remove_at: Some(path),
+            } => Some((path, std::process::id())),
+            _ => None,
+        };
+        if let Some((path, opener)) = removal {
             // A copy in a process forked from the opener shares the descriptor's open file
             // description, and so the opener's shared flock: turning it exclusive would
             // succeed while the opener still uses the file. Such a copy asks with a
             // descriptor of its own (closing the shared one first, which ends the count if
             // the opener has gone). So does an opener with children: one forked without
             // exec still holds the description, and so the count, through its copy.
-            if *opener != std::process::id() || super::has_children() {
+            if opener != std::process::id() || super::has_children() {
                 let ino = rustix::fs::fstat(&self.fd)?.st_ino;
                 match super::reopen_same_file(path, false, ino)? {
                     Some(fresh) => self.fd = fresh,
