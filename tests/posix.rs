@@ -814,12 +814,84 @@ fn a_forked_copy_detaching_first_leaves_the_segment() {
     }
 }
 
+/// The other order: the parent detaches first while a copy it forked (no exec) still maps
+/// the segment. The parent's detach must see the copy and keep the segment (and its lock);
+/// the copy's own detach, the last, removes both. A fork made after the segment was opened is
+/// what sends the detach to read its children's maps; one made before cannot share it.
+#[test]
+fn a_forked_copy_still_mapped_keeps_the_segment_when_the_parent_detaches() {
+    let _w = watchdog("a_forked_copy_still_mapped_keeps_the_segment");
+    for how in ["created", "attached"] {
+        let key = NativeKey::platform_safe(&util::unique_key("forkkeep"), KeyType::PosixRealtime);
+        let _c = Cleanup::new().segment(&key);
+        let mut child = ChildProc::spawn("fork_and_keep_copy", &[&key.to_string(), how]);
+        assert_eq!(child.expect_line(Duration::from_secs(60)), "kept", "{how}");
+        assert!(child.wait(Duration::from_secs(30)).success(), "{how}");
+        assert_eq!(util::objects_left(&key), Vec::<String>::new(), "{how}");
+    }
+}
+
 #[test]
 fn child_entry() {
     let Some(args) = util::child_role() else {
         return;
     };
     match args[0].as_str() {
+        "fork_and_keep_copy" => {
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key.clone());
+            if args[2] == "created" {
+                shm.create(4096, AccessMode::ReadWrite).unwrap();
+                drop(shm.lock().unwrap()); // its lock opened too
+            } else {
+                let mut creator = SharedMemory::with_native_key(key.clone());
+                creator.set_last_detach(LastDetach::Keep);
+                creator.create(4096, AccessMode::ReadWrite).unwrap();
+                creator.detach().unwrap();
+                shm.attach(AccessMode::ReadWrite).unwrap();
+            }
+            // A child started before the fork below, and still running: it cannot share the
+            // segment, and must not be taken for a user either.
+            let mut bystander = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
+            let mut go = [0 as libc::c_int; 2];
+            // SAFETY: `go` has room for the two descriptors pipe(2) writes.
+            assert_eq!(unsafe { libc::pipe(go.as_mut_ptr()) }, 0);
+            // SAFETY: as in fork_and_detach_copy: the copy waits on a pipe, detaches and
+            // leaves with _exit.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let mut byte = 0u8;
+                // SAFETY: reads one byte into `byte` from the pipe's read end.
+                unsafe { libc::read(go[0], (&mut byte as *mut u8).cast(), 1) };
+                let ok = shm.detach().is_ok();
+                // SAFETY: see above.
+                unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+            }
+            shm.detach().unwrap();
+            let named = util::exists(&shm_file(&key));
+            let lock_named = util::objects_left(&key).len();
+            // SAFETY: writes one byte to the pipe's write end: the copy detaches.
+            unsafe { libc::write(go[1], b"g".as_ptr().cast(), 1) };
+            let mut status = 0;
+            // SAFETY: waits for our own child; `status` is a valid out-pointer.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let _ = bystander.kill();
+            let _ = bystander.wait();
+            assert_eq!(status, 0, "the copy's detach failed");
+            let left = util::objects_left(&key);
+            // The segment and its lock (which a detach that kept the segment opened, when
+            // this object had not).
+            if named && lock_named == 2 && left.is_empty() {
+                util::say("kept");
+            } else {
+                util::say(&format!(
+                    "named after the parent's detach {named} ({lock_named} objects), left after the copy's {left:?}"
+                ));
+            }
+        }
         "fork_and_detach_copy" => {
             let key: NativeKey = args[1].parse().unwrap();
             let mut shm = SharedMemory::with_native_key(key.clone());

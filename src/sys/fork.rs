@@ -11,9 +11,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Incremented in the child of every `fork`. Starts at 1, so that a zeroed cache is stale.
 static GENERATION: AtomicU32 = AtomicU32::new(1);
 
+/// Incremented in this process before every `fork` it starts (after [`watch`]).
+static FORKS_STARTED: AtomicU32 = AtomicU32::new(0);
+
 #[cfg(any(qshm_linux, qshm_unix_other))]
 extern "C" fn after_fork_in_child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(any(qshm_linux, qshm_unix_other))]
+extern "C" fn before_fork() {
+    FORKS_STARTED.fetch_add(1, Ordering::SeqCst);
 }
 
 /// The current generation (never 0). Only a child forked after [`watch`] was first called
@@ -23,17 +31,28 @@ pub(crate) fn generation() -> u32 {
     GENERATION.load(Ordering::Relaxed)
 }
 
-/// Registers the handler that counts generations (once; later calls cost an atomic load).
+/// How many `fork`s this process has started since [`watch`] was first called (this call
+/// makes sure it was). Counted before each `fork` copies anything, so a descriptor or a
+/// mapping made after reading an unchanged count can be in no child forked since.
+///
+/// Children started without the fork handlers are not counted: `posix_spawn` and `vfork`
+/// (which `exec` at once, and share this process's memory until then) and a raw `clone`.
+pub(crate) fn forks_started() -> u32 {
+    watch();
+    FORKS_STARTED.load(Ordering::SeqCst)
+}
+
+/// Registers the handlers that count generations and forks (once; later calls cost an atomic load).
 pub(crate) fn watch() {
     #[cfg(any(qshm_linux, qshm_unix_other))]
     {
         static ATFORK: std::sync::Once = std::sync::Once::new();
         ATFORK.call_once(|| {
-            // SAFETY: registers a handler that only increments an atomic, which is
-            // async-signal-safe and so allowed in a fork child handler; the function lives
-            // for the whole program.
+            // SAFETY: registers handlers that only increment an atomic, which is
+            // async-signal-safe and so allowed in fork handlers; the functions live for the
+            // whole program.
             unsafe {
-                libc::pthread_atfork(None, None, Some(after_fork_in_child));
+                libc::pthread_atfork(Some(before_fork), None, Some(after_fork_in_child));
             }
         });
     }

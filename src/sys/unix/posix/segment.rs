@@ -15,6 +15,9 @@ pub(crate) struct PosixSegment {
     /// The process that opened `fd`. A process forked from it shares `fd`'s open file
     /// description, and with it the attach count: see [`PosixSegment::own_descriptor`].
     opener: u32,
+    /// [`forks_started`](crate::sys::fork::forks_started) before `fd` was mapped (a child
+    /// forked earlier may hold a stray copy of `fd`, but no mapping and no segment).
+    forks_before: u32,
 }
 
 // SAFETY: the struct owns a descriptor and a mapping, neither tied to the thread that made
@@ -112,6 +115,7 @@ impl PosixSegment {
             AccessMode::ReadOnly => (ProtFlags::READ, false),
             AccessMode::ReadWrite => (ProtFlags::READ | ProtFlags::WRITE, true),
         };
+        let forks_before = crate::sys::fork::forks_started();
         let addr = map_file(&fd, len, prot).map_err(|e| {
             let err = ctx.errno(e);
             if e == rustix::io::Errno::NOMEM {
@@ -129,6 +133,7 @@ impl PosixSegment {
             path,
             mapped: true,
             opener: my_pid(),
+            forks_before,
         })
     }
 
@@ -156,10 +161,12 @@ impl PosixSegment {
         if self.opener == me {
             return Ok(());
         }
+        let forks_before = crate::sys::fork::forks_started();
         match super::super::reopen_same_file(self.path.as_ref(), self.writable, self.ino) {
             Ok(Some(fresh)) => {
                 self.fd = fresh; // closes the shared one
                 self.opener = me;
+                self.forks_before = forks_before;
                 Ok(())
             }
             Ok(None) => Err(Detached::AlreadyRemoved),
@@ -357,7 +364,7 @@ unsafe impl RawSegment for PosixSegment {
         if let Err(gone) = self.own_descriptor() {
             return Ok(gone);
         }
-        if !is_last_user(&self.fd) {
+        if !is_last_user(&self.fd, self.forks_before) {
             return Ok(Detached::Kept);
         }
         // Removed by `force_remove` while mapped, and perhaps made anew since: the name is
@@ -385,12 +392,13 @@ unsafe impl RawSegment for PosixSegment {
         // Held until after the unlink: the attach count taken exclusively, so that an
         // attacher (which takes no lock) that opened the file meanwhile sees it unlinked.
         let _counted = if only_if_unused {
+            let forks_before = crate::sys::fork::forks_started();
             let fd = match open_existing(&path, AccessMode::ReadOnly) {
                 Ok(fd) => fd,
                 Err(rustix::io::Errno::NOENT) => return Ok(false),
                 Err(e) => return Err(ctx.errno(e)),
             };
-            if !is_last_user(&fd) {
+            if !is_last_user(&fd, forks_before) {
                 return Ok(false);
             }
             Some(fd)

@@ -69,6 +69,9 @@ pub(crate) struct PosixSemaphore {
     ino: u64,
     /// The process that opened `file` (a forked copy shares its open file description).
     opener: u32,
+    /// [`forks_started`](crate::sys::fork::forks_started) before `file` was opened (read
+    /// before the mapping is made, which a child forked before holds no copy of).
+    forks_before: u32,
     /// The owner record this handle writes when it holds the lock: its liveness slot's
     /// token (see `owner.rs`), taken at the first tracked acquire.
     token: std::sync::OnceLock<u64>,
@@ -626,6 +629,7 @@ impl RawSemaphore for PosixSemaphore {
             ));
         }
         let path = format!("{SHM_DIR}sem.{file}");
+        let forks_before = crate::sys::fork::forks_started();
         let made = |(file, sem, ino): SemFile| PosixSemaphore {
             sem,
             file,
@@ -634,6 +638,7 @@ impl RawSemaphore for PosixSemaphore {
             path: path.clone(),
             ino,
             opener: my_pid(),
+            forks_before,
             token: std::sync::OnceLock::new(),
         };
         // Usually the semaphore exists: open it straight away, and create it only when the
@@ -717,8 +722,7 @@ impl RawSemaphore for PosixSemaphore {
     /// not noticed by its holder, unlike System V's `EIDRM`, so this is checked before
     /// removing; threads of this process notice it in `still_named`.
     fn in_use_elsewhere(&self) -> bool {
-        let forked = self.opener != my_pid();
-        used_by_another_process(&self.file, forked)
+        used_by_another_process(&self.file, self.opener, self.forks_before)
     }
 
     fn mark_consistent(&self) {
