@@ -10,7 +10,7 @@ pub(super) fn is_last_user(fd: &OwnedFd, forks_before: u32) -> bool {
     if rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_err() {
         return false;
     }
-    !used_by_another_process(fd, std::process::id(), forks_before)
+    !used_by_another_process(fd, my_pid(), forks_before)
 }
 
 /// Whether process `pid` exists (and is not a zombie waiting to be reaped).
@@ -46,7 +46,7 @@ fn children_may_share(forks_before: u32) -> bool {
 /// `forks_before`: the [`forks_started`](crate::sys::fork::forks_started) read before `fd`
 /// was opened (see [`children_may_share`]).
 pub(super) fn used_by_another_process(fd: &OwnedFd, opener: u32, forks_before: u32) -> bool {
-    let forked = opener != std::process::id();
+    let forked = opener != my_pid();
     let sole = sole_open_file(fd);
     let scope = match sole {
         Some(true) if forked && alive(opener) => Scope::Family(opener),
@@ -164,7 +164,7 @@ pub(super) enum Scope {
 /// all along and counts.
 pub(super) fn mapped_by_another_process(file: FileId, scope: Scope) -> Option<bool> {
     use std::collections::HashSet;
-    let me = std::process::id();
+    let me = my_pid();
     let mut pause = Duration::from_micros(250);
     let mut persistent: Option<(HashSet<u32>, HashSet<u32>)> = None;
     for look in 1..=12 {
@@ -235,7 +235,7 @@ const OTHER_LOOKS: u32 = 4;
 /// the kernel does not provide those files (built without `CONFIG_PROC_CHILDREN`).
 pub(super) fn descendants(root: u32) -> Option<Vec<u32>> {
     let me = root;
-    if root == std::process::id() && !super::super::has_children() {
+    if root == my_pid() && !super::super::has_children() {
         return Some(Vec::new());
     }
     let mut found = Vec::new();
