@@ -804,14 +804,7 @@ fn attach_racing_the_last_detach() {
 #[test]
 fn a_forked_copy_detaching_first_leaves_the_segment() {
     let _w = watchdog("a_forked_copy_detaching_first_leaves_the_segment");
-    for how in ["created", "attached"] {
-        let key = NativeKey::platform_safe(&util::unique_key("forkcopy"), KeyType::PosixRealtime);
-        let _c = Cleanup::new().segment(&key);
-        let mut child = ChildProc::spawn("fork_and_detach_copy", &[&key.to_string(), how]);
-        assert_eq!(child.expect_line(Duration::from_secs(60)), "kept", "{how}");
-        assert!(child.wait(Duration::from_secs(30)).success(), "{how}");
-        assert_eq!(util::objects_left(&key), Vec::<String>::new(), "{how}");
-    }
+    forked_copy_keeps_and_removes("fork_and_detach_copy", "forkcopy");
 }
 
 /// The other order: the parent detaches first while a copy it forked (no exec) still maps
@@ -821,14 +814,36 @@ fn a_forked_copy_detaching_first_leaves_the_segment() {
 #[test]
 fn a_forked_copy_still_mapped_keeps_the_segment_when_the_parent_detaches() {
     let _w = watchdog("a_forked_copy_still_mapped_keeps_the_segment");
+    forked_copy_keeps_and_removes("fork_and_keep_copy", "forkkeep");
+}
+
+/// Runs child `role` on a segment it created, then on one it attached to: it says "kept"
+/// when the segment outlived the first detach, and nothing is left after both.
+fn forked_copy_keeps_and_removes(role: &str, key_prefix: &str) {
     for how in ["created", "attached"] {
-        let key = NativeKey::platform_safe(&util::unique_key("forkkeep"), KeyType::PosixRealtime);
+        let key = NativeKey::platform_safe(&util::unique_key(key_prefix), KeyType::PosixRealtime);
         let _c = Cleanup::new().segment(&key);
-        let mut child = ChildProc::spawn("fork_and_keep_copy", &[&key.to_string(), how]);
+        let mut child = ChildProc::spawn(role, &[&key.to_string(), how]);
         assert_eq!(child.expect_line(Duration::from_secs(60)), "kept", "{how}");
         assert!(child.wait(Duration::from_secs(30)).success(), "{how}");
         assert_eq!(util::objects_left(&key), Vec::<String>::new(), "{how}");
     }
+}
+
+/// The segment of `key`, `"created"` by this object (its lock opened by the create), or
+/// else an orphan `"attached"` to: the only attachment, its lock never opened.
+fn created_or_attached(key: &NativeKey, how: &str) -> SharedMemory {
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    if how == "created" {
+        shm.create(4096, AccessMode::ReadWrite).unwrap();
+    } else {
+        let mut creator = SharedMemory::with_native_key(key.clone());
+        creator.set_last_detach(LastDetach::Keep);
+        creator.create(4096, AccessMode::ReadWrite).unwrap();
+        creator.detach().unwrap();
+        shm.attach(AccessMode::ReadWrite).unwrap();
+    }
+    shm
 }
 
 #[test]
@@ -839,17 +854,7 @@ fn child_entry() {
     match args[0].as_str() {
         "fork_and_keep_copy" => {
             let key: NativeKey = args[1].parse().unwrap();
-            let mut shm = SharedMemory::with_native_key(key.clone());
-            if args[2] == "created" {
-                shm.create(4096, AccessMode::ReadWrite).unwrap();
-                drop(shm.lock().unwrap()); // its lock opened too
-            } else {
-                let mut creator = SharedMemory::with_native_key(key.clone());
-                creator.set_last_detach(LastDetach::Keep);
-                creator.create(4096, AccessMode::ReadWrite).unwrap();
-                creator.detach().unwrap();
-                shm.attach(AccessMode::ReadWrite).unwrap();
-            }
+            let mut shm = created_or_attached(&key, &args[2]);
             // A child started before the fork below, and still running: it cannot share the
             // segment, and must not be taken for a user either.
             let mut bystander = std::process::Command::new("sleep")
@@ -894,17 +899,7 @@ fn child_entry() {
         }
         "fork_and_detach_copy" => {
             let key: NativeKey = args[1].parse().unwrap();
-            let mut shm = SharedMemory::with_native_key(key.clone());
-            if args[2] == "created" {
-                shm.create(4096, AccessMode::ReadWrite).unwrap();
-            } else {
-                // An orphan attached to: the only attachment, its lock never opened.
-                let mut creator = SharedMemory::with_native_key(key.clone());
-                creator.set_last_detach(LastDetach::Keep);
-                creator.create(4096, AccessMode::ReadWrite).unwrap();
-                creator.detach().unwrap();
-                shm.attach(AccessMode::ReadWrite).unwrap();
-            }
+            let mut shm = created_or_attached(&key, &args[2]);
             // SAFETY: the copy detaches (allocating, reading /proc) in a child of a process
             // whose other threads are idle test-harness threads holding no lock now, and
             // leaves with _exit, running no other destructor or atexit handler.
