@@ -6,7 +6,6 @@
 
 mod util;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,15 +14,9 @@ use std::time::{Duration, Instant};
 use qshm::mapped::cell::{self, Reader, Writer};
 use qshm::mapped::{FileOptions, MappedSegment};
 use qshm::ErrorKind;
-use util::{ChildProc, PathCleanup};
+use util::{unique_file, ChildProc, PathCleanup};
 
 const T: Duration = Duration::from_secs(120);
-
-fn unique_file(name: &str) -> (PathBuf, PathCleanup) {
-    let path = FileOptions::new().resolve(util::unique_key(name));
-    let cleanup = PathCleanup::new().path(&path);
-    (path, cleanup)
-}
 
 /// The value of write `n`: 64 bytes or 4 KiB (alternating in runs), every byte `n as u8`.
 fn value(n: u64) -> Vec<u8> {

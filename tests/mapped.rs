@@ -17,16 +17,9 @@ use std::time::{Duration, Instant};
 
 use qshm::mapped::{Backing, FileOptions, MappedSegment, MemfdOptions, ReceiveOptions};
 use qshm::{AccessMode, ErrorKind};
-use util::{ChildProc, PathCleanup};
+use util::{unique_file, ChildProc, PathCleanup};
 
 const T: Duration = Duration::from_secs(30);
-
-/// A unique file name in the default directory, removed at the end of the test.
-fn unique_file(name: &str) -> (PathBuf, PathCleanup) {
-    let path = FileOptions::new().resolve(util::unique_key(name));
-    let cleanup = PathCleanup::new().path(&path);
-    (path, cleanup)
-}
 
 fn abstract_listener(name: &str) -> (UnixListener, String) {
     let name = util::unique_key(name);

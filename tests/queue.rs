@@ -7,7 +7,6 @@
 
 mod util;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,16 +14,9 @@ use proptest::prelude::*;
 use qshm::mapped::queue::{QueueOptions, Receiver, Sender};
 use qshm::mapped::{FileOptions, MappedSegment};
 use qshm::ErrorKind;
-use util::{ChildProc, PathCleanup};
+use util::{unique_file, ChildProc, PathCleanup};
 
 const T: Duration = Duration::from_secs(60);
-
-/// A unique file name in the default directory, removed at the end of the test.
-fn unique_file(name: &str) -> (PathBuf, PathCleanup) {
-    let path = FileOptions::new().resolve(util::unique_key(name));
-    let cleanup = PathCleanup::new().path(&path);
-    (path, cleanup)
-}
 
 /// Byte `j` of message `i` of length `len`: every byte of every message is checked.
 fn byte(i: usize, j: usize, len: usize) -> u8 {
@@ -254,19 +246,26 @@ fn kill_9_of_the_consumer_is_reported_to_a_blocked_producer_within_1_s() {
     let mut child = ChildProc::spawn("hold-consumer", &[path.to_str().unwrap()]);
     assert_eq!(child.expect_line(T), "attached");
     while tx.try_send(&[1; 64]).is_ok() {}
-    let sender = std::thread::spawn(move || {
-        let err = tx.send(&[2; 64]).unwrap_err();
-        (err, Instant::now())
-    });
+    let sender = std::thread::spawn(move || tx.send(&[2; 64]).unwrap_err());
+    let delay = disconnected_after_kill(&mut child, sender);
+    eprintln!("a blocked producer was told of the consumer's death after {delay:?}");
+}
+
+/// Checks that `blocked` blocks, kills `child` (SIGKILL), and checks that `blocked` then
+/// ends with `Disconnected` within 1 s; returns how long that took.
+fn disconnected_after_kill(
+    child: &mut ChildProc,
+    blocked: std::thread::JoinHandle<qshm::Error>,
+) -> Duration {
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!sender.is_finished(), "the send did not block");
+    assert!(!blocked.is_finished(), "the call did not block");
     let killed = Instant::now();
     child.kill9();
-    let (err, told) = sender.join().unwrap();
+    let err = blocked.join().unwrap();
+    let delay = killed.elapsed();
     assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
-    let delay = told.duration_since(killed);
     assert!(delay < Duration::from_secs(1), "told after {delay:?}");
-    eprintln!("a blocked producer was told of the consumer's death after {delay:?}");
+    delay
 }
 
 /// The producer killed while the consumer waits for a message: the consumer gets what the
@@ -285,17 +284,9 @@ fn kill_9_of_the_producer_is_reported_to_a_blocked_consumer_within_1_s() {
     let receiver = std::thread::spawn(move || {
         let got: Vec<_> = (0..3).map(|_| rx.recv().unwrap()).collect();
         assert_eq!(got, [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
-        let err = rx.recv().unwrap_err();
-        (err, Instant::now())
+        rx.recv().unwrap_err()
     });
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(!receiver.is_finished(), "the receive did not block");
-    let killed = Instant::now();
-    child.kill9();
-    let (err, told) = receiver.join().unwrap();
-    assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
-    let delay = told.duration_since(killed);
-    assert!(delay < Duration::from_secs(1), "told after {delay:?}");
+    let delay = disconnected_after_kill(&mut child, receiver);
     eprintln!("a blocked consumer was told of the producer's death after {delay:?}");
 }
 

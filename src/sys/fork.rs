@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 static GENERATION: AtomicU32 = AtomicU32::new(1);
 
 /// Incremented in this process before every `fork` it starts (after [`watch`]).
+#[cfg(qshm_linux)] // read by the POSIX backend's last-user check only
 static FORKS_STARTED: AtomicU32 = AtomicU32::new(0);
 
 #[cfg(any(qshm_linux, qshm_unix_other))]
@@ -21,6 +22,7 @@ extern "C" fn after_fork_in_child() {
 
 #[cfg(any(qshm_linux, qshm_unix_other))]
 extern "C" fn before_fork() {
+    #[cfg(qshm_linux)]
     FORKS_STARTED.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -37,6 +39,7 @@ pub(crate) fn generation() -> u32 {
 ///
 /// Children started without the fork handlers are not counted: `posix_spawn` and `vfork`
 /// (which `exec` at once, and share this process's memory until then) and a raw `clone`.
+#[cfg(qshm_linux)]
 pub(crate) fn forks_started() -> u32 {
     watch();
     FORKS_STARTED.load(Ordering::SeqCst)

@@ -527,6 +527,14 @@ impl Drop for PathCleanup {
     }
 }
 
+/// A unique segment file name in `qshm::mapped`'s default directory, removed at the end of
+/// the test (with its [`PathCleanup`]).
+pub fn unique_file(name: &str) -> (std::path::PathBuf, PathCleanup) {
+    let path = qshm::mapped::FileOptions::new().resolve(unique_key(name));
+    let cleanup = PathCleanup::new().path(&path);
+    (path, cleanup)
+}
+
 /// A [`Watchdog`] that also removes the paths registered with [`PathCleanup`] (and kills
 /// the children) before failing the test binary.
 pub fn file_watchdog(name: &'static str, limit: Duration) -> Watchdog {
