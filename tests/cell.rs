@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use qshm::mapped::cell::{self, Reader, Writer};
 use qshm::mapped::{FileOptions, MappedSegment};
 use qshm::ErrorKind;
-use util::{unique_file, ChildProc, PathCleanup};
+use util::{unique_file, ChildProc};
 
 const T: Duration = Duration::from_secs(120);
 
@@ -229,10 +229,7 @@ fn garbage_control_blocks_are_typed_errors() {
 #[test]
 fn c_writer_and_c_reader() {
     let _w = util::file_watchdog("cell C", Duration::from_secs(120));
-    let dir = std::env::temp_dir().join(util::unique_key("cell-c"));
-    let _cd = PathCleanup::new().path(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = util::compile_c("queue_cell", &dir) else {
+    let Some((exe, _dir)) = util::compile_c("queue_cell") else {
         return;
     };
     // C writes, Rust reads.

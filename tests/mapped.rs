@@ -515,10 +515,7 @@ fn zombie_holder_is_taken_over() {
 #[test]
 fn c_program_shares_the_lock() {
     let _w = util::file_watchdog("c_program_shares_the_lock", Duration::from_secs(300));
-    let dir = std::env::temp_dir().join(util::unique_key("cc"));
-    let _cd = PathCleanup::new().path(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = util::compile_c("counter", &dir) else {
+    let Some((exe, _dir)) = util::compile_c("counter") else {
         return;
     };
     let (path, _c) = unique_file("file-c");
@@ -556,10 +553,7 @@ fn c_program_shares_the_lock() {
 #[test]
 fn c_holder_killed_is_taken_over() {
     let _w = util::file_watchdog("c_holder_killed_is_taken_over", Duration::from_secs(120));
-    let dir = std::env::temp_dir().join(util::unique_key("cc-kill"));
-    let _cd = PathCleanup::new().path(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = util::compile_c("counter", &dir) else {
+    let Some((exe, _dir)) = util::compile_c("counter") else {
         return;
     };
     let (path, _c) = unique_file("file-c-kill");

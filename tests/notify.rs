@@ -377,10 +377,7 @@ fn a_c_program_notifies_and_waits() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let _w = util::Watchdog::new("a_c_program_notifies_and_waits", T * 2);
-    let dir = std::env::temp_dir().join(util::unique_key("cc-notify"));
-    let _cd = PathCleanup::new().path(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = util::compile_c("notify", &dir) else {
+    let Some((exe, _dir)) = util::compile_c("notify") else {
         return;
     };
     let run = |args: &[&str]| {

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use qshm::mapped::queue::{QueueOptions, Receiver, Sender};
 use qshm::mapped::{FileOptions, MappedSegment};
 use qshm::ErrorKind;
-use util::{unique_file, ChildProc, PathCleanup};
+use util::{unique_file, ChildProc};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -414,10 +414,7 @@ fn garbage_control_blocks_are_typed_errors() {
 #[test]
 fn c_program_at_either_end() {
     let _w = util::file_watchdog("queue C", Duration::from_secs(120));
-    let dir = std::env::temp_dir().join(util::unique_key("queue-c"));
-    let _cd = PathCleanup::new().path(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = util::compile_c("queue_cell", &dir) else {
+    let Some((exe, _dir)) = util::compile_c("queue_cell") else {
         return;
     };
     let sizes = formula(20_000, 37, 201); // as the C program computes them
@@ -472,10 +469,7 @@ fn c_program_at_either_end() {
 #[test]
 fn a_killed_c_producer_is_reported_within_1_s() {
     let _w = util::file_watchdog("queue C killed", Duration::from_secs(120));
-    let dir = std::env::temp_dir().join(util::unique_key("queue-c-kill"));
-    let _cd = PathCleanup::new().path(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = util::compile_c("queue_cell", &dir) else {
+    let Some((exe, _dir)) = util::compile_c("queue_cell") else {
         return;
     };
     let mut options = QueueOptions::new(200);
@@ -524,10 +518,7 @@ fn a_killed_c_producer_is_reported_within_1_s() {
 #[test]
 fn a_c_consumer_is_told_of_a_killed_rust_producer_within_1_s() {
     let _w = util::file_watchdog("queue C told", Duration::from_secs(120));
-    let dir = std::env::temp_dir().join(util::unique_key("queue-c-told"));
-    let _cd = PathCleanup::new().path(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let Some(exe) = util::compile_c("queue_cell", &dir) else {
+    let Some((exe, _dir)) = util::compile_c("queue_cell") else {
         return;
     };
     let mut options = QueueOptions::new(200);

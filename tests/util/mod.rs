@@ -580,10 +580,14 @@ pub fn objects_left(key: &NativeKey) -> Vec<String> {
     paths.into_iter().filter(|p| exists(p)).collect()
 }
 
-/// Compiles `tests/c/<name>.c` against `include/qshm.h` into `dir/<name>` (`$CC`, else `cc`,
-/// with -Wall -Wextra -Werror); `None`, said on stderr, where there is no C compiler.
+/// Compiles `tests/c/<name>.c` against `include/qshm.h` (`$CC`, else `cc`, with -Wall
+/// -Wextra -Werror) into a new temporary directory, removed with the [`PathCleanup`]
+/// returned beside the program's path; `None`, said on stderr, where there is no C compiler.
 #[cfg(unix)]
-pub fn compile_c(name: &str, dir: &std::path::Path) -> Option<std::path::PathBuf> {
+pub fn compile_c(name: &str) -> Option<(std::path::PathBuf, PathCleanup)> {
+    let dir = std::env::temp_dir().join(unique_key(&format!("c-{name}")));
+    let cleanup = PathCleanup::new().path(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let exe = dir.join(name);
     let source = root.join("tests/c").join(format!("{name}.c"));
@@ -597,7 +601,7 @@ pub fn compile_c(name: &str, dir: &std::path::Path) -> Option<std::path::PathBuf
             .status()
     });
     match status {
-        Ok(s) if s.success() => Some(exe),
+        Ok(s) if s.success() => Some((exe, cleanup)),
         Ok(s) => panic!("compiling {} failed: {s}", source.display()),
         Err(e) => {
             eprintln!("SKIPPED: no C compiler ({e})");
