@@ -5,10 +5,7 @@
  *
  * Prints "ready" once mapped; exits 0 on success, 2 on a bad segment, 3 on a lock error. */
 #include "qshm.h"
-
-#include <stdlib.h>
-#include <sys/file.h>
-#include <sys/mman.h>
+#include "peer.h"
 
 int main(int argc, char **argv)
 {
@@ -17,23 +14,10 @@ int main(int argc, char **argv)
         return 1;
     }
     long iterations = atol(argv[2]);
-    int fd = open(argv[1], O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        perror("open");
-        return 2;
-    }
-    flock(fd, LOCK_SH); /* take part in remove-on-last-detach */
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        perror("fstat");
-        return 2;
-    }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        perror("mmap");
-        return 2;
-    }
-    int rc = qshm_check(map, (uint64_t)st.st_size);
+    int fd;
+    size_t len;
+    void *map = peer_map_file(argv[1], &fd, &len);
+    int rc = qshm_check(map, len);
     if (rc != 0) {
         fprintf(stderr, "qshm_check: %s\n", strerror(-rc));
         return 2;
@@ -57,7 +41,7 @@ int main(int argc, char **argv)
             return 3;
         }
     }
-    munmap(map, (size_t)st.st_size);
+    munmap(map, len);
     close(fd);
     return 0;
 }

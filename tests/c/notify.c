@@ -9,27 +9,7 @@
  * Prints "ready" once mapped; exits 0 on success, 2 on a bad segment, 3 on a lost wake-up
  * (a wait of 5 s) or another error. */
 #include "qshm.h"
-
-#include <stdlib.h>
-#include <sys/file.h>
-#include <sys/mman.h>
-
-static void *map_file(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        perror(path);
-        exit(2);
-    }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        perror("mmap");
-        exit(2);
-    }
-    *len = (size_t)st.st_size;
-    return map;
-}
+#include "peer.h"
 
 static uint64_t get(struct qshm_header *h, size_t offset)
 {
@@ -55,8 +35,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: notify pong <path> <rounds> | notify companion <path>\n");
         return 1;
     }
+    int fd;
     size_t len;
-    void *map = map_file(argv[2], &len);
+    void *map = peer_map_file(argv[2], &fd, &len);
     if (strcmp(argv[1], "companion") == 0) {
         struct qshm_notify *n = (struct qshm_notify *)map;
         if (len < sizeof *n || memcmp(n->magic, QSHM_NOTIFY_MAGIC, 8) != 0)

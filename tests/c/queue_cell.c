@@ -10,10 +10,7 @@
  * cell is 64 bytes ((n / 3) even) or 4096 bytes, every byte n mod 256.
  * Exits 0 on success, 2 on a bad segment, 3 on a protocol error, 4 on wrong data. */
 #include "qshm.h"
-
-#include <stdlib.h>
-#include <sys/file.h>
-#include <sys/mman.h>
+#include "peer.h"
 
 static unsigned char byte_of(long i, long j, long len)
 {
@@ -28,19 +25,10 @@ int main(int argc, char **argv)
     }
     const char *mode = argv[1];
     long n = atol(argv[3]);
-    int fd = open(argv[2], O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        perror("open");
-        return 2;
-    }
-    flock(fd, LOCK_SH); /* take part in remove-on-last-detach */
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        perror("fstat");
-        return 2;
-    }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED || qshm_check(map, (uint64_t)st.st_size) != 0) {
+    int fd;
+    size_t len;
+    void *map = peer_map_file(argv[2], &fd, &len);
+    if (qshm_check(map, len) != 0) {
         fprintf(stderr, "not a qshm segment\n");
         return 2;
     }
