@@ -153,6 +153,14 @@
 extern "C" {
 #endif
 
+/* Compile-time checks of the layouts below, in C99 (which has no _Static_assert, but GCC
+ * and Clang accept it there with __extension__), C11 and C++11. */
+#ifdef __cplusplus
+#define QSHM_LAYOUT_ASSERT(cond, what) static_assert(cond, what " layout")
+#else
+#define QSHM_LAYOUT_ASSERT(cond, what) __extension__ _Static_assert(cond, what " layout")
+#endif
+
 #define QSHM_MAGIC "QSHM\0SEG" /* 8 bytes, the NUL included */
 #define QSHM_VERSION 3u
 #define QSHM_OLDEST_VERSION 2u /* the oldest layout version this header reads */
@@ -204,24 +212,11 @@ struct qshm_notify {
     uint32_t change_waiters;  /* 20 */
 };
 
-#ifdef __cplusplus
-static_assert(sizeof(struct qshm_header) == 96, "qshm_header layout");
-static_assert(offsetof(struct qshm_header, changes) == 88, "qshm_header layout");
-static_assert(offsetof(struct qshm_notify, changes) == 16, "qshm_notify layout");
-static_assert(offsetof(struct qshm_header, lock) == 64, "qshm_header layout");
-static_assert(offsetof(struct qshm_header, layout_hash) == 56, "qshm_header layout");
-#else
-/* __extension__: C99 has no _Static_assert, but GCC and Clang accept it there too. */
-__extension__ _Static_assert(sizeof(struct qshm_header) == 96, "qshm_header layout");
-__extension__ _Static_assert(__builtin_offsetof(struct qshm_header, changes) == 88,
-                             "qshm_header layout");
-__extension__ _Static_assert(__builtin_offsetof(struct qshm_notify, changes) == 16,
-                             "qshm_notify layout");
-__extension__ _Static_assert(__builtin_offsetof(struct qshm_header, lock) == 64,
-                             "qshm_header layout");
-__extension__ _Static_assert(__builtin_offsetof(struct qshm_header, layout_hash) == 56,
-                             "qshm_header layout");
-#endif
+QSHM_LAYOUT_ASSERT(sizeof(struct qshm_header) == 96, "qshm_header");
+QSHM_LAYOUT_ASSERT(offsetof(struct qshm_header, changes) == 88, "qshm_header");
+QSHM_LAYOUT_ASSERT(offsetof(struct qshm_notify, changes) == 16, "qshm_notify");
+QSHM_LAYOUT_ASSERT(offsetof(struct qshm_header, lock) == 64, "qshm_header");
+QSHM_LAYOUT_ASSERT(offsetof(struct qshm_header, layout_hash) == 56, "qshm_header");
 
 /* Checks a mapped header against the size of the file it came from.
  * Returns 0, -EINVAL (not a qshm segment / corrupt), -EPROTONOSUPPORT (other version or
@@ -610,17 +605,9 @@ struct qshm_queue {
     uint64_t reserved2[14];
 };
 
-#ifdef __cplusplus
-static_assert(sizeof(struct qshm_queue) == 256, "qshm_queue layout");
-static_assert(offsetof(struct qshm_queue, tail) == 64, "qshm_queue layout");
-static_assert(offsetof(struct qshm_queue, head) == 128, "qshm_queue layout");
-#else
-__extension__ _Static_assert(sizeof(struct qshm_queue) == 256, "qshm_queue layout");
-__extension__ _Static_assert(__builtin_offsetof(struct qshm_queue, tail) == 64,
-                             "qshm_queue layout");
-__extension__ _Static_assert(__builtin_offsetof(struct qshm_queue, head) == 128,
-                             "qshm_queue layout");
-#endif
+QSHM_LAYOUT_ASSERT(sizeof(struct qshm_queue) == 256, "qshm_queue");
+QSHM_LAYOUT_ASSERT(offsetof(struct qshm_queue, tail) == 64, "qshm_queue");
+QSHM_LAYOUT_ASSERT(offsetof(struct qshm_queue, head) == 128, "qshm_queue");
 
 /* One end of a queue (fill it with qshm_queue_open). */
 struct qshm_queue_end {
@@ -907,17 +894,9 @@ struct qshm_cell {
     uint64_t reserved2[5];
 };
 
-#ifdef __cplusplus
-static_assert(sizeof(struct qshm_cell) == 128, "qshm_cell layout");
-static_assert(offsetof(struct qshm_cell, seq) == 64, "qshm_cell layout");
-static_assert(offsetof(struct qshm_cell, writer) == 80, "qshm_cell layout");
-#else
-__extension__ _Static_assert(sizeof(struct qshm_cell) == 128, "qshm_cell layout");
-__extension__ _Static_assert(__builtin_offsetof(struct qshm_cell, seq) == 64,
-                             "qshm_cell layout");
-__extension__ _Static_assert(__builtin_offsetof(struct qshm_cell, writer) == 80,
-                             "qshm_cell layout");
-#endif
+QSHM_LAYOUT_ASSERT(sizeof(struct qshm_cell) == 128, "qshm_cell");
+QSHM_LAYOUT_ASSERT(offsetof(struct qshm_cell, seq) == 64, "qshm_cell");
+QSHM_LAYOUT_ASSERT(offsetof(struct qshm_cell, writer) == 80, "qshm_cell");
 
 /* Makes an empty cell of `capacity` bytes (a multiple of 8) in a data area of `data_size`
  * bytes (8-aligned, its first 8 bytes 0, used by nobody yet). 0 or -EINVAL. */
