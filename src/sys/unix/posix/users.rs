@@ -13,13 +13,19 @@ pub(super) fn is_last_user(fd: &OwnedFd, forks_before: u32) -> bool {
     !used_by_another_process(fd, my_pid(), forks_before)
 }
 
-/// Whether process `pid` exists (and is not a zombie waiting to be reaped).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        // The state follows the command name's closing parenthesis.
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
-    })
+/// Whether process `pid` is an ancestor of this one. A forked copy's opener is, while it
+/// lives: when it exits its children are given to another parent at once, and a process
+/// that reuses its pid later is no ancestor.
+fn is_ancestor(pid: u32) -> bool {
+    let mut p = my_pid();
+    for _ in 0..64 {
+        match parent_of(p) {
+            Some(parent) if parent == pid => return true,
+            Some(parent) if parent > 1 => p = parent,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Whether a child of this process can share `fd`'s open file description, or a mapping
@@ -41,15 +47,16 @@ fn children_may_share(forks_before: u32) -> bool {
 /// Otherwise, or when the kernel cannot tell, every process's maps are read; also when `fd`
 /// was inherited through a fork (`forked`): its opener and the opener's other children
 /// share it too: when the kernel says no other description is open, the opener and its
-/// descendants are looked at (while the opener lives: its orphaned children would not be
-/// found among its descendants), else every process.
+/// descendants are looked at (while the opener is an ancestor of this process: once it has
+/// exited, its orphaned children are no longer found among its descendants), else every
+/// process.
 /// `forks_before`: the [`forks_started`](crate::sys::fork::forks_started) read before `fd`
 /// was opened (see [`children_may_share`]).
 pub(super) fn used_by_another_process(fd: &OwnedFd, opener: u32, forks_before: u32) -> bool {
     let forked = opener != my_pid();
     let sole = sole_open_file(fd);
     let scope = match sole {
-        Some(true) if forked && alive(opener) => Scope::Family(opener),
+        Some(true) if forked && is_ancestor(opener) => Scope::Family(opener),
         Some(true) if forked => Scope::Everyone,
         // No child forked since the open, the usual case: nobody else.
         Some(true) if !children_may_share(forks_before) => return false,
@@ -61,7 +68,7 @@ pub(super) fn used_by_another_process(fd: &OwnedFd, opener: u32, forks_before: u
     };
     let file = FileId::new(st.st_dev, st.st_ino);
     let mut seen = mapped_by_another_process(file, scope);
-    if matches!(scope, Scope::Family(opener) if !alive(opener)) {
+    if matches!(scope, Scope::Family(opener) if !is_ancestor(opener)) {
         // The opener died during the look: its children may have left its family unseen.
         seen = mapped_by_another_process(file, Scope::Everyone);
     }
