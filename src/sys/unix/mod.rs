@@ -112,17 +112,21 @@ pub(super) fn has_children() -> bool {
 
 #[cfg(qshm_linux)]
 /// `flock(LOCK_EX|LOCK_NB)` on `fd`: whether this open file description is now the only
-/// holder of the file's `flock`. When another holds it and this process has children, it is
-/// tried again a few times (pauses of 0.25, 0.5 and 1 ms): a child this process is forking
-/// holds a copy of every descriptor, and so of every `flock`, until it execs, and that copy
-/// is no user of the file.
-pub(super) fn flock_exclusive_settled(fd: &std::os::fd::OwnedFd) -> rustix::io::Result<bool> {
+/// holder of the file's `flock`. When another holds it, `copied` (a child may hold a copy of
+/// a description of the file this process had) and this process has children, it is tried
+/// again a few times (pauses of 0.25, 0.5 and 1 ms): a child this process is forking holds
+/// a copy of every descriptor, and so of every `flock`, until it execs, and that copy is no
+/// user of the file.
+pub(super) fn flock_exclusive_settled(
+    fd: &std::os::fd::OwnedFd,
+    copied: bool,
+) -> rustix::io::Result<bool> {
     use rustix::fs::FlockOperation;
     let mut pause = std::time::Duration::from_micros(250);
     for attempt in 0..4 {
         match rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => return Ok(true),
-            Err(rustix::io::Errno::WOULDBLOCK) if attempt < 3 && has_children() => {
+            Err(rustix::io::Errno::WOULDBLOCK) if attempt < 3 && copied && has_children() => {
                 std::thread::sleep(pause);
                 pause *= 2;
             }

@@ -293,7 +293,8 @@ pub(crate) fn remove_file(path: &Path) -> Result<bool> {
         return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
             .with_detail("not a segment file (not a regular file): left alone"));
     }
-    if !super::super::flock_exclusive_settled(&fd).map_err(|e| ctx.errno(e))? {
+    // Any description of the file this process has may have been copied into a child.
+    if !super::super::flock_exclusive_settled(&fd, true).map_err(|e| ctx.errno(e))? {
         return Ok(false);
     }
     unlink_if_same(path, &fd).map_err(|e| ctx.errno(e))

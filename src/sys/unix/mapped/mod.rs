@@ -159,6 +159,9 @@ pub(crate) struct MappedInner {
     /// [`MapRequest::creator_ns`].
     creator_ns: (u64, u64),
     backing: Backing,
+    /// [`forks_started`](crate::sys::fork::forks_started) before the mapping was made: a
+    /// child forked earlier holds no copy of it (at most a stray copy of `fd`).
+    forks_before: u32,
     closed: bool,
 }
 
@@ -229,6 +232,7 @@ fn map_fd(
     label: &str,
 ) -> Result<MappedInner> {
     let map_len = req.header_size + req.data_size;
+    let forks_before = crate::sys::fork::forks_started();
     let prot = if req.immutable {
         ProtFlags::READ
     } else {
@@ -342,6 +346,7 @@ fn map_fd(
         private: req.private,
         creator_ns: req.creator_ns,
         backing,
+        forks_before,
         closed: false,
     })
 }
@@ -553,16 +558,20 @@ impl MappedInner {
             // description, and so the opener's shared flock: turning it exclusive would
             // succeed while the opener still uses the file. Such a copy asks with a
             // descriptor of its own (closing the shared one first, which ends the count if
-            // the opener has gone). So does an opener with children: one forked without
-            // exec still holds the description, and so the count, through its copy.
-            if opener != std::process::id() || super::has_children() {
+            // the opener has gone). So does an opener with children forked since the mapping
+            // was made: one forked without exec still holds the description, and so the
+            // count, through its copy. Children forked before cannot (no reopen, and no
+            // retries for a copy: the common case of a process with long-lived children).
+            let copied = opener != std::process::id()
+                || crate::sys::fork::forks_started() != self.forks_before;
+            if copied && (opener != std::process::id() || super::has_children()) {
                 let ino = rustix::fs::fstat(&self.fd)?.st_ino;
                 match super::reopen_same_file(path, false, ino)? {
                     Some(fresh) => self.fd = fresh,
                     None => return Ok(false),
                 }
             }
-            return match super::flock_exclusive_settled(&self.fd)? {
+            return match super::flock_exclusive_settled(&self.fd, copied)? {
                 true => unlink_if_same(path, &self.fd),
                 false => Ok(false),
             };
