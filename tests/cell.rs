@@ -2,11 +2,12 @@
 //! torn value over 10^6 reads each while a writer writes self-checking values (64 B and
 //! 4 KiB); `wait_next` wakes across processes, honours its timeout and reports a killed
 //! writer; garbage control blocks; a C writer and reader using `include/qshm.h`.
-#![cfg(qshm_linux)]
+#![cfg(any(qshm_linux, qshm_windows))]
 
 mod util;
 
-use std::process::{Command, Stdio};
+#[cfg(qshm_linux)]
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,18 +177,13 @@ fn a_killed_writer_is_reported_and_replaced() {
     assert_eq!(reader.read_vec().unwrap().0, b"new writer");
 }
 
-fn write_data(seg: &MappedSegment, bytes: &[u8]) {
-    let mut guard = seg.lock().unwrap();
-    guard.as_mut_slice().unwrap()[..bytes.len()].copy_from_slice(bytes);
-}
-
 #[test]
+#[cfg(qshm_linux)] // memfd
 fn garbage_control_blocks_are_typed_errors() {
     let _w = util::file_watchdog("cell garbage", Duration::from_secs(60));
     let seg = MappedSegment::memfd("cell-garbage", 4096).unwrap();
     let open = |seg: &MappedSegment| {
-        let fd = rustix::io::dup(std::os::fd::AsFd::as_fd(seg)).unwrap();
-        let seg = MappedSegment::from_fd(fd, &qshm::mapped::ReceiveOptions::new()).unwrap();
+        let seg = util::another_attachment(seg).unwrap();
         Reader::open(seg).map(drop).map_err(|e| e.kind())
     };
     assert_eq!(open(&seg), Err(ErrorKind::Layout));
@@ -198,7 +194,7 @@ fn garbage_control_blocks_are_typed_errors() {
     field(&mut control, 8, 1);
     field(&mut control, 12, 128);
     field(&mut control, 16, 64);
-    write_data(&seg, &control);
+    util::write_data(&seg, &control);
     assert_eq!(open(&seg), Ok(()));
     for (at, value, kind) in [
         (8, 2, ErrorKind::Unsupported),
@@ -209,24 +205,22 @@ fn garbage_control_blocks_are_typed_errors() {
     ] {
         let mut bad = control.clone();
         field(&mut bad, at, value);
-        write_data(&seg, &bad);
+        util::write_data(&seg, &bad);
         assert_eq!(open(&seg), Err(kind), "field at {at} = {value}");
     }
     // A length past the capacity: a typed error when read.
-    write_data(&seg, &control);
-    let fd = rustix::io::dup(std::os::fd::AsFd::as_fd(&seg)).unwrap();
-    let reader =
-        Reader::open(MappedSegment::from_fd(fd, &qshm::mapped::ReceiveOptions::new()).unwrap())
-            .unwrap();
+    util::write_data(&seg, &control);
+    let reader = Reader::open(util::another_attachment(&seg).unwrap()).unwrap();
     let mut bad = control.clone();
     field(&mut bad, 72, 1000);
-    write_data(&seg, &bad);
+    util::write_data(&seg, &bad);
     assert_eq!(reader.read_vec().unwrap_err().kind(), ErrorKind::Layout);
 }
 
 /// A C writer (`qshm_cell_write`) read by Rust, and a Rust writer read by C
 /// (`qshm_cell_read`, `qshm_cell_wait_next`): self-checking values, no torn read.
 #[test]
+#[cfg(qshm_linux)] // C peers
 fn c_writer_and_c_reader() {
     let _w = util::file_watchdog("cell C", Duration::from_secs(120));
     let Some((exe, _dir)) = util::compile_c("queue_cell") else {
@@ -237,13 +231,13 @@ fn c_writer_and_c_reader() {
     let seg = FileOptions::new()
         .create(&path, cell::segment_size(4096))
         .unwrap();
-    let mut c = util::spawning(|| {
-        Command::new(&exe)
-            .args(["cell-write", path.to_str().unwrap(), "100000"])
-            .stdout(Stdio::piped())
-            .spawn()
-    })
-    .unwrap();
+    let mut c = util::spawn_c(
+        &exe,
+        &["cell-write", path.to_str().unwrap(), "100000"],
+        |cmd| {
+            cmd.stdout(Stdio::piped());
+        },
+    );
     // The C writer formats the cell itself (qshm_cell_format) and says "ready".
     let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
     let mut line = String::new();
@@ -280,13 +274,11 @@ fn c_writer_and_c_reader() {
         .unwrap();
     let mut writer = Writer::create(seg, 4096).unwrap();
     writer.write(&value(0)).unwrap();
-    let mut c = util::spawning(|| {
-        Command::new(&exe)
-            .args(["cell-read", path.to_str().unwrap(), "200000"])
-            .stdout(Stdio::null())
-            .spawn()
-    })
-    .unwrap();
+    let mut c = util::spawn_c(
+        &exe,
+        &["cell-read", path.to_str().unwrap(), "200000"],
+        |_| {},
+    );
     let mut n = 1;
     loop {
         writer.write(&value(n)).unwrap();

@@ -3,11 +3,12 @@
 //! full queue included), timeouts, kill -9 of either side reported to the other within 1 s,
 //! one producer and one consumer only, garbage control blocks, and C programs using
 //! `include/qshm.h` at either end.
-#![cfg(qshm_linux)]
+#![cfg(any(qshm_linux, qshm_windows))]
 
 mod util;
 
-use std::process::{Command, Stdio};
+#[cfg(qshm_linux)]
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -336,19 +337,14 @@ fn exactly_one_producer_and_one_consumer() {
     assert_eq!(tx.send(b"x").unwrap_err().kind(), ErrorKind::Disconnected);
 }
 
-fn write_data(seg: &MappedSegment, bytes: &[u8]) {
-    let mut guard = seg.lock().unwrap();
-    guard.as_mut_slice().unwrap()[..bytes.len()].copy_from_slice(bytes);
-}
-
 /// A control block the queue did not write: typed errors, never a crash.
 #[test]
+#[cfg(qshm_linux)] // memfd
 fn garbage_control_blocks_are_typed_errors() {
     let _w = util::file_watchdog("queue garbage", Duration::from_secs(60));
     let seg = MappedSegment::memfd("garbage", 4096).unwrap();
     let open = |seg: &MappedSegment| {
-        let fd = rustix::io::dup(std::os::fd::AsFd::as_fd(seg)).unwrap();
-        let seg = MappedSegment::from_fd(fd, &qshm::mapped::ReceiveOptions::new()).unwrap();
+        let seg = util::another_attachment(seg).unwrap();
         Receiver::open(seg).map(drop).map_err(|e| e.kind())
     };
     assert_eq!(open(&seg), Err(ErrorKind::Layout), "all zeros");
@@ -360,7 +356,7 @@ fn garbage_control_blocks_are_typed_errors() {
     field(&mut control, 12, 256);
     field(&mut control, 16, 1024);
     field(&mut control, 20, 100);
-    write_data(&seg, &control);
+    util::write_data(&seg, &control);
     assert_eq!(open(&seg), Ok(()), "a valid block");
     for (at, value, kind) in [
         (8, 7, ErrorKind::Unsupported),   // version
@@ -372,7 +368,7 @@ fn garbage_control_blocks_are_typed_errors() {
     ] {
         let mut bad = control.clone();
         field(&mut bad, at, value);
-        write_data(&seg, &bad);
+        util::write_data(&seg, &bad);
         assert_eq!(open(&seg), Err(kind), "field at {at} = {value}");
     }
     // Random garbage.
@@ -386,24 +382,21 @@ fn garbage_control_blocks_are_typed_errors() {
                 x as u8
             })
             .collect();
-        write_data(&seg, &garbage);
+        util::write_data(&seg, &garbage);
         assert!(open(&seg).is_err());
     }
     // A valid block whose indices a peer corrupted: errors when used.
-    write_data(&seg, &control);
-    let fd = rustix::io::dup(std::os::fd::AsFd::as_fd(&seg)).unwrap();
-    let mut rx =
-        Receiver::open(MappedSegment::from_fd(fd, &qshm::mapped::ReceiveOptions::new()).unwrap())
-            .unwrap();
+    util::write_data(&seg, &control);
+    let mut rx = Receiver::open(util::another_attachment(&seg).unwrap()).unwrap();
     let mut tail = control.clone();
     field(&mut tail, 64, 5000); // tail far past head + ring size
-    write_data(&seg, &tail[..128]);
+    util::write_data(&seg, &tail[..128]);
     assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Layout);
     field(&mut tail, 64, 16); // a record claiming 0x4141 bytes
-    write_data(&seg, &tail[..128]);
+    util::write_data(&seg, &tail[..128]);
     let mut data = tail.clone();
     data.extend_from_slice(&[0x41; 16]);
-    write_data(&seg, &data);
+    util::write_data(&seg, &data);
     assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Layout);
 }
 
@@ -412,6 +405,7 @@ fn garbage_control_blocks_are_typed_errors() {
 /// A C producer (`qshm_queue_send`) and a Rust consumer, then a Rust producer and a C
 /// consumer (`qshm_queue_recv`): the same messages, every byte checked on both sides.
 #[test]
+#[cfg(qshm_linux)] // C peers
 fn c_program_at_either_end() {
     let _w = util::file_watchdog("queue C", Duration::from_secs(120));
     let Some((exe, _dir)) = util::compile_c("queue_cell") else {
@@ -427,17 +421,15 @@ fn c_program_at_either_end() {
         .create(&path, options.segment_size())
         .unwrap();
     let mut rx = Receiver::create(seg, &options).unwrap();
-    let mut c = util::spawning(|| {
-        Command::new(&exe)
-            .args([
-                "queue-produce",
-                path.to_str().unwrap(),
-                &sizes.len().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-    })
-    .unwrap();
+    let mut c = util::spawn_c(
+        &exe,
+        &[
+            "queue-produce",
+            path.to_str().unwrap(),
+            &sizes.len().to_string(),
+        ],
+        |_| {},
+    );
     assert_eq!(consume(&mut rx, &sizes, &[]), Ok(()));
     assert!(c.wait().unwrap().success());
 
@@ -447,17 +439,15 @@ fn c_program_at_either_end() {
         .create(&path, options.segment_size())
         .unwrap();
     let mut tx = Sender::create(seg, &options).unwrap();
-    let mut c = util::spawning(|| {
-        Command::new(&exe)
-            .args([
-                "queue-consume",
-                path.to_str().unwrap(),
-                &sizes.len().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-    })
-    .unwrap();
+    let mut c = util::spawn_c(
+        &exe,
+        &[
+            "queue-consume",
+            path.to_str().unwrap(),
+            &sizes.len().to_string(),
+        ],
+        |_| {},
+    );
     produce(&mut tx, &sizes, &[]);
     let _seg = tx.close(); // the end, not the segment: the C program may not have opened it yet
     let status = c.wait().unwrap();
@@ -467,6 +457,7 @@ fn c_program_at_either_end() {
 /// A C producer (named by its pid and start time, `qshm_process_id`) killed with SIGKILL:
 /// the Rust consumer receives what it sent, then `Disconnected`, within 1 s of the kill.
 #[test]
+#[cfg(qshm_linux)] // C peers
 fn a_killed_c_producer_is_reported_within_1_s() {
     let _w = util::file_watchdog("queue C killed", Duration::from_secs(120));
     let Some((exe, _dir)) = util::compile_c("queue_cell") else {
@@ -479,13 +470,11 @@ fn a_killed_c_producer_is_reported_within_1_s() {
         .create(&path, options.segment_size())
         .unwrap();
     let mut rx = Receiver::create(seg, &options).unwrap();
-    let mut c = util::spawning(|| {
-        Command::new(&exe)
-            .args(["queue-produce", path.to_str().unwrap(), "1000000000"])
-            .stdout(Stdio::null())
-            .spawn()
-    })
-    .unwrap();
+    let mut c = util::spawn_c(
+        &exe,
+        &["queue-produce", path.to_str().unwrap(), "1000000000"],
+        |_| {},
+    );
     let mut buf = vec![0u8; 200];
     for i in 0..100 {
         let n = rx.recv_into_timeout(&mut buf, T).unwrap();
@@ -516,6 +505,7 @@ fn a_killed_c_producer_is_reported_within_1_s() {
 /// producer's liveness slot through a descriptor it opened itself) waits: the C program gets
 /// -EPIPE within 1 s of the kill.
 #[test]
+#[cfg(qshm_linux)] // C peers
 fn a_c_consumer_is_told_of_a_killed_rust_producer_within_1_s() {
     let _w = util::file_watchdog("queue C told", Duration::from_secs(120));
     let Some((exe, _dir)) = util::compile_c("queue_cell") else {
@@ -531,14 +521,9 @@ fn a_c_consumer_is_told_of_a_killed_rust_producer_within_1_s() {
     let p = path.to_str().unwrap();
     let mut producer = ChildProc::spawn("produce-then-hold", &[p, "seq:10:37:201"]);
     assert_eq!(producer.expect_line(T), "sent");
-    let mut c = util::spawning(|| {
-        Command::new(&exe)
-            .args(["queue-consume", p, "1000"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-    })
-    .unwrap();
+    let mut c = util::spawn_c(&exe, &["queue-consume", p, "1000"], |cmd| {
+        cmd.stderr(Stdio::piped());
+    });
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         c.try_wait().unwrap().is_none(),

@@ -535,6 +535,36 @@ pub fn unique_file(name: &str) -> (std::path::PathBuf, PathCleanup) {
     (path, cleanup)
 }
 
+/// Overwrites the start of `seg`'s data area with `bytes`, under its lock (a peer that
+/// writes garbage into a control block).
+pub fn write_data(seg: &qshm::mapped::MappedSegment, bytes: &[u8]) {
+    let mut guard = seg.lock().unwrap();
+    guard.as_mut_slice().unwrap()[..bytes.len()].copy_from_slice(bytes);
+}
+
+/// Another attachment of the memfd `seg`, through a duplicate of its descriptor.
+#[cfg(qshm_linux)]
+pub fn another_attachment(
+    seg: &qshm::mapped::MappedSegment,
+) -> qshm::Result<qshm::mapped::MappedSegment> {
+    let fd = rustix::io::dup(std::os::fd::AsFd::as_fd(seg)).unwrap();
+    qshm::mapped::MappedSegment::from_fd(fd, &qshm::mapped::ReceiveOptions::new())
+}
+
+/// Starts the C program `exe` (from [`compile_c`]) with `args`, its standard output
+/// discarded unless `configure` says otherwise.
+#[cfg(unix)]
+pub fn spawn_c(
+    exe: &std::path::Path,
+    args: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> Child {
+    let mut cmd = Command::new(exe);
+    cmd.args(args).stdout(Stdio::null());
+    configure(&mut cmd);
+    spawning(|| cmd.spawn()).unwrap()
+}
+
 /// A [`Watchdog`] that also removes the paths registered with [`PathCleanup`] (and kills
 /// the children) before failing the test binary.
 pub fn file_watchdog(name: &'static str, limit: Duration) -> Watchdog {
