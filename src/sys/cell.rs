@@ -394,7 +394,10 @@ impl Cell {
         let ctl = self.ctl();
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut spins = 0;
-        let mut check = false;
+        // The writer's liveness is asked after each SLICE of waiting, by the clock: a sleep
+        // that polls (Windows, macOS, FreeBSD) returns early every few milliseconds and never
+        // says it timed out, so counting timed-out sleeps never asked it there.
+        let mut last_check = Instant::now();
         loop {
             let cur = ctl.seq.load(Ordering::Acquire);
             if cur != seen && cur % 2 == 0 {
@@ -404,6 +407,10 @@ impl Cell {
                 spins += 1;
                 std::hint::spin_loop();
                 continue;
+            }
+            let check = last_check.elapsed() >= SLICE;
+            if check {
+                last_check = Instant::now();
             }
             if self.writer_gone(check) {
                 return Err(Error::new(ErrorKind::Disconnected, op, label)
@@ -426,7 +433,7 @@ impl Cell {
                 Ok(Woke::Early)
             };
             ctl.waiters.fetch_sub(1, Ordering::SeqCst);
-            check = woke.map_err(|e| e.with_op(op).with_key(label.to_owned()))? == Woke::TimedOut;
+            woke.map_err(|e| e.with_op(op).with_key(label.to_owned()))?;
         }
     }
 }
