@@ -174,6 +174,7 @@ impl<O: Owners> WordLock<O> {
         let mut spins = 0;
         let mut slept = false;
         let mut nap = FIRST_NAP;
+        let mut last_check = Instant::now();
         loop {
             let cur = word.load(Ordering::Relaxed);
             if cur & TID_MASK == 0 {
@@ -231,6 +232,12 @@ impl<O: Owners> WordLock<O> {
                 .map_err(|e| e.with_op(op).with_kind(ErrorKind::LockError))?;
             if timed_out {
                 nap = (nap * 2).min(LONGEST_NAP);
+            }
+            // The owner is asked after a sleep that timed out, and at least every
+            // LONGEST_NAP by the clock: where sleeps poll (the portable mode; macOS and
+            // FreeBSD), a sleep ends early at every poll and never reports a timeout.
+            if timed_out || last_check.elapsed() >= LONGEST_NAP {
+                last_check = Instant::now();
                 let now = word.load(Ordering::Relaxed);
                 if now & TID_MASK != 0
                     && now & !WAITERS != me
