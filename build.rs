@@ -10,7 +10,8 @@
 //! | `qshm_libc = "musl"` | musl | the record in the tail of musl's `sem_t` |
 //! | `qshm_unix_other` | other Unix (FreeBSD, Apple, other Linux libcs, …) | key rules and `inspect` stubs |
 //! | `qshm_sysv_only` | macOS and FreeBSD (besides `qshm_unix_other`) | the System V backend, built with `qshm_portable` |
-//! | `qshm_portable` | macOS and FreeBSD; Linux with `RUSTFLAGS="--cfg qshm_portable"` (`ci/portable.sh`) | no `semtimedop`, `sem_timedwait`, futex, `O_TMPFILE`, `mknodat`: the fallbacks of `sys/portable.rs` |
+//! | `qshm_posix_portable` | macOS, iOS and FreeBSD; Linux with `--cfg qshm_portable` | the portable POSIX backend (`sys/unix/posix_portable`) for POSIX realtime keys |
+//! | `qshm_portable` | macOS, iOS and FreeBSD; Linux with `RUSTFLAGS="--cfg qshm_portable"` (`ci/portable.sh`) | no `semtimedop`, `sem_timedwait`, futex, `O_TMPFILE`, `mknodat`, `/proc`: the fallbacks of `sys/portable.rs` |
 //! | `qshm_windows` | Windows | the Windows backend (named sections, semaphores, mutexes) |
 //! | `qshm_none` | everything else (wasm, …) | key rules; every operation `Unsupported` |
 //!
@@ -29,6 +30,7 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(qshm_apple)");
     println!("cargo:rustc-check-cfg=cfg(qshm_macos)");
     println!("cargo:rustc-check-cfg=cfg(qshm_sysv_only)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_posix_portable)");
     // The portable-Unix test mode: `RUSTFLAGS="--cfg qshm_portable"` (ci/test.sh), the Linux
     // build without the Linux-only calls macOS and FreeBSD lack (sys/portable.rs).
     println!("cargo:rustc-check-cfg=cfg(qshm_portable)");
@@ -64,14 +66,25 @@ fn main() {
         Some(libc) => {
             println!("cargo:rustc-cfg=qshm_linux");
             println!("cargo:rustc-cfg=qshm_libc=\"{libc}\"");
+            // The portable-Unix test mode (`RUSTFLAGS="--cfg qshm_portable"`, which cargo
+            // shows build scripts as CARGO_CFG_QSHM_PORTABLE): POSIX keys take the backend
+            // macOS, iOS and FreeBSD take.
+            if env::var_os("CARGO_CFG_QSHM_PORTABLE").is_some() {
+                println!("cargo:rustc-cfg=qshm_posix_portable");
+            }
         }
         None if unix => {
             println!("cargo:rustc-cfg=qshm_unix_other");
+            let apple = var("CARGO_CFG_TARGET_VENDOR") == "apple";
             if os == "macos" || os == "freebsd" {
                 // The System V backend, built as the portable mode tests it on Linux (no
-                // semtimedop: timed waits poll); POSIX realtime keys stay unsupported
-                // there until a backend of their own exists.
+                // semtimedop: timed waits poll). iOS has no System V in its sandbox.
                 println!("cargo:rustc-cfg=qshm_sysv_only");
+            }
+            if apple || os == "freebsd" {
+                // POSIX realtime keys: the portable POSIX backend, as the portable mode
+                // runs it on Linux.
+                println!("cargo:rustc-cfg=qshm_posix_portable");
                 println!("cargo:rustc-cfg=qshm_portable");
             }
         }

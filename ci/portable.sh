@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The portable-Unix mode (issue 16): the Linux build with `--cfg qshm_portable`, which leaves
 # out the Linux-only calls macOS and FreeBSD lack (semtimedop, sem_timedwait/sem_clockwait,
-# the futex) and takes the fallback paths their builds take (src/sys/portable.rs). Runs the
-# library's unit tests, the fallback counters' own suite (tests/portable.rs), the
-# SharedMemory conformance suite, the semaphore and bounded-wait suites, the crash tests
-# (tests/reliability.rs) and the Qt interop suite against real Qt 6.11 and 5.15
-# ($QSHM_PYTHON, as ci/test.sh prepares it), in its own target directory.
+# the futex) and takes the fallback paths their builds take (src/sys/portable.rs), POSIX keys
+# on the portable POSIX backend (src/sys/unix/posix_portable) that macOS, iOS and FreeBSD
+# build. Runs the library's unit tests, the fallback counters' own suite (tests/portable.rs),
+# the SharedMemory conformance suite, the semaphore and bounded-wait suites, the crash tests
+# (tests/reliability.rs), the POSIX suite (tests/posix.rs, its Linux-only tests ignored with
+# their reason), the Qt interop suite against real Qt 6.11 and 5.15 ($QSHM_PYTHON, as
+# ci/test.sh prepares it), and the mapped, queue and cell suites, in its own target directory.
 #
 #   ci/portable.sh                  # all of it
 #   ci/portable.sh --test portable  # extra arguments replace the suite list
@@ -17,7 +19,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # futex) waits for ever. Mixing this mode with native Linux peers is not supported; its other
 # 11 tests pass in this mode (run: ci/portable.sh --test notify).
 suites=(--lib --test portable --test conformance --test semaphore --test bounded_waits
-    --test reliability --test qt_interop)
+    --test reliability --test qt_interop --test posix --test mapped --test queue --test cell)
 if [ $# -gt 0 ]; then
     suites=("$@")
 fi
@@ -49,7 +51,7 @@ echo "portable: $(wc -w <<< "$bins") test binaries, none calls semtimedop, sem_t
 # Every fallback must have run in some process of the suites: a mode that silently kept a
 # Linux-only call (or never reached the fallback) fails here.
 missing=0
-for name in wait_word_poll mapped_lock_poll sysv_timed_poll posix_timed_poll named_create; do
+for name in wait_word_poll mapped_lock_poll sysv_timed_poll posix_timed_poll named_create posix_portable; do
     n="$(find "$record" -name "$name.*" | wc -l)"
     printf 'portable: %-18s taken by %d processes\n' "$name" "$n" >&2
     [ "$n" -gt 0 ] || missing=1

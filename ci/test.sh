@@ -39,7 +39,7 @@ snapshot() {
     # iceoryx2 (a peer of the queue benchmark) keeps one 16-byte global management object
     # in /dev/shm for every later iceoryx2 process, by design: not a leak of ours.
     ls -1 /dev/shm 2>/dev/null | { grep -v '^iox2_.*\.global_mgmt$' || true; } | sed 's|^|/dev/shm/|'
-    ls -1d "${TMPDIR:-/tmp}"/qipc_* /tmp/qipc_* 2>/dev/null || true
+    ls -1d "${TMPDIR:-/tmp}"/qipc_* /tmp/qipc_* "${TMPDIR:-/tmp}"/qshm-psx-* 2>/dev/null || true
     ls -1d /tmp/runtime-*/qshm* "${XDG_RUNTIME_DIR:-/nonexistent}"/qshm* /tmp/qshmtest* 2>/dev/null || true
 }
 before="$(snapshot | sort -u)"
@@ -62,13 +62,17 @@ for target in x86_64-unknown-freebsd x86_64-apple-darwin aarch64-apple-darwin aa
     wasm32-*) cargo clippy -p qshm --lib --target "$target" --quiet -- -D warnings ;;
     *) cargo clippy -p qshm -p qshm-cli --target "$target" --quiet -- -D warnings ;;
     esac
-    # macOS and FreeBSD compile the System V backend (src/sys/unix), not the unsupported stub:
-    # the build script's cfgs for the target, as rustc receives them.
+    # macOS and FreeBSD compile the System V and the portable POSIX backend (src/sys/unix),
+    # iOS the portable POSIX one, not the unsupported stub: the build script's cfgs for the
+    # target, as rustc receives them.
     case "$target" in
-    *-apple-darwin | *-freebsd)
+    *-apple-darwin | *-freebsd | *-apple-ios)
         cfgs="$(cargo rustc -p qshm --lib --target "$target" --quiet -- --print cfg)"
-        grep -qx qshm_sysv_only <<< "$cfgs" || { echo "$target does not select the System V backend" >&2; exit 1; }
-        # Its unit tests (the System V conformance suite among them) compile, ready to run there.
+        case "$target" in *-ios) wanted=(qshm_posix_portable) ;; *) wanted=(qshm_sysv_only qshm_posix_portable) ;; esac
+        for cfg in "${wanted[@]}"; do
+            grep -qx "$cfg" <<< "$cfgs" || { echo "$target does not select $cfg" >&2; exit 1; }
+        done
+        # Its unit tests (the conformance suites among them) compile, ready to run there.
         cargo clippy -p qshm --lib --profile test --target "$target" --quiet -- -D warnings
         ;;
     esac

@@ -34,8 +34,8 @@ pub(crate) fn legacy_default_key_type() -> KeyType {
 
 /// Which key types have a backend here.
 pub(crate) fn is_key_type_supported(key_type: KeyType) -> bool {
-    let backend = (cfg!(qshm_linux)
-        && (key_type.is_system_v() || key_type == KeyType::PosixRealtime))
+    let backend = (cfg!(qshm_linux) && key_type.is_system_v())
+        || (cfg!(any(qshm_linux, qshm_posix_portable)) && key_type == KeyType::PosixRealtime)
         || (cfg!(qshm_sysv_only) && key_type.is_system_v())
         || (cfg!(qshm_windows) && key_type == KeyType::Windows);
     backend && naming().available(key_type)

@@ -73,6 +73,45 @@ fn posix_creation_without_unnamed_files() {
     shm.detach().unwrap();
 }
 
+/// The companion file of a POSIX object of the portable backend (src/sys/unix/posix_portable).
+fn companion_path(kind: &str, native: &str) -> std::path::PathBuf {
+    let hash = sha1_smol::Sha1::from(native.as_bytes())
+        .digest()
+        .to_string();
+    std::env::temp_dir().join(format!("qshm-psx-{kind}-{}", &hash[..32]))
+}
+
+/// POSIX keys take the portable backend (what macOS, iOS and FreeBSD run): its companion
+/// files appear with the segment and its lock, and the last detach removes them with both.
+#[test]
+fn posix_keys_take_the_portable_backend() {
+    let key = NativeKey::legacy(&util::unique_key("portable-posix"), KeyType::PosixRealtime);
+    let _cleanup = Cleanup::new().segment(&key);
+    let before = counts()["posix_portable"];
+    let shm_companion = companion_path("shm", key.native_key());
+    let sem_companion = companion_path("sem", key.lock_key().native_key());
+    let _files = util::PathCleanup::new()
+        .path(&shm_companion)
+        .path(&sem_companion);
+    let mut shm = SharedMemory::with_native_key(key.clone());
+    shm.create(4096, AccessMode::ReadWrite).unwrap();
+    drop(shm.lock().unwrap());
+    assert!(
+        counts()["posix_portable"] > before,
+        "posix_portable not taken"
+    );
+    assert!(shm_companion.exists(), "{}", shm_companion.display());
+    assert!(sem_companion.exists(), "{}", sem_companion.display());
+    let mut other = SharedMemory::with_native_key(key.clone());
+    other.attach(AccessMode::ReadOnly).unwrap();
+    shm.detach().unwrap();
+    assert!(shm_companion.exists(), "removed while attached");
+    other.detach().unwrap();
+    assert!(!shm_companion.exists(), "segment companion left");
+    assert!(!sem_companion.exists(), "lock companion left");
+    assert!(!util::exists(&format!("/dev/shm{}", key.native_key())));
+}
+
 /// A lock holder in this process, a waiter in a child: the child's `lock_timeout` sleeps
 /// by polling (no futex) until the holder lets go.
 #[test]
@@ -124,6 +163,7 @@ fn every_fallback_is_checked() {
         [
             "mapped_lock_poll",
             "named_create",
+            "posix_portable",
             "posix_timed_poll",
             "sysv_timed_poll",
             "wait_word_poll"

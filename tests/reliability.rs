@@ -370,9 +370,30 @@ impl Janitor {
     }
 }
 
+/// The temporary files glibc's `sem_open(O_CREAT)` writes a new semaphore into
+/// (`/dev/shm/sem.XXXXXX`) before linking it under its name: a process killed inside the
+/// call leaves its temporary behind. The portable mode creates semaphores through
+/// `sem_open`, as macOS and FreeBSD do (where semaphores are no such files); Linux's own
+/// backend writes the file itself and leaves nothing. Names only, those present now.
+fn glibc_sem_temporaries() -> std::collections::HashSet<std::path::PathBuf> {
+    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
+        return Default::default();
+    };
+    dir.filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.len() == 10
+                && name.starts_with("sem.")
+                && name[4..].bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+        .collect()
+}
+
 fn crash_campaign(kind: Kind) {
     let name = kind.name;
     let kills = env_usize("QSHM_CRASH_KILLS", 200);
+    let temporaries_before = glibc_sem_temporaries();
     let (target, _c, _p) = kind.target(&format!("crash-{name}"));
     let arg = target.to_arg();
     let mut rng = Rng::new(seed());
@@ -464,6 +485,23 @@ fn crash_campaign(kind: Kind) {
     drop(guard);
     last.detach().unwrap();
     target.remove_orphan();
+    // In the portable mode (POSIX semaphores through glibc's sem_open), the temporaries of
+    // workers killed inside sem_open: new since the campaign began, and old enough that no
+    // live sem_open can still be writing one.
+    let mut glibc_temporaries = 0;
+    if cfg!(qshm_portable) {
+        if !glibc_sem_temporaries().is_subset(&temporaries_before) {
+            std::thread::sleep(Duration::from_millis(1100)); // every worker is dead by now
+        }
+        for path in glibc_sem_temporaries().difference(&temporaries_before) {
+            let old = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(1));
+            if old && std::fs::remove_file(path).is_ok() {
+                glibc_temporaries += 1;
+            }
+        }
+    }
     let leaked = target.objects_left();
     assert_eq!(
         leaked,
@@ -480,7 +518,8 @@ fn crash_campaign(kind: Kind) {
         "RELIABILITY crash kind={name} kills={kills} survived={kills} \
          killed_in_other_namespaces={killed_elsewhere} double_holders={doubles} \
          operations={ops} owner_died_reported={owner_died_seen} \
-         unrecognised_deaths={unrecognised} leaked={} slowest_recovery_ms={:.1}",
+         unrecognised_deaths={unrecognised} leaked={} slowest_recovery_ms={:.1} \
+         glibc_sem_temporaries_removed={glibc_temporaries}",
         leaked.len(),
         slowest.as_secs_f64() * 1e3
     );

@@ -60,3 +60,33 @@ pub(crate) fn watch() {
         });
     }
 }
+
+/// This process's id, cached (getpid is a system call in current C libraries), recomputed
+/// in a forked child.
+#[cfg(any(qshm_linux, qshm_unix_other))]
+#[inline]
+pub(crate) fn my_pid() -> u32 {
+    let cached = PID.load(Ordering::Relaxed);
+    if cached >> 32 == u64::from(generation()) {
+        cached as u32
+    } else {
+        compute_pid()
+    }
+}
+
+/// The pid in the low half, the fork generation it belongs to in the high half.
+#[cfg(any(qshm_linux, qshm_unix_other))]
+static PID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[cfg(any(qshm_linux, qshm_unix_other))]
+#[cold]
+fn compute_pid() -> u32 {
+    watch();
+    let generation = generation();
+    let pid = std::process::id();
+    PID.store(
+        u64::from(generation) << 32 | u64::from(pid),
+        Ordering::Relaxed,
+    );
+    pid
+}

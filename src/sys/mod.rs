@@ -8,7 +8,7 @@
 //! memory becomes Rust references.
 #![allow(unsafe_code)]
 
-#[cfg(any(qshm_linux, qshm_sysv_only))]
+#[cfg(any(qshm_linux, qshm_sysv_only, qshm_posix_portable))]
 #[path = "unix/mod.rs"]
 mod imp;
 
@@ -16,7 +16,7 @@ mod imp;
 #[path = "windows/mod.rs"]
 mod imp;
 
-#[cfg(not(any(qshm_linux, qshm_sysv_only, qshm_windows)))]
+#[cfg(not(any(qshm_linux, qshm_sysv_only, qshm_posix_portable, qshm_windows)))]
 #[path = "unsupported.rs"]
 mod imp;
 
@@ -35,7 +35,7 @@ pub(crate) mod portable;
 pub(crate) mod procfs;
 #[cfg(any(qshm_linux, qshm_windows))]
 pub(crate) mod queue;
-#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg(any(qshm_linux, qshm_windows, qshm_posix_portable))]
 pub(crate) mod random;
 #[cfg(any(qshm_linux, qshm_windows))]
 mod segment_header;

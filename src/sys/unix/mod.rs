@@ -10,25 +10,36 @@ pub(crate) mod mapped;
 #[cfg(qshm_linux)]
 pub(crate) mod notify;
 #[cfg(qshm_linux)]
+#[cfg_attr(qshm_posix_portable, allow(dead_code))] // inspect reads its files; no segment
 mod posix;
+#[cfg(qshm_posix_portable)]
+mod posix_portable;
 #[cfg(qshm_linux)]
 mod robust_lock;
+#[cfg(any(qshm_linux, qshm_sysv_only))]
 mod sysv;
 
 use std::ffi::CString;
+#[cfg(any(qshm_linux, qshm_sysv_only))]
 use std::fs;
 use std::io;
+#[cfg(any(qshm_linux, qshm_sysv_only))]
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::sync::Arc;
 
 use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
-#[cfg(any(test, qshm_linux))]
+#[cfg(any(test, qshm_linux, qshm_posix_portable))]
 use crate::key::KeyType;
 use crate::{AccessMode, NativeKey};
 
-#[cfg(qshm_linux)]
+#[cfg(all(qshm_linux, not(qshm_posix_portable)))]
 pub(crate) use posix::{PosixSegment, PosixSemaphore};
+#[cfg(qshm_posix_portable)]
+pub(crate) use posix_portable::{
+    PortablePosixSegment as PosixSegment, PortablePosixSemaphore as PosixSemaphore,
+};
+#[cfg(any(qshm_linux, qshm_sysv_only))]
 pub(crate) use sysv::{SysvSegment, SysvSemaphore};
 
 /// Qt's errno table (docs/qt-ipc.md §3.7 and §4.3), with the errors Qt has no entry for
@@ -89,6 +100,7 @@ pub(crate) fn open_no_wait(
     }
 }
 
+#[cfg(any(qshm_linux, qshm_sysv_only))] // System V's key files; iOS has none
 /// A C library call's return value: `Err(errno)` when it is -1 (the convention of almost
 /// every call), else the value. The one place that reads that convention.
 #[inline]
@@ -296,6 +308,7 @@ pub(super) fn c_path(ctx: Ctx<'_>) -> Result<CString> {
     CString::new(native).map_err(|_| ctx.kind(ErrorKind::KeyError, "key contains a NUL character"))
 }
 
+#[cfg(any(qshm_linux, qshm_sysv_only))] // System V's key files; iOS has none
 /// Creates Qt's empty ftok key file (like Qt's `open(O_CREAT|O_EXCL)` + `close`, mode 0640
 /// less the umask; a symbolic link planted in its place is not followed). Returns whether
 /// this call created it.
@@ -353,6 +366,7 @@ pub(super) fn create_key_file(ctx: Ctx<'_>) -> Result<bool> {
     }
 }
 
+#[cfg(any(qshm_linux, qshm_sysv_only))] // System V's key files; iOS has none
 fn is_runtime_fallback(path: &str) -> bool {
     path.starts_with(&format!("{}/", crate::key::runtime_dir()))
 }
@@ -377,6 +391,7 @@ pub(super) fn reopen_same_file(
     Ok((rustix::fs::fstat(&fd)?.st_ino == ino).then_some(fd))
 }
 
+#[cfg(any(qshm_linux, qshm_sysv_only))] // System V's key files; iOS has none
 /// Removes a key file; a file already gone is not an error (Qt reports one, docs/qt-ipc.md §8.11).
 pub(super) fn remove_key_file(path: &str) {
     let _ = fs::remove_file(path);
@@ -385,16 +400,18 @@ pub(super) fn remove_key_file(path: &str) {
 /// The backend a key type selects here.
 #[derive(Clone, Copy)]
 enum Backend {
+    #[cfg(any(qshm_linux, qshm_sysv_only))]
     SystemV,
-    #[cfg(qshm_linux)]
+    #[cfg(any(qshm_linux, qshm_posix_portable))]
     Posix,
 }
 
 impl Backend {
     fn of(key: &NativeKey, op: Operation) -> Result<Backend> {
         match key.key_type() {
+            #[cfg(any(qshm_linux, qshm_sysv_only))]
             t if t.is_system_v() => Ok(Backend::SystemV),
-            #[cfg(qshm_linux)]
+            #[cfg(any(qshm_linux, qshm_posix_portable))]
             KeyType::PosixRealtime => Ok(Backend::Posix),
             _ => Err(Error::new(ErrorKind::Unsupported, op, key.to_string())
                 .with_detail("no backend for this key type on this platform")),
@@ -405,16 +422,18 @@ impl Backend {
 /// The segment backends available here.
 #[derive(Debug)]
 pub(crate) enum Segment {
+    #[cfg(any(qshm_linux, qshm_sysv_only))]
     SystemV(SysvSegment),
-    #[cfg(qshm_linux)]
+    #[cfg(any(qshm_linux, qshm_posix_portable))]
     Posix(PosixSegment),
 }
 
 /// The semaphore backends available here.
 #[derive(Debug)]
 pub(crate) enum Semaphore {
+    #[cfg(any(qshm_linux, qshm_sysv_only))]
     SystemV(SysvSemaphore),
-    #[cfg(qshm_linux)]
+    #[cfg(any(qshm_linux, qshm_posix_portable))]
     Posix(PosixSemaphore),
 }
 
@@ -427,8 +446,9 @@ impl crate::backend::sealed::Sealed for Semaphore {}
 macro_rules! each {
     ($enum:ident, $value:expr, |$b:ident| $body:expr) => {
         match $value {
+            #[cfg(any(qshm_linux, qshm_sysv_only))]
             $enum::SystemV($b) => $body,
-            #[cfg(qshm_linux)]
+            #[cfg(any(qshm_linux, qshm_posix_portable))]
             $enum::Posix($b) => $body,
         }
     };
@@ -437,12 +457,13 @@ macro_rules! each {
 macro_rules! by_key {
     ($key:expr, $op:expr, $seg:ident / $sem:ident => $body:expr) => {
         match Backend::of($key, $op)? {
+            #[cfg(any(qshm_linux, qshm_sysv_only))]
             Backend::SystemV => {
                 type $seg = SysvSegment;
                 type $sem = SysvSemaphore;
                 $body
             }
-            #[cfg(qshm_linux)]
+            #[cfg(any(qshm_linux, qshm_posix_portable))]
             Backend::Posix => {
                 type $seg = PosixSegment;
                 type $sem = PosixSemaphore;
@@ -592,11 +613,13 @@ macro_rules! wrap {
         })*
     };
 }
+#[cfg(any(qshm_linux, qshm_sysv_only))]
 wrap!(Segment { SystemV(SysvSegment) });
+#[cfg(any(qshm_linux, qshm_sysv_only))]
 wrap!(Semaphore { SystemV(SysvSemaphore) });
-#[cfg(qshm_linux)]
+#[cfg(any(qshm_linux, qshm_posix_portable))]
 wrap!(Segment { Posix(PosixSegment) });
-#[cfg(qshm_linux)]
+#[cfg(any(qshm_linux, qshm_posix_portable))]
 wrap!(Semaphore { Posix(PosixSemaphore) });
 
 /// Maps every page of `mapping` now: `madvise(MADV_POPULATE_WRITE)` for a writer (which
@@ -687,10 +710,11 @@ pub(crate) fn check_room(fd: &std::os::fd::OwnedFd, size: u64) -> std::result::R
 #[cfg(test)]
 mod contract {
     use super::*;
+    #[cfg(any(qshm_linux, qshm_sysv_only))]
     crate::sys::conformance::suite!(system_v, SysvSegment, SysvSemaphore, KeyType::SystemV);
-    #[cfg(qshm_linux)]
+    #[cfg(any(qshm_linux, qshm_posix_portable))]
     crate::sys::conformance::suite!(posix, PosixSegment, PosixSemaphore, KeyType::PosixRealtime);
-    #[cfg(qshm_linux)]
+    #[cfg(any(qshm_linux, qshm_posix_portable))]
     crate::sys::conformance::suite!(dispatch_posix, Segment, Semaphore, KeyType::PosixRealtime);
     #[cfg(not(qshm_linux))]
     crate::sys::conformance::suite!(dispatch_system_v, Segment, Semaphore, KeyType::SystemV);

@@ -109,7 +109,9 @@ mod semaphore;
 mod users;
 
 pub(crate) use owner::{is_alive, record_pid};
+#[cfg_attr(qshm_posix_portable, allow(unused_imports))]
 pub(crate) use segment::PosixSegment;
+#[cfg_attr(qshm_posix_portable, allow(unused_imports))]
 pub(crate) use semaphore::{sem_head, PosixSemaphore, SEM_FILE_LEN};
 use {owner::*, users::*};
 

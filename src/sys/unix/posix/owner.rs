@@ -68,29 +68,4 @@ pub(crate) fn is_alive(fd: &impl AsRawFd, record: u64) -> bool {
     slot_locked(fd, slot) != Some(false)
 }
 
-/// This process's id, cached (getpid is a system call in current C libraries), recomputed
-/// in a forked child.
-#[inline]
-pub(super) fn my_pid() -> u32 {
-    let cached = PID.load(Ordering::Relaxed);
-    if cached >> 32 == u64::from(crate::sys::fork::generation()) {
-        cached as u32
-    } else {
-        compute_pid()
-    }
-}
-
-/// The pid in the low half, the fork generation it belongs to in the high half.
-static PID: AtomicU64 = AtomicU64::new(0);
-
-#[cold]
-fn compute_pid() -> u32 {
-    crate::sys::fork::watch();
-    let generation = crate::sys::fork::generation();
-    let pid = std::process::id();
-    PID.store(
-        u64::from(generation) << 32 | u64::from(pid),
-        Ordering::Relaxed,
-    );
-    pid
-}
+pub(super) use crate::sys::fork::my_pid;

@@ -1,0 +1,150 @@
+//! POSIX realtime shared memory and named semaphores where the system offers only what
+//! POSIX says (macOS, iOS, FreeBSD; on Linux, the portable-Unix test mode, `--cfg
+//! qshm_portable`): `shm_open`, `ftruncate` once, `mmap`, `sem_open`, `sem_wait`,
+//! `sem_trywait`, `sem_post`, and record locks on regular files. No `/proc`, no `/dev/shm`
+//! files, no `sem_timedwait`, no leases, no `O_TMPFILE`, no open-file-description locks, no
+//! `flock` on shared memory objects (macOS refuses it there).
+//!
+//! The names are Qt's (the key rules of `crate::key`), so Qt's `QSharedMemory` and
+//! `QSystemSemaphore` of type `PosixRealtime` and this backend open the same objects and
+//! exclude each other through the same semaphore.
+//!
+//! # What the objects cannot hold: the companion files
+//!
+//! A segment and a semaphore get, each, a small regular file in the temporary directory
+//! ([`companion`]), which carries what Linux's backend keeps in the objects themselves:
+//!
+//! * **attach counting**: every qshm process attached to a segment holds a read lock on
+//!   its companion's users' byte; a detach that can turn its process's read lock into a
+//!   write lock is the last qshm detach anywhere, and removes the segment (`shm_unlink`)
+//!   and the companion. Create, attach and detach all happen under the segment's lock, so
+//!   nobody waits for the users' byte while holding the lock the last user needs.
+//! * **the lock's owner record**: a holder writes a token naming a *slot* (a byte its
+//!   process keeps write-locked) into the semaphore's companion after `sem_wait` and clears
+//!   it before `sem_post`. A waiter that finds the semaphore taken asks the kernel, every
+//!   [`SLICE`] of waiting by the clock, whether the recorded slot is still locked; when it is
+//!   not (the holder died, `kill -9` included), exactly one waiter takes the record over
+//!   with a compare-and-swap and, with it, the unit the dead holder never gave back, and
+//!   reports that the owner died. Record locks are the kernel's, per file: they hold across
+//!   PID namespaces, where a pid means nothing.
+//! * **who uses a semaphore**: every process with the semaphore open holds the read lock on
+//!   its companion's users' byte, which is what `in_use_elsewhere` asks before the last
+//!   detach removes the lock.
+//!
+//! # What this backend cannot see
+//!
+//! Qt writes no record and takes no lock on the companions: a Qt process that dies holding
+//! the semaphore still blocks it (as it blocks Qt), and a Qt process attached to a segment
+//! is not counted, so qshm's last detach removes the segment's *name* while such a process
+//! is still attached (its mapping stays valid; a later attach finds no segment). Qt itself
+//! never removes a POSIX segment. A copy of an attachment in a process forked without exec
+//! is not counted until it detaches. Companions live in the temporary directory
+//! (`$TMPDIR`; on macOS a per-user directory): processes that share objects must share it.
+//!
+//! # Waiting
+//!
+//! POSIX semaphores have no timed wait on macOS: a timed or tracked wait polls `sem_trywait`
+//! with a backoff from 20 µs to 2 ms (`portable::Backoff`, counted as the
+//! `posix_timed_poll` fallback).
+
+mod companion;
+mod segment;
+mod semaphore;
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::fs::Mode;
+use rustix::mm::{MapFlags, ProtFlags};
+
+use super::{c_path, errno, Ctx};
+use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
+use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::sys::fork::my_pid;
+use crate::{AccessMode, NativeKey};
+use companion::{Companion, Kind};
+
+pub(crate) use segment::PortablePosixSegment;
+pub(crate) use semaphore::PortablePosixSemaphore;
+
+/// How often a waiter asks whether the lock's holder died, by the clock.
+const SLICE: Duration = Duration::from_millis(50);
+
+/// The longest name after the `/` this system takes for both objects: Linux's file name
+/// limit less glibc's `sem.` prefix; FreeBSD's path limit (its objects are not files).
+/// Apple's 30 bytes are checked by its naming rules.
+const NAME_MAX: usize = if cfg!(target_os = "freebsd") {
+    1023
+} else {
+    251
+};
+
+/// Checks a POSIX native key before any system call and returns it as a C string: the
+/// platform's own rules first (Apple's 30 bytes, its sandbox's `<group>/<name>`), then, off
+/// Apple platforms, POSIX's portable form: `/` and a name without another `/`.
+fn object_name(ctx: Ctx<'_>) -> Result<CString> {
+    let name = c_path(ctx)?;
+    let native = name.to_str().unwrap_or_default();
+    let err = |detail: String| ctx.kind(ErrorKind::KeyError, detail);
+    let naming = crate::platform::naming();
+    naming.check_posix_name(native).map_err(err)?;
+    if naming.apple_posix {
+        return Ok(name);
+    }
+    let Some(rest) = native.strip_prefix('/') else {
+        return Err(err("a POSIX name must start with `/`".into()));
+    };
+    if rest.is_empty() {
+        return Err(err("the name after the `/` is empty".into()));
+    }
+    if rest.contains('/') {
+        return Err(err(
+            "a POSIX name has no `/` after the first character".into()
+        ));
+    }
+    if rest == "." || rest == ".." {
+        return Err(err(format!("`{native}` is not a valid POSIX name")));
+    }
+    if rest.len() > NAME_MAX {
+        let os = if cfg!(target_os = "freebsd") {
+            "FreeBSD"
+        } else {
+            "Linux"
+        };
+        return Err(err(format!(
+            "the name is {} bytes; {os} allows {NAME_MAX} here",
+            rest.len()
+        )));
+    }
+    Ok(name)
+}
+
+/// The companion of `key`'s object, opened (created with `mode` when `Some`); a companion
+/// removed while being opened is opened again. `join` counts this process in as a user.
+fn companion(
+    ctx: Ctx<'_>,
+    kind: Kind,
+    name: &str,
+    mode: Option<u32>,
+    join: bool,
+) -> Result<Arc<Companion>> {
+    crate::sys::portable::hit(crate::sys::portable::Fallback::PosixPortable);
+    let path = companion::path_of(kind, name);
+    for _ in 0..100 {
+        let c = Companion::open(&path, mode).map_err(|e| {
+            ctx.io(&e)
+                .with_detail(format!("its companion file {}: {e}", path.display()))
+        })?;
+        if !join || c.join().map_err(|e| ctx.io(&e))? {
+            return Ok(c);
+        }
+    }
+    Err(ctx.kind(
+        ErrorKind::Unknown,
+        "the companion file kept vanishing while being opened",
+    ))
+}
