@@ -41,9 +41,11 @@
 //! `data_waiters` (`space_waiters`), checks again and sleeps on `tail` (`head`) with a
 //! futex; the other side, after publishing, checks the waiter word and wakes only when it is
 //! set (a sequentially consistent fence on each side between the store and the load: the
-//! fast path makes no system call). Sleeps last at most 100 ms, after which a sleeper asks
-//! whether its peer is alive ([`super::peer`]): a peer killed with `SIGKILL` is reported as
-//! [`ErrorKind::Disconnected`] within about 200 ms, after the messages it sent are drained.
+//! fast path makes no system call). Sleeps last at most 100 ms, and a sleeper asks whether
+//! its peer is alive ([`super::peer`]) after each 100 ms of waiting by the clock (where the
+//! word is polled, sleeps return early and never time out): a peer killed with `SIGKILL` is
+//! reported as [`ErrorKind::Disconnected`] within about 200 ms, after the messages it sent
+//! are drained.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
@@ -602,11 +604,18 @@ impl Ring {
             _ => None,
         };
         let mut spins = 0;
-        let mut check = false;
+        // The peer's liveness is asked after each SLICE of waiting, by the clock: a sleep that
+        // polls (Windows, macOS, FreeBSD) returns early every few milliseconds and never says
+        // it timed out, so counting timed-out sleeps never asked it there.
+        let mut last_check = Instant::now();
         loop {
             let gone_now = if wait == Wait::Poll {
                 self.peer_gone_now(owners)
             } else {
+                let check = last_check.elapsed() >= SLICE;
+                if check {
+                    last_check = Instant::now();
+                }
                 self.peer_gone(owners, check)
             };
             if gone_now {
@@ -645,7 +654,7 @@ impl Ring {
                 Ok(Woke::Early)
             };
             waiters.fetch_sub(1, Ordering::SeqCst);
-            check = woke.map_err(|e| e.with_op(op).with_key(label.to_owned()))? == Woke::TimedOut;
+            woke.map_err(|e| e.with_op(op).with_key(label.to_owned()))?;
             if let Some(t) = ready(self)? {
                 return Ok(t);
             }

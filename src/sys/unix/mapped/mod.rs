@@ -546,14 +546,17 @@ impl MappedInner {
                 path,
                 remove_on_last_detach: true,
                 opener,
-            } => Some((path, *opener)),
+            } => Some((path, Some(*opener))),
             // Received: the description is this process's own (reopened on receipt).
             Backing::Fd {
                 remove_at: Some(path),
-            } => Some((path, std::process::id())),
+            } => Some((path, None)),
             _ => None,
         };
         if let Some((path, opener)) = removal {
+            // Whether this is a copy in another process than the opener's: the pid asked
+            // once (a system call: glibc no longer caches it), and not for a received fd.
+            let foreign = opener.is_some_and(|opener| opener != std::process::id());
             // A copy in a process forked from the opener shares the descriptor's open file
             // description, and so the opener's shared flock: turning it exclusive would
             // succeed while the opener still uses the file. Such a copy asks with a
@@ -562,9 +565,8 @@ impl MappedInner {
             // was made: one forked without exec still holds the description, and so the
             // count, through its copy. Children forked before cannot (no reopen, and no
             // retries for a copy: the common case of a process with long-lived children).
-            let copied = opener != std::process::id()
-                || crate::sys::fork::forks_started() != self.forks_before;
-            if copied && (opener != std::process::id() || super::has_children()) {
+            let copied = foreign || crate::sys::fork::forks_started() != self.forks_before;
+            if copied && (foreign || super::has_children()) {
                 let ino = rustix::fs::fstat(&self.fd)?.st_ino;
                 match super::reopen_same_file(path, false, ino)? {
                     Some(fresh) => self.fd = fresh,
