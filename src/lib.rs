@@ -88,6 +88,14 @@ pub mod portable {
     pub fn fallback_counts() -> Vec<(&'static str, u64)> {
         crate::sys::portable::counts()
     }
+
+    /// The Linux-only mechanisms this process used (`/proc`, leases, open-file-description
+    /// locks), each with how often: what macOS, iOS and FreeBSD lack. The System V and
+    /// POSIX backends of the mode use none; Linux's `mapped` segments, which those systems
+    /// do not build, still do.
+    pub fn linux_only_uses() -> Vec<(&'static str, u64)> {
+        crate::sys::portable::linux_only_uses()
+    }
 }
 
 pub use error::{Error, ErrorKind, Operation, Result};

@@ -2,8 +2,9 @@
 //! build without the Linux-only calls that macOS and FreeBSD lack. This checks that each
 //! fallback path those builds take really runs here: a timed wait on a System V and on a
 //! POSIX semaphore (no `semtimedop`, no `sem_timedwait`: polled), and the `mapped` lock's
-//! sleep (no futex: polled). The Linux-only calls are not compiled in this mode; the
-//! counters show the fallbacks were taken, not skipped.
+//! sleep (no futex: polled), POSIX keys on the portable backend. The Linux-only calls are
+//! not compiled in this mode; the counters show the fallbacks were taken, not skipped, and
+//! that the System V and POSIX backends used no Linux-only mechanism.
 #![cfg(all(qshm_linux, qshm_portable))]
 
 mod util;
@@ -112,6 +113,34 @@ fn posix_keys_take_the_portable_backend() {
     assert!(!util::exists(&format!("/dev/shm{}", key.native_key())));
 }
 
+/// The System V and POSIX backends of the mode, the code macOS, iOS and FreeBSD build, use
+/// nothing Linux-only (`/proc`, leases, open-file-description locks): a child process (so
+/// that this binary's `mapped` tests, which do, count elsewhere) creates, attaches, locks,
+/// times out, recovers a POSIX lock from a holder killed with `kill -9` and detaches on
+/// both, then reports what it used.
+#[test]
+fn system_v_and_posix_use_nothing_linux_only() {
+    let sysv = NativeKey::legacy(&util::unique_key("portable-nolinux"), KeyType::SystemV);
+    let posix = NativeKey::legacy(
+        &util::unique_key("portable-nolinux"),
+        KeyType::PosixRealtime,
+    );
+    let sems = [&sysv, &posix]
+        .map(|k| SystemSemaphore::legacy_native_key(&format!("{k}-sem"), k.key_type()));
+    let _cleanup = Cleanup::new()
+        .segment(&sysv)
+        .segment(&posix)
+        .semaphore(&sems[0])
+        .semaphore(&sems[1]);
+    let args = [&sysv, &posix, &sems[0], &sems[1]].map(ToString::to_string);
+    let mut child = ChildProc::spawn("no-linux-only", &args.each_ref().map(String::as_str));
+    assert_eq!(
+        child.expect_line(Duration::from_secs(60)),
+        "used [(\"proc\", 0), (\"lease\", 0), (\"ofd_lock\", 0)]"
+    );
+    assert!(child.wait(Duration::from_secs(30)).success());
+}
+
 /// A lock holder in this process, a waiter in a child: the child's `lock_timeout` sleeps
 /// by polling (no futex) until the holder lets go.
 #[test]
@@ -148,6 +177,45 @@ fn child_entry() {
                 assert!(after[name] > before[name], "{name} not taken: {after:?}");
             }
             util::say("polled");
+        }
+        "no-linux-only" => {
+            for (key, sem_key) in [(&args[1], &args[3]), (&args[2], &args[4])] {
+                let key: NativeKey = key.parse().unwrap();
+                let mut a = SharedMemory::with_native_key(key.clone());
+                a.create(4096, AccessMode::ReadWrite).unwrap();
+                a.lock().unwrap().as_mut_slice().unwrap()[0] = 1;
+                // A holder in another process: waited for, then killed holding the lock.
+                let mut holder = ChildProc::spawn("hold", &[&key.to_string()]);
+                assert_eq!(holder.expect_line(Duration::from_secs(30)), "locked");
+                assert_eq!(a.try_lock().unwrap_err().kind(), ErrorKind::WouldBlock);
+                let err = a.lock_timeout(Duration::from_millis(30)).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Timeout);
+                holder.kill9_and_await_exit();
+                let mut guard = a.lock_timeout(Duration::from_secs(5)).unwrap();
+                if key.key_type() == KeyType::PosixRealtime {
+                    assert!(guard.owner_died());
+                }
+                guard.mark_consistent();
+                drop(guard);
+                a.detach().unwrap();
+                let sem_key: NativeKey = sem_key.parse().unwrap();
+                let mut sem =
+                    SystemSemaphore::with_native_key(sem_key, 1, SemaphoreMode::Create).unwrap();
+                sem.set_remove_on_drop(true);
+                sem.acquire().unwrap();
+                assert_eq!(sem.try_acquire().unwrap_err().kind(), ErrorKind::WouldBlock);
+                sem.release(1).unwrap();
+            }
+            util::say(&format!("used {:?}", qshm::portable::linux_only_uses()));
+        }
+        "hold" => {
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key);
+            shm.attach(AccessMode::ReadWrite).unwrap();
+            let guard = shm.lock().unwrap();
+            util::say("locked");
+            std::thread::sleep(Duration::from_secs(600));
+            drop(guard);
         }
         other => panic!("unknown role {other}"),
     }

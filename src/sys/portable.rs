@@ -127,3 +127,37 @@ impl Backoff {
         true
     }
 }
+
+/// A Linux-only mechanism, counted where it is used so that the portable mode can show
+/// which of its paths stay clear of them (`tests/portable.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)] // each is used on Linux only
+pub(crate) enum LinuxOnly {
+    /// Reading `/proc` (task status, maps, `/proc/self/fd`, mount info).
+    Proc,
+    /// A file lease (`F_SETLEASE`).
+    Lease,
+    /// An open-file-description lock (`F_OFD_SETLK`, `F_OFD_GETLK`).
+    OfdLock,
+}
+
+const LINUX_ONLY_NAMES: [&str; 3] = ["proc", "lease", "ofd_lock"];
+
+static LINUX_ONLY: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Counts one use of a Linux-only mechanism (a relaxed increment, beside a system call).
+#[inline]
+#[allow(dead_code)] // called on Linux only
+pub(crate) fn linux_only(what: LinuxOnly) {
+    LINUX_ONLY[what as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Each Linux-only mechanism and how often this process used it.
+#[allow(dead_code)] // read in portable mode only
+pub(crate) fn linux_only_uses() -> Vec<(&'static str, u64)> {
+    LINUX_ONLY_NAMES
+        .iter()
+        .zip(&LINUX_ONLY)
+        .map(|(&name, n)| (name, n.load(Ordering::Relaxed)))
+        .collect()
+}

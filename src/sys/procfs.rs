@@ -45,6 +45,7 @@ pub(crate) fn parse_stat(text: &[u8]) -> Option<TaskStat> {
 
 /// Reads and parses a `stat` file (at most 1 KiB: the fields qshm needs come first).
 pub(crate) fn read_stat(path: impl AsRef<std::path::Path>) -> std::io::Result<TaskStat> {
+    crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut buf = [0u8; 1024];

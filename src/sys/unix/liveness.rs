@@ -57,6 +57,7 @@ pub(crate) fn slot_locked(fd: &impl AsRawFd, slot: u32) -> Option<bool> {
 /// `writable`; close-on-exec), through `/proc/self/fd`: one that no other process shares.
 /// `None` without `/proc`, or if what opened is not the same file.
 pub(crate) fn reopen(fd: &impl AsRawFd, writable: bool) -> Option<OwnedFd> {
+    crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
     use rustix::fs::OFlags;
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let access = if writable {
@@ -79,6 +80,7 @@ pub(crate) fn reopen(fd: &impl AsRawFd, writable: bool) -> Option<OwnedFd> {
 /// `fcntl(fd, cmd, {kind, SEEK_SET, SLOT_BASE + slot, 1})`: the lock type `F_OFD_GETLK`
 /// reports, or `kind` after a set.
 fn ofd_lock(fd: &impl AsRawFd, cmd: c_int, kind: c_int, slot: u32) -> Result<c_int, i32> {
+    crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::OfdLock);
     // SAFETY: flock is a plain C struct of integers, for which all-zero is valid.
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
     lock.l_type = kind as _;

@@ -147,6 +147,7 @@ pub(crate) fn create_file(
     }
     let linked = match &tmp_name {
         None => {
+            crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
             let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
             match rustix::fs::linkat(CWD, proc_path.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW) {
                 Err(Errno::NOENT) if !Path::new("/proc/self/fd").exists() => {

@@ -126,6 +126,7 @@ fn take_part_in_removal(fd: &OwnedFd, private: bool, flags: u32) -> Option<PathB
     if !private || flags & FLAG_REMOVE_ON_LAST_DETACH == 0 {
         return None;
     }
+    crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
     let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
     if !path.is_absolute() {
         return None;
@@ -141,6 +142,7 @@ fn take_part_in_removal(fd: &OwnedFd, private: bool, flags: u32) -> Option<PathB
 /// alone: they cannot be sealed), so the seals alone do not tell; a memfd's `/proc` link
 /// starts with `/memfd:`. Without `/proc`: any seal besides `F_SEAL_SEAL` means a memfd.
 fn is_memfd(fd: &OwnedFd, seals: SealFlags) -> bool {
+    crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
     match std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
         Ok(link) => link.as_os_str().as_bytes().starts_with(b"/memfd:"),
         Err(_) => seals != SealFlags::SEAL,

@@ -62,6 +62,7 @@ fn namespaces() -> (u64, u64) {
     let generation = crate::sys::fork::generation();
     let mut ns = NS.lock().unwrap_or_else(|e| e.into_inner());
     if ns.0 != generation {
+        crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
         let inode = |path: &str| rustix::fs::stat(path).map_or(0, |s| s.st_ino as u64);
         *ns = (
             generation,

@@ -119,6 +119,7 @@ pub(super) const F_SETSIG: c_int = 10;
 /// the release, and the kernel signals the lease holder; the signal is set to `SIGURG`,
 /// whose default action is to ignore it (`SIGIO`, the default, would kill this process).
 pub(super) fn sole_open_file(fd: &OwnedFd) -> Option<bool> {
+    crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Lease);
     use std::os::fd::AsRawFd;
     let raw = fd.as_raw_fd();
     // SAFETY: fcntl(F_SETSIG) takes an int and changes only which signal this open file
@@ -241,6 +242,7 @@ const OTHER_LOOKS: u32 = 4;
 /// Every descendant of process `root`, from `/proc/<pid>/task/<tid>/children`; `None` when
 /// the kernel does not provide those files (built without `CONFIG_PROC_CHILDREN`).
 pub(super) fn descendants(root: u32) -> Option<Vec<u32>> {
+    crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
     let me = root;
     if root == my_pid() && !super::super::has_children() {
         return Some(Vec::new());
@@ -274,6 +276,7 @@ pub(super) fn descendants(root: u32) -> Option<Vec<u32>> {
 /// Every process but `me`; `None` when `/proc` cannot be listed (not mounted, or this
 /// process is out of descriptors).
 pub(super) fn other_processes(me: u32) -> Option<Vec<u32>> {
+    crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
     let dir = std::fs::read_dir("/proc").ok()?;
     Some(
         dir.filter_map(|e| e.ok())
@@ -318,6 +321,7 @@ fn processes_hidden() -> bool {
 /// `None` when it may not be read (another user's process). Read as bytes: a mapped file's
 /// name need not be UTF-8, and the fields that matter are.
 pub(super) fn mapping_addresses(pid: u32, file: FileId) -> Option<Vec<usize>> {
+    crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
     let maps = match std::fs::read(format!("/proc/{pid}/maps")) {
         Ok(maps) => maps,
         Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => return None,
@@ -334,5 +338,6 @@ pub(super) fn mapping_addresses(pid: u32, file: FileId) -> Option<Vec<usize>> {
 
 /// The parent of process `pid`.
 pub(super) fn parent_of(pid: u32) -> Option<u32> {
+    crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
     task_stat(pid).ok().map(|stat| stat.ppid)
 }

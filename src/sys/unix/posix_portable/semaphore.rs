@@ -81,7 +81,14 @@ impl PortablePosixSemaphore {
         }
     }
 
-    /// The value, where the C library tells it (not on macOS).
+    /// The value, where the C library tells it (Apple platforms have no `sem_getvalue`).
+    #[cfg(qshm_apple)]
+    fn value(&self) -> Option<u32> {
+        None
+    }
+
+    /// The value, where the C library tells it (Apple platforms have no `sem_getvalue`).
+    #[cfg(not(qshm_apple))]
     fn value(&self) -> Option<u32> {
         let mut v: std::ffi::c_int = 0;
         // SAFETY: as in `try_wait`; `v` is a valid out-pointer.
