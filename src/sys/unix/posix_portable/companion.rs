@@ -44,6 +44,7 @@
 use std::ffi::c_int;
 use std::fs::File;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -122,7 +123,8 @@ fn open_or_create(path: &Path, mode: Option<u32>) -> io::Result<File> {
 /// One process's open companion (shared by all its handles of the object).
 pub(super) struct Companion {
     path: PathBuf,
-    file: File,
+    /// Closed in Drop under [`OPEN`]'s lock (see there).
+    file: ManuallyDrop<File>,
     dev: u64,
     ino: u64,
     words: NonNull<AtomicU64>,
@@ -148,7 +150,19 @@ unsafe impl Send for Companion {}
 unsafe impl Sync for Companion {}
 
 /// The open companions of this process, so that each file is open once (see the module docs).
-static OPEN: Mutex<Vec<Weak<Companion>>> = Mutex::new(Vec::new());
+///
+/// Opening and closing a companion happen under this lock, and an entry leaves the list only
+/// when its file is closed: an `open` that finds the file it wants still being closed (its
+/// last handle gone, its Drop not yet done) waits for that, since closing the old descriptor
+/// after a new one took its locks would drop them.
+static OPEN: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+struct Entry {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    companion: Weak<Companion>,
+}
 
 /// The path of the companion of `name`.
 pub(super) fn path_of(kind: Kind, name: &str) -> PathBuf {
@@ -165,17 +179,33 @@ impl Companion {
     /// open one that the path still names.
     /// With `mode` `None`, an absent companion is `NotFound` and none is created.
     pub(super) fn open(path: &Path, mode: Option<u32>) -> io::Result<Arc<Companion>> {
-        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        open.retain(|c| c.strong_count() > 0);
-        let named = std::fs::symlink_metadata(path).ok();
-        for c in open.iter().filter_map(Weak::upgrade) {
-            if c.path == path && named.as_ref().is_some_and(|m| c.is(m)) {
-                return Ok(c);
+        loop {
+            let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+            let mut closing = false;
+            if let Ok(named) = std::fs::symlink_metadata(path) {
+                let same =
+                    |e: &&Entry| e.path == path && e.dev == named.dev() && e.ino == named.ino();
+                for entry in open.iter().filter(same) {
+                    match entry.companion.upgrade() {
+                        Some(c) => return Ok(c),
+                        None => closing = true,
+                    }
+                }
             }
+            if closing {
+                drop(open);
+                std::thread::yield_now();
+                continue;
+            }
+            let c = Arc::new(Companion::open_new(path, mode)?);
+            open.push(Entry {
+                path: path.to_owned(),
+                dev: c.dev,
+                ino: c.ino,
+                companion: Arc::downgrade(&c),
+            });
+            return Ok(c);
         }
-        let c = Arc::new(Companion::open_new(path, mode)?);
-        open.push(Arc::downgrade(&c));
-        Ok(c)
     }
 
     fn open_new(path: &Path, mode: Option<u32>) -> io::Result<Companion> {
@@ -201,25 +231,27 @@ impl Companion {
             )
         }?;
         let words = NonNull::new(addr.cast::<AtomicU64>()).ok_or(io::ErrorKind::OutOfMemory)?;
-        let c = Companion {
+        // SAFETY: the first of the LEN mapped, page-aligned bytes, accessed atomically.
+        let magic = unsafe { words.as_ref() };
+        match magic.compare_exchange(0, MAGIC, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) | Err(MAGIC) => {}
+            Err(_) => {
+                // SAFETY: the mapping made above, which nothing else refers to.
+                let _ = unsafe { rustix::mm::munmap(addr, LEN) };
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is not a qshm companion file", path.display()),
+                ));
+            }
+        }
+        Ok(Companion {
             path: path.to_owned(),
-            file,
+            file: ManuallyDrop::new(file),
             dev: meta.dev(),
             ino: meta.ino(),
             words,
             mine: Mutex::new(Mine::default()),
-        };
-        match c
-            .word(0)
-            .compare_exchange(0, MAGIC, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => Ok(c),
-            Err(MAGIC) => Ok(c),
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} is not a qshm companion file", path.display()),
-            )),
-        }
+        })
     }
 
     /// Gives the file the permission bits of `mode` if this process owns it and they
@@ -424,10 +456,16 @@ impl Companion {
 }
 
 impl Drop for Companion {
+    /// Closes the file under [`OPEN`]'s lock and only then lets its entry go.
     fn drop(&mut self) {
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: `words` is this value's own mapping of LEN bytes, unmapped once, here;
         // every reference to it borrowed `self`.
         let _ = unsafe { rustix::mm::munmap(self.words.as_ptr().cast(), LEN) };
+        // SAFETY: the file is dropped once, here, and not used after.
+        unsafe { ManuallyDrop::drop(&mut self.file) };
+        let me: *const Companion = self;
+        open.retain(|e| e.companion.as_ptr() != me);
     }
 }
 

@@ -15,10 +15,14 @@
 //! ([`companion`]), which carries what Linux's backend keeps in the objects themselves:
 //!
 //! * **attach counting**: every qshm process attached to a segment holds a read lock on
-//!   its companion's users' byte; a detach that can turn its process's read lock into a
-//!   write lock is the last qshm detach anywhere, and removes the segment (`shm_unlink`)
-//!   and the companion. Create, attach and detach all happen under the segment's lock, so
-//!   nobody waits for the users' byte while holding the lock the last user needs.
+//!   its companion's users' byte. A detacher lets go of its read lock and tries a write
+//!   lock: granted, it is the last qshm user anywhere (of several leaving at once, the last
+//!   to try is); it then lets go again, takes the segment's lock, asks once more, and
+//!   removes the segment (`shm_unlink`), if qshm created it, and the companion, holding the
+//!   write lock only for that. An attacher takes its read lock *before* it opens the
+//!   segment, so a last detach either counts it or has removed the name already: neither
+//!   needs the segment's lock, and nobody waits for the users' byte while holding a lock
+//!   someone else waits for.
 //! * **the lock's owner record**: a holder writes a token naming a *slot* (a byte its
 //!   process keeps write-locked) into the semaphore's companion after `sem_wait` and clears
 //!   it before `sem_post`. A waiter that finds the semaphore taken asks the kernel, every
@@ -40,6 +44,10 @@
 //! never removes a POSIX segment. A copy of an attachment in a process forked without exec
 //! is not counted until it detaches. Companions live in the temporary directory
 //! (`$TMPDIR`; on macOS a per-user directory): processes that share objects must share it.
+//! A sandboxed Apple application's temporary directory is its own, not its group's: for
+//! its `<group>/<name>` keys the last detach removes nothing (as Qt), and a holder in
+//! another application of the group is never taken for dead (waited for, never two
+//! holders).
 //!
 //! # Waiting
 //!

@@ -38,7 +38,7 @@ impl crate::backend::sealed::Sealed for PortablePosixSegment {}
 fn shm_open(name: &CString, flags: rustix::shm::OFlags, mode: u32) -> rustix::io::Result<OwnedFd> {
     rustix::shm::open(
         name.as_c_str(),
-        flags | rustix::shm::OFlags::empty(),
+        flags,
         Mode::from_raw_mode((mode & 0o777) as _),
     )
 }
@@ -144,9 +144,14 @@ impl PortablePosixSegment {
         })
     }
 
-    /// Whether qshm created the segment (its last qshm detach removes it).
-    fn made_by_qshm(&self) -> bool {
-        self.companion.made_by_qshm().load(Ordering::Acquire) != 0
+    /// Whether the last qshm detach removes the segment: qshm created it, and every
+    /// process that can attach it sees the same companion. A sandboxed Apple application's
+    /// name (`<group>/<name>`, shared by the applications of a group) has its companion in
+    /// the application's own temporary directory, which the group's other applications do
+    /// not see: such a segment is kept, as Qt keeps every POSIX segment.
+    fn removable(&self) -> bool {
+        let shared = !cfg!(qshm_apple) || self.name.as_bytes().starts_with(b"/");
+        shared && self.companion.made_by_qshm().load(Ordering::Acquire) != 0
     }
 
     /// Unmaps (once).
@@ -379,7 +384,7 @@ unsafe impl RawSegment for PortablePosixSegment {
         // The last user's write lock is not kept while the caller waits for the segment's
         // lock: an attach under that lock waits for the users' byte.
         let last = self.companion.leave().is_some();
-        (last && remove_if_last && self.made_by_qshm()).then_some(self)
+        (last && remove_if_last && self.removable()).then_some(self)
     }
 
     fn remap(&mut self) -> Result<()> {
@@ -428,7 +433,7 @@ unsafe impl RawSegment for PortablePosixSegment {
         };
         // Not a segment Qt made: Qt's attachments are invisible here, and Qt's own POSIX
         // backend never removes one (see the module docs).
-        if !remove_if_last || !self.made_by_qshm() {
+        if !remove_if_last || !self.removable() {
             return Ok(Detached::Kept);
         }
         let detached = match rustix::shm::unlink(self.name.as_c_str()) {

@@ -222,15 +222,14 @@ pub(super) fn remove_orphaned_companion(name: &CString) {
 }
 
 /// Gives a semaphore this call created exactly the permissions `mode`, as System V objects
-/// get them (`sem_open` applies the umask), where the C library keeps it in a file: glibc's
-/// `/dev/shm/sem.<name>`, FreeBSD's `/tmp/SEMD<name>`. macOS keeps semaphores in the kernel,
-/// without a way to change their mode: the umask applies there.
+/// get them (`sem_open` applies the umask), where the C library keeps it in a file of a known
+/// name: glibc's `/dev/shm/sem.<name>`. macOS keeps semaphores in the kernel and FreeBSD's
+/// libc in its shared memory namespace, neither with a way to change the mode of a `sem_t`:
+/// the umask applies there.
 fn exact_mode(name: &CString, mode: u32) {
     let rest = name.to_str().unwrap_or_default().trim_start_matches('/');
     let path = if cfg!(target_os = "linux") {
         format!("/dev/shm/sem.{rest}")
-    } else if cfg!(target_os = "freebsd") {
-        format!("/tmp/SEMD{rest}")
     } else {
         return;
     };
@@ -239,7 +238,7 @@ fn exact_mode(name: &CString, mode: u32) {
 }
 
 impl PortablePosixSemaphore {
-    #[cfg(not(qshm_apple))]
+    #[cfg(target_os = "linux")]
     fn same_object_by_name(&self) -> bool {
         match sem_open(&self.name, 0, 0, 0) {
             Ok(other) => {
@@ -252,7 +251,7 @@ impl PortablePosixSemaphore {
         }
     }
 
-    #[cfg(qshm_apple)]
+    #[cfg(not(target_os = "linux"))]
     fn same_object_by_name(&self) -> bool {
         true
     }
@@ -317,6 +316,9 @@ impl RawSemaphore for PortablePosixSemaphore {
                 Ok(sem) => {
                     let sem = made(sem);
                     if how == SemOpen::CreateOrReset {
+                        // A reset semaphore has no holder: no record to take over.
+                        companion.record().store(0, Ordering::Release);
+                        companion.state().store(0, Ordering::Release);
                         while sem.try_wait().is_ok() {}
                         for _ in 0..initial {
                             sem.post().map_err(|e| ctx.err(e))?;
@@ -399,10 +401,11 @@ impl RawSemaphore for PortablePosixSemaphore {
 
     /// A handle whose companion is no longer named serves a removed semaphore (the
     /// companion is removed after it). A semaphore Qt replaced under the same name (Qt's
-    /// `Create` mode unlinks and recreates it, docs/qt-ipc.md §5) keeps the companion: where
-    /// the C library hands out one `sem_t` per semaphore and process (glibc, FreeBSD's libc:
-    /// they compare the object's inode), opening the name again tells; macOS gives every
-    /// `sem_open` a handle of its own, so there a replaced semaphore goes unnoticed.
+    /// `Create` mode unlinks and recreates it, docs/qt-ipc.md §5) keeps the companion: glibc
+    /// and musl hand out one `sem_t` per semaphore and process (they compare the file's
+    /// inode), so opening the name again tells. macOS gives every `sem_open` a handle of its
+    /// own, and FreeBSD's behaviour is not verified here: there a replaced semaphore goes
+    /// unnoticed (a wait it shares with nobody, until the name is removed).
     fn still_named(&self) -> bool {
         self.companion.still_named() && self.same_object_by_name()
     }
