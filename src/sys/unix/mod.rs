@@ -299,6 +299,41 @@ pub(super) fn absolute_timespec(
     relative_timespec(now.saturating_add(left))
 }
 
+/// POSIX's portable form of a shared memory or semaphore name: `/`, then a name that is not
+/// empty, `.` or `..` and has no other `/`. Returns the name after the `/`, or what is wrong.
+/// (The platform's own rules, Apple's, come first: see `NamingRules::check_posix_name`.)
+#[cfg(any(qshm_linux, qshm_posix_portable))]
+pub(super) fn posix_name_body(native: &str) -> std::result::Result<&str, String> {
+    let Some(name) = native.strip_prefix('/') else {
+        return Err("a POSIX name must start with `/`".into());
+    };
+    if name.is_empty() {
+        return Err("the name after the `/` is empty".into());
+    }
+    if name.contains('/') {
+        return Err("a POSIX name has no `/` after the first character".into());
+    }
+    if name == "." || name == ".." {
+        return Err(format!("`{native}` is not a valid POSIX name"));
+    }
+    Ok(name)
+}
+
+/// `remove_while_held` of the POSIX backends, whose semaphores do not wake their waiters when
+/// removed: the name goes (only if it still names this semaphore: a semaphore given the name
+/// meanwhile is someone else's to remove), then the hold is given up, so that a waiter on the
+/// removed semaphore wakes, finds it unnamed (`still_named`) and opens the name anew.
+#[cfg(any(qshm_linux, qshm_posix_portable))]
+pub(super) fn remove_then_release<S: RawSemaphore>(sem: &S) -> Result<()> {
+    let removed = if sem.still_named() {
+        sem.remove()
+    } else {
+        Ok(())
+    };
+    let released = sem.release(1, Undo::Yes, Operation::Remove);
+    removed.and(released)
+}
+
 /// The native key as a C path, refused when it cannot be one.
 pub(super) fn c_path(ctx: Ctx<'_>) -> Result<CString> {
     let native = ctx.key().map_or("", NativeKey::native_key);

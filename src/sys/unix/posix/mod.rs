@@ -129,20 +129,7 @@ fn file_name<'k>(ctx: Ctx<'_>, native: &'k str, prefix: &str) -> Result<&'k str>
     crate::platform::naming()
         .check_posix_name(native)
         .map_err(err)?;
-    let Some(name) = native.strip_prefix('/') else {
-        return Err(err("a POSIX name must start with `/`".into()));
-    };
-    if name.is_empty() {
-        return Err(err("the name after the `/` is empty".into()));
-    }
-    if name.contains('/') {
-        return Err(err(
-            "a POSIX name has no `/` after the first character".into()
-        ));
-    }
-    if name == "." || name == ".." {
-        return Err(err(format!("`{native}` is not a valid POSIX name")));
-    }
+    let name = super::posix_name_body(native).map_err(err)?;
     if name.contains('\0') {
         return Err(err("the name contains a NUL character".into()));
     }

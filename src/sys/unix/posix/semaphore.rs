@@ -735,15 +735,7 @@ impl RawSemaphore for PosixSemaphore {
     }
 
     fn remove_while_held(&self) -> Result<()> {
-        // Only our semaphore: if the name was given to another one meanwhile, that one is
-        // someone else's to remove.
-        let removed = if self.still_named() {
-            self.remove()
-        } else {
-            Ok(())
-        };
-        let released = self.release(1, Undo::Yes, Operation::Remove);
-        removed.and(released)
+        super::super::remove_then_release(self)
     }
 
     /// `sem_unlink`, which is `unlink` of the semaphore file.

@@ -103,20 +103,7 @@ fn object_name(ctx: Ctx<'_>) -> Result<CString> {
     if naming.apple_posix {
         return Ok(name);
     }
-    let Some(rest) = native.strip_prefix('/') else {
-        return Err(err("a POSIX name must start with `/`".into()));
-    };
-    if rest.is_empty() {
-        return Err(err("the name after the `/` is empty".into()));
-    }
-    if rest.contains('/') {
-        return Err(err(
-            "a POSIX name has no `/` after the first character".into()
-        ));
-    }
-    if rest == "." || rest == ".." {
-        return Err(err(format!("`{native}` is not a valid POSIX name")));
-    }
+    let rest = super::posix_name_body(native).map_err(err)?;
     if rest.len() > NAME_MAX {
         let os = if cfg!(target_os = "freebsd") {
             "FreeBSD"

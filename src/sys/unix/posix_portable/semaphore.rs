@@ -411,13 +411,7 @@ impl RawSemaphore for PortablePosixSemaphore {
     }
 
     fn remove_while_held(&self) -> Result<()> {
-        let removed = if self.still_named() {
-            self.remove()
-        } else {
-            Ok(())
-        };
-        let released = self.release(1, Undo::Yes, Operation::Remove);
-        removed.and(released)
+        super::super::remove_then_release(self)
     }
 
     /// `sem_unlink`, then the companion (in this order: see `still_named`).
