@@ -158,6 +158,22 @@ fn mapped_lock_sleeps_by_polling() {
     assert!(child.wait(Duration::from_secs(30)).success());
 }
 
+/// A process forked from a lock user takes a liveness slot of its own (its token is cached
+/// per fork generation, not inherited): the copy in the child locks, dies holding the lock,
+/// and the parent takes it over with `owner_died` (had the child written the parent's token,
+/// the parent would take the record for its own, alive, and wait for ever).
+#[test]
+fn a_forked_holder_that_dies_is_recovered() {
+    let key = NativeKey::legacy(&util::unique_key("portable-fork"), KeyType::PosixRealtime);
+    let _cleanup = Cleanup::new().segment(&key);
+    let _files = util::PathCleanup::new()
+        .path(companion_path("shm", key.native_key()))
+        .path(companion_path("sem", key.lock_key().native_key()));
+    let mut child = ChildProc::spawn("fork-holder", &[&key.to_string()]);
+    assert_eq!(child.expect_line(Duration::from_secs(60)), "recovered");
+    assert!(child.wait(Duration::from_secs(30)).success());
+}
+
 #[test]
 fn child_entry() {
     let Some(args) = util::child_role() else {
@@ -207,6 +223,33 @@ fn child_entry() {
                 sem.release(1).unwrap();
             }
             util::say(&format!("used {:?}", qshm::portable::linux_only_uses()));
+        }
+        "fork-holder" => {
+            let key: NativeKey = args[1].parse().unwrap();
+            let mut shm = SharedMemory::with_native_key(key);
+            shm.create(4096, AccessMode::ReadWrite).unwrap();
+            // This process's token, taken and cached before the fork.
+            drop(shm.lock().unwrap());
+            // SAFETY: this child process runs one test's role: the harness's other threads
+            // are idle and hold no lock. The copy locks (a semaphore, a record lock, a
+            // write to the companion's record) and leaves with _exit, holding it, running no
+            // destructor or atexit handler.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let held = shm.lock().map(std::mem::forget).is_ok();
+                // SAFETY: see above.
+                unsafe { libc::_exit(if held { 0 } else { 3 }) };
+            }
+            let mut status = 0;
+            // SAFETY: waits for our own child; `status` is a valid out-pointer.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            assert_eq!(status, 0, "the forked copy could not lock");
+            let mut guard = shm.lock_timeout(Duration::from_secs(10)).unwrap();
+            assert!(guard.owner_died(), "taken over without owner_died");
+            guard.mark_consistent();
+            drop(guard);
+            shm.detach().unwrap();
+            util::say("recovered");
         }
         "hold" => {
             let key: NativeKey = args[1].parse().unwrap();

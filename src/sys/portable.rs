@@ -98,29 +98,43 @@ pub(crate) fn counts() -> Vec<(&'static str, u64)> {
         .collect()
 }
 
-/// The pause between two polls of a timed wait: from 20 µs, doubling, up to 2 ms, never past
-/// the deadline.
+/// The pause between two polls of a timed wait: first [`Backoff::YIELDING`] of yielding the
+/// processor (a holder about to release on another core is seen at once: a sleep, however
+/// short, lasts the timer slack, 50 µs on Linux, or more), then sleeps from 20 µs, doubling,
+/// up to 2 ms, never past the deadline.
 #[derive(Debug)]
 #[allow(dead_code)] // used where a timed wait polls
 pub(crate) struct Backoff {
     pause: Duration,
+    /// Until when the next polls yield instead of sleeping; set by the first.
+    yield_until: Option<Instant>,
 }
 
 #[allow(dead_code)] // used where a timed wait polls
 impl Backoff {
+    /// How long a wait yields before its first sleep.
+    const YIELDING: Duration = Duration::from_micros(50);
     const FIRST: Duration = Duration::from_micros(20);
     const MOST: Duration = Duration::from_millis(2);
 
     pub(crate) fn new() -> Backoff {
-        Backoff { pause: Self::FIRST }
+        Backoff {
+            pause: Self::FIRST,
+            yield_until: None,
+        }
     }
 
-    /// Sleeps the next pause, cut at `deadline`; false when the deadline has passed (no
-    /// sleep then).
+    /// Yields or sleeps the next pause, cut at `deadline`; false when the deadline has passed
+    /// (no pause then).
     pub(crate) fn sleep_until(&mut self, deadline: Instant) -> bool {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
             return false;
+        }
+        if now < *self.yield_until.get_or_insert(now + Self::YIELDING) {
+            std::thread::yield_now();
+            return true;
         }
         std::thread::sleep(self.pause.min(left));
         self.pause = (self.pause * 2).min(Self::MOST);

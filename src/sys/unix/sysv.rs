@@ -518,7 +518,7 @@ fn timed_semop(id: c_int, sop: &mut libc::sembuf, deadline: Instant) -> c_int {
 }
 
 /// One `semop` of `sop` that waits until `deadline` at the latest, where there is no
-/// `semtimedop` (macOS): `semop(IPC_NOWAIT)` polled with a backoff (20 µs to 2 ms). Fails
+/// `semtimedop` (macOS): `semop(IPC_NOWAIT)` polled with a backoff (`portable::Backoff`). Fails
 /// with `EAGAIN` when the deadline passes, as `semtimedop` does, and with any other error at
 /// once.
 #[cfg(qshm_portable)]

@@ -358,7 +358,7 @@ impl PosixSemaphore {
     }
 
     /// Waits until `deadline` at the latest where there is no `sem_timedwait` (macOS):
-    /// `sem_trywait` polled with a backoff (20 µs to 2 ms); `ETIMEDOUT` when the deadline
+    /// `sem_trywait` polled with a backoff (`portable::Backoff`); `ETIMEDOUT` when the deadline
     /// passes, as `sem_timedwait` says it.
     #[cfg(qshm_portable)]
     fn wait_until(&self, deadline: Instant) -> std::result::Result<(), i32> {

@@ -49,7 +49,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use rustix::mm::{MapFlags, ProtFlags};
@@ -128,9 +128,14 @@ pub(super) struct Companion {
     dev: u64,
     ino: u64,
     words: NonNull<AtomicU64>,
-    /// This process's part: the users' lock and the slot, each with the pid that took it (a
-    /// forked child has neither until it takes its own).
+    /// This process's part: the users' lock and the slot, each with the pid (the slot: the
+    /// fork generation) that took it (a forked child has neither until it takes its own).
     mine: Mutex<Mine>,
+    /// [`Companion::token`] without the mutex: the token, valid in the fork generation
+    /// `token_generation` names (0: none yet; generations start at 1). Written under `mine`'s
+    /// lock, the token first.
+    token: AtomicU64,
+    token_generation: AtomicU32,
 }
 
 #[derive(Default)]
@@ -140,7 +145,8 @@ struct Mine {
     waiting: u32,
     waiting_pid: u32,
     slot: u32,
-    slot_pid: u32,
+    /// The fork generation that took `slot` (a child's pid may be its grandparent's, reused).
+    slot_generation: u32,
 }
 
 // SAFETY: the mapping is shared memory of atomics only, valid until Drop; the file and the
@@ -251,6 +257,8 @@ impl Companion {
             ino: meta.ino(),
             words,
             mine: Mutex::new(Mine::default()),
+            token: AtomicU64::new(0),
+            token_generation: AtomicU32::new(0),
         })
     }
 
@@ -394,11 +402,24 @@ impl Companion {
 
     /// This process's token for the owner record: its slot, taken the first time (the pid as
     /// a hint for people). Without a slot (the kernel refused byte-range locks), the pid
-    /// alone, which no waiter takes for dead.
+    /// alone, which no waiter takes for dead. Two atomic loads once known (the lock's hot
+    /// path asks on every acquire and release).
+    #[inline]
     pub(super) fn token(&self) -> u64 {
+        let generation = crate::sys::fork::generation();
+        if self.token_generation.load(Ordering::Acquire) == generation {
+            return self.token.load(Ordering::Relaxed);
+        }
+        self.take_token()
+    }
+
+    #[cold]
+    fn take_token(&self) -> u64 {
+        // First: it registers the fork handler, which makes the generation below current.
         let pid = super::my_pid();
+        let generation = crate::sys::fork::generation();
         let mut mine = self.mine();
-        if mine.slot_pid != pid {
+        if mine.slot_generation != generation {
             let avoid = self.record().load(Ordering::Relaxed);
             mine.slot = 0;
             for slot in crate::sys::random::random_below(SLOTS).take(64) {
@@ -414,9 +435,12 @@ impl Companion {
                     Err(_) => break,
                 }
             }
-            mine.slot_pid = pid;
+            mine.slot_generation = generation;
         }
-        u64::from(pid) << 32 | u64::from(mine.slot)
+        let token = u64::from(pid) << 32 | u64::from(mine.slot);
+        self.token.store(token, Ordering::Relaxed);
+        self.token_generation.store(generation, Ordering::Release);
+        token
     }
 
     /// Whether the holder a record names is alive: a record of this process is (its own

@@ -52,8 +52,8 @@
 //! # Waiting
 //!
 //! POSIX semaphores have no timed wait on macOS: a timed or tracked wait polls `sem_trywait`
-//! with a backoff from 20 µs to 2 ms (`portable::Backoff`, counted as the
-//! `posix_timed_poll` fallback).
+//! with a backoff: 50 µs of yielding, then sleeps from 20 µs to 2 ms (`portable::Backoff`,
+//! counted as the `posix_timed_poll` fallback).
 
 mod companion;
 mod segment;

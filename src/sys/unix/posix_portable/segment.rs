@@ -116,14 +116,13 @@ impl PortablePosixSegment {
         // is open for the access `prot` asks; `len` is the object's size, which only a
         // hostile process can shrink (reads check `size_now` first).
         let addr =
-            unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, &fd, 0) };
-        let addr = match addr.map(|a| NonNull::new(a.cast::<u8>())) {
-            Ok(Some(addr)) => addr,
-            Ok(None) | Err(_) => {
-                let e = addr.err().unwrap_or(rustix::io::Errno::NOMEM);
-                if let Some(last) = companion.leave() {
-                    drop(last); // the object stays: whoever made it decides
-                }
+            unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, &fd, 0) }
+                .and_then(|a| NonNull::new(a.cast::<u8>()).ok_or(rustix::io::Errno::NOMEM));
+        let addr = match addr {
+            Ok(addr) => addr,
+            Err(e) => {
+                // Counted out again; the object stays: whoever made it decides.
+                let _last = companion.leave();
                 let err = ctx.errno(e);
                 return Err(if e == rustix::io::Errno::NOMEM {
                     err.with_kind(ErrorKind::OutOfResources)

@@ -56,10 +56,11 @@ fn sem_open(
             value as std::ffi::c_uint,
         )
     };
-    if sem == libc::SEM_FAILED || sem.is_null() {
-        Err(errno())
-    } else {
-        Ok(NonNull::new(sem).unwrap_or(NonNull::dangling()))
+    // SEM_FAILED is the documented failure; a null handle (which no C library returns) is
+    // taken for one too.
+    match NonNull::new(sem) {
+        Some(sem) if sem.as_ptr() != libc::SEM_FAILED => Ok(sem),
+        _ => Err(errno()),
     }
 }
 
@@ -162,6 +163,15 @@ impl PortablePosixSemaphore {
     fn acquire_tracked(&self, wait: Wait, op: Operation) -> Result<bool> {
         let me = self.companion.token();
         let record = self.companion.record();
+        // Free: taken without reading the clock (the loop below reads it twice).
+        match self.try_wait() {
+            Ok(()) => {
+                record.store(me, Ordering::Release);
+                return Ok(self.suspect());
+            }
+            Err(libc::EAGAIN) => {}
+            Err(e) => return Err(self.ctx(op).err(e)),
+        }
         let deadline = match wait {
             Wait::Poll => Some(Instant::now()),
             _ => super::super::deadline(wait),
