@@ -174,6 +174,53 @@ fn a_forked_holder_that_dies_is_recovered() {
     assert!(child.wait(Duration::from_secs(30)).success());
 }
 
+/// A file at a companion's name that no qshm process made is refused before anything is
+/// written to it: a hard link to someone's file (which FreeBSD lets any user plant in a
+/// shared `/tmp`), and a file of the wrong size. Create and attach fail with
+/// `PermissionDenied`, the create leaves nothing behind, and the planted files are unchanged.
+#[test]
+fn planted_companion_files_are_refused_untouched() {
+    for plant in ["hard link", "wrong size"] {
+        let key = NativeKey::legacy(&util::unique_key("portable-plant"), KeyType::PosixRealtime);
+        let _cleanup = Cleanup::new().segment(&key);
+        let shm_companion = companion_path("shm", key.native_key());
+        let sem_companion = companion_path("sem", key.lock_key().native_key());
+        let victim = std::env::temp_dir().join(format!("{}-victim", util::unique_key("plant")));
+        let _files = util::PathCleanup::new()
+            .path(&shm_companion)
+            .path(&sem_companion)
+            .path(&victim);
+        let content = if plant == "hard link" {
+            vec![0u8; 64] // what a companion being made looks like
+        } else {
+            vec![7u8; 10]
+        };
+        std::fs::write(&victim, &content).unwrap();
+        if plant == "hard link" {
+            std::fs::hard_link(&victim, &shm_companion).unwrap();
+        } else {
+            std::fs::rename(&victim, &shm_companion).unwrap();
+        }
+        let planted = if plant == "hard link" {
+            &victim
+        } else {
+            &shm_companion
+        };
+        let mut shm = SharedMemory::with_native_key(key.clone());
+        let err = shm.create(4096, AccessMode::ReadWrite).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{plant}: {err}");
+        assert!(err.to_string().contains("refusing"), "{plant}: {err}");
+        assert_eq!(std::fs::read(planted).unwrap(), content, "{plant}: changed");
+        assert!(!sem_companion.exists(), "{plant}: lock companion left");
+        assert_eq!(util::objects_left(&key), Vec::<String>::new(), "{plant}");
+        // An attach is refused alike (it joins the companion before it opens the segment).
+        let mut other = SharedMemory::with_native_key(key.clone());
+        let err = other.attach(AccessMode::ReadOnly).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{plant}: {err}");
+        assert_eq!(std::fs::read(planted).unwrap(), content, "{plant}: changed");
+    }
+}
+
 #[test]
 fn child_entry() {
     let Some(args) = util::child_role() else {

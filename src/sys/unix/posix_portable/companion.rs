@@ -203,7 +203,13 @@ impl Companion {
                 std::thread::yield_now();
                 continue;
             }
-            let c = Arc::new(Companion::open_new(path, mode)?);
+            let Some(c) = Companion::open_new(path, mode)? else {
+                // Removed by its last user between our open and our look: open the new one.
+                drop(open);
+                std::thread::yield_now();
+                continue;
+            };
+            let c = Arc::new(c);
             open.push(Entry {
                 path: path.to_owned(),
                 dev: c.dev,
@@ -214,15 +220,43 @@ impl Companion {
         }
     }
 
-    fn open_new(path: &Path, mode: Option<u32>) -> io::Result<Companion> {
+    /// `None` when the file opened was unlinked meanwhile (by a last user).
+    ///
+    /// Refuses what no qshm process makes, before changing anything in it: a file with
+    /// other links (a hard link to someone's file planted at the name in a shared temporary
+    /// directory, which FreeBSD allows by default), or of another size than none (being
+    /// made) or [`LEN`].
+    fn open_new(path: &Path, mode: Option<u32>) -> io::Result<Option<Companion>> {
         let file = open_or_create(path, mode)?;
         let meta = file.metadata()?;
         if !meta.file_type().is_file() {
             return Err(io::Error::from_raw_os_error(libc::ENODEV));
         }
-        if meta.len() < LEN as u64 {
-            // Growing only (several openers may do it at once).
-            file.set_len(LEN as u64)?;
+        let refuse = |why: String| {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("refusing {}: {why}", path.display()),
+            )
+        };
+        match meta.nlink() {
+            0 => return Ok(None),
+            1 => {}
+            n => {
+                return Err(refuse(format!(
+                    "it has {n} links, and a companion file has one (a hard link planted \
+                     in a shared directory?)"
+                )))
+            }
+        }
+        match meta.len() {
+            // Made by a creator that has not sized it yet (several openers may size it).
+            0 => file.set_len(LEN as u64)?,
+            len if len == LEN as u64 => {}
+            len => {
+                return Err(refuse(format!(
+                    "{len} bytes, and a companion file has {LEN}"
+                )))
+            }
         }
         // SAFETY: a null hint makes a new mapping; the file is open read-write and at least
         // LEN bytes long (no other process shrinks a companion: they only grow it).
@@ -244,13 +278,10 @@ impl Companion {
             Err(_) => {
                 // SAFETY: the mapping made above, which nothing else refers to.
                 let _ = unsafe { rustix::mm::munmap(addr, LEN) };
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} is not a qshm companion file", path.display()),
-                ));
+                return Err(refuse("not a qshm companion file".to_string()));
             }
         }
-        Ok(Companion {
+        Ok(Some(Companion {
             path: path.to_owned(),
             file: ManuallyDrop::new(file),
             dev: meta.dev(),
@@ -259,7 +290,7 @@ impl Companion {
             mine: Mutex::new(Mine::default()),
             token: AtomicU64::new(0),
             token_generation: AtomicU32::new(0),
-        })
+        }))
     }
 
     /// Gives the file the permission bits of `mode` if this process owns it and they

@@ -131,8 +131,12 @@ fn companion(
     let path = companion::path_of(kind, name);
     for _ in 0..100 {
         let c = Companion::open(&path, mode).map_err(|e| {
-            ctx.io(&e)
-                .with_detail(format!("its companion file {}: {e}", path.display()))
+            let err = match e.raw_os_error() {
+                Some(_) => ctx.io(&e),
+                // A file at the companion's name that no qshm process made (`open_new`).
+                None => ctx.kind(ErrorKind::PermissionDenied, ""),
+            };
+            err.with_detail(format!("its companion file {}: {e}", path.display()))
         })?;
         if !join || c.join().map_err(|e| ctx.io(&e))? {
             return Ok(c);
