@@ -16,6 +16,7 @@ use qshm::mapped::{FileOptions, MappedSegment};
 use qshm::{
     AccessMode, ErrorKind, KeyType, NativeKey, SemaphoreMode, SharedMemory, SystemSemaphore,
 };
+use util::qt::{hex, QtPeer, QtVersion};
 use util::{ChildProc, Cleanup};
 
 fn counts() -> HashMap<&'static str, u64> {
@@ -221,6 +222,31 @@ fn planted_companion_files_are_refused_untouched() {
     }
 }
 
+/// Inspection without `/proc` (what macOS and FreeBSD run): a real Qt 6 program creates a
+/// System V segment and is killed with `kill -9`, leaving the segment, its lock and their
+/// key files. In a child process, the key files lead `list`, `info` and `leftovers` to it,
+/// orphaned, and `remove_leftover` removes all four; the child then reports that it used no
+/// Linux-only mechanism.
+#[test]
+fn inspection_finds_and_cleans_what_a_killed_qt_left() {
+    let key = util::unique_key("portable-inspect");
+    let native = NativeKey::legacy(&key, KeyType::SystemV);
+    let _cleanup = Cleanup::new().segment(&native);
+    let mut qt = QtPeer::spawn(QtVersion::Qt6);
+    qt.cmd(&format!("key {}", hex(key.as_bytes())))
+        .expect_ok("key");
+    qt.cmd("create 4096 rw").expect_ok("create");
+    qt.kill();
+    assert_eq!(util::objects_left(&native).len(), 2, "Qt left no key files");
+    let mut child = ChildProc::spawn("inspect-leftover", &[&key]);
+    assert_eq!(
+        child.expect_line(Duration::from_secs(60)),
+        "cleaned, used [(\"proc\", 0), (\"lease\", 0), (\"ofd_lock\", 0)]"
+    );
+    assert!(child.wait(Duration::from_secs(30)).success());
+    assert_eq!(util::objects_left(&native), Vec::<String>::new());
+}
+
 #[test]
 fn child_entry() {
     let Some(args) = util::child_role() else {
@@ -297,6 +323,51 @@ fn child_entry() {
             drop(guard);
             shm.detach().unwrap();
             util::say("recovered");
+        }
+        "inspect-leftover" => {
+            use qshm::inspect::{self, Leftover};
+            let key = &args[1];
+            let native = NativeKey::legacy(key, KeyType::SystemV);
+            // The System V keys, from the key files, to check the objects' removal with.
+            let ftok = |path: &str| {
+                let c = std::ffi::CString::new(path).unwrap();
+                // SAFETY: `c` is a NUL-terminated path; ftok only reads it.
+                unsafe { libc::ftok(c.as_ptr(), i32::from(b'Q')) }
+            };
+            let (shm_key, sem_key) = (
+                ftok(native.native_key()),
+                ftok(native.lock_key().native_key()),
+            );
+            let listed = inspect::list().unwrap();
+            let seg = listed
+                .iter()
+                .find(|s| {
+                    s.native_key.as_ref().map(NativeKey::native_key) == Some(native.native_key())
+                })
+                .unwrap_or_else(|| panic!("not listed: {listed:?}"));
+            assert_eq!((seg.size, seg.attach_count), (4096, 0));
+            assert!(seg.orphaned, "{seg:?}");
+            let info = inspect::info(&native).unwrap();
+            assert_eq!(info.qt_key.as_deref(), Some(key.as_str()));
+            assert_eq!(info.id, seg.id);
+            assert_eq!(info.lock_state, inspect::LockState::Free);
+            let leftover = inspect::leftovers()
+                .unwrap()
+                .into_iter()
+                .find(|l| matches!(l, Leftover::Segment(s) if s.id == seg.id))
+                .expect("not a leftover");
+            assert!(inspect::remove_leftover(&leftover).unwrap());
+            assert_eq!(
+                inspect::info(&native).unwrap_err().kind(),
+                ErrorKind::NotFound
+            );
+            // SAFETY: lookups without IPC_CREAT, which create nothing.
+            let (shm, sem) = unsafe { (libc::shmget(shm_key, 0, 0), libc::semget(sem_key, 0, 0)) };
+            assert_eq!((shm, sem), (-1, -1), "the segment or its lock is left");
+            util::say(&format!(
+                "cleaned, used {:?}",
+                qshm::portable::linux_only_uses()
+            ));
         }
         "hold" => {
             let key: NativeKey = args[1].parse().unwrap();

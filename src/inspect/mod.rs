@@ -59,7 +59,23 @@
 //! The lock state of a glibc POSIX semaphore is read from its file (its value; held with no
 //! process mapping it means its holder died, docs/qt-ipc.md §8.2).
 //!
-//! Other platforms report [`ErrorKind::Unsupported`].
+//! ### macOS and FreeBSD (System V), and Linux in the portable mode
+//!
+//! There is no `/proc/sysvipc` to list (their `ipcs` asks `sysctl`s of their own, which
+//! differ between the two and are not read): the System V objects are those the key files
+//! name, each key file's `ftok` keys (every project id) looked up with `shmget` and
+//! `semget` and read with `IPC_STAT`. A segment whose key file is gone is therefore not
+//! found, and not cleaned. A process is alive when `kill(pid, 0)` finds it (a zombie
+//! counts). On macOS the change time is not read ([`SegmentInfo::changed`] is `None`). The
+//! portable mode runs this code on Linux with real Qt (`tests/portable.rs`); nothing of it
+//! ran on a Mac or on FreeBSD.
+//!
+//! POSIX segments cannot be inspected there (macOS and iOS keep no directory of them;
+//! FreeBSD's `kern.ipc.posix_shm_list` is not read): [`info`] and [`lock_state`] report
+//! [`ErrorKind::Unsupported`] for POSIX keys, and [`list`] and [`leftovers`] find none.
+//!
+//! Other platforms (iOS, which has no System V, and Windows) report
+//! [`ErrorKind::Unsupported`].
 //!
 //! # Names that are not UTF-8
 //!
@@ -404,7 +420,7 @@ pub fn info(key: &NativeKey) -> Result<SegmentInfo> {
             }
             Err(e) => return Err(io_error(&e, Operation::Inspect, key)),
         };
-        let Some(shm) = snap.shms.iter().find(|s| s.key == sysv_key) else {
+        let Some(shm) = snap.shm_with_key(sysv_key) else {
             return Err(err(ErrorKind::NotFound).with_detail(format!(
                 "does not exist (no segment with key {sysv_key:#010x}; its key file exists)"
             )));
@@ -427,11 +443,11 @@ pub fn info(key: &NativeKey) -> Result<SegmentInfo> {
                 names
             }
         };
-        let mut info = snap.sysv_info(shm, names);
+        let mut info = snap.sysv_info(&shm, names);
         info.qt_key = key.legacy_key().map(str::to_owned);
         return Ok(info);
     }
-    if key.key_type() == KeyType::PosixRealtime {
+    if key.key_type() == KeyType::PosixRealtime && cfg!(not(qshm_posix_portable)) {
         let path = posix_path(key.native_key(), "")
             .ok_or_else(|| err(ErrorKind::KeyError).with_detail("not a valid POSIX name"))?;
         let meta = match fs::metadata(&path) {
@@ -456,7 +472,7 @@ pub fn info(key: &NativeKey) -> Result<SegmentInfo> {
         info.qt_key = key.legacy_key().map(str::to_owned);
         return Ok(info);
     }
-    Err(err(ErrorKind::Unsupported).with_detail("no inspection for this key type here"))
+    Err(err(ErrorKind::Unsupported).with_detail(no_inspection_detail(key.key_type())))
 }
 
 /// The state of segment `key`'s lock, whether or not the segment exists: what a `create`
@@ -478,12 +494,12 @@ pub fn lock_state(key: &NativeKey) -> Result<LockState> {
         let Ok(k) = os::ftok(Path::new(lock.native_key()), proj) else {
             return Ok(LockState::Absent); // no key file: no lock
         };
-        return Ok(match snap.sems.iter().find(|s| s.key == k) {
+        return Ok(match snap.sem_with_key(k) {
             Some(sem) => sysv_lock_state(sem.id),
             None => LockState::Absent,
         });
     }
-    if key.key_type() == crate::KeyType::PosixRealtime {
+    if key.key_type() == KeyType::PosixRealtime && cfg!(not(qshm_posix_portable)) {
         let lock_key = match key.legacy_key() {
             Some(_) => key.lock_key(),
             None => posix_lock_key(key.native_key()),
@@ -493,7 +509,7 @@ pub fn lock_state(key: &NativeKey) -> Result<LockState> {
             _ => LockState::Absent,
         });
     }
-    Err(err(ErrorKind::Unsupported).with_detail("no inspection for this key type here"))
+    Err(err(ErrorKind::Unsupported).with_detail(no_inspection_detail(key.key_type())))
 }
 
 /// Every Qt or qshm segment on the machine: System V segments with Qt key files (or Qt's
@@ -502,8 +518,8 @@ pub fn lock_state(key: &NativeKey) -> Result<LockState> {
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Unsupported`] where there is no `/proc/sysvipc`; otherwise errors reading
-/// it.
+/// [`ErrorKind::Unsupported`] where there is no System V (iOS); on Linux, errors reading
+/// `/proc/sysvipc`.
 pub fn list() -> Result<Vec<SegmentInfo>> {
     let snap = Snapshot::take()?;
     let mut out = Vec::new();
@@ -796,14 +812,34 @@ pub fn remove_leftover(leftover: &Leftover) -> Result<bool> {
 }
 
 /// Whether process `pid` exists and is not a zombie (a zombie has given back its
-/// attachments and, through `SEM_UNDO`, its locks).
+/// attachments and, through `SEM_UNDO`, its locks). Where there is no `/proc` (macOS,
+/// FreeBSD, the portable mode), whether `kill(pid, 0)` finds it: a zombie counts as alive.
 pub fn process_alive(pid: u32) -> bool {
     if pid == 0 {
         return false;
     }
-    match crate::sys::procfs::task_stat(pid) {
+    #[cfg(all(qshm_linux, not(qshm_portable)))]
+    return match crate::sys::procfs::task_stat(pid) {
         Ok(stat) => !stat.is_dead(),
         Err(e) => e.kind() != io::ErrorKind::NotFound,
+    };
+    #[cfg(not(all(qshm_linux, not(qshm_portable))))]
+    match i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        Some(pid) => rustix::process::test_kill_process(pid) != Err(rustix::io::Errno::SRCH),
+        None => false,
+    }
+}
+
+/// Why a key of type `key_type` cannot be inspected here.
+fn no_inspection_detail(key_type: KeyType) -> &'static str {
+    if key_type == KeyType::PosixRealtime && cfg!(qshm_posix_portable) {
+        "POSIX segments cannot be inspected here: the system keeps no directory of them \
+         (macOS, iOS; FreeBSD's is not read)"
+    } else {
+        "no inspection for this key type here"
     }
 }
 

@@ -20,7 +20,7 @@ impl Snapshot {
     /// `qipc_systemsem_` sibling of a `qipc_sharedmemory_` file, else of the same file.
     pub(super) fn sysv_names_of(&self, path: &Path, shm_key: i32) -> SysvNames {
         let lock_file = match sibling_lock(path) {
-            Some(sibling) if !self.sems.iter().any(|s| s.key == shm_key) => sibling,
+            Some(sibling) if self.sem_with_key(shm_key).is_none() => sibling,
             _ => path.to_path_buf(),
         };
         let native = native_of(path, shm_key);
@@ -37,7 +37,7 @@ impl Snapshot {
     pub(super) fn sysv_info(&self, shm: &ShmEntry, names: SysvNames) -> SegmentInfo {
         let lock_state = match &names.lock_file {
             Some(lock) => match os::ftok(lock, project_of(shm.key)) {
-                Ok(k) => match self.sems.iter().find(|s| s.key == k) {
+                Ok(k) => match self.sem_with_key(k) {
                     Some(sem) => sysv_lock_state(sem.id),
                     None => LockState::Absent,
                 },
@@ -72,7 +72,9 @@ impl Snapshot {
             mode: shm.mode,
             lock_state,
             orphaned: shm.nattch == 0 && !creator_alive,
-            changed: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(shm.ctime)),
+            // 0: not known (macOS, `sys/unix/inspect.rs`).
+            changed: (shm.ctime != 0)
+                .then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(shm.ctime)),
         }
     }
 }
@@ -123,6 +125,7 @@ pub(super) fn sibling_lock(path: &Path) -> Option<PathBuf> {
     Some(path.with_file_name(join_name(SEM_PREFIX, rest)))
 }
 
+#[cfg_attr(any(qshm_portable, not(qshm_linux)), allow(dead_code))] // `sysv_objects`
 pub(super) fn parse_shm(f: &[String]) -> Option<ShmEntry> {
     // key shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime ctime ...
     Some(ShmEntry {
@@ -139,6 +142,7 @@ pub(super) fn parse_shm(f: &[String]) -> Option<ShmEntry> {
     })
 }
 
+#[cfg_attr(any(qshm_portable, not(qshm_linux)), allow(dead_code))] // `sysv_objects`
 pub(super) fn parse_sem(f: &[String]) -> Option<SemEntry> {
     // key semid perms nsems uid gid cuid cgid otime ctime
     Some(SemEntry {

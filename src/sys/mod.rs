@@ -47,9 +47,9 @@ pub(crate) mod wait_word;
 #[cfg(any(qshm_linux, qshm_windows))]
 mod word_lock;
 
-/// Inspection's system calls (`sys/unix/inspect.rs` on Linux); elsewhere every call reports
-/// that it is unsupported.
-#[cfg(qshm_unix_other)]
+/// Inspection's system calls (`sys/unix/inspect.rs` where there is System V: Linux, macOS,
+/// FreeBSD); elsewhere (iOS, other Unix) every call reports that it is unsupported.
+#[cfg(all(qshm_unix_other, not(qshm_sysv_only)))]
 pub(crate) mod inspect {
     use std::io;
     use std::path::Path;

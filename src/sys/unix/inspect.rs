@@ -1,6 +1,7 @@
 //! The system calls of [`crate::inspect`]: System V objects by id (`semctl` queries,
-//! `IPC_RMID` of a segment whose key file is gone), `ftok`, and reading a glibc POSIX
-//! semaphore's value without opening it.
+//! `IPC_RMID` of a segment whose key file is gone) and by key (`shmget`/`semget` and
+//! `IPC_STAT`, where there is no `/proc/sysvipc` to list them: macOS, FreeBSD, the portable
+//! mode), `ftok`, and reading a glibc POSIX semaphore's value without opening it (Linux).
 //!
 //! Everything else inspection needs (`/proc/sysvipc/*`, `/proc/<pid>/maps`, `/dev/shm`) is
 //! read with `std::fs` in `src/inspect.rs`.
@@ -11,6 +12,9 @@
 //! * <https://man7.org/linux/man-pages/man2/shmctl.2.html> (`IPC_STAT`, `IPC_RMID`)
 //! * <https://man7.org/linux/man-pages/man3/ftok.3.html>
 //! * <https://man7.org/linux/man-pages/man5/proc_sysvipc.5.html>
+//! * FreeBSD's `shmctl(2)` and `semctl(2)`; macOS's `<sys/shm.h>` (its `shmid_ds` is packed
+//!   to 4 bytes, which the `libc` crate's is not: the fields after `shm_nattch` are not read
+//!   there)
 
 use std::ffi::{c_int, CString};
 use std::io;
@@ -30,7 +34,9 @@ pub(crate) fn try_lock_exclusive(file: &std::fs::File) -> bool {
 pub(crate) fn ftok(path: &Path, proj: u8) -> io::Result<i32> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    super::sysv::ftok(&c, proj).map_err(io::Error::from_raw_os_error)
+    super::sysv::ftok(&c, proj)
+        .map(super::sysv::key_to_i32)
+        .map_err(io::Error::from_raw_os_error)
 }
 
 /// What `semctl` tells about semaphore 0 of a set.
@@ -54,10 +60,11 @@ fn semctl_get(semid: i32, cmd: c_int) -> io::Result<u32> {
 
 /// `semctl(semid, 0, GETVAL | GETPID | GETNCNT)`. Needs read permission on the set.
 pub(crate) fn sem_state(semid: i32) -> io::Result<SemState> {
+    use super::sysv::sem_cmd::{GETNCNT, GETPID, GETVAL};
     Ok(SemState {
-        value: semctl_get(semid, libc::GETVAL)?,
-        last_pid: semctl_get(semid, libc::GETPID)?,
-        waiters: semctl_get(semid, libc::GETNCNT)?,
+        value: semctl_get(semid, GETVAL)?,
+        last_pid: semctl_get(semid, GETPID)?,
+        waiters: semctl_get(semid, GETNCNT)?,
     })
 }
 
@@ -79,19 +86,86 @@ pub(crate) fn open_no_wait(path: &Path) -> io::Result<std::fs::File> {
     Ok(super::open_no_wait(path, flags)?.into())
 }
 
-/// `shmctl(shmid, IPC_STAT)`: the key and the attach count of a segment, by id.
-pub(crate) fn shm_key_and_nattch(shmid: i32) -> io::Result<(i32, u64)> {
-    // SAFETY: shmid_ds is a plain C struct of integers, for which all-zero is valid.
-    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: `ds` is a valid, writable shmid_ds for the kernel to fill.
-    let rc = unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) };
-    cvt(rc).map_err(io::Error::from_raw_os_error)?;
-    #[cfg(not(qshm_libc = "musl"))]
-    let key = ds.shm_perm.__key;
+/// What `shmctl(IPC_STAT)` tells of a segment: what `/proc/sysvipc/shm` shows of it.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(qshm_portable), allow(dead_code))] // the key-file snapshot's (inspect/snapshot.rs)
+pub(crate) struct ShmStat {
+    pub(crate) key: i32,
+    /// The permission bits.
+    pub(crate) mode: u32,
+    pub(crate) size: u64,
+    pub(crate) cpid: u32,
+    pub(crate) lpid: u32,
+    pub(crate) nattch: u64,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    /// Seconds since the epoch; 0 where not read (macOS, see the module docs).
+    pub(crate) ctime: u64,
+}
+
+/// The key an `ipc_perm` records (each C library names the field its own way).
+#[allow(clippy::unnecessary_cast)] // key_t is wider than 32 bits on FreeBSD only
+fn perm_key(perm: &libc::ipc_perm) -> i32 {
+    #[cfg(all(qshm_linux, not(qshm_libc = "musl")))]
+    let key = perm.__key;
     #[cfg(qshm_libc = "musl")]
     #[allow(deprecated)] // the libc crate's name for musl's `__ipc_perm_key`, to be renamed
-    let key = ds.shm_perm.__ipc_perm_key;
-    Ok((key, ds.shm_nattch as u64))
+    let key = perm.__ipc_perm_key;
+    #[cfg(target_vendor = "apple")]
+    let key = perm._key;
+    #[cfg(target_os = "freebsd")]
+    let key = perm.key;
+    key as i32
+}
+
+/// `shmctl(shmid, IPC_STAT)`: a segment, by id.
+#[allow(clippy::unnecessary_cast)] // the field types vary across C libraries
+pub(crate) fn shm_stat(shmid: i32) -> io::Result<ShmStat> {
+    let ds = super::sysv::shm_stat(shmid).map_err(io::Error::from_raw_os_error)?;
+    #[cfg(not(target_vendor = "apple"))]
+    let ctime = ds.shm_ctime.max(0) as u64;
+    #[cfg(target_vendor = "apple")]
+    let ctime = 0;
+    Ok(ShmStat {
+        key: perm_key(&ds.shm_perm),
+        mode: ds.shm_perm.mode as u32 & 0o777,
+        size: ds.shm_segsz as u64,
+        cpid: ds.shm_cpid as u32,
+        lpid: ds.shm_lpid as u32,
+        nattch: ds.shm_nattch as u64,
+        uid: ds.shm_perm.uid as u32,
+        gid: ds.shm_perm.gid as u32,
+        ctime,
+    })
+}
+
+/// `shmctl(shmid, IPC_STAT)`: the key and the attach count of a segment, by id.
+pub(crate) fn shm_key_and_nattch(shmid: i32) -> io::Result<(i32, u64)> {
+    shm_stat(shmid).map(|st| (st.key, st.nattch))
+}
+
+/// `shmget(key, 0, 0)`: the id of the segment with System V key `key`.
+#[cfg_attr(not(qshm_portable), allow(dead_code))] // the key-file snapshot's (inspect/snapshot.rs)
+pub(crate) fn shm_id(key: i32) -> io::Result<i32> {
+    // SAFETY: a lookup without IPC_CREAT creates nothing and only returns an id.
+    let rc = unsafe { libc::shmget(super::sysv::key_from_i32(key), 0, 0) };
+    cvt(rc).map_err(io::Error::from_raw_os_error)
+}
+
+/// `semget(key, 0, 0)`: the id of the semaphore set with System V key `key`.
+#[cfg_attr(not(qshm_portable), allow(dead_code))] // the key-file snapshot's (inspect/snapshot.rs)
+pub(crate) fn sem_id(key: i32) -> io::Result<i32> {
+    // SAFETY: a lookup without IPC_CREAT creates nothing and only returns an id.
+    let rc = unsafe { libc::semget(super::sysv::key_from_i32(key), 0, 0) };
+    cvt(rc).map_err(io::Error::from_raw_os_error)
+}
+
+/// `semctl(semid, 0, IPC_STAT)`: the owner's uid and the permission bits of a set, by id.
+#[cfg_attr(not(qshm_portable), allow(dead_code))] // the key-file snapshot's (inspect/snapshot.rs)
+pub(crate) fn sem_owner_and_mode(semid: i32) -> io::Result<(u32, u32)> {
+    super::sysv::sem_stat(semid)
+        .map(|(_, uid, mode)| (uid, mode))
+        .ok_or_else(io::Error::last_os_error)
 }
 
 /// `shmctl(shmid, IPC_RMID)`: removes a segment by id (the segment goes when its last
@@ -119,6 +193,7 @@ pub(crate) struct PosixSemState {
 
 /// Reads a POSIX semaphore's file (its first [`SEM_FILE_LEN`](super::posix::SEM_FILE_LEN)
 /// bytes at most). `None` when the file cannot be read or is too short for a `sem_t`.
+#[cfg(qshm_linux)]
 pub(crate) fn posix_sem_state(path: &Path) -> Option<PosixSemState> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -149,6 +224,12 @@ pub(crate) fn posix_sem_state(path: &Path) -> Option<PosixSemState> {
     })
 }
 
+/// No semaphore files here (macOS and FreeBSD keep POSIX semaphores elsewhere).
+#[cfg(not(qshm_linux))]
+pub(crate) fn posix_sem_state(_: &Path) -> Option<PosixSemState> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +252,7 @@ mod tests {
         // A System V id that cannot exist: the calls fail cleanly.
         assert!(sem_state(-1).is_err());
         assert!(shm_key_and_nattch(-1).is_err());
+        assert!(sem_owner_and_mode(-1).is_err());
         assert!(shm_remove_id(-1).is_err());
         assert!(sem_remove_id(-1).is_err());
     }

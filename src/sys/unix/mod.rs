@@ -1,7 +1,7 @@
 //! Linux: the System V and POSIX backends, plus what every Unix backend shares (errno mapping, key
 //! files, the runtime directory).
 
-#[cfg(qshm_linux)]
+#[cfg(any(qshm_linux, qshm_sysv_only))]
 pub(crate) mod inspect;
 #[cfg(qshm_linux)]
 mod liveness;
@@ -71,7 +71,7 @@ pub(crate) fn os_error(errno: i32, op: Operation, key: impl Into<std::sync::Arc<
     Error::new(errno_kind(errno), op, key).with_errno(errno)
 }
 
-#[cfg(qshm_linux)]
+#[cfg(any(qshm_linux, qshm_sysv_only))]
 /// `open(path, flags | O_NONBLOCK)`: a FIFO planted at the name does not make it wait for a
 /// writer. `O_NONBLOCK` also makes an open fail at once (`EWOULDBLOCK`) while another
 /// process holds a lease on the file, where the last-user check of a qshm process holds one

@@ -35,9 +35,9 @@ extern "C" {
 
 /// The `semctl` commands and `semop` flag used here: the C library's on Linux; on macOS and
 /// FreeBSD their `<sys/sem.h>` values (the `libc` crate lacks some for FreeBSD).
-mod sem_cmd {
+pub(crate) mod sem_cmd {
     #[cfg(qshm_linux)]
-    pub(super) use libc::{GETNCNT, GETPID, GETVAL, SEM_UNDO, SETVAL};
+    pub(crate) use libc::{GETNCNT, GETPID, GETVAL, SEM_UNDO, SETVAL};
     #[cfg(not(qshm_linux))]
     mod bsd {
         use std::ffi::c_int;
@@ -48,19 +48,19 @@ mod sem_cmd {
         pub(crate) const SETVAL: c_int = 8;
     }
     #[cfg(not(qshm_linux))]
-    pub(super) use bsd::*;
+    pub(crate) use bsd::*;
 }
 
 /// A System V key held in 32 bits: `key_t` is `int` on Linux and macOS and `long` on
 /// FreeBSD, whose `ftok` makes 32 bits and sign-extends them.
 #[allow(clippy::unnecessary_cast)] // a cast only where key_t is wider
-fn key_to_i32(key: libc::key_t) -> i32 {
+pub(crate) fn key_to_i32(key: libc::key_t) -> i32 {
     key as i32
 }
 
 /// The inverse of [`key_to_i32`].
 #[allow(clippy::unnecessary_cast)] // a cast only where key_t is wider
-fn key_from_i32(key: i32) -> libc::key_t {
+pub(crate) fn key_from_i32(key: i32) -> libc::key_t {
     key as libc::key_t
 }
 
@@ -109,7 +109,7 @@ fn project_id(key: &NativeKey) -> u8 {
 }
 
 /// `shmctl(id, IPC_STAT)`.
-fn shm_stat(id: c_int) -> std::result::Result<libc::shmid_ds, i32> {
+pub(crate) fn shm_stat(id: c_int) -> std::result::Result<libc::shmid_ds, i32> {
     // SAFETY: shmid_ds is a plain C struct of integers, for which all-zero is valid.
     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: `ds` is a valid, writable shmid_ds for the kernel to fill.
@@ -730,7 +730,7 @@ fn maybe_unset(id: c_int) -> bool {
 /// `semctl(IPC_STAT)`: `sem_otime` (when the set was last operated on, 0: never; its low
 /// word on 32-bit musl, whose `semid_ds` has the 64-bit time at its end), the owner's uid
 /// and the permission bits.
-fn sem_stat(id: c_int) -> Option<(i64, u32, u32)> {
+pub(crate) fn sem_stat(id: c_int) -> Option<(i64, u32, u32)> {
     #[cfg(not(qshm_libc = "musl"))]
     type SemidDs = libc::semid_ds;
     // musl's `semid_ds`, which the `libc` crate lacks: the permissions, then `sem_otime`
