@@ -828,10 +828,6 @@ fn a_forked_copy_detaching_first_leaves_the_segment() {
 /// the copy's own detach, the last, removes both. A fork made after the segment was opened is
 /// what sends the detach to read its children's maps; one made before cannot share it.
 #[test]
-#[cfg_attr(
-    qshm_portable,
-    ignore = "Linux's backend: the portable backend does not count a forked copy (posix_portable docs)"
-)]
 fn a_forked_copy_still_mapped_keeps_the_segment_when_the_parent_detaches() {
     let _w = watchdog("a_forked_copy_still_mapped_keeps_the_segment");
     forked_copy_keeps_and_removes("fork_and_keep_copy", "forkkeep");

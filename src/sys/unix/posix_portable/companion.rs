@@ -30,7 +30,9 @@
 //! process's locks on it. So a process opens each companion once: [`Companion::open`]
 //! shares one open companion between all handles of the process (a registry by path and
 //! inode), and closes it with the last. They are also not inherited by `fork`: a forked child
-//! takes its own locks the first time it uses the companion (the pid is checked).
+//! takes its own slot the first time it locks (the fork generation is checked), and its
+//! users' read lock in a fork handler (`count_forked_copies`), so that a copy of an
+//! attachment it still maps keeps the object from its parent's last detach.
 //!
 //! A process writes no slot into anyone else's record and never asks about its own slot (the
 //! kernel ignores the asker's own locks): its own record is recognised by its token.
@@ -49,7 +51,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use rustix::mm::{MapFlags, ProtFlags};
@@ -346,6 +348,18 @@ impl Companion {
     /// while a last user removes the object (it holds the write lock only for that). False
     /// when the companion was removed meanwhile: open it again.
     pub(super) fn join(&self) -> io::Result<bool> {
+        static ATFORK: std::sync::Once = std::sync::Once::new();
+        ATFORK.call_once(|| {
+            // SAFETY: registers fork handlers whose child part makes only async-signal-safe
+            // calls (see `count_forked_copies`); the functions live for the whole program.
+            unsafe {
+                libc::pthread_atfork(
+                    Some(fork_prepare),
+                    Some(fork_parent),
+                    Some(count_forked_copies),
+                )
+            };
+        });
         let pid = super::my_pid();
         let mut mine = self.mine();
         if mine.users == 0 || mine.users_pid != pid {
@@ -384,15 +398,52 @@ impl Companion {
         // at once exactly one succeeds. (Converting the read lock in place instead would
         // let all of them fail.) A process joining in between makes it fail: it is a user.
         let _ = self.range(libc::F_SETLK, UNLCK, USERS);
-        if self.range(libc::F_SETLK, WRLCK, USERS).is_ok() {
-            mine.users_pid = 0;
-            return Some(LastUser {
-                companion: self,
-                _mine: mine,
-            });
+        let mut pause = std::time::Duration::from_micros(250);
+        for attempt in 0..4 {
+            if self.range(libc::F_SETLK, WRLCK, USERS).is_ok() {
+                mine.users_pid = 0;
+                return Some(LastUser {
+                    companion: self,
+                    _mine: mine,
+                });
+            }
+            // A child this process is forking counts as a user (`count_forked_copies`)
+            // until it execs (the companion is close-on-exec) or exits: when the user in
+            // the way is a child of ours, it is asked again a few times (0.25, 0.5, 1 ms).
+            if attempt == 3 || !self.user_in_the_way_is_our_child() {
+                break;
+            }
+            std::thread::sleep(pause);
+            pause *= 2;
         }
         mine.users_pid = 0;
         None
+    }
+
+    /// Whether the process whose lock keeps the users' write lock from us is a child of
+    /// this one (`F_GETLK` names one such process; `waitid` without waiting says whether it
+    /// is ours).
+    fn user_in_the_way_is_our_child(&self) -> bool {
+        // SAFETY: flock is a plain C struct of integers, for which all-zero is valid.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = WRLCK as _;
+        lock.l_whence = libc::SEEK_SET as _;
+        lock.l_start = USERS as _;
+        lock.l_len = 1;
+        // SAFETY: the file is open for as long as `self`; F_GETLK fills the struct.
+        if unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_GETLK, &mut lock) } == -1
+            || c_int::from(lock.l_type) == UNLCK
+            || lock.l_pid <= 0
+        {
+            return false;
+        }
+        // SAFETY: siginfo_t is a plain C struct, for which all-zero is valid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        // SAFETY: asks about one process without waiting or reaping (WNOHANG, WNOWAIT);
+        // `info` is a valid out-pointer.
+        let rc = unsafe { libc::waitid(libc::P_PID, lock.l_pid as libc::id_t, &mut info, flags) };
+        rc == 0
     }
 
     /// The last user's test without joining or leaving: `Some` when no process (this one
@@ -506,6 +557,120 @@ impl Companion {
             if err.raw_os_error() != Some(libc::EINTR) {
                 return Err(err);
             }
+        }
+    }
+}
+
+/// One fork at a time makes the handshake below (forks of several threads take turns).
+static FORKING: AtomicBool = AtomicBool::new(false);
+/// The handshake's pipe (read end, write end), -1 when there is none.
+static FORK_PIPE: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
+/// How long a parent waits for its child to have counted itself.
+const FORK_WAIT_MS: c_int = 1000;
+
+/// Before a `fork` of a process with open companions: a pipe through which the child says
+/// that it has counted itself (`count_forked_copies`), which the parent waits for
+/// (`fork_parent`) before it goes on: else its own last detach could run first, and remove
+/// what the child still maps.
+extern "C" fn fork_prepare() {
+    while FORKING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+    let open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+    if open.iter().all(|e| e.companion.strong_count() == 0) {
+        return;
+    }
+    drop(open);
+    let mut fds = [-1 as c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return; // no handshake: the child's count may come late
+    }
+    for fd in fds {
+        // SAFETY: a descriptor just made; FD_CLOEXEC keeps it from programs run later.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    FORK_PIPE[0].store(fds[0], Ordering::Relaxed);
+    FORK_PIPE[1].store(fds[1], Ordering::Relaxed);
+}
+
+/// In the parent after a `fork`: waits (at most [`FORK_WAIT_MS`]) until the child has counted
+/// itself, or has gone (its end of the pipe closes).
+extern "C" fn fork_parent() {
+    let (read, write) = take_fork_pipe();
+    if write >= 0 {
+        // SAFETY: this process's copy of the pipe's write end, closed once.
+        unsafe { libc::close(write) };
+    }
+    if read >= 0 {
+        let mut pfd = libc::pollfd {
+            fd: read,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; then the read end, closed once.
+        unsafe {
+            libc::poll(&mut pfd, 1, FORK_WAIT_MS);
+            libc::close(read);
+        }
+    }
+    FORKING.store(false, Ordering::Release);
+}
+
+fn take_fork_pipe() -> (c_int, c_int) {
+    (
+        FORK_PIPE[0].swap(-1, Ordering::Relaxed),
+        FORK_PIPE[1].swap(-1, Ordering::Relaxed),
+    )
+}
+
+/// In the child of a `fork`: a process forked from a user of a companion, which maps what
+/// its parent mapped, is counted as a user too (classic record locks are not inherited): for
+/// each companion its parent used, it takes the users' read lock, and its copies leave as
+/// the parent's would; then it tells its parent, which waits for that (`fork_prepare`). One
+/// thread runs here, so only async-signal-safe calls are made (`getpid`, `getppid`, `fcntl`,
+/// `write`, `close`) and no lock is waited for: a registry or companion whose lock another
+/// thread of the parent held at the fork is skipped (that copy goes uncounted). The
+/// companion descriptors are close-on-exec: a child that execs lets go.
+extern "C" fn count_forked_copies() {
+    count_in_child();
+    let (read, write) = take_fork_pipe();
+    // SAFETY: the child's copies of the pipe's ends, each closed once; one byte written
+    // from a valid buffer.
+    unsafe {
+        if read >= 0 {
+            libc::close(read);
+        }
+        if write >= 0 {
+            libc::write(write, b"c".as_ptr().cast(), 1);
+            libc::close(write);
+        }
+    }
+    FORKING.store(false, Ordering::Release);
+}
+
+fn count_in_child() {
+    let Ok(open) = OPEN.try_lock() else {
+        return;
+    };
+    // SAFETY: getpid and getppid have no preconditions.
+    let (parent, me) = unsafe { (libc::getppid() as u32, libc::getpid() as u32) };
+    for entry in open.iter() {
+        if entry.companion.strong_count() == 0 {
+            continue; // being closed
+        }
+        // SAFETY: a strong reference keeps the companion alive, and nothing else runs in
+        // this process now that could drop it.
+        let companion = unsafe { &*entry.companion.as_ptr() };
+        let Ok(mut mine) = companion.mine.try_lock() else {
+            continue;
+        };
+        if mine.users > 0 && mine.users_pid == parent {
+            let counted = companion.range(libc::F_SETLK, RDLCK, USERS).is_ok();
+            mine.users_pid = if counted { me } else { 0 };
         }
     }
 }

@@ -42,8 +42,10 @@
 //! is not counted, so qshm's last detach removes the segment's *name* while such a process
 //! is still attached (its mapping stays valid; a later attach finds no segment). Qt itself
 //! never removes a POSIX segment. A copy of an attachment in a process forked without exec
-//! is not counted until it detaches. Companions live in the temporary directory
-//! (`$TMPDIR`; on macOS a per-user directory): processes that share objects must share it.
+//! is counted (a fork handler takes its users' locks, `companion.rs`), unless the fork
+//! caught another thread of the parent inside the companion's bookkeeping. Companions live
+//! in the temporary directory (`$TMPDIR`; on macOS a per-user directory): processes that
+//! share objects must share it.
 //! A sandboxed Apple application's temporary directory is its own, not its group's: for
 //! its `<group>/<name>` keys the last detach removes nothing (as Qt), and a holder in
 //! another application of the group is never taken for dead (waited for, never two
