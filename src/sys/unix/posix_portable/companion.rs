@@ -573,10 +573,22 @@ const FORK_WAIT_MS: c_int = 1000;
 /// (`fork_parent`) before it goes on: else its own last detach could run first, and remove
 /// what the child still maps.
 extern "C" fn fork_prepare() {
+    // Another thread's fork is under way: its parent handler ends it. (Should a C library
+    // skip the parent handlers after a failed fork, the turn is taken anyway after 2 s.)
+    let start = std::time::Instant::now();
     while FORKING
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
+        if start.elapsed() > std::time::Duration::from_secs(2) {
+            FORKING.store(true, Ordering::Relaxed);
+            let (read, write) = take_fork_pipe();
+            for fd in [read, write].into_iter().filter(|&fd| fd >= 0) {
+                // SAFETY: a pipe end of the abandoned handshake, owned here, closed once.
+                unsafe { libc::close(fd) };
+            }
+            break;
+        }
         std::thread::yield_now();
     }
     let open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
