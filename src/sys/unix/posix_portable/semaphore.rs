@@ -163,21 +163,10 @@ impl PortablePosixSemaphore {
     fn acquire_tracked(&self, wait: Wait, op: Operation) -> Result<bool> {
         let me = self.companion.token();
         let record = self.companion.record();
-        // Free: taken without reading the clock (the loop below reads it twice).
-        match self.try_wait() {
-            Ok(()) => {
-                record.store(me, Ordering::Release);
-                return Ok(self.suspect());
-            }
-            Err(libc::EAGAIN) => {}
-            Err(e) => return Err(self.ctx(op).err(e)),
-        }
-        let deadline = match wait {
-            Wait::Poll => Some(Instant::now()),
-            _ => super::super::deadline(wait),
-        };
         let mut backoff = Backoff::new();
-        let mut next_check = Instant::now();
+        // (deadline, next liveness check), from the first miss: a free lock is taken
+        // without reading the clock.
+        let mut timing: Option<(Option<Instant>, Instant)> = None;
         let mut waiting = None;
         loop {
             match self.try_wait() {
@@ -189,11 +178,18 @@ impl PortablePosixSemaphore {
                 Err(e) => return Err(self.ctx(op).err(e)),
             }
             let now = Instant::now();
-            if now >= next_check {
+            let (deadline, next_check) = timing.get_or_insert_with(|| {
+                let deadline = match wait {
+                    Wait::Poll => Some(now),
+                    _ => super::super::deadline(wait),
+                };
+                (deadline, now)
+            });
+            if now >= *next_check {
                 if self.take_over_from_dead_holder(me) {
                     return Ok(true);
                 }
-                next_check = now + SLICE;
+                *next_check = now + SLICE;
             }
             if deadline.is_some_and(|d| now >= d) {
                 let e = if wait == Wait::Poll {
@@ -207,7 +203,7 @@ impl PortablePosixSemaphore {
                 hit(Fallback::PosixTimed);
                 waiting = Some(self.companion.waiting());
             }
-            let until = deadline.map_or(next_check, |d| d.min(next_check));
+            let until = deadline.map_or(*next_check, |d| d.min(*next_check));
             if !backoff.sleep_until(until) {
                 std::thread::yield_now();
             }
