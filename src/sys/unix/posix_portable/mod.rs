@@ -132,13 +132,14 @@ fn companion(
     crate::sys::portable::hit(crate::sys::portable::Fallback::PosixPortable);
     let path = companion::path_of(kind, name);
     for _ in 0..100 {
-        let c = Companion::open(&path, mode).map_err(|e| {
-            let err = match e.raw_os_error() {
-                Some(_) => ctx.io(&e),
-                // A file at the companion's name that no qshm process made (`open_new`).
-                None => ctx.kind(ErrorKind::PermissionDenied, ""),
-            };
-            err.with_detail(format!("its companion file {}: {e}", path.display()))
+        let c = Companion::open(&path, mode).map_err(|e| match e.raw_os_error() {
+            // The OS error is the error's source, which its message shows once.
+            Some(_) => ctx
+                .io(&e)
+                .with_detail(format!("its companion file {}", path.display())),
+            // A file at the companion's name that no qshm process made (`open_new`): `e`
+            // says why it is refused.
+            None => ctx.kind(ErrorKind::PermissionDenied, e.to_string()),
         })?;
         if !join || c.join().map_err(|e| ctx.io(&e))? {
             return Ok(c);
