@@ -416,6 +416,10 @@ fn died_of_access_violation(status: std::process::ExitStatus) -> bool {
 
 fn attach_before_create(key: NativeKey) {
     let _c = Cleanup::new().segment(&key);
+    // The last detach must find itself the last: no sibling test's fork may hold a copy
+    // of an attachment meanwhile (under qemu-user every spawn is a real fork; see
+    // `util::no_spawns`).
+    let _quiet = util::no_spawns();
     let mut shm = SharedMemory::with_native_key(key.clone());
     assert_eq!(
         shm.attach(AccessMode::ReadOnly).unwrap_err().kind(),
@@ -621,6 +625,10 @@ pub(crate) fn orphan_after_crash_is_adopted(t: KeyType) {
     let mut child = ChildProc::spawn("create_and_hang", &[&text, "4096", "orphaned data"]);
     assert_eq!(child.expect_line(Duration::from_secs(30)), "ready");
     child.kill9();
+    // The last detach must find itself the last: no sibling test's fork may hold a copy
+    // of an attachment meanwhile (under qemu-user every spawn is a real fork; see
+    // `util::no_spawns`).
+    let _quiet = util::no_spawns();
     let mut shm = SharedMemory::with_native_key(key.clone());
     if goes_with_last_handle(t) {
         // Nothing outlives its last handle: the key is free again.
@@ -646,6 +654,10 @@ pub(crate) fn remove_orphan_cleans_up(t: KeyType) {
     let text = key.to_string();
     let mut child = ChildProc::spawn("create_and_hang", &[&text, "4096", "x"]);
     assert_eq!(child.expect_line(Duration::from_secs(30)), "ready");
+    // The last detach must find itself the last: no sibling test's fork may hold a copy
+    // of an attachment meanwhile (under qemu-user every spawn is a real fork; see
+    // `util::no_spawns`).
+    let _quiet = util::no_spawns();
     // In use: not removed.
     assert!(!SharedMemory::remove_orphan(&key).unwrap());
     child.kill9();
@@ -916,6 +928,10 @@ pub(crate) fn child(args: &[String]) {
 /// removes the lock too, so nothing is left.
 pub(crate) fn force_remove_while_attached(t: KeyType) {
     let (key, _c) = legacy(t, "forceremove");
+    // The last detach must find itself the last: no sibling test's fork may hold a copy
+    // of an attachment meanwhile (under qemu-user every spawn is a real fork; see
+    // `util::no_spawns`).
+    let _quiet = util::no_spawns();
     let mut a = SharedMemory::with_native_key(key.clone());
     a.create(64, AccessMode::ReadWrite).unwrap();
     a.lock().unwrap().as_mut_slice().unwrap()[0] = 9;
@@ -946,6 +962,10 @@ pub(crate) fn force_remove_while_attached(t: KeyType) {
 /// everything and another object made it all anew: it must serialise on the new lock.
 pub(crate) fn reattach_after_the_lock_was_replaced(t: KeyType) {
     let (key, _c) = legacy(t, "reattach");
+    // The last detach must find itself the last: no sibling test's fork may hold a copy
+    // of an attachment meanwhile (under qemu-user every spawn is a real fork; see
+    // `util::no_spawns`).
+    let _quiet = util::no_spawns();
     let mut owner = SharedMemory::with_native_key(key.clone());
     owner.create(64, AccessMode::ReadWrite).unwrap();
     let mut a = SharedMemory::with_native_key(key.clone());
