@@ -12,6 +12,9 @@
 //! | `qshm_sysv_only` | macOS and FreeBSD (besides `qshm_unix_other`) | the System V backend, built with `qshm_portable` |
 //! | `qshm_posix_portable` | macOS, iOS and FreeBSD; Linux with `--cfg qshm_portable` | the portable POSIX backend (`sys/unix/posix_portable`) for POSIX realtime keys |
 //! | `qshm_portable` | macOS, iOS and FreeBSD; Linux with `RUSTFLAGS="--cfg qshm_portable"` (`ci/portable.sh`) | no `semtimedop`, `sem_timedwait`, futex, `O_TMPFILE`, `mknodat`, `/proc`: the fallbacks of `sys/portable.rs` |
+//! | `qshm_mapped_unix` | Linux, macOS, iOS and FreeBSD | `qshm::mapped` (its queue and cell) on Unix: Linux's `flock` and open-file-description locks, or, with `qshm_posix_portable`, classic record locks |
+//! | `qshm_memfd` | Linux and FreeBSD | `memfd_create` and file seals (`F_ADD_SEALS`) for `qshm::mapped` |
+//! | `qshm_freebsd` | FreeBSD | `_umtx_op` for sleeping on a shared word (`sys/wait_word.rs`) |
 //! | `qshm_windows` | Windows | the Windows backend (named sections, semaphores, mutexes) |
 //! | `qshm_none` | everything else (wasm, …) | key rules; every operation `Unsupported` |
 //!
@@ -31,6 +34,9 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(qshm_macos)");
     println!("cargo:rustc-check-cfg=cfg(qshm_sysv_only)");
     println!("cargo:rustc-check-cfg=cfg(qshm_posix_portable)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_mapped_unix)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_memfd)");
+    println!("cargo:rustc-check-cfg=cfg(qshm_freebsd)");
     // The portable-Unix test mode: `RUSTFLAGS="--cfg qshm_portable"` (ci/test.sh), the Linux
     // build without the Linux-only calls macOS and FreeBSD lack (sys/portable.rs).
     println!("cargo:rustc-check-cfg=cfg(qshm_portable)");
@@ -65,6 +71,8 @@ fn main() {
     match libc {
         Some(libc) => {
             println!("cargo:rustc-cfg=qshm_linux");
+            println!("cargo:rustc-cfg=qshm_mapped_unix");
+            println!("cargo:rustc-cfg=qshm_memfd");
             println!("cargo:rustc-cfg=qshm_libc=\"{libc}\"");
             // The portable-Unix test mode (`RUSTFLAGS="--cfg qshm_portable"`, which cargo
             // shows build scripts as CARGO_CFG_QSHM_PORTABLE): POSIX keys take the backend
@@ -86,6 +94,14 @@ fn main() {
                 // runs it on Linux.
                 println!("cargo:rustc-cfg=qshm_posix_portable");
                 println!("cargo:rustc-cfg=qshm_portable");
+                // `qshm::mapped` with classic record locks (`sys/unix/record_lock.rs`).
+                println!("cargo:rustc-cfg=qshm_mapped_unix");
+                if os == "freebsd" {
+                    // memfd_create (over shm_open(SHM_ANON)) and file seals; `_umtx_op` to
+                    // sleep on a shared word.
+                    println!("cargo:rustc-cfg=qshm_memfd");
+                    println!("cargo:rustc-cfg=qshm_freebsd");
+                }
             }
         }
         None if os == "windows" => println!("cargo:rustc-cfg=qshm_windows"),

@@ -51,9 +51,9 @@ echo "portable: $(wc -w <<< "$bins") test binaries, none calls semtimedop, sem_t
 # Every fallback must have run in some process of the suites: a mode that silently kept a
 # Linux-only call (or never reached the fallback) fails here.
 missing=0
-for name in wait_word_poll mapped_lock_poll sysv_timed_poll posix_timed_poll named_create posix_portable; do
+for name in wait_word_poll mapped_lock_poll sysv_timed_poll posix_timed_poll named_create posix_portable mapped_record_locks; do
     n="$(find "$record" -name "$name.*" | wc -l)"
-    printf 'portable: %-18s taken by %d processes\n' "$name" "$n" >&2
+    printf 'portable: %-20s taken by %d processes\n' "$name" "$n" >&2
     [ "$n" -gt 0 ] || missing=1
 done
 if [ "$missing" -ne 0 ]; then

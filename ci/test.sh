@@ -63,12 +63,17 @@ for target in x86_64-unknown-freebsd x86_64-apple-darwin aarch64-apple-darwin aa
     *) cargo clippy -p qshm -p qshm-cli --target "$target" --quiet -- -D warnings ;;
     esac
     # macOS and FreeBSD compile the System V and the portable POSIX backend (src/sys/unix),
-    # iOS the portable POSIX one, not the unsupported stub: the build script's cfgs for the
+    # iOS the portable POSIX one, not the unsupported stub, and all three `qshm::mapped` with
+    # record locks (FreeBSD with memfds and `_umtx_op`): the build script's cfgs for the
     # target, as rustc receives them.
     case "$target" in
     *-apple-darwin | *-freebsd | *-apple-ios)
         cfgs="$(cargo rustc -p qshm --lib --target "$target" --quiet -- --print cfg)"
-        case "$target" in *-ios) wanted=(qshm_posix_portable) ;; *) wanted=(qshm_sysv_only qshm_posix_portable) ;; esac
+        case "$target" in
+        *-ios) wanted=(qshm_posix_portable qshm_mapped_unix) ;;
+        *-freebsd) wanted=(qshm_sysv_only qshm_posix_portable qshm_mapped_unix qshm_memfd qshm_freebsd) ;;
+        *) wanted=(qshm_sysv_only qshm_posix_portable qshm_mapped_unix) ;;
+        esac
         for cfg in "${wanted[@]}"; do
             grep -qx "$cfg" <<< "$cfgs" || { echo "$target does not select $cfg" >&2; exit 1; }
         done

@@ -71,6 +71,17 @@
  * A program that does not take part (does not hold LOCK_SH) may see the file removed while
  * it still maps it; its mapping stays valid.
  *
+ * The record-lock protocol (`flags & QSHM_FLAG_RECORD_LOCKS`): segments made by qshm's
+ * macOS, iOS and FreeBSD builds (and by Linux's portable-Unix test mode), where there are
+ * no open-file-description locks and flock conflicts with record locks. Users hold a
+ * classic read lock (F_SETLK, F_RDLCK) on byte 56 instead of flock; a token owner's slot
+ * is a classic write lock on QSHM_SLOT_BASE + slot, asked with F_GETLK; each process has
+ * each file open through one descriptor only (closing any descriptor of a file drops all
+ * of the process's record locks on it); thread bits number the threads of the process
+ * (from 1); waiters poll. The functions below implement the Linux protocol only, so
+ * qshm_check refuses such a segment (-EPROTONOSUPPORT): the two protocols do not see each
+ * other's users.
+ *
  * Change notification (the 32-bit words at offsets 88 and 92, since version 3):
  *
  *   `changes` counts announced changes (wrapping); `change_waiters` counts sleepers.
@@ -166,6 +177,7 @@ extern "C" {
 #define QSHM_OLDEST_VERSION 2u /* the oldest layout version this header reads */
 #define QSHM_BYTE_ORDER 0x01020304u
 #define QSHM_FLAG_REMOVE_ON_LAST_DETACH 1u
+#define QSHM_FLAG_RECORD_LOCKS 2u /* another protocol (see below): qshm_check refuses it */
 #define QSHM_STATE_INCONSISTENT 1u
 #define QSHM_LOCK_TID_MASK 0x3fffffffull
 #define QSHM_LOCK_WAITERS 0x80000000ull
@@ -229,7 +241,7 @@ static inline int qshm_check(const void *map, uint64_t file_size)
     if (memcmp(h->magic, QSHM_MAGIC, 8) != 0)
         return -EINVAL;
     if (h->byte_order != QSHM_BYTE_ORDER || h->version < QSHM_OLDEST_VERSION ||
-        h->version > QSHM_VERSION)
+        h->version > QSHM_VERSION || (h->flags & QSHM_FLAG_RECORD_LOCKS))
         return -EPROTONOSUPPORT;
     if (h->header_size < sizeof(struct qshm_header) || h->header_size % 64 != 0 ||
         h->header_size > (1u << 20) || h->data_size == 0)

@@ -26,9 +26,10 @@
 //! * [`NativeKey`] and [`KeyType`]: Qt's `QNativeIpcKey`, its text form and key derivation.
 //! * [`SystemSemaphore`]: Qt's `QSystemSemaphore`.
 //! * [`Error`] and [`ErrorKind`]: Qt's nine error kinds, with the operation, key and cause.
-//! * `mapped` (Linux and Windows): the memory-mapped-file alternative, and on Linux memfds,
-//!   sealed and passed to children or over Unix sockets, with a crash-robust lock inside the
-//!   segment whose protocol C programs share through `include/qshm.h`.
+//! * `mapped` (Linux, Windows, macOS, iOS, FreeBSD): the memory-mapped-file alternative,
+//!   and on Linux and FreeBSD memfds, sealed and passed to children or over Unix sockets,
+//!   with a crash-robust lock inside the segment whose protocol C programs share through
+//!   `include/qshm.h` (Linux).
 //! * [`inspect`] (Unix): what segments exist, who uses them, their locks, and what a crash
 //!   left behind; the library under the `qshm` command-line tool.
 //!
@@ -60,17 +61,27 @@ mod error;
 pub mod inspect;
 mod key;
 mod lock;
-#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg(any(qshm_mapped_unix, qshm_windows))]
 #[cfg_attr(
     docsrs,
     doc(cfg(any(
         all(target_os = "linux", any(target_env = "gnu", target_env = "musl")),
-        windows
+        windows,
+        target_vendor = "apple",
+        target_os = "freebsd"
     )))
 )]
 pub mod mapped;
-#[cfg(any(qshm_linux, qshm_windows))]
-#[cfg_attr(docsrs, doc(cfg(any(target_os = "linux", windows))))]
+#[cfg(any(qshm_mapped_unix, qshm_windows))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        target_os = "linux",
+        windows,
+        target_vendor = "apple",
+        target_os = "freebsd"
+    )))
+)]
 pub mod notify;
 mod platform;
 mod semaphore;
@@ -90,9 +101,8 @@ pub mod portable {
     }
 
     /// The Linux-only mechanisms this process used (`/proc`, leases, open-file-description
-    /// locks), each with how often: what macOS, iOS and FreeBSD lack. The System V and
-    /// POSIX backends of the mode use none; Linux's `mapped` segments, which those systems
-    /// do not build, still do.
+    /// locks), each with how often: what macOS, iOS and FreeBSD lack. The System V, POSIX
+    /// and `mapped` backends of the mode use none.
     pub fn linux_only_uses() -> Vec<(&'static str, u64)> {
         crate::sys::portable::linux_only_uses()
     }
@@ -101,12 +111,14 @@ pub mod portable {
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{KeyType, NativeKey, TempDirStyle};
 pub use lock::LockGuard;
-#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg(any(qshm_mapped_unix, qshm_windows))]
 #[cfg_attr(
     docsrs,
     doc(cfg(any(
         all(target_os = "linux", any(target_env = "gnu", target_env = "musl")),
-        windows
+        windows,
+        target_vendor = "apple",
+        target_os = "freebsd"
     )))
 )]
 pub use mapped::MappedSegment;

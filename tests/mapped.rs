@@ -645,6 +645,11 @@ fn header(version: u32, header_size: u32, data_size: u64) -> Vec<u8> {
     b[12..16].copy_from_slice(&header_size.to_ne_bytes());
     b[16..24].copy_from_slice(&data_size.to_ne_bytes());
     b[28..32].copy_from_slice(&0x0102_0304u32.to_ne_bytes());
+    if cfg!(qshm_portable) {
+        // The protocol flag of the portable mode's builds (classic record locks), which a
+        // segment must carry to be opened there.
+        b[24..28].copy_from_slice(&2u32.to_ne_bytes());
+    }
     b
 }
 
@@ -662,6 +667,11 @@ fn garbage_headers_are_refused_cleanly() {
     }
     let mut valid_plus = header(2, 4096, 100);
     valid_plus.resize(4096 + 100, 0);
+    // A segment of the other users' protocol (record locks where this build uses flock and
+    // open-file-description locks, or the reverse: flag 2): neither would see the other's
+    // users, so it is refused.
+    let mut other_protocol = valid_plus.clone();
+    other_protocol[24] ^= 2;
     let cases: Vec<(&str, Vec<u8>, ErrorKind)> = vec![
         ("empty", vec![], ErrorKind::InvalidSize),
         (
@@ -684,6 +694,7 @@ fn garbage_headers_are_refused_cleanly() {
             ErrorKind::InvalidSize,
         ),
         ("zero data", header(2, 4096, 0), ErrorKind::InvalidSize),
+        ("the other protocol", other_protocol, ErrorKind::Unsupported),
     ];
     for (what, bytes, kind) in cases {
         write_file(&path, &bytes);

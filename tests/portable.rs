@@ -2,9 +2,10 @@
 //! build without the Linux-only calls that macOS and FreeBSD lack. This checks that each
 //! fallback path those builds take really runs here: a timed wait on a System V and on a
 //! POSIX semaphore (no `semtimedop`, no `sem_timedwait`: polled), and the `mapped` lock's
-//! sleep (no futex: polled), POSIX keys on the portable backend. The Linux-only calls are
-//! not compiled in this mode; the counters show the fallbacks were taken, not skipped, and
-//! that the System V and POSIX backends used no Linux-only mechanism.
+//! sleep (no futex: polled), POSIX keys on the portable backend, `mapped` on the record-lock
+//! protocol. The Linux-only calls are not compiled in this mode; the counters show the
+//! fallbacks were taken, not skipped, and that the System V, POSIX and `mapped` backends
+//! used no Linux-only mechanism.
 #![cfg(all(qshm_linux, qshm_portable))]
 
 mod util;
@@ -142,6 +143,50 @@ fn system_v_and_posix_use_nothing_linux_only() {
     assert!(child.wait(Duration::from_secs(30)).success());
 }
 
+/// `qshm::mapped` uses nothing Linux-only either: its users are counted and its lock's owners
+/// judged through classic record locks on the segment file (`mapped_record_locks`), not
+/// `flock`, open-file-description locks or `/proc`. A child process creates a file segment,
+/// has a grandchild hold its lock and kills it (`kill -9`), recovers the lock with
+/// `owner_died`, attaches the file twice more (by path, and by a descriptor of it received
+/// over a socket: one open file per process), makes a memfd, seals it, and removes the file
+/// (refused while attached, done after), then reports what it used.
+#[test]
+fn mapped_uses_nothing_linux_only() {
+    let path = FileOptions::new().resolve(util::unique_key("portable-mapped-nolinux"));
+    let _cleanup = util::PathCleanup::new().path(&path);
+    let mut child = ChildProc::spawn("mapped-no-linux-only", &[path.to_str().unwrap()]);
+    assert_eq!(
+        child.expect_line(Duration::from_secs(60)),
+        "used [(\"proc\", 0), (\"lease\", 0), (\"ofd_lock\", 0)]"
+    );
+    assert!(child.wait(Duration::from_secs(30)).success());
+    assert!(!path.exists());
+}
+
+/// `include/qshm.h` implements Linux's protocol, so a C program refuses a segment of the
+/// record-lock protocol (this mode's, macOS's, FreeBSD's): `qshm_check` says
+/// `-EPROTONOSUPPORT` (the counter program exits with 2), and the segment is untouched.
+#[test]
+fn a_c_program_refuses_a_record_lock_segment() {
+    let Some((exe, _dir)) = util::compile_c_anyway("counter") else {
+        return;
+    };
+    let path = FileOptions::new().resolve(util::unique_key("portable-c-refuses"));
+    let _cleanup = util::PathCleanup::new().path(&path);
+    let seg = FileOptions::new().create(&path, 64).unwrap();
+    let out = util::spawning(|| {
+        std::process::Command::new(&exe)
+            .arg(&path)
+            .arg("10")
+            .output()
+    })
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("qshm_check: Protocol not supported"), "{err}");
+    assert_eq!(util::read_u64(seg.lock().unwrap().as_slice()), 0);
+}
+
 /// A lock holder in this process, a waiter in a child: the child's `lock_timeout` sleeps
 /// by polling (no futex) until the holder lets go.
 #[test]
@@ -267,6 +312,56 @@ fn child_entry() {
             }
             util::say("polled");
         }
+        "mapped-no-linux-only" => {
+            use qshm::mapped::{MemfdOptions, ReceiveOptions};
+            let path = std::path::Path::new(&args[1]);
+            let seg = FileOptions::new()
+                .remove_on_last_detach(false)
+                .create(path, 4096)
+                .unwrap();
+            seg.lock().unwrap().as_mut_slice().unwrap()[0] = 1;
+            let mut holder = ChildProc::spawn("hold-mapped", &[&args[1]]);
+            assert_eq!(holder.expect_line(Duration::from_secs(30)), "locked");
+            assert_eq!(seg.try_lock().unwrap_err().kind(), ErrorKind::WouldBlock);
+            holder.kill9_and_await_exit();
+            let mut guard = seg.lock_timeout(Duration::from_secs(5)).unwrap();
+            assert!(guard.owner_died());
+            assert_eq!(guard.as_slice()[0], 2, "the holder's write");
+            guard.mark_consistent();
+            drop(guard);
+            // The same file again, by path and by a received descriptor: this process's one
+            // open file of it serves all three, and closing them keeps the others' locks.
+            let by_path = MappedSegment::open_file(path).unwrap();
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            seg.send_over(&a).unwrap();
+            let received =
+                MappedSegment::recv_from(&b, ReceiveOptions::new().allow_unsealed(true)).unwrap();
+            drop(by_path);
+            drop(received);
+            assert!(
+                !MappedSegment::remove_file(path).unwrap(),
+                "removed while attached"
+            );
+            drop(seg.lock().unwrap());
+            drop(seg);
+            assert!(MappedSegment::remove_file(path).unwrap());
+            let memfd = MemfdOptions::new()
+                .create("portable-nolinux", 4096)
+                .unwrap();
+            memfd.lock().unwrap().as_mut_slice().unwrap()[0] = 3;
+            let sealed = memfd.seal_write().unwrap();
+            assert_eq!(sealed.lock().unwrap().as_slice()[0], 3);
+            assert!(counts()["mapped_record_locks"] > 0);
+            util::say(&format!("used {:?}", qshm::portable::linux_only_uses()));
+        }
+        "hold-mapped" => {
+            let seg = MappedSegment::open_file(&args[1]).unwrap();
+            let mut guard = seg.lock().unwrap();
+            guard.as_mut_slice().unwrap()[0] = 2;
+            util::say("locked");
+            std::thread::sleep(Duration::from_secs(600));
+            drop(guard);
+        }
         "no-linux-only" => {
             for (key, sem_key) in [(&args[1], &args[3]), (&args[2], &args[4])] {
                 let key: NativeKey = key.parse().unwrap();
@@ -391,6 +486,7 @@ fn every_fallback_is_checked() {
         names,
         [
             "mapped_lock_poll",
+            "mapped_record_locks",
             "named_create",
             "posix_portable",
             "posix_timed_poll",

@@ -32,7 +32,7 @@ mod text;
 pub(crate) use apple::legacy_default_type as apple_legacy_default_type;
 #[cfg(qshm_apple)]
 pub(crate) use apple::{is_sandboxed as apple_is_sandboxed, AppleOs};
-#[cfg(qshm_linux)]
+#[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) use runtime::private_runtime_dir;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) use runtime::runtime_dir;

@@ -21,7 +21,7 @@
 //! ```
 //! use qshm::mapped::MappedSegment;
 //!
-//! let seg = MappedSegment::create_temporary(4096)?;    // in $XDG_RUNTIME_DIR or /dev/shm
+//! let seg = MappedSegment::create_temporary(4096)?;    // in $XDG_RUNTIME_DIR or /dev/shm (Linux)
 //! {
 //!     let mut guard = seg.lock()?;
 //!     guard.as_mut_slice()?[..5].copy_from_slice(b"hello");
@@ -46,7 +46,7 @@
 //! | 8 | 4 | `version` | 2; readers refuse any other |
 //! | 12 | 4 | `header_size` | offset of the data area: the page size (≥ 4096) when qshm creates it |
 //! | 16 | 8 | `data_size` | size of the data area |
-//! | 24 | 4 | `flags` | bit 0: remove the file when its last user detaches |
+//! | 24 | 4 | `flags` | bit 0: remove the file when its last user detaches; bit 1: the record-lock protocol (below) |
 //! | 28 | 4 | `byte_order` | `0x01020304` |
 //! | 32 | 8 | `pid_ns` | inode of the creator's PID namespace, 0 if unknown |
 //! | 40 | 8 | `time_ns` | inode of the creator's time namespace, 0 if unknown |
@@ -59,6 +59,13 @@
 //! Users of a file segment hold a shared `flock(2)` on it while attached; the user who
 //! detaches and can take it exclusively is the last, and removes the file when `flags` says
 //! so.
+//!
+//! On macOS, iOS and FreeBSD, which have no open-file-description locks and whose `flock`
+//! conflicts with record locks, segments follow the *record-lock protocol* (flags bit 1):
+//! users hold a classic read lock on byte 56, and a lock owner's liveness slot is a classic
+//! write lock, each process having each file open once. Each protocol refuses the other's
+//! segments (`Unsupported`); `docs/mapped.md` has the details. There, memfds exist on
+//! FreeBSD only, and file segments default to the temporary directory.
 //!
 //! # Untrusted peers
 //!
@@ -129,9 +136,9 @@
 //!   <https://man7.org/linux/man-pages/man7/unix.7.html> (`SCM_RIGHTS`).
 
 use std::fmt;
-#[cfg(qshm_linux)]
+#[cfg(qshm_mapped_unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-#[cfg(qshm_linux)]
+#[cfg(qshm_mapped_unix)]
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -149,7 +156,7 @@ mod options;
 pub mod queue;
 mod stamp;
 
-#[cfg(qshm_linux)]
+#[cfg(qshm_mapped_unix)]
 pub use options::MemfdOptions;
 pub use options::{FileOptions, ReceiveOptions};
 pub use stamp::LayoutStamp;
@@ -260,7 +267,7 @@ impl MappedSegment {
         FileOptions::new().create_temporary(size)
     }
 
-    #[cfg(qshm_linux)]
+    #[cfg(qshm_mapped_unix)]
     /// A memfd segment, sealed against shrinking and growing.
     ///
     /// # Errors
@@ -271,7 +278,7 @@ impl MappedSegment {
         MemfdOptions::new().create(name, size)
     }
 
-    #[cfg(qshm_linux)]
+    #[cfg(qshm_mapped_unix)]
     /// Maps a descriptor of a segment received from elsewhere (D-Bus, a custom protocol),
     /// after checking its seals, header and size.
     ///
@@ -283,11 +290,11 @@ impl MappedSegment {
     ///   not a regular file or memfd, or a bad header (see [`FileOptions::open`]).
     pub fn from_fd(fd: OwnedFd, options: &ReceiveOptions) -> Result<MappedSegment> {
         let label = format!("fd:{}", fd.as_raw_fd());
-        let inner = imp::from_fd(fd, &options.params(), &label)?;
+        let inner = imp::from_fd(fd, None, &options.params(), &label)?;
         MappedSegment::new(inner, label).populated(options.populate, Operation::Attach)
     }
 
-    #[cfg(qshm_linux)]
+    #[cfg(qshm_mapped_unix)]
     /// Sends the segment's descriptor over a Unix stream socket (`SCM_RIGHTS`), with a
     /// 16-byte message (magic and data size) that [`recv_from`](MappedSegment::recv_from)
     /// expects.
@@ -300,7 +307,7 @@ impl MappedSegment {
         imp::send_fd(self.inner.fd(), self.size(), stream, &self.label)
     }
 
-    #[cfg(qshm_linux)]
+    #[cfg(qshm_mapped_unix)]
     /// Receives a segment sent by [`send_over`](MappedSegment::send_over), checks it as
     /// [`from_fd`](MappedSegment::from_fd) does and maps it. Blocks until a message arrives
     /// (unless the socket is non-blocking).
@@ -330,7 +337,7 @@ impl MappedSegment {
         Ok(())
     }
 
-    #[cfg(qshm_linux)]
+    #[cfg(qshm_mapped_unix)]
     /// Lets the child that `cmd` spawns inherit the segment: a duplicate descriptor is kept
     /// open across `exec` in that child only, and named in the environment variable
     /// [`MEMFD_ENV`] (`QSHM_MEMFD=<fd>:<size>`), which the child reads with
@@ -353,7 +360,7 @@ impl MappedSegment {
         self.pass_to_child_as(cmd, MEMFD_ENV)
     }
 
-    #[cfg(qshm_linux)]
+    #[cfg(qshm_mapped_unix)]
     /// As [`pass_to_child`](MappedSegment::pass_to_child), naming the descriptor in the
     /// environment variable `var` (to pass several segments).
     ///
@@ -361,7 +368,14 @@ impl MappedSegment {
     ///
     /// As [`pass_to_child`](MappedSegment::pass_to_child).
     pub fn pass_to_child_as(&self, cmd: &mut Command, var: &str) -> Result<()> {
-        imp::pass_to_child(self.inner.fd(), self.size(), cmd, var, &self.label)
+        imp::pass_to_child(
+            self.inner.seg_fd(),
+            self.size(),
+            self.inner.removal_path(),
+            cmd,
+            var,
+            &self.label,
+        )
     }
 
     /// Spawns the child `cmd` describes, letting it inherit the segment: a duplicate of the
@@ -406,7 +420,7 @@ impl MappedSegment {
     ///
     /// As [`spawn_child`](MappedSegment::spawn_child).
     pub fn spawn_child_as(&self, cmd: &mut Command, var: &str) -> Result<Child> {
-        #[cfg(qshm_linux)]
+        #[cfg(qshm_mapped_unix)]
         {
             self.pass_to_child_as(cmd, var)?;
             cmd.spawn().map_err(|e| {
@@ -450,10 +464,14 @@ impl MappedSegment {
     ///
     /// As [`from_env`](MappedSegment::from_env).
     pub fn from_env_var(var: &str, options: &ReceiveOptions) -> Result<MappedSegment> {
-        #[cfg(qshm_linux)]
+        #[cfg(qshm_mapped_unix)]
         let (seg, size) = {
-            let (fd, size) = imp::fd_from_env(var)?;
-            (MappedSegment::from_fd(fd, options), size)
+            let (fd, size, path) = imp::fd_from_env(var)?;
+            let label = format!("fd:{}", fd.as_raw_fd());
+            let seg = imp::from_fd(fd, path.as_deref(), &options.params(), &label)
+                .map(|inner| MappedSegment::new(inner, label))
+                .and_then(|seg| seg.populated(options.populate, Operation::Attach));
+            (seg, size)
         };
         #[cfg(qshm_windows)]
         let (seg, size) = {
@@ -469,7 +487,7 @@ impl MappedSegment {
         Ok(seg)
     }
 
-    #[cfg(qshm_linux)]
+    #[cfg(qshm_mapped_unix)]
     /// Seals a memfd segment against all writes (`F_SEAL_WRITE`) and maps it again
     /// read-only: every process that receives it afterwards gets an immutable copy, and the
     /// lock is no longer needed (taking it succeeds at once).
@@ -623,9 +641,9 @@ impl MappedSegment {
     pub fn backing(&self) -> Backing {
         match self.inner.backing() {
             imp::Backing::File { .. } => Backing::File,
-            #[cfg(qshm_linux)]
+            #[cfg(qshm_mapped_unix)]
             imp::Backing::Memfd => Backing::Memfd,
-            #[cfg(qshm_linux)]
+            #[cfg(qshm_mapped_unix)]
             imp::Backing::Fd { .. } => Backing::Fd,
         }
     }
@@ -650,27 +668,27 @@ impl MappedSegment {
                 remove_on_last_detach,
                 ..
             } => *remove_on_last_detach,
-            #[cfg(qshm_linux)]
+            #[cfg(qshm_mapped_unix)]
             imp::Backing::Fd { remove_at } => remove_at.is_some(),
             _ => false,
         }
     }
 
-    #[cfg(qshm_linux)]
+    #[cfg(qshm_mapped_unix)]
     /// Whether the backing file system keeps its pages in RAM only (tmpfs, ramfs,
     /// hugetlbfs; memfds are).
     pub fn is_ram_backed(&self) -> bool {
         self.inner.is_ram_backed()
     }
 
-    #[cfg(qshm_linux)]
+    #[cfg(qshm_mapped_unix)]
     /// Whether the segment is sealed against shrinking (`F_SEAL_SHRINK`): no process can
     /// truncate it underneath this one.
     pub fn is_shrink_sealed(&self) -> bool {
         self.inner.is_shrink_sealed()
     }
 
-    #[cfg(qshm_linux)]
+    #[cfg(qshm_mapped_unix)]
     /// Whether the segment is sealed against writing (`F_SEAL_WRITE`): immutable.
     pub fn is_write_sealed(&self) -> bool {
         self.inner.is_write_sealed()
@@ -712,7 +730,7 @@ impl MappedSegment {
     /// The errors of `flock`/`unlink` (Windows: of opening and deleting) when removing the
     /// file.
     pub fn detach(mut self) -> Result<bool> {
-        #[cfg(qshm_linux)]
+        #[cfg(qshm_mapped_unix)]
         let code = |e: rustix::io::Errno| e.raw_os_error();
         #[cfg(qshm_windows)]
         let code = |e: std::io::Error| e.raw_os_error().unwrap_or(0) as u32;
@@ -733,9 +751,15 @@ impl std::os::windows::io::AsHandle for MappedSegment {
     }
 }
 
-#[cfg(qshm_linux)]
+#[cfg(qshm_mapped_unix)]
 impl AsFd for MappedSegment {
     /// The segment's descriptor, to pass by other means (e.g. `QDBusUnixFileDescriptor`).
+    ///
+    /// On macOS, iOS and FreeBSD the segment's users and its lock's owners are told apart
+    /// by record locks on the file, which the system drops when the process closes *any*
+    /// descriptor of it: a duplicate made of this one (as `QDBusUnixFileDescriptor` makes)
+    /// must stay open for as long as the process uses the segment, or another process may
+    /// take the process for gone (docs/mapped.md, "the record-lock protocol").
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.fd()
     }
@@ -763,7 +787,7 @@ mod tests {
         send_sync::<MappedSegment>();
         send_sync::<FileOptions>();
         send_sync::<ReceiveOptions>();
-        #[cfg(qshm_linux)]
+        #[cfg(qshm_mapped_unix)]
         send_sync::<MemfdOptions>();
     }
 }

@@ -61,8 +61,9 @@ impl FileOptions {
     }
 
     /// `$XDG_RUNTIME_DIR` when it is valid (absolute, owned by this user, mode 0700), else
-    /// `/dev/shm`: where relative names are created and opened. On Windows, the temporary
-    /// directory (`GetTempPath`, [`std::env::temp_dir`]).
+    /// `/dev/shm` (Linux) or the temporary directory (macOS, iOS, FreeBSD: `$TMPDIR`,
+    /// [`std::env::temp_dir`]): where relative names are created and opened. On Windows,
+    /// the temporary directory (`GetTempPath`, [`std::env::temp_dir`]).
     pub fn default_directory() -> PathBuf {
         imp::default_dir()
     }
@@ -85,7 +86,9 @@ impl FileOptions {
     /// Allows a file system that writes pages back to storage (ext4, xfs, …). Off by
     /// default: such a segment is slow and its contents reach the disk. No effect on
     /// Windows, which has no RAM-only file system: files are created with
-    /// `FILE_ATTRIBUTE_TEMPORARY`, which keeps their pages in memory while it can.
+    /// `FILE_ATTRIBUTE_TEMPORARY`, which keeps their pages in memory while it can. No
+    /// effect on macOS, iOS and FreeBSD either, which have no RAM-backed directory that
+    /// every system has (macOS none at all): a segment lives where it is asked to.
     pub fn allow_disk_backed(&mut self, allow: bool) -> &mut FileOptions {
         self.allow_disk_backed = allow;
         self
@@ -233,7 +236,7 @@ impl FileOptions {
     }
 }
 
-#[cfg(qshm_linux)]
+#[cfg(qshm_mapped_unix)]
 /// Options for memfd segments (Linux).
 ///
 /// ```
@@ -250,14 +253,14 @@ pub struct MemfdOptions {
     layout: Option<LayoutStamp>,
 }
 
-#[cfg(qshm_linux)]
+#[cfg(qshm_mapped_unix)]
 impl Default for MemfdOptions {
     fn default() -> MemfdOptions {
         MemfdOptions::new()
     }
 }
 
-#[cfg(qshm_linux)]
+#[cfg(qshm_mapped_unix)]
 impl MemfdOptions {
     /// The defaults: sealed against shrinking and growing.
     pub fn new() -> MemfdOptions {

@@ -94,7 +94,7 @@ pub(crate) fn copy_out_unlocked<M: Mapping>(mapping: &M, offset: usize, buf: &mu
 
 /// A cross-process lock that lives in a mapped segment (the in-segment robust lock, or the
 /// no-op lock of a write-sealed segment).
-#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg(any(qshm_mapped_unix, qshm_windows))]
 pub(crate) trait SegmentLock: Sync {
     /// Takes the lock, waiting as `wait` says. Returns whether the previous holder died
     /// holding it (as far as this kind of lock can tell).
@@ -117,7 +117,7 @@ pub(crate) enum LockRef<'a> {
     Semaphore(&'a Semaphore, &'a InProcessLock),
     /// A lock in a mapped segment: owned by a thread, which alone can release it, so threads
     /// are kept apart already.
-    #[cfg(any(qshm_linux, qshm_windows))]
+    #[cfg(any(qshm_mapped_unix, qshm_windows))]
     Mapped(&'a super::imp::mapped::LockKind),
 }
 
@@ -142,7 +142,7 @@ impl LockRef<'_> {
                 }
                 Ok(owner_died)
             }
-            #[cfg(any(qshm_linux, qshm_windows))]
+            #[cfg(any(qshm_mapped_unix, qshm_windows))]
             LockRef::Mapped(lock) => lock.lock(wait, Operation::Lock).map_err(as_lock_error),
         }
     }
@@ -161,7 +161,7 @@ impl LockRef<'_> {
                 inproc.holder.store(0, Ordering::Release);
                 sem.release(1, Undo::Yes, Operation::Unlock)
             }
-            #[cfg(any(qshm_linux, qshm_windows))]
+            #[cfg(any(qshm_mapped_unix, qshm_windows))]
             LockRef::Mapped(lock) => lock.unlock(),
         }
     }
@@ -169,7 +169,7 @@ impl LockRef<'_> {
     fn mark_consistent(self) {
         match self {
             LockRef::Semaphore(sem, _) => RawSemaphore::mark_consistent(sem),
-            #[cfg(any(qshm_linux, qshm_windows))]
+            #[cfg(any(qshm_mapped_unix, qshm_windows))]
             LockRef::Mapped(lock) => lock.mark_consistent(),
         }
     }

@@ -22,29 +22,29 @@ mod imp;
 
 #[cfg(qshm_apple)]
 mod apple;
-#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg(any(qshm_mapped_unix, qshm_windows))]
 pub(crate) mod cell;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub(crate) mod fork;
 mod locked;
-#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg(any(qshm_mapped_unix, qshm_windows))]
 mod peer;
 pub(crate) mod portable;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 pub(crate) mod procfs;
-#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg(any(qshm_mapped_unix, qshm_windows))]
 pub(crate) mod queue;
 #[cfg(any(qshm_linux, qshm_windows, qshm_posix_portable))]
 pub(crate) mod random;
-#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg(any(qshm_mapped_unix, qshm_windows))]
 mod segment_header;
 #[cfg(any(qshm_linux, qshm_unix_other))]
 mod user;
-#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg(any(qshm_mapped_unix, qshm_windows))]
 #[allow(dead_code)] // used by notify, queue and cell as they land
 pub(crate) mod wait_word;
-#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg(any(qshm_mapped_unix, qshm_windows))]
 mod word_lock;
 
 /// Inspection's system calls (`sys/unix/inspect.rs` where there is System V: Linux, macOS,
@@ -114,7 +114,7 @@ pub(crate) fn apple_sandboxed() -> bool {
 pub(crate) fn darwin_user_temp_dir() -> Option<String> {
     None
 }
-#[cfg(any(qshm_linux, qshm_windows))]
+#[cfg(any(qshm_mapped_unix, qshm_windows))]
 pub(crate) use locked::SegmentLock;
 pub(crate) use locked::{copy_out, copy_out_unlocked, InProcessLock, LockRef, Locked, Mapping};
 #[cfg(any(qshm_linux, qshm_unix_other))]

@@ -13,6 +13,7 @@
 //! | `sysv_timed_poll` | `semtimedop` (System V timed waits: `semop(IPC_NOWAIT)` polled) |
 //! | `posix_timed_poll` | `sem_timedwait`/`sem_clockwait` (POSIX timed waits: `sem_trywait` polled) |
 //! | `named_create` | `O_TMPFILE` (a POSIX segment is `shm_open(O_CREAT\|O_EXCL)`ed then sized once; a semaphore file is written under a temporary name and linked into place, as the C library's `sem_open` does) |
+//! | `mapped_record_locks` | the open-file-description locks, `flock` and `/proc` of `qshm::mapped` on Linux: classic record locks on the segment file, one descriptor per file and process (`sys/unix/record_lock.rs`), for its users and its lock's liveness |
 //! | `posix_portable` | Linux's POSIX backend (`/dev/shm` files, `flock`, leases, `/proc`, open-file-description locks): the portable POSIX backend (`sys/unix/posix_portable`), whose companion files and record locks macOS, iOS and FreeBSD have |
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,31 +29,35 @@ pub(crate) enum Fallback {
     PosixTimed,
     NamedCreate,
     PosixPortable,
+    MappedRecordLocks,
 }
 
 /// Every fallback, in the order of [`NAMES`].
 #[allow(dead_code)] // read in portable mode only
-const ALL: [Fallback; 6] = [
+const ALL: [Fallback; 7] = [
     Fallback::WaitWord,
     Fallback::MappedLock,
     Fallback::SysvTimed,
     Fallback::PosixTimed,
     Fallback::NamedCreate,
     Fallback::PosixPortable,
+    Fallback::MappedRecordLocks,
 ];
 
 /// Their names, as [`crate::portable::fallback_counts`] reports them.
 #[allow(dead_code)] // read in portable mode only
-const NAMES: [&str; 6] = [
+const NAMES: [&str; 7] = [
     "wait_word_poll",
     "mapped_lock_poll",
     "sysv_timed_poll",
     "posix_timed_poll",
     "named_create",
     "posix_portable",
+    "mapped_record_locks",
 ];
 
-static COUNTS: [AtomicU64; 6] = [
+static COUNTS: [AtomicU64; 7] = [
+    AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),

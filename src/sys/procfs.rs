@@ -12,7 +12,8 @@
 //!   <https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html>
 // Other Unix reads no task status (`inspect::process_alive` asks `kill` there); the
 // maps parser serves inspection's POSIX side, which finds nothing to read without `/dev/shm`.
-#![cfg_attr(not(qshm_linux), allow(dead_code))]
+// Off Linux, and in the portable mode (which judges no owner by /proc), parts are unused.
+#![cfg_attr(any(not(qshm_linux), qshm_posix_portable), allow(dead_code))]
 
 /// What qshm reads from a task's `stat` file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

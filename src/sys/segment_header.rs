@@ -21,6 +21,13 @@ pub(crate) const BYTE_ORDER: u32 = 0x0102_0304;
 /// Header flag: the file is removed when its last qshm user detaches.
 pub(crate) const FLAG_REMOVE_ON_LAST_DETACH: u32 = 1;
 
+/// Header flag: the segment's users and its lock's owners are told apart by classic record
+/// locks (macOS, iOS, FreeBSD, and Linux's portable-Unix test mode: `sys/unix/record_lock.rs`)
+/// rather than by `flock` and open-file-description locks (Linux, `include/qshm.h`). The two
+/// protocols do not see each other's users, so a process refuses a segment of the other.
+#[allow(dead_code)] // read on Unix
+pub(crate) const FLAG_RECORD_LOCKS: u32 = 2;
+
 /// The bytes of the fixed part of the header (the fields below): the smallest header a
 /// segment may declare is the next multiple of 64.
 pub(crate) const MIN_HEADER_SIZE: usize = std::mem::size_of::<Header>();

@@ -3,11 +3,16 @@
 //!
 //! On Linux this is the futex, shared (not `PRIVATE`), so the waker may be another process,
 //! in another PID namespace too (the kernel keys a shared futex by the page it lives in, not
-//! by any process id). Elsewhere (Windows, and the portable fallback that macOS and FreeBSD
-//! builds take) no system call waits on an address across processes, so a waiter polls the
-//! word with a backoff from 20 µs to 1 ms: correct (a change is seen at the latest 1 ms after
-//! it happened), costly only while something waits, and `wake` has nothing to do. One call
-//! polls at most 10 ms before it returns early, so callers notice cancellation.
+//! by any process id). macOS 14.4 and iOS 17.4 have the same in `os_sync_wait_on_address`
+//! with `OS_SYNC_WAIT_ON_ADDRESS_SHARED`, looked up at run time (earlier versions poll, as
+//! below; never a private API); FreeBSD in `_umtx_op` (`UMTX_OP_WAIT_UINT`, `UMTX_OP_WAKE`:
+//! the shared operations, not the `_PRIVATE` ones). These two are built only: no macOS or
+//! FreeBSD machine runs them here. Elsewhere (Windows, and Linux's portable-Unix test mode,
+//! which runs the path of an older macOS) no system call waits on an address across
+//! processes, so a waiter polls the word with a backoff from 20 µs to 1 ms: correct (a
+//! change is seen at the latest 1 ms after it happened), costly only while something waits,
+//! and `wake` has nothing to do. One call polls at most 10 ms before it returns early, so
+//! callers notice cancellation.
 //!
 //! A caller that wants to skip `wake` when nobody sleeps counts its sleepers itself (see
 //! `notify.rs`); this module never misses a wake-up on its own: `wait` returns at once if
@@ -67,9 +72,11 @@ mod imp {
     }
 }
 
-// Also Linux with `--cfg qshm_portable`, which runs the path macOS and FreeBSD take.
-#[cfg(not(all(qshm_linux, not(qshm_portable))))]
-mod imp {
+// Also Linux with `--cfg qshm_portable`, which runs the path of a macOS without
+// `os_sync_wait_on_address`.
+#[cfg(not(any(all(qshm_linux, not(qshm_portable)), qshm_freebsd)))]
+#[cfg_attr(qshm_apple, allow(dead_code))] // its fallback
+mod poll {
     use super::Woke;
     use crate::error::Result;
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -110,6 +117,217 @@ mod imp {
     pub(crate) fn wake(_: &AtomicU32, _: u32) -> Result<()> {
         Ok(())
     }
+}
+
+#[cfg(not(any(all(qshm_linux, not(qshm_portable)), qshm_apple, qshm_freebsd)))]
+use poll as imp;
+
+#[cfg(qshm_apple)]
+mod imp {
+    use super::{poll, Woke};
+    use crate::error::{Error, ErrorKind, Operation, Result};
+    use std::ffi::{c_int, c_void};
+    use std::sync::atomic::AtomicU32;
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    /// Sleepers are woken when the system has the calls (else [`wake`] does nothing).
+    pub(crate) const KERNEL_WAKES: bool = true;
+
+    /// `os_sync_wait_on_address_with_timeout(addr, value, size, flags, clockid, timeout_ns)`.
+    type WaitFn = unsafe extern "C" fn(*mut c_void, u64, usize, u32, u32, u64) -> c_int;
+    /// `os_sync_wake_by_address_any` / `_all(addr, size, flags)`.
+    type WakeFn = unsafe extern "C" fn(*mut c_void, usize, u32) -> c_int;
+
+    struct Calls {
+        wait: WaitFn,
+        wake_any: WakeFn,
+        wake_all: WakeFn,
+    }
+
+    /// The three calls, looked up once (macOS 14.4, iOS 17.4 and later).
+    fn calls() -> Option<&'static Calls> {
+        static CALLS: OnceLock<Option<Calls>> = OnceLock::new();
+        CALLS
+            .get_or_init(|| {
+                let find = |name: &std::ffi::CStr| {
+                    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks up
+                    // a symbol in the loaded images.
+                    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+                    (!p.is_null()).then_some(p)
+                };
+                let wait = find(c"os_sync_wait_on_address_with_timeout")?;
+                let wake_any = find(c"os_sync_wake_by_address_any")?;
+                let wake_all = find(c"os_sync_wake_by_address_all")?;
+                // SAFETY: the symbols are the functions of <os/os_sync_wait_on_address.h>,
+                // whose C signatures the two types spell.
+                unsafe {
+                    Some(Calls {
+                        wait: std::mem::transmute::<*mut c_void, WaitFn>(wait),
+                        wake_any: std::mem::transmute::<*mut c_void, WakeFn>(wake_any),
+                        wake_all: std::mem::transmute::<*mut c_void, WakeFn>(wake_all),
+                    })
+                }
+            })
+            .as_ref()
+    }
+
+    /// No deadline given: sleeps are cut at a day (the call takes a relative timeout; 0
+    /// would mean none, but a bound costs nothing and callers re-check anyway).
+    const LONGEST: Duration = Duration::from_secs(86_400);
+
+    pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<Woke> {
+        let Some(calls) = calls() else {
+            return poll::wait(word, expected, timeout);
+        };
+        let ns = timeout.unwrap_or(LONGEST).min(LONGEST).as_nanos().max(1) as u64;
+        // SAFETY: `word` is a live, aligned 4-byte atomic (in shared memory that stays mapped
+        // while borrowed); the call reads it atomically and sleeps while it holds
+        // `expected`. OS_SYNC_WAIT_ON_ADDRESS_SHARED: wakers may be other processes.
+        let rc = unsafe {
+            (calls.wait)(
+                word.as_ptr().cast(),
+                u64::from(expected),
+                4,
+                libc::OS_SYNC_WAIT_ON_ADDRESS_SHARED,
+                libc::OS_CLOCK_MACH_ABSOLUTE_TIME,
+                ns,
+            )
+        };
+        if rc >= 0 {
+            return Ok(Woke::Early);
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::ETIMEDOUT) if timeout.is_some() => Ok(Woke::TimedOut),
+            Some(libc::ETIMEDOUT | libc::EINTR) => Ok(Woke::Early),
+            e => Err(wait_error(e.unwrap_or(0), "os_sync_wait_on_address failed")),
+        }
+    }
+
+    pub(crate) fn wake(word: &AtomicU32, count: u32) -> Result<()> {
+        let Some(calls) = calls() else {
+            return Ok(()); // sleepers poll
+        };
+        let wake = if count == 1 {
+            calls.wake_any
+        } else {
+            calls.wake_all
+        };
+        // SAFETY: as in `wait`; waking touches no memory.
+        let rc = unsafe {
+            wake(
+                word.as_ptr().cast(),
+                4,
+                libc::OS_SYNC_WAKE_BY_ADDRESS_SHARED,
+            )
+        };
+        match rc {
+            0 => Ok(()),
+            _ => match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::ENOENT) => Ok(()), // nobody sleeps
+                e => Err(wait_error(e.unwrap_or(0), "os_sync_wake_by_address failed")),
+            },
+        }
+    }
+
+    #[cold]
+    fn wait_error(errno: i32, detail: &'static str) -> Error {
+        crate::sys::os_error(errno, Operation::Wait, String::new())
+            .with_kind(ErrorKind::Unknown)
+            .with_detail(detail)
+    }
+
+    /// Whether the calls are there (else sleepers poll).
+    pub(crate) fn sleeps_in_kernel() -> bool {
+        calls().is_some()
+    }
+}
+
+#[cfg(qshm_freebsd)]
+mod imp {
+    use super::Woke;
+    use crate::error::{Error, ErrorKind, Operation, Result};
+    use std::ffi::c_void;
+    use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
+
+    /// The kernel wakes sleepers: `wake` must be called after a change.
+    pub(crate) const KERNEL_WAKES: bool = true;
+
+    pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<Woke> {
+        // SAFETY: _umtx_time is a plain C struct, for which all-zero is valid.
+        let mut time: libc::_umtx_time = unsafe { std::mem::zeroed() };
+        let (size, time_ptr) = match timeout {
+            Some(t) => {
+                time._timeout.tv_sec = t.as_secs().min(i64::MAX as u64) as _;
+                time._timeout.tv_nsec = t.subsec_nanos() as _;
+                time._clockid = libc::CLOCK_MONOTONIC as u32; // relative (no UMTX_ABSTIME)
+                (
+                    std::mem::size_of::<libc::_umtx_time>(),
+                    std::ptr::from_mut(&mut time).cast::<c_void>(),
+                )
+            }
+            None => (0, std::ptr::null_mut()),
+        };
+        // SAFETY: `word` is a live, aligned 4-byte atomic, which the kernel reads atomically;
+        // UMTX_OP_WAIT_UINT (not _PRIVATE) keys the sleep by the shared page, so wakers may
+        // be other processes; the timeout argument is the size of the struct at `time_ptr`
+        // (passed as a pointer-sized integer, as the call wants), or none.
+        let rc = unsafe {
+            libc::_umtx_op(
+                word.as_ptr().cast(),
+                libc::UMTX_OP_WAIT_UINT,
+                libc::c_ulong::from(expected),
+                size as *mut c_void,
+                time_ptr,
+            )
+        };
+        if rc == 0 {
+            return Ok(Woke::Early);
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::ETIMEDOUT) => Ok(Woke::TimedOut),
+            Some(libc::EINTR) => Ok(Woke::Early),
+            e => Err(umtx_error(e.unwrap_or(0), "_umtx_op wait failed")),
+        }
+    }
+
+    pub(crate) fn wake(word: &AtomicU32, count: u32) -> Result<()> {
+        let count = count.min(i32::MAX as u32);
+        // SAFETY: waking touches no memory; `word` is a live address.
+        let rc = unsafe {
+            libc::_umtx_op(
+                word.as_ptr().cast(),
+                libc::UMTX_OP_WAKE,
+                libc::c_ulong::from(count),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        match rc {
+            0 => Ok(()),
+            _ => Err(umtx_error(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+                "_umtx_op wake failed",
+            )),
+        }
+    }
+
+    #[cold]
+    fn umtx_error(errno: i32, detail: &'static str) -> Error {
+        crate::sys::os_error(errno, Operation::Wait, String::new())
+            .with_kind(ErrorKind::Unknown)
+            .with_detail(detail)
+    }
+}
+
+/// Whether a sleeper in [`wait`] sleeps in the kernel until woken, rather than polling.
+#[allow(dead_code)] // the mapped lock's, off Linux
+pub(crate) fn sleeps_in_kernel() -> bool {
+    #[cfg(qshm_apple)]
+    return imp::sleeps_in_kernel();
+    #[cfg(not(qshm_apple))]
+    imp::KERNEL_WAKES
 }
 
 /// Whether sleepers need [`wake`] (the futex), or poll (the fallback).

@@ -61,6 +61,19 @@ const SPIN_LIMIT: u32 = 100;
 const FIRST_NAP: Duration = Duration::from_millis(1);
 const LONGEST_NAP: Duration = Duration::from_millis(16);
 
+/// The low 32 bits of a lock word (where its WAITERS bit is), which a futex or an address
+/// wait operates on.
+#[allow(dead_code)] // the Unix halves' (Windows sleeps on an event)
+pub(crate) fn low_half(word: &AtomicU64) -> &AtomicU32 {
+    let base = std::ptr::from_ref(word).cast::<u8>();
+    let offset = if cfg!(target_endian = "big") { 4 } else { 0 };
+    // SAFETY: the low half of an aligned u64 is an aligned u32 that lives as long as `word`.
+    // Rust code never accesses it through this reference: it is only handed to the system
+    // call that sleeps on it (or read by a poll of it), which reads it atomically; all Rust
+    // writes use the 64-bit atomic.
+    unsafe { &*base.add(offset).cast::<AtomicU32>() }
+}
+
 /// The platform's half of the lock: identities, sleeping and waking, liveness.
 pub(crate) trait Owners: Sync {
     /// This thread's identity in the lock word, through this handle: never 0 in

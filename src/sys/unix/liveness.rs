@@ -56,6 +56,7 @@ pub(crate) fn slot_locked(fd: &impl AsRawFd, slot: u32) -> Option<bool> {
 /// Opens a new description of the file `fd` refers to (read-only, or read-write when
 /// `writable`; close-on-exec), through `/proc/self/fd`: one that no other process shares.
 /// `None` without `/proc`, or if what opened is not the same file.
+#[cfg_attr(qshm_posix_portable, allow(dead_code))] // the mapped backend's, on Linux
 pub(crate) fn reopen(fd: &impl AsRawFd, writable: bool) -> Option<OwnedFd> {
     crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
     use rustix::fs::OFlags;

@@ -5,16 +5,18 @@
 pub(crate) mod inspect;
 #[cfg(qshm_linux)]
 mod liveness;
-#[cfg(qshm_linux)]
+#[cfg(qshm_mapped_unix)]
 pub(crate) mod mapped;
-#[cfg(qshm_linux)]
+#[cfg(qshm_mapped_unix)]
 pub(crate) mod notify;
 #[cfg(qshm_linux)]
 #[cfg_attr(qshm_posix_portable, allow(dead_code))] // inspect reads its files; no segment
 mod posix;
 #[cfg(qshm_posix_portable)]
 mod posix_portable;
-#[cfg(qshm_linux)]
+#[cfg(qshm_posix_portable)]
+pub(crate) mod record_lock;
+#[cfg(all(qshm_linux, not(qshm_posix_portable)))]
 mod robust_lock;
 #[cfg(any(qshm_linux, qshm_sysv_only))]
 mod sysv;
@@ -100,7 +102,7 @@ pub(crate) fn open_no_wait(
     }
 }
 
-#[cfg(any(qshm_linux, qshm_sysv_only))] // System V's key files; iOS has none
+#[cfg(any(qshm_linux, qshm_sysv_only, qshm_mapped_unix))]
 /// A C library call's return value: `Err(errno)` when it is -1 (the convention of almost
 /// every call), else the value. The one place that reads that convention.
 #[inline]
@@ -122,7 +124,7 @@ pub(super) fn has_children() -> bool {
     rustix::process::waitid(WaitId::All, options).err() != Some(rustix::io::Errno::CHILD)
 }
 
-#[cfg(qshm_linux)]
+#[cfg(all(qshm_linux, not(qshm_posix_portable)))]
 /// `flock(LOCK_EX|LOCK_NB)` on `fd`: whether this open file description is now the only
 /// holder of the file's `flock`. When another holds it, `copied` (a child may hold a copy of
 /// a description of the file this process had) and this process has children, it is tried
@@ -719,13 +721,13 @@ fn touch_pages(aligned: usize, len: usize, page: usize, write: bool) {
     }
 }
 
-#[cfg(qshm_linux)]
+#[cfg(qshm_mapped_unix)]
 /// Whether the file system of `fd` has room for `size` more bytes, as `fstatvfs` counts
 /// them: a quick check at create, so that a full `/dev/shm` fails there (`Err` carries the
 /// bytes available) without touching a page. File systems without a limit (tmpfs mounted
 /// with `size=0`, the internal mount of memfds) always have room. Others may fill the
 /// file system later; [`populate`] at create closes that window by allocating the pages.
-pub(crate) fn check_room(fd: &std::os::fd::OwnedFd, size: u64) -> std::result::Result<(), u64> {
+pub(crate) fn check_room(fd: impl std::os::fd::AsFd, size: u64) -> std::result::Result<(), u64> {
     let Ok(st) = rustix::fs::fstatvfs(fd) else {
         return Ok(());
     };

@@ -4,6 +4,10 @@
 //!
 //! Each [`ChangeWords`] is a mapping of its own, so a notifier lives independently of the
 //! segment object it came from (futures and other threads may keep it).
+//!
+//! The companions of `SharedMemory::notifier` are Linux's (`/dev/shm`); on macOS, iOS and
+//! FreeBSD only the words of mapped segments are used.
+#![cfg_attr(not(qshm_linux), allow(dead_code))]
 
 use std::ffi::c_void;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -92,7 +96,7 @@ impl ChangeWords {
         let path = format!("{COMPANION_DIR}{name}");
         let base = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let flags = if create { base | OFlags::CREATE } else { base };
-        let fd = rustix::fs::open(&path, flags, Mode::from_raw_mode(mode & 0o777))
+        let fd = rustix::fs::open(&path, flags, Mode::from_raw_mode((mode & 0o777) as _))
             .map_err(|e| notify_error(e, label, "cannot open the notifier's companion file"))?;
         let st = rustix::fs::fstat(&fd)
             .map_err(|e| notify_error(e, label, "cannot stat the notifier's companion file"))?;
@@ -107,8 +111,8 @@ impl ChangeWords {
             // the same size twice is harmless, and the magic below is the same bytes.
             rustix::fs::ftruncate(&fd, COMPANION_LEN as u64)
                 .map_err(|e| notify_error(e, label, "cannot size the notifier's companion file"))?;
-            if st.st_mode & 0o777 != mode & 0o777 {
-                let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777));
+            if st.st_mode as u32 & 0o777 != mode & 0o777 {
+                let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode((mode & 0o777) as _));
             }
         }
         let mut magic = [0u8; 8];

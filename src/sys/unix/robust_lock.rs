@@ -43,19 +43,16 @@
 
 use std::cell::Cell;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::io::Errno;
-#[cfg(not(qshm_portable))]
 use rustix::thread::futex;
 
 use super::liveness::{lock_slot, random_slots, slot_locked, SLOTS};
-use crate::backend::Wait;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::sys::procfs::read_stat;
 use crate::sys::word_lock::{Owners, WordLock, TID_MASK, TOKEN};
-use crate::sys::SegmentLock;
 
 /// A tag: the low 31 bits of a start time (bit 63 stays clear).
 const TAG_MASK: u64 = 0x7fff_ffff;
@@ -311,20 +308,6 @@ impl Owners for Liveness {
         Liveness::owner_is_dead(self, word)
     }
 
-    #[cfg(qshm_portable)]
-    fn sleep(&self, word: &AtomicU64, expected: u64, timeout: Duration) -> Result<bool> {
-        // macOS and FreeBSD: no futex; the low word is polled (`wait_word`'s fallback).
-        crate::sys::portable::hit(crate::sys::portable::Fallback::MappedLock);
-        let woke = crate::sys::wait_word::wait(futex_word(word), expected as u32, Some(timeout))?;
-        Ok(woke == crate::sys::wait_word::Woke::TimedOut)
-    }
-
-    #[cfg(qshm_portable)]
-    fn wake_one(&self, _: &AtomicU64) -> Result<()> {
-        Ok(()) // sleepers poll
-    }
-
-    #[cfg(not(qshm_portable))]
     fn sleep(&self, word: &AtomicU64, expected: u64, timeout: Duration) -> Result<bool> {
         let ts = futex::Timespec {
             tv_sec: timeout.as_secs() as _,
@@ -332,7 +315,7 @@ impl Owners for Liveness {
         };
         // Shared (not PRIVATE): the waker may be another process.
         match futex::wait(
-            futex_word(word),
+            crate::sys::word_lock::low_half(word),
             futex::Flags::empty(),
             expected as u32,
             Some(&ts),
@@ -343,15 +326,17 @@ impl Owners for Liveness {
         }
     }
 
-    #[cfg(not(qshm_portable))]
     fn wake_one(&self, word: &AtomicU64) -> Result<()> {
-        futex::wake(futex_word(word), futex::Flags::empty(), 1)
-            .map(drop)
-            .map_err(|e| futex_error(e, "futex wake failed"))
+        futex::wake(
+            crate::sys::word_lock::low_half(word),
+            futex::Flags::empty(),
+            1,
+        )
+        .map(drop)
+        .map_err(|e| futex_error(e, "futex wake failed"))
     }
 }
 
-#[cfg(not(qshm_portable))]
 #[cold]
 fn futex_error(e: Errno, detail: &'static str) -> Error {
     crate::sys::os_error(e.raw_os_error(), Operation::Lock, String::new())
@@ -359,35 +344,11 @@ fn futex_error(e: Errno, detail: &'static str) -> Error {
         .with_detail(detail)
 }
 
-/// The low 32 bits of the lock word, which the futex operates on.
-fn futex_word(word: &AtomicU64) -> &AtomicU32 {
-    let base = std::ptr::from_ref(word).cast::<u8>();
-    let offset = if cfg!(target_endian = "big") { 4 } else { 0 };
-    // SAFETY: the low half of an aligned u64 is an aligned u32 that lives as long as `word`.
-    // Rust code never accesses it through this reference: it is only handed to the futex
-    // system call, which the kernel reads atomically; all Rust accesses use the 64-bit
-    // atomic.
-    unsafe { &*base.add(offset).cast::<AtomicU32>() }
-}
-
-/// The lock of a segment nobody can write (a write-sealed memfd): nothing to exclude, so
-/// taking it always succeeds at once.
-#[derive(Debug, Default)]
-pub(crate) struct ImmutableLock;
-
-impl SegmentLock for ImmutableLock {
-    fn lock(&self, _: Wait, _: Operation) -> Result<bool> {
-        Ok(false)
-    }
-
-    fn unlock(&self) -> Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Wait;
+    use crate::sys::SegmentLock;
 
     /// Private memory has no file: owners are judged by their tags, as in the creator's
     /// namespaces.
@@ -404,7 +365,6 @@ mod tests {
     fn send_sync() {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<RobustLock>();
-        send_sync::<ImmutableLock>();
         send_sync::<Liveness>();
     }
 

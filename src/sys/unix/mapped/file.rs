@@ -3,19 +3,34 @@
 use super::*;
 
 /// `statfs(2)` `f_type` values of RAM-backed file systems. Source: `<linux/magic.h>`.
+#[cfg(qshm_linux)]
 pub(super) const TMPFS_MAGIC: i64 = 0x0102_1994;
 
+#[cfg(qshm_linux)]
 pub(super) const RAMFS_MAGIC: i64 = 0x8584_58f6;
 
+#[cfg(qshm_linux)]
 pub(super) const HUGETLBFS_MAGIC: i64 = 0x9584_58f6_u32 as i64;
 
-/// Whether a `statfs` file-system type keeps its pages in RAM only.
-pub(crate) fn is_ram_fs(f_type: i64) -> bool {
-    matches!(f_type, TMPFS_MAGIC | RAMFS_MAGIC | HUGETLBFS_MAGIC)
+/// Whether a file system keeps its pages in RAM only (Linux: by its `statfs` type).
+#[cfg(qshm_linux)]
+pub(crate) fn is_ram_fs(st: &rustix::fs::StatFs) -> bool {
+    matches!(
+        st.f_type as i64,
+        TMPFS_MAGIC | RAMFS_MAGIC | HUGETLBFS_MAGIC
+    )
 }
 
-pub(super) fn fs_name(f_type: i64) -> String {
-    match f_type {
+/// Whether a file system keeps its pages in RAM only (BSD systems: by its name; macOS has
+/// none by default).
+#[cfg(not(qshm_linux))]
+pub(crate) fn is_ram_fs(st: &rustix::fs::StatFs) -> bool {
+    fs_name(st) == "tmpfs"
+}
+
+#[cfg(qshm_linux)]
+pub(super) fn fs_name(st: &rustix::fs::StatFs) -> String {
+    match st.f_type as i64 {
         0xef53 => "ext2/ext3/ext4".into(),
         0x9123_683e => "btrfs".into(),
         0x5846_5342 => "xfs".into(),
@@ -26,19 +41,36 @@ pub(super) fn fs_name(f_type: i64) -> String {
     }
 }
 
-/// [`private_runtime_dir`](crate::key::private_runtime_dir), else `/dev/shm`.
+#[cfg(not(qshm_linux))]
+pub(super) fn fs_name(st: &rustix::fs::StatFs) -> String {
+    let name = st.f_fstypename.iter().take_while(|&&c| c != 0);
+    name.map(|&c| c as u8 as char).collect()
+}
+
+/// [`private_runtime_dir`](crate::key::private_runtime_dir), else `/dev/shm` (Linux) or the
+/// temporary directory (macOS, iOS and FreeBSD, which have no RAM-backed directory of
+/// their own).
 pub(crate) fn default_dir() -> PathBuf {
-    crate::key::private_runtime_dir().unwrap_or_else(|| PathBuf::from("/dev/shm"))
+    let fallback = if cfg!(qshm_linux) {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    crate::key::private_runtime_dir().unwrap_or(fallback)
 }
 
 /// Refuses a file system whose pages are written back to disk, unless allowed.
+///
+/// Only Linux refuses: macOS, iOS and FreeBSD have no RAM-backed directory that every
+/// system has (macOS none at all), so a segment there lives in the file system asked for,
+/// the temporary directory by default, whose dirty pages the system writes back lazily.
 pub(super) fn check_ram_backed(
-    f_type: i64,
+    st: &rustix::fs::StatFs,
     allow_disk: bool,
     what: &Path,
     op: Operation,
 ) -> Result<()> {
-    if allow_disk || is_ram_fs(f_type) {
+    if allow_disk || is_ram_fs(st) || cfg!(not(qshm_linux)) {
         return Ok(());
     }
     Err(
@@ -47,7 +79,7 @@ pub(super) fn check_ram_backed(
              storage; use a tmpfs directory (/dev/shm, $XDG_RUNTIME_DIR) or opt in with \
              allow_disk_backed(true)",
             what.display(),
-            fs_name(f_type)
+            fs_name(st)
         )),
     )
 }
@@ -84,17 +116,25 @@ pub(crate) fn create_file(
             .errno(e)
             .with_detail(format!("cannot use directory {} ({e})", dir.display()))
     })?;
-    check_ram_backed(st.f_type as i64, params.allow_disk_backed, &dir, op)
+    check_ram_backed(&st, params.allow_disk_backed, &dir, op)
         .map_err(|e| e.with_key(label.clone()))?;
 
     // Prefer an anonymous O_TMPFILE, linked in when ready: nothing half-made is ever visible
-    // and nothing is left behind by a crash. Fall back to a hidden temporary name.
-    let (fd, tmp_name) = match rustix::fs::openat(
+    // and nothing is left behind by a crash. Fall back to a hidden temporary name (the only
+    // way where there is no O_TMPFILE).
+    #[cfg(not(qshm_posix_portable))]
+    let anonymous = rustix::fs::openat(
         CWD,
         &dir,
         OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
-    ) {
+    );
+    #[cfg(qshm_posix_portable)]
+    let anonymous: std::result::Result<OwnedFd, Errno> = {
+        crate::sys::portable::hit(crate::sys::portable::Fallback::NamedCreate);
+        Err(Errno::OPNOTSUPP)
+    };
+    let (fd, tmp_name) = match anonymous {
         Ok(fd) => (fd, None),
         Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => {
             let tmp = dir.join(format!(
@@ -118,7 +158,7 @@ pub(crate) fn create_file(
         }
     };
     let prepared = (|| {
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777))
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode((mode & 0o777) as _))
             .map_err(|e| Ctx::label(op, &label).errno(e))?;
         rustix::fs::ftruncate(&fd, total as u64).map_err(|e| size_err(e, op, &label))?;
         check_room(&fd, total, op, &label)?;
@@ -136,9 +176,14 @@ pub(crate) fn create_file(
             &label,
             op,
         )?;
-        // Users hold a shared flock while attached; the last one can take it exclusively.
+        // Users hold a shared flock (where record locks count them: a read lock on the users'
+        // byte) while attached; the last one can take it exclusively.
+        #[cfg(not(qshm_posix_portable))]
         rustix::fs::flock(&fd, FlockOperation::LockShared)
             .map_err(|e| Ctx::label(op, &label).errno(e))?;
+        #[cfg(qshm_posix_portable)]
+        super::super::record_lock::read_lock(&fd, USERS)
+            .map_err(|e| Ctx::label(op, &label).io(&e))?;
         Ok(())
     })();
     if let Err(e) = prepared {
@@ -146,6 +191,9 @@ pub(crate) fn create_file(
         return Err(e);
     }
     let linked = match &tmp_name {
+        #[cfg(qshm_posix_portable)]
+        None => Ok(()),
+        #[cfg(not(qshm_posix_portable))]
         None => {
             crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
             let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
@@ -165,22 +213,60 @@ pub(crate) fn create_file(
     if let Err(e) = linked {
         return Err(Ctx::label(op, &label).errno(e));
     }
-    let fd = if remove_on_last_detach {
-        described_at(fd, path)
-    } else {
-        fd
-    };
     let req = MapRequest::file(header_size, data_size, params, namespaces());
     let backing = Backing::File {
         path: path.to_path_buf(),
         remove_on_last_detach,
         opener: std::process::id(),
     };
-    map_fd(fd, backing, req, op, &label).inspect_err(|_| {
+    #[cfg(not(qshm_posix_portable))]
+    let made = {
+        let fd = if remove_on_last_detach {
+            described_at(fd, path)
+        } else {
+            fd
+        };
+        map_fd(fd, backing, req, op, &label)
+    };
+    #[cfg(qshm_posix_portable)]
+    let made = (|| {
+        // Its users' read lock is held already (above): joining counts it.
+        let file = LockedFile::adopt(fd, Some(path)).map_err(|e| Ctx::label(op, &label).io(&e))?;
+        joined(file, op, &label, |file| {
+            map_fd(file, backing, req, op, &label)
+        })
+    })();
+    made.inspect_err(|_| {
         let _ = rustix::fs::unlink(path);
     })
 }
 
+/// Counts this process among `file`'s users for the segment `map` makes of it (which
+/// leaves at its close); a file removed meanwhile is `NotFound`.
+#[cfg(qshm_posix_portable)]
+fn joined(
+    file: SegFd,
+    op: Operation,
+    label: &str,
+    map: impl FnOnce(SegFd) -> Result<MappedInner>,
+) -> Result<MappedInner> {
+    if !file.join(USERS).map_err(|e| Ctx::label(op, label).io(&e))? {
+        return Err(Error::new(ErrorKind::NotFound, op, label)
+            .with_detail("the file was removed by its last user meanwhile"));
+    }
+    match map(file.clone()) {
+        Ok(mut m) => {
+            m.joined = true;
+            Ok(m)
+        }
+        Err(e) => {
+            drop(file.leave());
+            Err(e)
+        }
+    }
+}
+
+#[cfg(not(qshm_posix_portable))]
 /// A description of the new file opened at `path`, holding the shared `flock` (the old one
 /// is dropped, and its lock with it, only once the new one holds it), else `fd`. The
 /// descriptor made with `O_TMPFILE` (or at a hidden temporary name) keeps naming the file
@@ -215,25 +301,46 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
         // No link followed (one planted in a shared directory would steer us onto a file of
         // another's choosing), and no wait on a FIFO planted there.
         let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
-        let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| {
+        let open_err = |e: Errno| {
             let err = Ctx::label(op, &label).errno(e);
             if e == Errno::ACCESS && params.access == AccessMode::ReadOnly {
                 err.with_detail("permission denied: even a read-only user needs write permission on the file to take the lock inside it")
             } else if e == Errno::ISDIR {
-                err.with_kind(ErrorKind::KeyError).with_detail("not a regular file (a directory)")
+                err.with_kind(ErrorKind::KeyError)
+                    .with_detail("not a regular file (a directory)")
             } else if e == Errno::LOOP {
                 err.with_kind(ErrorKind::KeyError)
                     .with_detail("a symbolic link, which is not followed: open the file it names")
             } else {
                 err
             }
-        })?;
+        };
+        #[cfg(not(qshm_posix_portable))]
+        let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(open_err)?;
+        #[cfg(qshm_posix_portable)]
+        let fd = {
+            let mut failed = None;
+            let opened = LockedFile::open(path, |path| {
+                let fd = rustix::fs::open(path, flags, Mode::empty())
+                    .inspect_err(|&e| failed = Some(e))?;
+                Ok(Some(super::super::record_lock::Opened {
+                    file: fd.into(),
+                    words: None,
+                }))
+            });
+            match (opened, failed) {
+                (Ok(file), _) => file,
+                (Err(_), Some(e)) => return Err(open_err(e)),
+                (Err(e), None) => return Err(Ctx::label(op, &label).io(&e)),
+            }
+        };
         if !is_regular(&fd) {
             return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
                 .with_detail("not a regular file"));
         }
         // Hold a shared flock while attached (see `close`). A last user removing the file
-        // holds it exclusively for a moment.
+        // holds it exclusively for a moment. (Where record locks count users: `joined`.)
+        #[cfg(not(qshm_posix_portable))]
         loop {
             match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) {
                 Ok(()) => break,
@@ -261,7 +368,7 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
                 .with_detail("not a regular file"));
         }
         let fs = rustix::fs::fstatfs(&fd).map_err(|e| Ctx::label(op, &label).errno(e))?;
-        check_ram_backed(fs.f_type as i64, params.allow_disk_backed, path, op)
+        check_ram_backed(&fs, params.allow_disk_backed, path, op)
             .map_err(|e| e.with_key(label.clone()))?;
         let facts = read_header(&fd, st.st_size as u64, op, &label)?;
         check_layout(facts.layout, params.layout, op, &label)?;
@@ -271,7 +378,14 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
             remove_on_last_detach: facts.flags & FLAG_REMOVE_ON_LAST_DETACH != 0,
             opener: std::process::id(),
         };
+        #[cfg(not(qshm_posix_portable))]
         return map_fd(fd, backing, req, op, &label);
+        #[cfg(qshm_posix_portable)]
+        match joined(fd, op, &label, |fd| map_fd(fd, backing, req, op, &label)) {
+            // Removed by its last user since we looked: look again.
+            Err(e) if e.kind() == ErrorKind::NotFound && Instant::now() < deadline => continue,
+            other => return other,
+        }
     }
 }
 
@@ -280,11 +394,22 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
 pub(crate) fn remove_file(path: &Path) -> Result<bool> {
     let op = Operation::Remove;
     let label = format!("file:{}", path.display());
-    let fd = match rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
-        Mode::empty(),
-    ) {
+    let flags = OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    #[cfg(not(qshm_posix_portable))]
+    let fd = rustix::fs::open(path, OFlags::RDONLY | flags, Mode::empty());
+    // The process's one open file of it (read-write when allowed, so that an attach of this
+    // process that meets it can map it).
+    #[cfg(qshm_posix_portable)]
+    let fd = LockedFile::open(path, |path| {
+        let fd = rustix::fs::open(path, OFlags::RDWR | flags, Mode::empty())
+            .or_else(|_| rustix::fs::open(path, OFlags::RDONLY | flags, Mode::empty()))?;
+        Ok(Some(super::super::record_lock::Opened {
+            file: fd.into(),
+            words: None,
+        }))
+    })
+    .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO));
+    let fd = match fd {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(false),
         Err(e) => return Err(Ctx::label(op, &label).errno(e)),
@@ -295,20 +420,29 @@ pub(crate) fn remove_file(path: &Path) -> Result<bool> {
             .with_detail("not a segment file (not a regular file): left alone"));
     }
     // Any description of the file this process has may have been copied into a child.
-    if !super::super::flock_exclusive_settled(&fd, true).map_err(|e| ctx.errno(e))? {
-        return Ok(false);
-    }
-    unlink_if_same(path, &fd).map_err(|e| ctx.errno(e))
+    #[cfg(not(qshm_posix_portable))]
+    return match super::super::flock_exclusive_settled(&fd, true).map_err(|e| ctx.errno(e))? {
+        true => unlink_if_same(path, &fd).map_err(|e| ctx.errno(e)),
+        false => Ok(false),
+    };
+    #[cfg(qshm_posix_portable)]
+    let removed = match fd.no_users(USERS) {
+        Some(last) => last.remove_file().map_err(|e| ctx.io(&e)),
+        None => Ok(false),
+    };
+    #[cfg(qshm_posix_portable)]
+    removed
 }
 
 /// Whether `fd` is a regular file (an error reads as "no").
-fn is_regular(fd: &OwnedFd) -> bool {
+fn is_regular(fd: impl AsFd) -> bool {
     rustix::fs::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
 }
 
 /// Unlinks `path` if it still names the file open as `fd`.
-pub(super) fn unlink_if_same(path: &Path, fd: &OwnedFd) -> std::result::Result<bool, Errno> {
-    let mine = rustix::fs::fstat(fd)?;
+#[cfg(not(qshm_posix_portable))]
+pub(super) fn unlink_if_same(path: &Path, fd: impl AsFd) -> std::result::Result<bool, Errno> {
+    let mine = rustix::fs::fstat(&fd)?;
     match rustix::fs::lstat(path) {
         Ok(st) if st.st_dev == mine.st_dev && st.st_ino == mine.st_ino => {
             rustix::fs::unlink(path)?;

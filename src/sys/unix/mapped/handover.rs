@@ -3,6 +3,19 @@
 
 use super::*;
 
+/// `MSG_NOSIGNAL` where there is one (Apple platforms have none: a write to a closed
+/// socket raises SIGPIPE there, which Rust programs ignore by default).
+#[cfg(not(qshm_apple))]
+const NO_SIGPIPE: SendFlags = SendFlags::NOSIGNAL;
+#[cfg(qshm_apple)]
+const NO_SIGPIPE: SendFlags = SendFlags::empty();
+
+/// `MSG_CMSG_CLOEXEC` where there is one (see `recv_fd` for Apple platforms).
+#[cfg(not(qshm_apple))]
+const CLOEXEC_ON_RECEIPT: RecvFlags = RecvFlags::CMSG_CLOEXEC;
+#[cfg(qshm_apple)]
+const CLOEXEC_ON_RECEIPT: RecvFlags = RecvFlags::empty();
+
 /// The payload sent with the descriptor: magic and data size.
 pub(super) const WIRE_LEN: usize = 16;
 
@@ -26,12 +39,7 @@ pub(crate) fn send_fd(
         );
     }
     let mut sent = loop {
-        match rustix::net::sendmsg(
-            stream,
-            &[IoSlice::new(&msg)],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        ) {
+        match rustix::net::sendmsg(stream, &[IoSlice::new(&msg)], &mut control, NO_SIGPIPE) {
             Err(Errno::INTR) => {}
             other => break other.map_err(|e| Ctx::label(op, label).errno(e))?,
         }
@@ -58,7 +66,7 @@ pub(crate) fn recv_fd(stream: &UnixStream) -> Result<(OwnedFd, u64)> {
             stream,
             &mut [IoSliceMut::new(&mut msg)],
             &mut control,
-            RecvFlags::CMSG_CLOEXEC,
+            CLOEXEC_ON_RECEIPT,
         ) {
             Err(Errno::INTR) => {}
             other => break other.map_err(|e| Ctx::label(op, label).errno(e))?,
@@ -68,6 +76,13 @@ pub(crate) fn recv_fd(stream: &UnixStream) -> Result<(OwnedFd, u64)> {
     for m in control.drain() {
         if let RecvAncillaryMessage::ScmRights(rights) = m {
             fds.extend(rights);
+        }
+    }
+    if cfg!(qshm_apple) {
+        // No MSG_CMSG_CLOEXEC there: made close-on-exec now (a program that another
+        // thread execs meanwhile inherits it).
+        for fd in &fds {
+            let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
         }
     }
     if got.flags.contains(ReturnFlags::CTRUNC) {
@@ -110,10 +125,12 @@ pub(crate) fn recv_fd(stream: &UnixStream) -> Result<(OwnedFd, u64)> {
 }
 
 /// Arranges for `fd` to be inherited by the child `cmd` spawns, and names it there in the
-/// environment variable `var` as `<fd>:<data size>`.
+/// environment variable `var` as `<fd>:<data size>`, or `<fd>:<data size>:<path>` with the
+/// path of a file the child is to take part in removing (where no `/proc` tells it).
 pub(crate) fn pass_to_child(
-    fd: BorrowedFd<'_>,
+    fd: &SegFd,
     data_size: usize,
+    path: Option<&Path>,
     cmd: &mut Command,
     var: &str,
     label: &str,
@@ -121,8 +138,22 @@ pub(crate) fn pass_to_child(
     let op = Operation::Send;
     // A close-on-exec duplicate owned by the command: it stays open until the command is
     // dropped, and no other child spawned meanwhile by another thread inherits it.
+    #[cfg(not(qshm_posix_portable))]
     let dup = rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| Ctx::label(op, label).errno(e))?;
-    cmd.env(var, format!("{}:{data_size}", dup.as_raw_fd()));
+    // Where record locks count users, the process's one descriptor of the file itself (a
+    // duplicate, once closed, would drop the process's locks on the file), kept open by the
+    // command: close-on-exec here, and in the child until the hook clears the flag there.
+    #[cfg(qshm_posix_portable)]
+    let dup = {
+        let _ = (op, label);
+        fd.clone()
+    };
+    let mut value = std::ffi::OsString::from(format!("{}:{data_size}", dup.as_raw_fd()));
+    if let Some(path) = path {
+        value.push(":");
+        value.push(path);
+    }
+    cmd.env(var, value);
     let hook = move || -> std::io::Result<()> {
         rustix::io::fcntl_setfd(&dup, rustix::io::FdFlags::empty()).map_err(std::io::Error::from)
     };
@@ -138,19 +169,26 @@ pub(crate) fn pass_to_child(
 /// Descriptors already adopted by `fd_from_env` in this process.
 pub(super) static CLAIMED: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 
-/// Adopts the descriptor a parent named in `var` (`<fd>:<data size>`); returns it with the
-/// announced data size.
-pub(crate) fn fd_from_env(var: &str) -> Result<(OwnedFd, u64)> {
+/// Adopts the descriptor a parent named in `var` (`<fd>:<data size>[:<path>]`); returns it
+/// with the announced data size and the path, if named.
+pub(crate) fn fd_from_env(var: &str) -> Result<(OwnedFd, u64, Option<PathBuf>)> {
     let op = Operation::Receive;
     let label = format!("${var}");
-    let value = std::env::var(var).map_err(|_| {
+    let value = std::env::var_os(var).ok_or_else(|| {
         Error::new(ErrorKind::NotFound, op, label.as_str())
             .with_detail(format!("the environment variable {var} is not set"))
     })?;
-    let parsed = value
-        .split_once(':')
-        .and_then(|(fd, size)| Some((fd.parse::<RawFd>().ok()?, size.parse::<u64>().ok()?)));
-    let Some((raw, size)) = parsed.filter(|&(fd, _)| fd >= 0) else {
+    let mut fields = value.as_bytes().splitn(3, |&b| b == b':');
+    let number = |text: Option<&[u8]>| std::str::from_utf8(text?).ok()?.parse::<u64>().ok();
+    let parsed = (|| {
+        let fd = RawFd::try_from(number(fields.next())?).ok()?;
+        Some((fd, number(fields.next())?))
+    })();
+    let path = fields
+        .next()
+        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)));
+    let value = value.to_string_lossy();
+    let Some((raw, size)) = parsed else {
         return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
             .with_detail(format!("malformed value {value:?} (expected <fd>:<size>)")));
     };
@@ -186,5 +224,5 @@ pub(crate) fn fd_from_env(var: &str) -> Result<(OwnedFd, u64)> {
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     // Do not leak it into our own children.
     let _ = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC);
-    Ok((fd, size))
+    Ok((fd, size, path))
 }

@@ -22,7 +22,7 @@ pub(super) fn write_header(
     let bytes = new_header_bytes(
         header_size,
         data_size,
-        flags,
+        flags | PROTOCOL,
         namespaces(),
         layout.unwrap_or((0, 0)),
     );
@@ -38,7 +38,7 @@ pub(super) fn write_header(
 /// size, flags and the creator's (PID, time) namespaces. Read with `pread`, not through a
 /// mapping (a fault would map the neighbouring pages too).
 pub(super) fn read_header(
-    fd: &OwnedFd,
+    fd: impl AsFd,
     file_len: u64,
     op: Operation,
     label: &str,
@@ -46,13 +46,36 @@ pub(super) fn read_header(
     let mut bytes = [0u8; MIN_HEADER_SIZE];
     let mut got = 0;
     while got < bytes.len() {
-        match rustix::io::pread(fd, &mut bytes[got..], got as u64) {
+        match rustix::io::pread(&fd, &mut bytes[got..], got as u64) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(Errno::INTR) => {}
             Err(e) => return Err(Ctx::label(op, label).errno(e)),
         }
     }
-    validate_header(&bytes[..got], file_len)
-        .map_err(|(kind, msg)| Error::new(kind, op, label).with_detail(msg))
+    let facts = validate_header(&bytes[..got], file_len)
+        .map_err(|(kind, msg)| Error::new(kind, op, label).with_detail(msg))?;
+    if facts.flags & FLAG_RECORD_LOCKS != PROTOCOL {
+        let (theirs, ours) = if PROTOCOL == 0 {
+            ("classic record locks (a macOS, iOS or FreeBSD build of qshm, or the portable-Unix test mode)", "flock and open-file-description locks")
+        } else {
+            (
+                "flock and open-file-description locks (Linux's qshm, or include/qshm.h)",
+                "classic record locks",
+            )
+        };
+        return Err(
+            Error::new(ErrorKind::Unsupported, op, label).with_detail(format!(
+                "the segment counts its users with {theirs}, and this build with {ours}: \
+             neither would see the other's users"
+            )),
+        );
+    }
+    Ok(facts)
 }
+
+/// The protocol flag this build writes and expects (`FLAG_RECORD_LOCKS`).
+#[cfg(qshm_posix_portable)]
+const PROTOCOL: u32 = FLAG_RECORD_LOCKS;
+#[cfg(not(qshm_posix_portable))]
+const PROTOCOL: u32 = 0;

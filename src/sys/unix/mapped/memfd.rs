@@ -4,6 +4,7 @@ use super::*;
 
 /// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`, sized, sealed (when `seal`)
 /// against shrinking and growing before it is mapped, and initialised.
+#[cfg(qshm_memfd)]
 pub(crate) fn create_memfd(
     name: &str,
     data_size: usize,
@@ -18,11 +19,13 @@ pub(crate) fn create_memfd(
         return Err(Error::new(ErrorKind::KeyError, op, label.as_str())
             .with_detail("a memfd name must have no NUL and at most 249 bytes"));
     }
+    #[cfg(qshm_memfd)]
     let fd = rustix::fs::memfd_create(
         name,
         rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
     )
     .map_err(|e| Ctx::label(op, &label).errno(e))?;
+
     rustix::fs::ftruncate(&fd, total as u64).map_err(|e| size_err(e, op, &label))?;
     check_room(&fd, total, op, &label)?;
     write_header(&fd, header_size, data_size, 0, layout, &label, op)?;
@@ -32,7 +35,7 @@ pub(crate) fn create_memfd(
         SealFlags::empty()
     };
     if seal {
-        rustix::fs::fcntl_add_seals(&fd, seals).map_err(|e| {
+        super::seals::add(&fd, seals).map_err(|e| {
             Ctx::label(op, &label)
                 .errno(e)
                 .with_detail(format!("cannot seal the memfd ({e})"))
@@ -47,28 +50,68 @@ pub(crate) fn create_memfd(
         private: true,
         creator_ns: namespaces(),
     };
+    #[cfg(qshm_posix_portable)]
+    let fd = LockedFile::adopt(fd, None).map_err(|e| Ctx::label(op, &label).io(&e))?;
     map_fd(fd, Backing::Memfd, req, op, &label)
 }
 
-/// Maps a descriptor received from elsewhere, after checking its seals and size.
+/// There is no memfd on this system (macOS, iOS).
+#[cfg(not(qshm_memfd))]
+pub(crate) fn create_memfd(
+    name: &str,
+    _data_size: usize,
+    _seal: bool,
+    _layout: Option<(u32, u64)>,
+) -> Result<MappedInner> {
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        Operation::Create,
+        format!("memfd:{name}"),
+    )
+    .with_detail(
+        "this system has no memfd (memfd_create): use a file segment \
+                 (MappedSegment::create_temporary, FileOptions)",
+    ))
+}
+
+/// Maps a descriptor received from elsewhere, after checking its seals and size. `path`:
+/// where the sender says the file is named (`pass_to_child`), for a file flagged
+/// remove-on-last-detach.
 ///
-/// The received descriptor shares its open file description with the sender; the segment
-/// keeps a new description of the same file instead (through `/proc/self/fd`), so that the
-/// sender's description, which carries the sender's liveness slot, dies with the sender
-/// (`robust_lock.rs`, "Liveness"). Without `/proc` it keeps the received one.
-pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<MappedInner> {
+/// On Linux, the received descriptor shares its open file description with the sender; the
+/// segment keeps a new description of the same file instead (through `/proc/self/fd`), so
+/// that the sender's description, which carries the sender's liveness slot, dies with the
+/// sender (`robust_lock.rs`, "Liveness"). Without `/proc` it keeps the received one. Where
+/// record locks judge liveness (they belong to the process, whatever the description), the
+/// received descriptor joins the process's one open file of it (`record_lock.rs`).
+pub(crate) fn from_fd(
+    fd: OwnedFd,
+    path: Option<&Path>,
+    params: &OpenParams,
+    label: &str,
+) -> Result<MappedInner> {
     let op = Operation::Attach;
-    let writable = rustix::fs::fcntl_getfl(&fd).is_ok_and(|f| f & OFlags::ACCMODE == OFlags::RDWR);
-    let (fd, private) = match super::super::liveness::reopen(&fd, writable) {
-        Some(own) => (own, true),
-        None => (fd, false),
+    #[cfg(not(qshm_posix_portable))]
+    let (fd, private) = {
+        let _ = path; // found through /proc (`take_part_in_removal`)
+        let writable =
+            rustix::fs::fcntl_getfl(&fd).is_ok_and(|f| f & OFlags::ACCMODE == OFlags::RDWR);
+        match super::super::liveness::reopen(&fd, writable) {
+            Some(own) => (own, true),
+            None => (fd, false),
+        }
     };
+    #[cfg(qshm_posix_portable)]
+    let (fd, private) = (
+        LockedFile::adopt(fd, path).map_err(|e| Ctx::label(op, label).io(&e))?,
+        true,
+    );
     let st = rustix::fs::fstat(&fd).map_err(|e| Ctx::label(op, label).errno(e))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Error::new(ErrorKind::KeyError, op, label)
             .with_detail("the descriptor is not a regular file or memfd"));
     }
-    let seals = match rustix::fs::fcntl_get_seals(&fd) {
+    let seals = match super::seals::get(&fd) {
         Ok(s) => Some(s),
         Err(Errno::INVAL) => None,
         Err(e) => return Err(Ctx::label(op, label).errno(e)),
@@ -82,12 +125,7 @@ pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<M
     }
     if seals.is_none() {
         let fs = rustix::fs::fstatfs(&fd).map_err(|e| Ctx::label(op, label).errno(e))?;
-        check_ram_backed(
-            fs.f_type as i64,
-            params.allow_disk_backed,
-            Path::new(label),
-            op,
-        )?;
+        check_ram_backed(&fs, params.allow_disk_backed, Path::new(label), op)?;
     }
     // With F_SEAL_SHRINK the size checked here cannot decrease afterwards.
     let facts = read_header(&fd, st.st_size as u64, op, label)?;
@@ -110,9 +148,59 @@ pub(crate) fn from_fd(fd: OwnedFd, params: &OpenParams, label: &str) -> Result<M
             remove_at: take_part_in_removal(&fd, private, facts.flags),
         },
     };
-    map_fd(fd, backing, req, op, label)
+    #[cfg(not(qshm_posix_portable))]
+    return map_fd(fd, backing, req, op, label);
+    #[cfg(qshm_posix_portable)]
+    map_received(fd, backing, req, op, label)
 }
 
+/// Maps a received file; one that this process is to take part in removing counts it among
+/// the file's users.
+#[cfg(qshm_posix_portable)]
+fn map_received(
+    fd: SegFd,
+    mut backing: Backing,
+    req: MapRequest,
+    op: Operation,
+    label: &str,
+) -> Result<MappedInner> {
+    let joined = match &mut backing {
+        Backing::Fd {
+            remove_at: remove_at @ Some(_),
+        } => {
+            let joined = fd.join(USERS).map_err(|e| Ctx::label(op, label).io(&e))?;
+            if !joined {
+                *remove_at = None; // removed meanwhile: nothing to take part in
+            }
+            joined
+        }
+        _ => false,
+    };
+    match map_fd(fd.clone(), backing, req, op, label) {
+        Ok(mut m) => {
+            m.joined = joined;
+            Ok(m)
+        }
+        Err(e) => {
+            if joined {
+                drop(fd.leave());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// For a received file flagged remove-on-last-detach: the path its sender named, which
+/// [`LockedFile::adopt`] checked names it (the process then takes part as a user of the file).
+#[cfg(qshm_posix_portable)]
+fn take_part_in_removal(fd: &SegFd, _private: bool, flags: u32) -> Option<PathBuf> {
+    if flags & FLAG_REMOVE_ON_LAST_DETACH == 0 {
+        return None;
+    }
+    fd.path().map(Path::to_owned)
+}
+
+#[cfg(not(qshm_posix_portable))]
 /// For a received file flagged remove-on-last-detach (a temporary segment handed to a child,
 /// a file sent over a socket): its path, once this process holds a shared `flock` on its
 /// own description of the file, as an opener does. The last user to detach, sender or
@@ -141,8 +229,15 @@ fn take_part_in_removal(fd: &OwnedFd, private: bool, flags: u32) -> Option<PathB
 /// Whether `fd` is a memfd. Files on tmpfs answer `F_GET_SEALS` too (with `F_SEAL_SEAL`
 /// alone: they cannot be sealed), so the seals alone do not tell; a memfd's `/proc` link
 /// starts with `/memfd:`. Without `/proc`: any seal besides `F_SEAL_SEAL` means a memfd.
-fn is_memfd(fd: &OwnedFd, seals: SealFlags) -> bool {
+fn is_memfd(fd: &SegFd, seals: SealFlags) -> bool {
+    #[cfg(qshm_posix_portable)]
+    {
+        let _ = fd;
+        seals != SealFlags::SEAL
+    }
+    #[cfg(not(qshm_posix_portable))]
     crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
+    #[cfg(not(qshm_posix_portable))]
     match std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
         Ok(link) => link.as_os_str().as_bytes().starts_with(b"/memfd:"),
         Err(_) => seals != SealFlags::SEAL,

@@ -28,15 +28,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, SealFlags, CWD};
+#[cfg(not(qshm_posix_portable))]
+use rustix::fs::{AtFlags, FlockOperation, CWD};
+use rustix::fs::{Mode, OFlags};
+
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
 };
+use seals::SealFlags;
 
-use super::robust_lock::{ImmutableLock, Liveness, RobustLock, SameNamespaces};
+#[cfg(qshm_posix_portable)]
+use super::record_lock::LockedFile;
+#[cfg(not(qshm_posix_portable))]
+use super::robust_lock::{Liveness, RobustLock, SameNamespaces};
 use super::Ctx;
 use crate::backend::Wait;
 use crate::error::{Error, ErrorKind, Operation, Result};
@@ -47,6 +54,26 @@ mod file;
 mod handover;
 mod header;
 mod memfd;
+#[cfg(qshm_posix_portable)]
+mod owners;
+mod seals;
+
+/// The lock in a segment's header where record locks judge its owners.
+#[cfg(qshm_posix_portable)]
+type RobustLock = crate::sys::word_lock::WordLock<owners::RecordOwners>;
+
+/// The descriptor a segment keeps: its own on Linux; where record locks tell users and
+/// owners apart, the process's one open file of it (`sys/unix/record_lock.rs`: closing any
+/// other descriptor of the file would drop the process's locks on it).
+#[cfg(not(qshm_posix_portable))]
+pub(crate) type SegFd = OwnedFd;
+#[cfg(qshm_posix_portable)]
+pub(crate) type SegFd = std::sync::Arc<LockedFile>;
+
+/// The byte of a segment file whose read locks count its users where record locks do
+/// (`sys/unix/record_lock.rs`): inside the header, which no process reads through locks.
+#[cfg(qshm_posix_portable)]
+const USERS: i64 = 56;
 
 pub(crate) use {file::*, handover::*, header::*, memfd::*};
 
@@ -56,6 +83,14 @@ fn page_size() -> usize {
 
 /// The inode numbers of this process's PID and time namespaces (0 when unknown), read
 /// again in a forked child (which `unshare(CLONE_NEWPID)` puts in a new one).
+#[cfg(qshm_posix_portable)]
+fn namespaces() -> (u64, u64) {
+    (0, 0) // no namespaces to record (and owners are judged by record locks)
+}
+
+/// The inode numbers of this process's PID and time namespaces (0 when unknown), read
+/// again in a forked child (which `unshare(CLONE_NEWPID)` puts in a new one).
+#[cfg(not(qshm_posix_portable))]
 fn namespaces() -> (u64, u64) {
     static NS: Mutex<(u32, u64, u64)> = Mutex::new((0, 0, 0));
     crate::sys::fork::watch();
@@ -82,6 +117,7 @@ pub(crate) enum Backing {
         remove_on_last_detach: bool,
         /// The process that opened the descriptor: a process forked from it shares the
         /// descriptor's open file description, and so its `flock` (see `close`).
+        #[cfg_attr(qshm_posix_portable, allow(dead_code))] // forks are counted otherwise
         opener: u32,
     },
     /// A memfd (its seals are read from the descriptor when asked).
@@ -154,7 +190,11 @@ pub(crate) struct MappedInner {
     writable: bool,
     check_size: bool,
     lock: LockKind,
-    fd: OwnedFd,
+    fd: SegFd,
+    /// Whether this handle counts itself among the file's users (`record_lock.rs`), which
+    /// `close` ends.
+    #[cfg(qshm_posix_portable)]
+    joined: bool,
     /// Whether `fd`'s description is this process's own ([`MapRequest::private`]).
     private: bool,
     /// [`MapRequest::creator_ns`].
@@ -162,6 +202,7 @@ pub(crate) struct MappedInner {
     backing: Backing,
     /// [`forks_started`](crate::sys::fork::forks_started) before the mapping was made: a
     /// child forked earlier holds no copy of it (at most a stray copy of `fd`).
+    #[cfg(not(qshm_posix_portable))] // record locks count forks otherwise
     forks_before: u32,
     closed: bool,
 }
@@ -226,13 +267,14 @@ impl MapRequest {
 }
 
 fn map_fd(
-    fd: OwnedFd,
+    fd: SegFd,
     backing: Backing,
     req: MapRequest,
     op: Operation,
     label: &str,
 ) -> Result<MappedInner> {
     let map_len = req.header_size + req.data_size;
+    #[cfg(not(qshm_posix_portable))]
     let forks_before = crate::sys::fork::forks_started();
     let prot = if req.immutable {
         ProtFlags::READ
@@ -307,14 +349,19 @@ fn map_fd(
         LockKind::Immutable(ImmutableLock)
     } else {
         let base = addr.cast::<u8>();
-        let (pid_ns, time_ns) = namespaces();
-        let same = |theirs: u64, ours: u64| theirs != 0 && theirs == ours;
-        let ns = SameNamespaces {
-            pid: same(req.creator_ns.0, pid_ns),
-            time: same(req.creator_ns.1, time_ns),
+        #[cfg(qshm_posix_portable)]
+        let live = owners::RecordOwners::new(fd.clone());
+        #[cfg(not(qshm_posix_portable))]
+        let live = {
+            let (pid_ns, time_ns) = namespaces();
+            let same = |theirs: u64, ours: u64| theirs != 0 && theirs == ours;
+            let ns = SameNamespaces {
+                pid: same(req.creator_ns.0, pid_ns),
+                time: same(req.creator_ns.1, time_ns),
+            };
+            // SAFETY: `fd` moves into the segment, which drops the lock before closing it.
+            unsafe { Liveness::new(fd.as_raw_fd(), req.private, ns) }
         };
-        // SAFETY: `fd` moves into the segment, which drops the lock before closing it.
-        let live = unsafe { Liveness::new(fd.as_raw_fd(), req.private, ns) };
         // SAFETY: the header lies at the start of the mapping, which is page-aligned, so the
         // fields at offsets 64, 72 and 80 are aligned; the header page stays mapped writable
         // for as long as the lock lives (it is dropped before the munmap in `close`); every
@@ -344,9 +391,12 @@ fn map_fd(
         check_size: req.check_size,
         lock,
         fd,
+        #[cfg(qshm_posix_portable)]
+        joined: false,
         private: req.private,
         creator_ns: req.creator_ns,
         backing,
+        #[cfg(not(qshm_posix_portable))]
         forks_before,
         closed: false,
     })
@@ -398,6 +448,28 @@ impl MappedInner {
         self.fd.as_fd()
     }
 
+    /// The descriptor the segment keeps ([`SegFd`]).
+    pub(crate) fn seg_fd(&self) -> &SegFd {
+        &self.fd
+    }
+
+    /// The path a child handed this segment should take part in removing, named to it where
+    /// it has no `/proc` to find it (`pass_to_child`): a file flagged remove-on-last-detach.
+    pub(crate) fn removal_path(&self) -> Option<&Path> {
+        match &self.backing {
+            #[cfg(qshm_posix_portable)]
+            Backing::File {
+                path,
+                remove_on_last_detach: true,
+                ..
+            }
+            | Backing::Fd {
+                remove_at: Some(path),
+            } => Some(path),
+            _ => None,
+        }
+    }
+
     #[inline]
     pub(crate) fn segment_lock(&self) -> &LockKind {
         &self.lock
@@ -440,12 +512,12 @@ impl MappedInner {
 
     /// Whether the backing file system keeps the pages in RAM only.
     pub(crate) fn is_ram_backed(&self) -> bool {
-        rustix::fs::fstatfs(&self.fd).is_ok_and(|s| is_ram_fs(s.f_type as i64))
+        rustix::fs::fstatfs(&self.fd).is_ok_and(|s| is_ram_fs(&s))
     }
 
     /// The seals on the descriptor (empty for plain files).
     fn seals(&self) -> SealFlags {
-        rustix::fs::fcntl_get_seals(&self.fd).unwrap_or(SealFlags::empty())
+        seals::get(&self.fd).unwrap_or(SealFlags::empty())
     }
 
     pub(crate) fn is_shrink_sealed(&self) -> bool {
@@ -473,10 +545,13 @@ impl MappedInner {
             return Err(Error::new(ErrorKind::LockError, op, label)
                 .with_detail("the segment's lock is held"));
         }
+        #[cfg(not(qshm_posix_portable))]
         let fd = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
             .map_err(|e| Ctx::label(op, label).errno(e))?;
+        #[cfg(qshm_posix_portable)]
+        let fd = self.fd.clone();
         self.unmap();
-        let sealed = rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE);
+        let sealed = seals::add(&fd, SealFlags::WRITE);
         let sealed_ok = sealed.is_ok();
         let header_size = self.header_size;
         let data_size = self.data_size;
@@ -542,6 +617,9 @@ impl MappedInner {
         }
         self.closed = true;
         self.unmap();
+        #[cfg(qshm_posix_portable)]
+        return self.leave();
+        #[cfg(not(qshm_posix_portable))]
         let removal = match &self.backing {
             Backing::File {
                 path,
@@ -554,6 +632,7 @@ impl MappedInner {
             } => Some((path, None)),
             _ => None,
         };
+        #[cfg(not(qshm_posix_portable))]
         if let Some((path, opener)) = removal {
             // Whether this is a copy in another process than the opener's: the pid asked
             // once (a system call: glibc no longer caches it), and not for a received fd.
@@ -579,7 +658,45 @@ impl MappedInner {
                 false => Ok(false),
             };
         }
+        #[cfg(not(qshm_posix_portable))]
         Ok(false)
+    }
+
+    /// Counts this handle out of the file's users (`record_lock.rs`); the last user anywhere
+    /// removes a file flagged remove-on-last-detach. Whether it removed it.
+    #[cfg(qshm_posix_portable)]
+    fn leave(&mut self) -> std::result::Result<bool, Errno> {
+        if !std::mem::take(&mut self.joined) {
+            return Ok(false);
+        }
+        let remove = matches!(
+            self.backing,
+            Backing::File {
+                remove_on_last_detach: true,
+                ..
+            } | Backing::Fd { remove_at: Some(_) }
+        );
+        match self.fd.leave() {
+            Some(last) if remove => last
+                .remove_file()
+                .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO)),
+            _ => Ok(false),
+        }
+    }
+}
+
+/// The lock of a segment nobody can write (a write-sealed memfd): nothing to exclude, so
+/// taking it always succeeds at once.
+#[derive(Debug, Default)]
+pub(crate) struct ImmutableLock;
+
+impl SegmentLock for ImmutableLock {
+    fn lock(&self, _: Wait, _: Operation) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn unlock(&self) -> Result<()> {
+        Ok(())
     }
 }
 

@@ -74,7 +74,6 @@ use rustix::mm::{MapFlags, ProtFlags};
 use super::{c_path, errno, Ctx};
 use crate::backend::{Detached, RawSegment, RawSemaphore, SemOpen, Undo, Wait};
 use crate::error::{Error, ErrorKind, Operation, Result};
-use crate::sys::fork::my_pid;
 use crate::{AccessMode, NativeKey};
 use companion::{Companion, Kind};
 

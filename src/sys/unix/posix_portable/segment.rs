@@ -71,7 +71,7 @@ impl PortablePosixSegment {
                     .as_ref()
                     .is_some_and(|e| e.kind() == ErrorKind::NotFound)
                 {
-                    last.remove_file(); // made by this attach, for nothing
+                    let _ = last.remove_file(); // made by this attach, for nothing
                 }
             }
             err.map_or(Ok(None), Err)
@@ -207,7 +207,7 @@ unsafe impl RawSegment for PortablePosixSegment {
                 Err(e) => {
                     if let Some(last) = companion.leave() {
                         if e != rustix::io::Errno::EXIST {
-                            last.remove_file();
+                            let _ = last.remove_file();
                         }
                     }
                     return Err(ctx.errno(e));
@@ -221,7 +221,7 @@ unsafe impl RawSegment for PortablePosixSegment {
         let undo = |companion: &Companion| {
             let _ = rustix::shm::unlink(name.as_c_str());
             if let Some(last) = companion.leave() {
-                last.remove_file();
+                let _ = last.remove_file();
             }
         };
         if let Err(e) = rustix::fs::ftruncate(&fd, len) {
@@ -240,7 +240,7 @@ unsafe impl RawSegment for PortablePosixSegment {
             |_| {
                 let _ = rustix::shm::unlink(name.as_c_str());
                 if let Some(last) = keep.no_users() {
-                    last.remove_file();
+                    let _ = last.remove_file();
                 }
             },
         )
@@ -307,7 +307,7 @@ unsafe impl RawSegment for PortablePosixSegment {
             Err(e) => return Err(ctx.errno(e)),
         };
         if let Some(Some(last)) = &last {
-            last.remove_file();
+            let _ = last.remove_file();
         }
         if let Ok(lock) = object_name(Ctx::new(Operation::Remove, &key.lock_key())) {
             super::semaphore::remove_orphaned_companion(&lock);
@@ -446,7 +446,7 @@ unsafe impl RawSegment for PortablePosixSegment {
                 ))
             }
         };
-        last.remove_file();
+        let _ = last.remove_file();
         Ok(detached)
     }
 }
