@@ -218,16 +218,35 @@ pub struct ChildProc {
 /// the round; every spawn of the tests goes through [`spawning`].
 static SPAWNS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
+/// When the last [`spawning`] returned. Under qemu-user a spawn can return before its
+/// copy has exec'd: glibc's `posix_spawn` relies on `CLONE_VFORK` to wait for the exec,
+/// and qemu-user runs that clone as a plain fork, which the parent does not wait for
+/// (`sysv`'s and `mapped`'s "nothing left" tests failed so in CI, on aarch64 too, after
+/// [`no_spawns`] was already held).
+static LAST_SPAWN: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// How long after a spawn returned its copy may still hold this process's descriptors
+/// under qemu-user: a generous bound on the emulated child's way from fork to `execve`.
+const SPAWN_SETTLES: Duration = Duration::from_millis(250);
+
 /// Runs `spawn` (a `Command::spawn`, `status` or `output`) while no test holds
 /// [`no_spawns`].
 pub fn spawning<T>(spawn: impl FnOnce() -> T) -> T {
     let _spawning = SPAWNS.read().unwrap_or_else(|e| e.into_inner());
-    spawn()
+    let result = spawn();
+    *LAST_SPAWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    result
 }
 
-/// Keeps the other tests of this binary from spawning (forking) until dropped.
+/// Keeps the other tests of this binary from spawning (forking) until dropped, once the
+/// copies of earlier spawns have surely exec'd ([`SPAWN_SETTLES`] after the last).
 pub fn no_spawns() -> std::sync::RwLockWriteGuard<'static, ()> {
-    SPAWNS.write().unwrap_or_else(|e| e.into_inner())
+    let quiet = SPAWNS.write().unwrap_or_else(|e| e.into_inner());
+    let last = *LAST_SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(settled) = last.map(|t| t + SPAWN_SETTLES) {
+        std::thread::sleep(settled.saturating_duration_since(Instant::now()));
+    }
+    quiet
 }
 
 impl ChildProc {
