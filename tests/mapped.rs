@@ -324,26 +324,20 @@ fn truncated_file_is_refused_under_the_lock() {
     let seg = MappedSegment::create_file(&path, 10_000).unwrap();
     seg.lock().unwrap().as_mut_slice().unwrap()[9_999] = 1;
     let header = seg.data_offset() as u64;
-    // A careless peer truncates the file to its header.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(header)
-        .unwrap();
+    // A careless peer truncates the file to its header. (Its descriptor is kept open: in the
+    // portable mode closing one would drop this process's record locks on the file.)
+    let peer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    peer.set_len(header).unwrap();
     let err = seg.lock().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
     // Opening it now is refused too (smaller than the header claims).
     let err = MappedSegment::open_file(&path).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
     // Restored, it works again.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(header + 10_000)
-        .unwrap();
+    peer.set_len(header + 10_000).unwrap();
     assert!(seg.lock().is_ok());
+    drop(seg);
+    drop(peer);
 }
 
 #[test]

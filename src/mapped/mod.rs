@@ -676,7 +676,8 @@ impl MappedSegment {
 
     #[cfg(qshm_mapped_unix)]
     /// Whether the backing file system keeps its pages in RAM only (tmpfs, ramfs,
-    /// hugetlbfs; memfds are).
+    /// hugetlbfs; memfds are). FreeBSD answers for tmpfs files only (its memfds are not on a
+    /// file system `fstatfs` describes); macOS has no RAM-backed file system: false.
     pub fn is_ram_backed(&self) -> bool {
         self.inner.is_ram_backed()
     }
@@ -757,9 +758,10 @@ impl AsFd for MappedSegment {
     ///
     /// On macOS, iOS and FreeBSD the segment's users and its lock's owners are told apart
     /// by record locks on the file, which the system drops when the process closes *any*
-    /// descriptor of it: a duplicate made of this one (as `QDBusUnixFileDescriptor` makes)
-    /// must stay open for as long as the process uses the segment, or another process may
-    /// take the process for gone (docs/mapped.md, "the record-lock protocol").
+    /// descriptor of it: a duplicate made of this one (as `QDBusUnixFileDescriptor` makes),
+    /// or the file opened again by other code (`std::fs`, `QFile`), must stay open for as
+    /// long as the process uses the segment, or another process may take the process for
+    /// gone (docs/mapped.md, "the record-lock protocol").
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.fd()
     }

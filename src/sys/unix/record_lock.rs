@@ -45,7 +45,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::sys::fork::my_pid;
 
@@ -105,22 +105,18 @@ impl Drop for Words {
     }
 }
 
-/// What [`LockedFile::open`]'s opener made of a path: the file, and an optional mapping.
-pub(crate) struct Opened {
-    pub(crate) file: File,
-    pub(crate) words: Option<Words>,
-}
-
 /// One process's open file (shared by all its handles of it).
 pub(crate) struct LockedFile {
-    /// The path it was opened at (`None`: a received descriptor whose name is unknown).
-    path: Option<PathBuf>,
+    /// The path it was opened (or is being created) at; `None`: a received descriptor whose
+    /// name is unknown (until it is opened by a path).
+    path: Mutex<Option<PathBuf>>,
     /// Closed in Drop under [`OPEN`]'s lock (see there).
     file: ManuallyDrop<File>,
     /// Further descriptors of the same file this process received: kept open until the
     /// last handle goes, since closing one would drop the process's locks on the file.
     more: Mutex<Vec<OwnedFd>>,
-    words: Option<Words>,
+    /// A mapping of its first words, made by the first handle that wants one (companions).
+    words: OnceLock<Words>,
     dev: u64,
     ino: u64,
     /// This process's part: the users' lock and the slot, each with the pid (the slot: the
@@ -179,50 +175,73 @@ fn find(open: &[Entry], dev: u64, ino: u64) -> Found {
 }
 
 impl LockedFile {
-    /// The file at `path`, opened with `open_new` (which gives `None` when the file it
-    /// opened was unlinked meanwhile: then it is looked up again) if this process has no
-    /// open one that the path names.
+    /// The file at `path`: this process's open one if the path names a file it has open,
+    /// else the one `open_new` opens there. A descriptor `open_new` opens of a file this
+    /// process has open after all (the path was replaced meanwhile) is kept with it, never
+    /// closed. The caller checks what it got (a refusal drops a new file, which then holds
+    /// no lock yet, or leaves the one open as it was).
     pub(crate) fn open(
         path: &Path,
-        mut open_new: impl FnMut(&Path) -> io::Result<Option<Opened>>,
+        open_new: impl FnOnce(&Path) -> io::Result<File>,
     ) -> io::Result<Arc<LockedFile>> {
-        loop {
-            let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-            if let Ok(named) = std::fs::symlink_metadata(path) {
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(named) = std::fs::symlink_metadata(path) {
+            loop {
                 match find(&open, named.dev(), named.ino()) {
-                    Found::Open(f) => return Ok(f),
+                    Found::Open(f) => {
+                        f.name(path);
+                        return Ok(f);
+                    }
                     Found::Closing => {
                         drop(open);
                         std::thread::yield_now();
-                        continue;
+                        open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
                     }
-                    Found::None => {}
+                    Found::None => break,
                 }
             }
-            let Some(opened) = open_new(path)? else {
-                // Removed by its last user between our open and our look: open the new one.
-                drop(open);
-                std::thread::yield_now();
-                continue;
-            };
-            let meta = opened.file.metadata()?;
-            if let Found::Open(_) | Found::Closing = find(&open, meta.dev(), meta.ino()) {
-                // The path was replaced between the look and the open by a file this
-                // process has open: closing the new descriptor would drop its locks. Keep
-                // it with the one open and look again.
-                drop(open);
-                let again = LockedFile::adopt(opened.file.into(), None)?;
-                drop(again);
-                continue;
-            }
-            return Ok(LockedFile::register(
-                &mut open,
-                Some(path),
-                opened.file,
-                opened.words,
-                &meta,
-            ));
         }
+        let file = open_new(path)?;
+        drop(open);
+        let f = LockedFile::adopt(file.into(), None)?;
+        f.name(path);
+        Ok(f)
+    }
+
+    /// Names the file `path` if it has no name yet and `path` names it.
+    fn name(&self, path: &Path) {
+        let mut name = self.path.lock().unwrap_or_else(|e| e.into_inner());
+        if name.is_none() && self.names_me(path) {
+            *name = Some(path.to_owned());
+        }
+    }
+
+    /// Whether `path` names this file.
+    fn names_me(&self, path: &Path) -> bool {
+        std::fs::symlink_metadata(path).is_ok_and(|m| self.is(&m))
+    }
+
+    /// Names the file `to` once it is linked there (a file being created under a temporary
+    /// name, counted among its users before it has its own).
+    pub(crate) fn linked_at(&self, to: &Path) {
+        *self.path.lock().unwrap_or_else(|e| e.into_inner()) = Some(to.to_owned());
+    }
+
+    /// Closes `fd`, or, when it is a descriptor of a file this process has open, keeps it
+    /// with that file (closing it would drop the process's record locks on the file).
+    pub(crate) fn release(fd: OwnedFd) {
+        let file = File::from(fd);
+        let Ok(meta) = file.metadata() else {
+            return; // not a file whose locks anyone holds
+        };
+        let open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Found::Open(f) = find(&open, meta.dev(), meta.ino()) {
+            f.more
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(file.into());
+        }
+        // Found::Closing: its last handle is closing it, dropping its locks anyway.
     }
 
     /// The open file `fd` refers to: this process's one if it has the file open already (and
@@ -239,6 +258,9 @@ impl LockedFile {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push(file.into());
+                    if let Some(path) = path {
+                        f.name(path);
+                    }
                     return Ok(f);
                 }
                 Found::Closing => {
@@ -246,28 +268,23 @@ impl LockedFile {
                     std::thread::yield_now();
                 }
                 Found::None => {
-                    let path = path.filter(|p| {
-                        std::fs::symlink_metadata(p)
-                            .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
-                    });
-                    return Ok(LockedFile::register(&mut open, path, file, None, &meta));
+                    let f = LockedFile::register(&mut open, file, &meta);
+                    drop(open);
+                    if let Some(path) = path {
+                        f.name(path);
+                    }
+                    return Ok(f);
                 }
             }
         }
     }
 
-    fn register(
-        open: &mut Vec<Entry>,
-        path: Option<&Path>,
-        file: File,
-        words: Option<Words>,
-        meta: &std::fs::Metadata,
-    ) -> Arc<LockedFile> {
+    fn register(open: &mut Vec<Entry>, file: File, meta: &std::fs::Metadata) -> Arc<LockedFile> {
         let f = Arc::new(LockedFile {
-            path: path.map(Path::to_owned),
+            path: Mutex::new(None),
             file: ManuallyDrop::new(file),
             more: Mutex::new(Vec::new()),
-            words,
+            words: OnceLock::new(),
             dev: meta.dev(),
             ino: meta.ino(),
             mine: Mutex::new(Mine::default()),
@@ -282,14 +299,19 @@ impl LockedFile {
         f
     }
 
-    /// The mapping its opener made, if any.
-    pub(crate) fn words(&self) -> Option<&Words> {
-        self.words.as_ref()
+    /// Its mapping of words, made by `map` the first time (another thread's, if it was
+    /// first). `map` gives `None` to refuse the file.
+    pub(crate) fn words(&self, map: impl FnOnce(&File) -> io::Result<Words>) -> io::Result<&Words> {
+        if let Some(w) = self.words.get() {
+            return Ok(w);
+        }
+        let words = map(&self.file)?;
+        Ok(self.words.get_or_init(|| words))
     }
 
     /// The path it was opened at, if known.
-    pub(crate) fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+    pub(crate) fn path(&self) -> Option<PathBuf> {
+        self.path.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The open file.
@@ -303,18 +325,19 @@ impl LockedFile {
 
     /// Whether the path still names this file (true when no path is known).
     pub(crate) fn still_named(&self) -> bool {
-        match &self.path {
-            Some(p) => std::fs::symlink_metadata(p).is_ok_and(|m| self.is(&m)),
+        match self.path() {
+            Some(p) => self.names_me(&p),
             None => true,
         }
     }
 
-    /// Removes the file at its path if the path still names it. Only a [`LastUser`]
-    /// (or its holder) should.
-    fn unlink(&self) -> io::Result<bool> {
-        match &self.path {
-            Some(p) if self.still_named() => std::fs::remove_file(p).map(|()| true),
-            _ => Ok(false),
+    /// Removes the file at `path` if `path` names it. Only a [`LastUser`] (or its holder)
+    /// should.
+    fn unlink_at(&self, path: &Path) -> io::Result<bool> {
+        if self.names_me(path) {
+            std::fs::remove_file(path).map(|()| true)
+        } else {
+            Ok(false)
         }
     }
 
@@ -517,6 +540,12 @@ impl LockedFile {
         self.slot_held_elsewhere((token & u64::from(SLOTS - 1)) as u32)
     }
 
+    /// Whether the system takes record locks on this file at all (FreeBSD's shared memory
+    /// objects, memfds among them, may refuse them).
+    pub(crate) fn takes_record_locks(&self) -> bool {
+        self.range(libc::F_GETLK, WRLCK, SLOT_BASE).is_ok()
+    }
+
     /// Whether another process holds slot `slot` (unknown: yes).
     pub(crate) fn slot_held_elsewhere(&self, slot: u32) -> bool {
         self.locked_elsewhere(SLOT_BASE + i64::from(slot % SLOTS))
@@ -550,16 +579,10 @@ impl AsRawFd for LockedFile {
 impl std::fmt::Debug for LockedFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LockedFile")
-            .field("path", &self.path)
+            .field("path", &self.path())
             .field("fd", &self.file.as_raw_fd())
             .finish()
     }
-}
-
-/// Takes a read lock on byte `at` of a file not registered yet (a new one, before it has a
-/// name: see [`LockedFile::join`]).
-pub(crate) fn read_lock(fd: &impl AsRawFd, at: i64) -> io::Result<()> {
-    range(fd.as_raw_fd(), libc::F_SETLK, RDLCK, at).map(drop)
 }
 
 /// `fcntl(fd, cmd, {kind, SEEK_SET, start, 1})`: the lock type and pid `F_GETLK` reports,
@@ -689,9 +712,14 @@ extern "C" fn count_forked_copies() {
 }
 
 fn count_in_child() {
-    let Ok(open) = OPEN.try_lock() else {
+    let Ok(mut open) = OPEN.try_lock() else {
         return;
     };
+    // A file another thread of the parent was closing at the fork (its last handle gone):
+    // that thread does not exist here, so its entry would be waited for in vain. Dropping
+    // the entry's weak reference frees nothing (the closing `Arc` holds one of its own until
+    // its drop ends, which it never does here), and `retain` allocates nothing.
+    open.retain(|e| e.file.strong_count() > 0);
     // SAFETY: getpid and getppid have no preconditions.
     let (parent, me) = unsafe { (libc::getppid() as u32, libc::getpid() as u32) };
     for entry in open.iter() {
@@ -715,7 +743,7 @@ impl Drop for LockedFile {
     /// Closes the file under [`OPEN`]'s lock and only then lets its entry go.
     fn drop(&mut self) {
         let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        self.words = None;
+        self.words.take();
         self.more
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
@@ -757,7 +785,15 @@ pub(crate) struct LastUser<'a> {
 impl LastUser<'_> {
     /// Removes the file at its path, if the path still names it; whether it did.
     pub(crate) fn remove_file(&self) -> io::Result<bool> {
-        self.file.unlink()
+        match self.file.path() {
+            Some(path) => self.file.unlink_at(&path),
+            None => Ok(false),
+        }
+    }
+
+    /// Removes the file at `path`, if `path` names it; whether it did.
+    pub(crate) fn remove_at(&self, path: &Path) -> io::Result<bool> {
+        self.file.unlink_at(path)
     }
 }
 

@@ -176,24 +176,26 @@ pub(crate) fn create_file(
             &label,
             op,
         )?;
-        // Users hold a shared flock (where record locks count them: a read lock on the users'
-        // byte) while attached; the last one can take it exclusively.
+        // Users hold a shared flock while attached; the last one can take it exclusively.
         #[cfg(not(qshm_posix_portable))]
         rustix::fs::flock(&fd, FlockOperation::LockShared)
             .map_err(|e| Ctx::label(op, &label).errno(e))?;
-        #[cfg(qshm_posix_portable)]
-        super::super::record_lock::read_lock(&fd, USERS)
-            .map_err(|e| Ctx::label(op, &label).io(&e))?;
         Ok(())
     })();
     if let Err(e) = prepared {
         cleanup_tmp(&tmp_name);
         return Err(e);
     }
+    let req = MapRequest::file(header_size, data_size, params, namespaces());
+    let backing = Backing::File {
+        path: path.to_path_buf(),
+        remove_on_last_detach,
+        opener: std::process::id(),
+    };
+    #[cfg(qshm_posix_portable)]
+    return create_counted(fd, tmp_name, path, backing, req, &label);
+    #[cfg(not(qshm_posix_portable))]
     let linked = match &tmp_name {
-        #[cfg(qshm_posix_portable)]
-        None => Ok(()),
-        #[cfg(not(qshm_posix_portable))]
         None => {
             crate::sys::portable::linux_only(crate::sys::portable::LinuxOnly::Proc);
             let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
@@ -210,57 +212,79 @@ pub(crate) fn create_file(
             r
         }
     };
-    if let Err(e) = linked {
-        return Err(Ctx::label(op, &label).errno(e));
-    }
-    let req = MapRequest::file(header_size, data_size, params, namespaces());
-    let backing = Backing::File {
-        path: path.to_path_buf(),
-        remove_on_last_detach,
-        opener: std::process::id(),
-    };
     #[cfg(not(qshm_posix_portable))]
-    let made = {
+    {
+        if let Err(e) = linked {
+            return Err(Ctx::label(op, &label).errno(e));
+        }
         let fd = if remove_on_last_detach {
             described_at(fd, path)
         } else {
             fd
         };
-        map_fd(fd, backing, req, op, &label)
-    };
-    #[cfg(qshm_posix_portable)]
-    let made = (|| {
-        // Its users' read lock is held already (above): joining counts it.
-        let file = LockedFile::adopt(fd, Some(path)).map_err(|e| Ctx::label(op, &label).io(&e))?;
-        joined(file, op, &label, |file| {
-            map_fd(file, backing, req, op, &label)
+        map_fd(fd, backing, req, op, &label).inspect_err(|_| {
+            let _ = rustix::fs::unlink(path);
         })
-    })();
-    made.inspect_err(|_| {
-        let _ = rustix::fs::unlink(path);
-    })
+    }
 }
 
-/// Counts this process among `file`'s users for the segment `map` makes of it (which
-/// leaves at its close); a file removed meanwhile is `NotFound`.
+/// The end of `create_file` where record locks count users: the new file, still under its
+/// temporary name, joins this process's open files and counts this process among its users
+/// *before* it is linked at `path`, so that no removal, by another process or another
+/// thread of this one, finds it unused there; then it is linked, and mapped.
 #[cfg(qshm_posix_portable)]
-fn joined(
+fn create_counted(
+    fd: OwnedFd,
+    tmp: Option<PathBuf>,
+    path: &Path,
+    backing: Backing,
+    req: MapRequest,
+    label: &str,
+) -> Result<MappedInner> {
+    let op = Operation::Create;
+    let Some(tmp) = tmp else {
+        return Err(Error::new(ErrorKind::Unknown, op, label)
+            .with_detail("no temporary name to create the file under"));
+    };
+    let counted = LockedFile::adopt(fd, Some(&tmp)).and_then(|file| match file.join(USERS)? {
+        true => Ok(file),
+        false => Err(std::io::ErrorKind::NotFound.into()),
+    });
+    let linked = counted.and_then(|file| match rustix::fs::link(&tmp, path) {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            drop(file.leave()); // nobody else knows the temporary name
+            Err(e.into())
+        }
+    });
+    let _ = rustix::fs::unlink(&tmp);
+    let file = linked.map_err(|e| Ctx::label(op, label).io(&e))?;
+    file.linked_at(path);
+    map_joined(file, path, backing, req, op, label)
+}
+
+/// Maps `file`, which this process joined as a user, for `backing`; the segment leaves at
+/// its close. When mapping fails, this process leaves at once, and a last user removes a
+/// file flagged remove-on-last-detach, as a detach would.
+#[cfg(qshm_posix_portable)]
+pub(super) fn map_joined(
     file: SegFd,
+    path: &Path,
+    backing: Backing,
+    req: MapRequest,
     op: Operation,
     label: &str,
-    map: impl FnOnce(SegFd) -> Result<MappedInner>,
 ) -> Result<MappedInner> {
-    if !file.join(USERS).map_err(|e| Ctx::label(op, label).io(&e))? {
-        return Err(Error::new(ErrorKind::NotFound, op, label)
-            .with_detail("the file was removed by its last user meanwhile"));
-    }
-    match map(file.clone()) {
+    let remove = backing.removes_at().is_some();
+    match map_fd(file.clone(), backing, req, op, label) {
         Ok(mut m) => {
             m.joined = true;
             Ok(m)
         }
         Err(e) => {
-            drop(file.leave());
+            if let Some(last) = file.leave().filter(|_| remove) {
+                let _ = last.remove_at(path);
+            }
             Err(e)
         }
     }
@@ -323,10 +347,7 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
             let opened = LockedFile::open(path, |path| {
                 let fd = rustix::fs::open(path, flags, Mode::empty())
                     .inspect_err(|&e| failed = Some(e))?;
-                Ok(Some(super::super::record_lock::Opened {
-                    file: fd.into(),
-                    words: None,
-                }))
+                Ok(fd.into())
             });
             match (opened, failed) {
                 (Ok(file), _) => file,
@@ -381,10 +402,15 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
         #[cfg(not(qshm_posix_portable))]
         return map_fd(fd, backing, req, op, &label);
         #[cfg(qshm_posix_portable)]
-        match joined(fd, op, &label, |fd| map_fd(fd, backing, req, op, &label)) {
+        match fd.join(USERS) {
+            Ok(true) => return map_joined(fd, path, backing, req, op, &label),
             // Removed by its last user since we looked: look again.
-            Err(e) if e.kind() == ErrorKind::NotFound && Instant::now() < deadline => continue,
-            other => return other,
+            Ok(false) if Instant::now() < deadline => continue,
+            Ok(false) => {
+                return Err(Error::new(ErrorKind::NotFound, op, label.as_str())
+                    .with_detail("the file was removed"))
+            }
+            Err(e) => return Err(Ctx::label(op, &label).io(&e)),
         }
     }
 }
@@ -397,16 +423,12 @@ pub(crate) fn remove_file(path: &Path) -> Result<bool> {
     let flags = OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
     #[cfg(not(qshm_posix_portable))]
     let fd = rustix::fs::open(path, OFlags::RDONLY | flags, Mode::empty());
-    // The process's one open file of it (read-write when allowed, so that an attach of this
-    // process that meets it can map it).
+    // The process's one open file of it.
+    #[cfg(qshm_posix_portable)]
+    // Read-write: the users' write lock that tells the last user needs write access.
     #[cfg(qshm_posix_portable)]
     let fd = LockedFile::open(path, |path| {
-        let fd = rustix::fs::open(path, OFlags::RDWR | flags, Mode::empty())
-            .or_else(|_| rustix::fs::open(path, OFlags::RDONLY | flags, Mode::empty()))?;
-        Ok(Some(super::super::record_lock::Opened {
-            file: fd.into(),
-            words: None,
-        }))
+        Ok(rustix::fs::open(path, OFlags::RDWR | flags, Mode::empty())?.into())
     })
     .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO));
     let fd = match fd {
@@ -427,7 +449,7 @@ pub(crate) fn remove_file(path: &Path) -> Result<bool> {
     };
     #[cfg(qshm_posix_portable)]
     let removed = match fd.no_users(USERS) {
-        Some(last) => last.remove_file().map_err(|e| ctx.io(&e)),
+        Some(last) => last.remove_at(path).map_err(|e| ctx.io(&e)),
         None => Ok(false),
     };
     #[cfg(qshm_posix_portable)]

@@ -3,8 +3,8 @@
 
 use super::*;
 
-/// `MSG_NOSIGNAL` where there is one (Apple platforms have none: a write to a closed
-/// socket raises SIGPIPE there, which Rust programs ignore by default).
+/// `MSG_NOSIGNAL` where there is one (Apple platforms have none: `send_fd` sets
+/// `SO_NOSIGPIPE` on the socket there).
 #[cfg(not(qshm_apple))]
 const NO_SIGPIPE: SendFlags = SendFlags::NOSIGNAL;
 #[cfg(qshm_apple)]
@@ -27,6 +27,9 @@ pub(crate) fn send_fd(
     label: &str,
 ) -> Result<()> {
     let op = Operation::Send;
+    // Apple platforms have no MSG_NOSIGNAL: the socket itself is told not to raise SIGPIPE.
+    #[cfg(qshm_apple)]
+    let _ = rustix::net::sockopt::set_socket_nosigpipe(stream, true);
     let mut msg = [0u8; WIRE_LEN];
     msg[..8].copy_from_slice(&MAGIC);
     msg[8..].copy_from_slice(&(data_size as u64).to_le_bytes());
@@ -54,6 +57,20 @@ pub(crate) fn send_fd(
     Ok(())
 }
 
+/// Descriptors received with a message. Those left when it is refused are closed, or, where
+/// record locks count users, kept with the file of this process they refer to, if any
+/// (closing one would drop the process's locks on it: `record_lock::LockedFile::release`).
+struct Received(Vec<OwnedFd>);
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        #[cfg(qshm_posix_portable)]
+        for fd in self.0.drain(..) {
+            LockedFile::release(fd);
+        }
+    }
+}
+
 /// Receives one descriptor sent by `send_fd`; returns it with the announced data size.
 pub(crate) fn recv_fd(stream: &UnixStream) -> Result<(OwnedFd, u64)> {
     let op = Operation::Receive;
@@ -72,16 +89,16 @@ pub(crate) fn recv_fd(stream: &UnixStream) -> Result<(OwnedFd, u64)> {
             other => break other.map_err(|e| Ctx::label(op, label).errno(e))?,
         }
     };
-    let mut fds: Vec<OwnedFd> = Vec::new();
+    let mut fds = Received(Vec::new());
     for m in control.drain() {
         if let RecvAncillaryMessage::ScmRights(rights) = m {
-            fds.extend(rights);
+            fds.0.extend(rights);
         }
     }
     if cfg!(qshm_apple) {
         // No MSG_CMSG_CLOEXEC there: made close-on-exec now (a program that another
         // thread execs meanwhile inherits it).
-        for fd in &fds {
+        for fd in &fds.0 {
             let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
         }
     }
@@ -112,16 +129,19 @@ pub(crate) fn recv_fd(stream: &UnixStream) -> Result<(OwnedFd, u64)> {
         return Err(Error::new(ErrorKind::KeyError, op, label)
             .with_detail("the message is not a qshm segment hand-over"));
     }
-    if fds.len() != 1 {
+    if fds.0.len() != 1 {
         return Err(
             Error::new(ErrorKind::KeyError, op, label).with_detail(format!(
                 "expected one descriptor with the message, got {}",
-                fds.len()
+                fds.0.len()
             )),
         );
     }
     let size = u64::from_le_bytes(msg[8..].try_into().expect("8 bytes"));
-    Ok((fds.pop().expect("one fd"), size))
+    let Some(fd) = fds.0.pop() else {
+        return Err(Error::new(ErrorKind::KeyError, op, label).with_detail("no descriptor"));
+    };
+    Ok((fd, size))
 }
 
 /// Arranges for `fd` to be inherited by the child `cmd` spawns, and names it there in the

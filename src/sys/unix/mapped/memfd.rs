@@ -164,30 +164,17 @@ fn map_received(
     op: Operation,
     label: &str,
 ) -> Result<MappedInner> {
-    let joined = match &mut backing {
-        Backing::Fd {
-            remove_at: remove_at @ Some(_),
-        } => {
-            let joined = fd.join(USERS).map_err(|e| Ctx::label(op, label).io(&e))?;
-            if !joined {
-                *remove_at = None; // removed meanwhile: nothing to take part in
-            }
-            joined
-        }
-        _ => false,
+    let Some(path) = backing.removes_at().map(Path::to_owned) else {
+        return map_fd(fd, backing, req, op, label);
     };
-    match map_fd(fd.clone(), backing, req, op, label) {
-        Ok(mut m) => {
-            m.joined = joined;
-            Ok(m)
-        }
-        Err(e) => {
-            if joined {
-                drop(fd.leave());
-            }
-            Err(e)
-        }
+    if fd.join(USERS).map_err(|e| Ctx::label(op, label).io(&e))? {
+        return super::file::map_joined(fd, &path, backing, req, op, label);
     }
+    // Removed meanwhile: nothing to take part in.
+    if let Backing::Fd { remove_at } = &mut backing {
+        *remove_at = None;
+    }
+    map_fd(fd, backing, req, op, label)
 }
 
 /// For a received file flagged remove-on-last-detach: the path its sender named, which
@@ -197,7 +184,7 @@ fn take_part_in_removal(fd: &SegFd, _private: bool, flags: u32) -> Option<PathBu
     if flags & FLAG_REMOVE_ON_LAST_DETACH == 0 {
         return None;
     }
-    fd.path().map(Path::to_owned)
+    fd.path()
 }
 
 #[cfg(not(qshm_posix_portable))]

@@ -131,6 +131,25 @@ pub(crate) enum Backing {
     },
 }
 
+impl Backing {
+    /// The path a last user removes the file at: a file flagged remove-on-last-detach (for
+    /// a received one, where this process takes part in removing it).
+    #[cfg_attr(not(qshm_posix_portable), allow(dead_code))] // found through /proc on Linux
+    pub(crate) fn removes_at(&self) -> Option<&Path> {
+        match self {
+            Backing::File {
+                path,
+                remove_on_last_detach: true,
+                ..
+            }
+            | Backing::Fd {
+                remove_at: Some(path),
+            } => Some(path),
+            _ => None,
+        }
+    }
+}
+
 /// What the options of `qshm::mapped` ask for, as the backend needs it.
 #[derive(Clone, Debug)]
 pub(crate) struct OpenParams {
@@ -276,6 +295,14 @@ fn map_fd(
     let map_len = req.header_size + req.data_size;
     #[cfg(not(qshm_posix_portable))]
     let forks_before = crate::sys::fork::forks_started();
+    #[cfg(qshm_posix_portable)]
+    if !req.immutable && !fd.takes_record_locks() {
+        return Err(Error::new(ErrorKind::Unsupported, op, label).with_detail(
+            "the system takes no record locks on this descriptor (a shared memory \
+                 object, as FreeBSD's memfds are?), so its lock's holders could not be told \
+                 alive or dead: use a file segment",
+        ));
+    }
     let prot = if req.immutable {
         ProtFlags::READ
     } else {
@@ -456,17 +483,10 @@ impl MappedInner {
     /// The path a child handed this segment should take part in removing, named to it where
     /// it has no `/proc` to find it (`pass_to_child`): a file flagged remove-on-last-detach.
     pub(crate) fn removal_path(&self) -> Option<&Path> {
-        match &self.backing {
-            #[cfg(qshm_posix_portable)]
-            Backing::File {
-                path,
-                remove_on_last_detach: true,
-                ..
-            }
-            | Backing::Fd {
-                remove_at: Some(path),
-            } => Some(path),
-            _ => None,
+        if cfg!(qshm_posix_portable) {
+            self.backing.removes_at()
+        } else {
+            None
         }
     }
 

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::record_lock::{LockedFile, SLOTS, TOKEN_FLAG};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::sys::word_lock::{Owners, TID_MASK, TOKEN};
 
 /// The process's threads, numbered from 1 as they first take a lock.
@@ -74,15 +74,16 @@ impl RecordOwners {
 }
 
 impl Owners for RecordOwners {
-    /// `TOKEN | slot << 32 | n`, or `n` alone when the kernel gave no slot.
+    /// `TOKEN | slot << 32 | n`. Without a slot (the kernel refused the record lock) there
+    /// is no identity that other processes could judge, nor one unique among them: the lock
+    /// is refused rather than taken under a name another process might share.
     #[inline]
     fn me(&self) -> Result<u64> {
         let high = self.file.token() & 0xffff_ffff;
-        Ok(if high & TOKEN_FLAG == 0 {
-            thread_number()
-        } else {
-            high << 32 | thread_number()
-        })
+        if high & TOKEN_FLAG == 0 {
+            return Err(no_slot());
+        }
+        Ok(high << 32 | thread_number())
     }
 
     fn owner_is_dead(&self, word: u64) -> bool {
@@ -113,4 +114,12 @@ impl Owners for RecordOwners {
     fn wake_one(&self, word: &AtomicU64) -> Result<()> {
         crate::sys::wait_word::wake(crate::sys::word_lock::low_half(word), 1)
     }
+}
+
+#[cold]
+fn no_slot() -> Error {
+    Error::new(ErrorKind::LockError, Operation::Lock, String::new()).with_detail(
+        "the system refused this process a record lock on the segment file (its liveness \
+         slot), without which no other process could tell whether it is alive",
+    )
 }

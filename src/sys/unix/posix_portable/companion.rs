@@ -39,7 +39,7 @@ use std::sync::Arc;
 use rustix::mm::{MapFlags, ProtFlags};
 
 pub(super) use super::super::record_lock::LastUser;
-use super::super::record_lock::{LockedFile, Opened, Waiting, Words};
+use super::super::record_lock::{LockedFile, Waiting, Words};
 
 /// The companion's length: the three words and room to grow.
 const LEN: usize = 64;
@@ -133,16 +133,22 @@ impl Companion {
     /// open one that the path still names.
     /// With `mode` `None`, an absent companion is `NotFound` and none is created.
     pub(super) fn open(path: &Path, mode: Option<u32>) -> io::Result<Arc<Companion>> {
-        let file = LockedFile::open(path, |path| open_new(path, mode))?;
-        let words = file.words().filter(|w| w.get(LEN / 8 - 1).is_some());
-        let Some(words) = words.map(Words::ptr) else {
-            // A file of this process's other kind (a mapped segment) at a companion's name.
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("refusing {}: not a qshm companion file", path.display()),
-            ));
-        };
-        Ok(Arc::new(Companion { file, words }))
+        for _ in 0..100 {
+            let file = LockedFile::open(path, |path| open_or_create(path, mode))?;
+            // Checked, sized and mapped by the first handle of this process that opens it.
+            match file.words(|file| map_words(file, path)) {
+                Ok(words) => {
+                    let words = words.ptr();
+                    return Ok(Arc::new(Companion { file, words }));
+                }
+                // Removed by its last user between our open and our look: open the new one.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => std::thread::yield_now(),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other(
+            "the companion file kept appearing and vanishing",
+        ))
     }
 
     /// Gives the file the permission bits of `mode` if this process owns it and they
@@ -224,15 +230,15 @@ impl Companion {
     }
 }
 
-/// Opens (or creates, with `mode`) the companion at `path` and maps its words; `None` when
-/// the file opened was unlinked meanwhile (by a last user).
+/// Checks the companion just opened and maps its words; `NotFound` when the file was
+/// unlinked meanwhile (by a last user).
 ///
 /// Refuses what no qshm process makes, before changing anything in it: a file with other
 /// links (a hard link to someone's file planted at the name in a shared temporary
 /// directory, which FreeBSD allows by default), or of another size than none (being made)
-/// or [`LEN`].
-fn open_new(path: &Path, mode: Option<u32>) -> io::Result<Option<Opened>> {
-    let file = open_or_create(path, mode)?;
+/// or [`LEN`]. A refused file is dropped by the caller, closed unless it is one this process
+/// has open (`LockedFile::open`): no record lock is lost.
+fn map_words(file: &File, path: &Path) -> io::Result<Words> {
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Err(io::Error::from_raw_os_error(libc::ENODEV));
@@ -244,7 +250,7 @@ fn open_new(path: &Path, mode: Option<u32>) -> io::Result<Option<Opened>> {
         )
     };
     match meta.nlink() {
-        0 => return Ok(None),
+        0 => return Err(io::ErrorKind::NotFound.into()),
         1 => {}
         n => {
             return Err(refuse(format!(
@@ -271,7 +277,7 @@ fn open_new(path: &Path, mode: Option<u32>) -> io::Result<Option<Opened>> {
             LEN,
             ProtFlags::READ | ProtFlags::WRITE,
             MapFlags::SHARED,
-            &file,
+            file,
             0,
         )
     }?;
@@ -281,11 +287,7 @@ fn open_new(path: &Path, mode: Option<u32>) -> io::Result<Option<Opened>> {
     let words = unsafe { Words::new(ptr, LEN) };
     let magic = words.get(0).expect("LEN holds the magic word");
     match magic.compare_exchange(0, MAGIC, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) | Err(MAGIC) => {}
-        Err(_) => return Err(refuse("not a qshm companion file".to_string())),
+        Ok(_) | Err(MAGIC) => Ok(words),
+        Err(_) => Err(refuse("not a qshm companion file".to_string())),
     }
-    Ok(Some(Opened {
-        file,
-        words: Some(words),
-    }))
 }
