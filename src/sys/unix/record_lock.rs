@@ -235,13 +235,21 @@ impl LockedFile {
             return; // not a file whose locks anyone holds
         };
         let open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        if let Found::Open(f) = find(&open, meta.dev(), meta.ino()) {
-            f.more
+        let found = find(&open, meta.dev(), meta.ino());
+        match &found {
+            Found::Open(f) => f
+                .more
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(file.into());
+                .push(file.into()),
+            // Closed under the registry's lock: no thread can register the file and take
+            // locks on it meanwhile. (Found::Closing: its last handle is closing it,
+            // dropping its locks anyway.)
+            Found::Closing | Found::None => drop(file),
         }
-        // Found::Closing: its last handle is closing it, dropping its locks anyway.
+        drop(open);
+        // Last: should it be the last reference, its Drop takes the registry's lock.
+        drop(found);
     }
 
     /// The open file `fd` refers to: this process's one if it has the file open already (and
@@ -300,7 +308,7 @@ impl LockedFile {
     }
 
     /// Its mapping of words, made by `map` the first time (another thread's, if it was
-    /// first). `map` gives `None` to refuse the file.
+    /// first); an error of `map` refuses the file.
     pub(crate) fn words(&self, map: impl FnOnce(&File) -> io::Result<Words>) -> io::Result<&Words> {
         if let Some(w) = self.words.get() {
             return Ok(w);
@@ -498,6 +506,19 @@ impl LockedFile {
     #[inline]
     pub(crate) fn token_generation(&self) -> u32 {
         self.token_generation.load(Ordering::Acquire)
+    }
+
+    /// This process's token after trying once more for a slot, if it has none (the kernel
+    /// may have refused one for a passing reason): for a caller that cannot do without.
+    #[cold]
+    pub(crate) fn retry_slot(&self) -> u64 {
+        {
+            let mut mine = self.mine();
+            if mine.slot == 0 {
+                mine.slot_generation = 0;
+            }
+        }
+        self.take_token(0)
     }
 
     /// [`token`](Self::token), taking a slot other than `avoid`'s (a token in a record that

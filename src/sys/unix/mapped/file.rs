@@ -260,22 +260,26 @@ fn create_counted(
     let _ = rustix::fs::unlink(&tmp);
     let file = linked.map_err(|e| Ctx::label(op, label).io(&e))?;
     file.linked_at(path);
-    map_joined(file, path, backing, req, op, label)
+    // A file this call made goes again if it cannot be mapped (unless someone else has
+    // attached it meanwhile: the removal is a last user's).
+    map_joined(file, path, true, backing, req, op, label)
 }
 
 /// Maps `file`, which this process joined as a user, for `backing`; the segment leaves at
-/// its close. When mapping fails, this process leaves at once, and a last user removes a
-/// file flagged remove-on-last-detach, as a detach would.
+/// its close. When mapping fails, this process leaves at once, and a last user removes the
+/// file at `path` when `made` (this call's caller made it) or when it is flagged
+/// remove-on-last-detach, as a detach would.
 #[cfg(qshm_posix_portable)]
 pub(super) fn map_joined(
     file: SegFd,
     path: &Path,
+    made: bool,
     backing: Backing,
     req: MapRequest,
     op: Operation,
     label: &str,
 ) -> Result<MappedInner> {
-    let remove = backing.removes_at().is_some();
+    let remove = made || backing.removes_at().is_some();
     match map_fd(file.clone(), backing, req, op, label) {
         Ok(mut m) => {
             m.joined = true;
@@ -403,7 +407,7 @@ pub(crate) fn open_file(path: &Path, params: &OpenParams) -> Result<MappedInner>
         return map_fd(fd, backing, req, op, &label);
         #[cfg(qshm_posix_portable)]
         match fd.join(USERS) {
-            Ok(true) => return map_joined(fd, path, backing, req, op, &label),
+            Ok(true) => return map_joined(fd, path, false, backing, req, op, &label),
             // Removed by its last user since we looked: look again.
             Ok(false) if Instant::now() < deadline => continue,
             Ok(false) => {

@@ -168,7 +168,7 @@ fn map_received(
         return map_fd(fd, backing, req, op, label);
     };
     if fd.join(USERS).map_err(|e| Ctx::label(op, label).io(&e))? {
-        return super::file::map_joined(fd, &path, backing, req, op, label);
+        return super::file::map_joined(fd, &path, false, backing, req, op, label);
     }
     // Removed meanwhile: nothing to take part in.
     if let Backing::Fd { remove_at } = &mut backing {

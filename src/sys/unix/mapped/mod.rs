@@ -689,16 +689,9 @@ impl MappedInner {
         if !std::mem::take(&mut self.joined) {
             return Ok(false);
         }
-        let remove = matches!(
-            self.backing,
-            Backing::File {
-                remove_on_last_detach: true,
-                ..
-            } | Backing::Fd { remove_at: Some(_) }
-        );
-        match self.fd.leave() {
-            Some(last) if remove => last
-                .remove_file()
+        match (self.fd.leave(), self.backing.removes_at()) {
+            (Some(last), Some(path)) => last
+                .remove_at(path)
                 .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO)),
             _ => Ok(false),
         }

@@ -79,9 +79,12 @@ impl Owners for RecordOwners {
     /// is refused rather than taken under a name another process might share.
     #[inline]
     fn me(&self) -> Result<u64> {
-        let high = self.file.token() & 0xffff_ffff;
+        let mut high = self.file.token() & 0xffff_ffff;
         if high & TOKEN_FLAG == 0 {
-            return Err(no_slot());
+            high = self.file.retry_slot() & 0xffff_ffff;
+            if high & TOKEN_FLAG == 0 {
+                return Err(no_slot());
+            }
         }
         Ok(high << 32 | thread_number())
     }

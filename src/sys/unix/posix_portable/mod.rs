@@ -136,9 +136,12 @@ fn companion(
             Some(_) => ctx
                 .io(&e)
                 .with_detail(format!("its companion file {}", path.display())),
-            // A file at the companion's name that no qshm process made (`open_new`): `e`
+            // A file at the companion's name that no qshm process made (`map_words`): `e`
             // says why it is refused.
-            None => ctx.kind(ErrorKind::PermissionDenied, e.to_string()),
+            None if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                ctx.kind(ErrorKind::PermissionDenied, e.to_string())
+            }
+            None => ctx.kind(ErrorKind::Unknown, e.to_string()),
         })?;
         if !join || c.join().map_err(|e| ctx.io(&e))? {
             return Ok(c);
