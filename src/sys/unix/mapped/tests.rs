@@ -71,6 +71,11 @@ fn header_validation() {
         validate_header(&bad, 8192).unwrap_err().0,
         ErrorKind::KeyError
     );
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "statfs")]
+fn ram_backed_file_systems_are_recognised() {
     if let Ok(st) = rustix::fs::statfs("/dev/shm") {
         assert!(is_ram_fs(&st), "/dev/shm: {}", fs_name(&st));
     }
