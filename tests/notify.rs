@@ -163,6 +163,7 @@ fn system_v_and_posix_thousand_rounds_across_processes() {
         let (key, shm, _c) = shm_segment("notify-shm", t);
         let _cc = CompanionCleanup(companion_path(&key));
         ping_pong(&key.to_string(), &[]);
+        let _quiet = util::no_spawns(); // the drop below must be the last detach
         drop(shm);
         assert!(
             !companion_path(&key).exists(),
@@ -261,6 +262,7 @@ fn a_qt_writer_that_does_not_notify_leaves_a_waiter_timing_out() {
         let mut child = ChildProc::spawn("notify-after", &[&key.to_string(), "50"]);
         n.wait(seen, Some(Duration::from_secs(20))).unwrap();
         assert!(child.wait(T).success());
+        let _quiet = util::no_spawns(); // the removals below must find no forked copy
         shm.detach().unwrap();
         qt.cmd("detach").expect_ok("detach");
         // Qt detached last: the companion stays. Qt's POSIX backend leaves the segment
@@ -315,6 +317,9 @@ fn the_companion_goes_with_the_segment() {
         assert!(!path.exists(), "{t:?}: no notifier asked, no companion");
         let mut b = SharedMemory::with_native_key(key.clone());
         b.attach(AccessMode::ReadOnly).unwrap();
+        // The last detach below must be the last: no sibling test's fork may hold a copy of
+        // the attachment meanwhile (under qemu-user it did, on armv7 in CI; `no_spawns`).
+        let _quiet = util::no_spawns();
         let n = b.notifier().unwrap();
         assert!(path.exists(), "{t:?}");
         a.detach().unwrap();
