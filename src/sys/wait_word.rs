@@ -18,10 +18,13 @@
 //! `notify.rs`); this module never misses a wake-up on its own: `wait` returns at once if
 //! the word no longer holds `expected`, atomically with going to sleep.
 
-use std::sync::atomic::AtomicU32;
+#[cfg(not(any(all(qshm_linux, not(qshm_portable)), qshm_freebsd)))]
+use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::sys::word_lock::low_half;
 
 /// How a [`wait`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,20 +97,29 @@ mod poll {
 
     pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<Woke> {
         crate::sys::portable::hit(crate::sys::portable::Fallback::WaitWord);
+        Ok(wait_until(
+            || word.load(Ordering::Acquire) != expected,
+            timeout,
+        ))
+    }
+
+    /// Polls `changed` with the backoff until it says yes (`Early`), `timeout` passes
+    /// (`TimedOut`) or [`CALL`] has been spent (`Early`).
+    pub(crate) fn wait_until(changed: impl Fn() -> bool, timeout: Option<Duration>) -> Woke {
         let timeout = timeout.unwrap_or(Duration::MAX);
         let start = Instant::now();
         let mut pause = FIRST;
         loop {
-            if word.load(Ordering::Acquire) != expected {
-                return Ok(Woke::Early);
+            if changed() {
+                return Woke::Early;
             }
             let spent = start.elapsed();
             let left = timeout.saturating_sub(spent);
             if left.is_zero() {
-                return Ok(Woke::TimedOut);
+                return Woke::TimedOut;
             }
             if spent >= CALL {
-                return Ok(Woke::Early);
+                return Woke::Early;
             }
             std::thread::sleep(pause.min(left));
             pause = (pause * 2).min(MOST);
@@ -345,6 +357,30 @@ pub(crate) fn wake(word: &AtomicU32, count: u32) -> Result<()> {
     imp::wake(word, count)
 }
 
+/// [`wait`] for a 64-bit word that others change with 64-bit atomics (a lock word): the
+/// kernel sleeps on its low half ([`low_half`]); a poll reads the whole word, so that Rust
+/// code never reads the half with a 32-bit access while another thread writes the word with
+/// a 64-bit one (racing mixed-size atomic accesses are undefined behaviour in Rust's memory
+/// model). Only a change of the low half is certain to end a sleep in the kernel.
+#[allow(dead_code)] // the mapped lock's, off Linux
+pub(crate) fn wait_u64(word: &AtomicU64, expected: u64, timeout: Option<Duration>) -> Result<Woke> {
+    #[cfg(not(any(all(qshm_linux, not(qshm_portable)), qshm_freebsd)))]
+    if !sleeps_in_kernel() {
+        crate::sys::portable::hit(crate::sys::portable::Fallback::WaitWord);
+        return Ok(poll::wait_until(
+            || word.load(Ordering::Acquire) != expected,
+            timeout,
+        ));
+    }
+    imp::wait(low_half(word), expected as u32, timeout)
+}
+
+/// Wakes up to `count` sleepers of the 64-bit `word` (see [`wait_u64`]).
+#[allow(dead_code)] // the mapped lock's, off Linux
+pub(crate) fn wake_u64(word: &AtomicU64, count: u32) -> Result<()> {
+    imp::wake(low_half(word), count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +425,33 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         w.store(1, Ordering::Release);
         wake(&w, u32::MAX).unwrap();
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn a_lock_word_changed_by_a_64_bit_swap_ends_the_wait() {
+        const HELD: u64 = 7 << 32 | 2;
+        assert_eq!(
+            wait_u64(
+                &AtomicU64::new(HELD),
+                HELD - 1,
+                Some(Duration::from_secs(5))
+            )
+            .unwrap(),
+            Woke::Early
+        );
+        let w = Arc::new(AtomicU64::new(HELD));
+        let w2 = Arc::clone(&w);
+        let t = std::thread::spawn(move || {
+            while w2.load(Ordering::Acquire) == HELD {
+                wait_u64(&w2, HELD, Some(Duration::from_secs(10))).unwrap();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        // What the lock does: a 64-bit compare-and-swap (here freeing it), then a wake.
+        w.compare_exchange(HELD, 0, Ordering::AcqRel, Ordering::Acquire)
+            .unwrap();
+        wake_u64(&w, 1).unwrap();
         t.join().unwrap();
     }
 }

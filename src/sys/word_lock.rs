@@ -69,8 +69,9 @@ pub(crate) fn low_half(word: &AtomicU64) -> &AtomicU32 {
     let offset = if cfg!(target_endian = "big") { 4 } else { 0 };
     // SAFETY: the low half of an aligned u64 is an aligned u32 that lives as long as `word`.
     // Rust code never accesses it through this reference: it is only handed to the system
-    // call that sleeps on it (or read by a poll of it), which reads it atomically; all Rust
-    // writes use the 64-bit atomic.
+    // calls that sleep on it and wake its sleepers, which read it atomically (a poll reads
+    // the whole word instead: `wait_word::wait_u64`); all Rust accesses use the 64-bit
+    // atomic.
     unsafe { &*base.add(offset).cast::<AtomicU32>() }
 }
 

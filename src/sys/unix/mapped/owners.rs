@@ -22,8 +22,8 @@
 //! A waiter sleeps on the low half of the lock word (`sys/wait_word.rs`): with
 //! `os_sync_wait_on_address` on macOS 14.4 and later, `_umtx_op` on FreeBSD (both built
 //! only here), and an unlock that clears WAITERS wakes one; elsewhere (older macOS, Linux's
-//! portable-Unix test mode) it polls the word, within the lock's bounded naps (1 to 16 ms),
-//! which wake it for its liveness checks.
+//! portable-Unix test mode) it polls the whole 64-bit word (`wait_word::wait_u64`), within
+//! the lock's bounded naps (1 to 16 ms), which wake it for its liveness checks.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -106,16 +106,12 @@ impl Owners for RecordOwners {
         if !crate::sys::wait_word::sleeps_in_kernel() {
             crate::sys::portable::hit(crate::sys::portable::Fallback::MappedLock);
         }
-        let woke = crate::sys::wait_word::wait(
-            crate::sys::word_lock::low_half(word),
-            expected as u32,
-            Some(timeout),
-        )?;
+        let woke = crate::sys::wait_word::wait_u64(word, expected, Some(timeout))?;
         Ok(woke == crate::sys::wait_word::Woke::TimedOut)
     }
 
     fn wake_one(&self, word: &AtomicU64) -> Result<()> {
-        crate::sys::wait_word::wake(crate::sys::word_lock::low_half(word), 1)
+        crate::sys::wait_word::wake_u64(word, 1)
     }
 }
 
