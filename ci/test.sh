@@ -6,8 +6,8 @@
 # include/qshm.h in every C and C++ dialect (ci/header.sh), runs every test of the
 # workspace and every example (ci/examples.sh), builds the Python package and runs its
 # tests (ci/python.sh), runs the library's suites on every other
-# Linux target (ci/cross.sh), and fails if the run left any IPC object behind. Prints each
-# stage's time.
+# Linux target (ci/cross.sh) and the Python package's on aarch64 (ci/python-cross.sh), and
+# fails if the run left any IPC object behind. Prints each stage's time.
 #
 #   ci/test.sh                 # everything
 #   ci/test.sh --test qt_interop     # extra arguments go to `cargo test`
@@ -149,6 +149,9 @@ ci/python.sh
 
 step "every other Linux target: i686 and musl natively, aarch64 and armv7 under qemu (ci/cross.sh)"
 ci/cross.sh
+
+step "python on aarch64: the package's aarch64 wheel and its pytest suite on Debian's aarch64 CPython under qemu, against the x86_64 PyQt6 peer (ci/python-cross.sh)"
+ci/python-cross.sh
 
 step "Windows under Wine: the library's suites, real Qt 6.11 and 5.15 for Windows, the CLI (ci/windows.sh)"
 ci/windows.sh
