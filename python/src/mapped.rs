@@ -169,9 +169,9 @@ impl MappedSegment {
         Ok(self.seg(py)?.as_fd().as_raw_fd())
     }
 
-    /// Takes the segment's lock, waiting at most ``timeout`` seconds (``None``: forever);
-    /// see ``SharedMemory.lock``. The guard's ``owner_died`` tells that the previous holder
-    /// died holding it.
+    /// Takes the segment's lock, waiting at most ``timeout`` seconds (``None`` or
+    /// ``math.inf``: forever); see ``SharedMemory.lock``. The guard's ``owner_died`` tells
+    /// that the previous holder died holding it.
     #[pyo3(signature = (timeout = None))]
     fn lock(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<LockGuard> {
         let deadline = wait::deadline(timeout)?;

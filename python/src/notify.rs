@@ -41,9 +41,9 @@ impl Notifier {
     }
 
     /// Waits until the counter differs from ``seen``, at most ``timeout`` seconds
-    /// (``None``: forever), and returns it. The GIL is released while waiting; Ctrl-C ends
-    /// the wait (``KeyboardInterrupt``). Raises ``TimeoutError`` (kind ``"Timeout"``) when
-    /// nothing changed in time.
+    /// (``None`` or ``math.inf``: forever), and returns it. The GIL is released while
+    /// waiting; Ctrl-C ends the wait (``KeyboardInterrupt``). Raises ``TimeoutError`` (kind
+    /// ``"Timeout"``) when nothing changed in time.
     #[pyo3(signature = (seen, timeout = None))]
     fn wait(&self, py: Python<'_>, seen: u32, timeout: Option<f64>) -> PyResult<u32> {
         let deadline = wait::deadline(timeout)?;

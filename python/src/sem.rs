@@ -83,9 +83,9 @@ impl SystemSemaphore {
         open(py, native, initial, create, legacy)
     }
 
-    /// Decrements the semaphore, waiting at most ``timeout`` seconds (``None``: forever)
-    /// while it is 0. The GIL is released while waiting; Ctrl-C ends the wait
-    /// (``KeyboardInterrupt``) without decrementing. Raises ``TimeoutError`` (kind
+    /// Decrements the semaphore, waiting at most ``timeout`` seconds (``None`` or
+    /// ``math.inf``: forever) while it is 0. The GIL is released while waiting; Ctrl-C ends
+    /// the wait (``KeyboardInterrupt``) without decrementing. Raises ``TimeoutError`` (kind
     /// ``"Timeout"``) when it stayed 0.
     #[pyo3(signature = (timeout = None))]
     fn acquire(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {

@@ -182,8 +182,9 @@ impl SharedMemory {
         py.detach(move || shm.notifier()).py(py).map(Notifier::new)
     }
 
-    /// Takes the segment's lock, waiting at most ``timeout`` seconds (``None``: forever),
-    /// and returns the guard that lends the bytes; use it as ``with m.lock() as g:``.
+    /// Takes the segment's lock, waiting at most ``timeout`` seconds (``None`` or
+    /// ``math.inf``: forever), and returns the guard that lends the bytes; use it as
+    /// ``with m.lock() as g:``.
     ///
     /// The GIL is released while waiting, and Ctrl-C (``KeyboardInterrupt``) ends the wait
     /// with nothing locked. Raises ``TimeoutError`` (kind ``"Timeout"``) when the lock

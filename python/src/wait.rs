@@ -26,20 +26,18 @@ pub(crate) struct SameThread<T>(pub(crate) T);
 // thread and never crosses to another.
 unsafe impl<T> Send for SameThread<T> {}
 
-/// A Python timeout in seconds (`None`: forever) as a deadline.
+/// A Python timeout in seconds (`None`: forever) as a deadline. A timeout no deadline can
+/// hold (`math.inf`, `1e300`: beyond any clock's range) waits forever too, as `None` does;
+/// a negative or NaN one is a `ValueError`.
 pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     match timeout {
         None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => {
-            let d = Duration::try_from_secs_f64(t)
-                .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-            Ok(Some(Instant::now().checked_add(d).unwrap_or_else(|| {
-                Instant::now() + Duration::from_secs(86_400 * 365)
-            })))
-        }
-        Some(_) => Err(pyo3::exceptions::PyValueError::new_err(
-            "timeout must be None or a non-negative number of seconds",
-        )),
+        Some(t) if t >= 0.0 => Ok(Duration::try_from_secs_f64(t)
+            .ok()
+            .and_then(|d| Instant::now().checked_add(d))),
+        Some(t) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "timeout must be None or a number of seconds >= 0, not {t}"
+        ))),
     }
 }
 

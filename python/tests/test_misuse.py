@@ -262,6 +262,37 @@ def test_no_misuse_panics(shm, key):
     assert {"TypeError", "ValueError", "IndexError", "OverflowError", "Error"} <= outcomes
 
 
+def test_timeouts(shm, key):
+    """None, math.inf and timeouts beyond any clock wait forever (here: a free lock is taken
+    at once); a held lock times out after a finite one; negative and NaN ones are a
+    ValueError that names what was given."""
+    a = shm(key())
+    a.create(8)
+    for forever in [None, float("inf"), 1e300, 2.0**64]:
+        a.lock(timeout=forever).unlock()
+    b = shm(a.key)
+    b.attach()
+    outcome = []
+
+    def contend():
+        try:
+            b.lock(timeout=0.05).unlock()
+            outcome.append("locked")
+        except TimeoutError as e:
+            outcome.append(("TimeoutError", getattr(e, "kind", None)))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            outcome.append(repr(e))
+
+    with a.lock():
+        t = threading.Thread(target=contend)
+        t.start()
+        t.join(30)
+    assert outcome == [("TimeoutError", "Timeout")]
+    for bad in [-1, -0.001, float("-inf"), float("nan")]:
+        with pytest.raises(ValueError, match="timeout must be None or a number of seconds >= 0"):
+            a.lock(timeout=bad)
+
+
 def test_slices_with_steps_and_negative_indices(shm, key):
     a = shm(key())
     a.create(8)
