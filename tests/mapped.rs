@@ -318,7 +318,7 @@ fn unsealed_memfd_is_refused_unless_opted_in() {
 }
 
 #[test]
-fn truncated_file_is_refused_under_the_lock() {
+fn truncated_file_is_refused_before_and_under_the_lock() {
     let _w = util::file_watchdog("truncated_file_is_refused", Duration::from_secs(60));
     let (path, _c) = unique_file("file-truncated");
     let seg = MappedSegment::create_file(&path, 10_000).unwrap();
@@ -333,7 +333,46 @@ fn truncated_file_is_refused_under_the_lock() {
     // Opening it now is refused too (smaller than the header claims).
     let err = MappedSegment::open_file(&path).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+    // Below the header, where the lock word lives: taking the lock would touch a page past
+    // the file's end (SIGBUS), so the size is checked before it is taken, too.
+    for len in [0, 100] {
+        peer.set_len(len).unwrap();
+        let err = seg.lock().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("truncated to {len} bytes")),
+            "{err}"
+        );
+        let err = seg.try_lock().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+    }
     // Restored, it works again.
+    peer.set_len(header + 10_000).unwrap();
+    assert!(seg.lock().is_ok());
+    drop(seg);
+    drop(peer);
+}
+
+/// The size is checked before the lock is taken; a locker that had to wait checks again
+/// under it (the file may have been truncated meanwhile, as here by the holder).
+#[test]
+fn a_file_truncated_while_a_locker_waits_is_refused() {
+    let _w = util::file_watchdog("truncated_while_waiting", Duration::from_secs(60));
+    let (path, _c) = unique_file("file-truncated-waiting");
+    let seg = MappedSegment::create_file(&path, 10_000).unwrap();
+    let header = seg.data_offset() as u64;
+    let peer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let held = seg.lock().unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| seg.lock().map(drop));
+        // Let the waiter pass the check before the lock and start waiting.
+        std::thread::sleep(Duration::from_millis(200));
+        peer.set_len(header).unwrap();
+        drop(held);
+        let err = waiter.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+    });
     peer.set_len(header + 10_000).unwrap();
     assert!(seg.lock().is_ok());
     drop(seg);

@@ -77,11 +77,13 @@
 //!   them; a received memfd without `F_SEAL_SHRINK` is refused unless
 //!   [`ReceiveOptions::allow_unsealed`] opts in. A write-sealed memfd
 //!   ([`MappedSegment::seal_write`]) is immutable: every receiver gets a read-only copy.
-//! * plain files cannot be sealed. Their size is checked under the lock before the guard
-//!   lends a slice ([`FileOptions::check_size_on_lock`], on by default: one `fstat` per
-//!   lock). **What remains**: a peer that truncates the file while a guard lends its bytes,
-//!   or truncates below the header page, can still crash this process — with untrusted
-//!   peers, use a sealed memfd.
+//! * plain files cannot be sealed. Their size is checked before the lock is taken (its word
+//!   is in the file's header), and again under it when the lock had to wait, before the
+//!   guard lends a slice ([`FileOptions::check_size_on_lock`], on by default: one `fstat`
+//!   per uncontended lock, two per contended one). **What
+//!   remains**: a peer that truncates the file while this process takes the lock or while
+//!   a guard lends its bytes can still crash this process — with untrusted peers, use a
+//!   sealed memfd.
 //!
 //! # Platform-specific behavior
 //!

@@ -111,10 +111,12 @@ impl FileOptions {
         self
     }
 
-    /// Whether each lock checks (one `fstat`) that the file was not truncated before the
-    /// guard lends its bytes (default `true`). Turn it off only when every peer is trusted:
-    /// the lock then makes no system call. No effect on Windows, which refuses to truncate a
-    /// file while any process maps it: no check is needed there.
+    /// Whether each lock checks that the file was not truncated (default `true`): before
+    /// taking the lock, whose word is in the file's header, and, when the lock had to wait,
+    /// again before the guard lends its bytes (one `fstat`, two for a contended lock). Turn
+    /// it off only when every peer is trusted: the lock then makes no system call. No effect
+    /// on Windows, which refuses to truncate a file while any process maps it: no check is
+    /// needed there.
     pub fn check_size_on_lock(&mut self, check: bool) -> &mut FileOptions {
         self.check_size_on_lock = check;
         self

@@ -35,9 +35,18 @@ pub(crate) unsafe trait Mapping: Sync {
     fn len(&self) -> usize;
     /// Whether the mapping allows writes.
     fn writable(&self) -> bool;
+    /// Called before the lock is taken: a mapping whose lock lives in its own backing object
+    /// (a mapped segment's header), which may have shrunk (a plain file a peer can
+    /// truncate), checks that here, since taking the lock touches it. What it returns is
+    /// handed to [`check_locked`](Mapping::check_locked).
+    fn check_before_lock(&self) -> Result<u32> {
+        Ok(0)
+    }
     /// Called with the lock held, before any slice is made: a mapping whose backing object
-    /// may have shrunk (a plain file a peer can truncate) checks that here.
-    fn check_locked(&self) -> Result<()> {
+    /// may have shrunk checks that here (unless `before` shows the lock was taken at once
+    /// after `check_before_lock`'s check).
+    fn check_locked(&self, before: u32) -> Result<()> {
+        let _ = before;
         Ok(())
     }
 }
@@ -313,6 +322,7 @@ impl<'a> Locked<'a> {
         wait: Wait,
         label: &dyn fmt::Display,
     ) -> Result<Locked<'a>> {
+        let before = mapping.check_before_lock()?;
         let owner_died = lock.lock(wait, label)?;
         let locked = Locked {
             lock,
@@ -322,7 +332,7 @@ impl<'a> Locked<'a> {
             owner_died,
         };
         // On failure `locked` drops here and unlocks.
-        mapping.check_locked()?;
+        mapping.check_locked(before)?;
         Ok(locked)
     }
 
