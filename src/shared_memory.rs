@@ -980,6 +980,25 @@ impl SharedMemory {
             .map_err(|e| self.record_err(e.with_key(Arc::clone(&self.key_text))))
     }
 
+    /// Checks that no other process has shrunk the segment below what this object maps:
+    /// the check [`set_check_size_on_lock`](SharedMemory::set_check_size_on_lock) makes at
+    /// every lock, for a caller that makes it only when it is about to touch the bytes (a
+    /// lock taken and released without touching them needs none). Only a POSIX segment can
+    /// be shrunk (a peer's `ftruncate`): one `fstat` there, nothing on System V or Windows.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidSize`] when the segment was shrunk (touching its missing pages
+    /// would be SIGBUS); [`ErrorKind::NotAttached`] when not attached;
+    /// [`ErrorKind::Unknown`] when the size cannot be read.
+    pub fn check_size(&self) -> Result<()> {
+        let Some(seg) = &self.segment else {
+            let err = self.make_error(ErrorKind::NotAttached, Operation::Lock);
+            return Err(self.record_err(err.with_detail("not attached")));
+        };
+        self.size_unchanged(seg).map_err(|e| self.record_err(e))
+    }
+
     /// Whether [`lock`](SharedMemory::lock) checks, once it holds the lock, that no other
     /// process has shrunk the segment below what this object maps. Off by default.
     pub fn check_size_on_lock(&self) -> bool {

@@ -467,6 +467,7 @@ fn a_shrunk_segment_is_an_error_not_sigbus() {
     assert!(buf.iter().all(|&b| b == 7));
     let err = shm.read_at(8000, &mut buf[..200]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+    shm.check_size().unwrap();
 
     // The peer: another open file description of the same file.
     std::fs::OpenOptions::new()
@@ -484,8 +485,19 @@ fn a_shrunk_segment_is_an_error_not_sigbus() {
     assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
     // Refused without keeping the lock.
     shm.set_check_size_on_lock(false);
-    drop(shm.try_lock().unwrap());
+    let guard = shm.try_lock().unwrap();
+    // The check on demand, with the lock held (what the Python binding makes before its
+    // first touch of the bytes).
+    let err = shm.check_size().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidSize, "{err}");
+    assert!(
+        err.to_string().contains("shrank the segment to 100 bytes"),
+        "{err}"
+    );
+    drop(guard);
     shm.detach().unwrap();
+    let err = shm.check_size().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotAttached, "{err}");
 }
 
 /// The last qshm detach reads every process's maps to find non-qshm users (Qt maps the file

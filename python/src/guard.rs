@@ -35,7 +35,7 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyBufferError, PyIndexError, PyOverflowError, PyTypeError, PyValueError};
@@ -46,12 +46,12 @@ use pyo3::types::{PyByteArray, PyBytes, PySlice};
 use crate::errors::{self, IntoPy};
 
 /// What keeps a locked segment alive: the guard borrows from it.
-#[allow(dead_code)] // never read: held only so that the segment outlives the guard
 pub(crate) enum Owner {
     /// A `qshm.SharedMemory`'s segment.
     Shm(Arc<qshm::SharedMemory>),
-    /// A `qshm.MappedSegment`.
-    Mapped(Arc<qshm::mapped::MappedSegment>),
+    /// A `qshm.MappedSegment` (held only so that it outlives the guard: its lock checks
+    /// its file's size itself).
+    Mapped(#[allow(dead_code)] Arc<qshm::mapped::MappedSegment>),
 }
 
 /// A `'static` borrow of what `arc` points to.
@@ -70,18 +70,15 @@ pub(crate) unsafe fn static_ref<T>(arc: &Arc<T>) -> &'static T {
 
 /// A held lock, with what keeps its segment alive.
 pub(crate) struct Held {
-    /// Declared first, so that it is dropped (unlocking) before `_owner`: it borrows from it.
+    /// Declared first, so that it is dropped (unlocking) before `owner`: it borrows from it.
     guard: qshm::LockGuard<'static>,
-    _owner: Owner,
+    owner: Owner,
 }
 
 impl Held {
     /// A guard of `owner`'s segment (borrowed through [`static_ref`] of `owner`'s Arc).
     pub(crate) fn new(guard: qshm::LockGuard<'static>, owner: Owner) -> Held {
-        Held {
-            guard,
-            _owner: owner,
-        }
+        Held { guard, owner }
     }
 }
 
@@ -240,6 +237,10 @@ pub(crate) struct LockGuard {
     writable: bool,
     len: usize,
     owner_died: bool,
+    /// Whether the segment was found whole (not shrunk by another process) since this lock
+    /// was taken: checked before the first touch of its bytes ([`LockGuard::bytes`]).
+    /// (Only its thread reaches it: see [`ThreadBound`].)
+    backed: AtomicBool,
     label: Arc<str>,
 }
 
@@ -258,19 +259,46 @@ impl LockGuard {
             writable,
             len,
             owner_died,
+            backed: AtomicBool::new(false),
             label,
         }
     }
 
     /// The library's guard, if the lock is held and this is its thread.
     fn held(&self, py: Python<'_>) -> PyResult<&qshm::LockGuard<'static>> {
+        self.held_entry(py).map(|h| &h.guard)
+    }
+
+    /// The held lock and its owner, if the lock is held and this is its thread.
+    fn held_entry(&self, py: Python<'_>) -> PyResult<&Held> {
         match &self.held {
             None => Err(self.unlocked(py)),
-            Some(b) => b
-                .get()
-                .map(|h| &h.guard)
-                .ok_or_else(|| self.other_thread(py)),
+            Some(b) => b.get().ok_or_else(|| self.other_thread(py)),
         }
+    }
+
+    /// The library's guard, to touch the bytes: [`held`](LockGuard::held), and before the
+    /// first touch in this lock, [`check_backed`](LockGuard::check_backed).
+    fn bytes(&self, py: Python<'_>) -> PyResult<&qshm::LockGuard<'static>> {
+        let held = self.held_entry(py)?;
+        self.check_backed(py, held)?;
+        Ok(&held.guard)
+    }
+
+    /// Once per lock, before its bytes are first touched: checks that no other process has
+    /// shrunk the segment under the mapping (a POSIX segment, by a peer's `ftruncate`).
+    /// Touching a page past the file's end would kill the interpreter with SIGBUS; a shrunk
+    /// segment is `qshm.Error` kind `"InvalidSize"` instead. One `fstat` for a lock that
+    /// touches the bytes, none for one that does not. (A mapped segment's lock checks its
+    /// file itself, when it is taken.)
+    fn check_backed(&self, py: Python<'_>, held: &Held) -> PyResult<()> {
+        if !self.backed.load(Ordering::Relaxed) {
+            if let Owner::Shm(shm) = &held.owner {
+                shm.check_size().py(py)?;
+            }
+            self.backed.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn unlocked(&self, py: Python<'_>) -> PyErr {
@@ -327,7 +355,7 @@ impl LockGuard {
 
     /// Reads `n` bytes from `start` with step `step` (bounds-checked by the caller).
     fn get(&self, py: Python<'_>, start: isize, step: isize, n: usize) -> PyResult<Vec<u8>> {
-        let held = self.held(py)?;
+        let held = self.bytes(py)?;
         let at = |i: usize| start.wrapping_add((i as isize).wrapping_mul(step)) as usize;
         Ok(match &self.staging {
             Some(s) => (0..n).map(|i| s.get(at(i))).collect(),
@@ -344,7 +372,7 @@ impl LockGuard {
 
     /// Writes `data` from `start` with step `step` (bounds-checked by the caller).
     fn put(&mut self, py: Python<'_>, start: isize, step: isize, data: &[u8]) -> PyResult<()> {
-        self.held(py)?;
+        self.bytes(py)?;
         if !self.writable {
             return Err(self.read_only());
         }
@@ -388,12 +416,18 @@ impl LockGuard {
     }
 
     /// Writes the staging copy back into `held`'s segment, if an export could change it.
-    fn write_back(&self, held: &mut Held) {
+    /// Checked again first (the exports may have lived long): into a segment another
+    /// process has shrunk meanwhile nothing is written, and that is the error.
+    fn write_back(&self, held: &mut Held) -> qshm::Result<()> {
         if let (Some(s), true) = (&self.staging, self.exported_writable) {
+            if let Owner::Shm(shm) = &held.owner {
+                shm.check_size()?;
+            }
             if let Ok(bytes) = held.guard.as_mut_slice() {
                 s.copy_to(bytes);
             }
         }
+        Ok(())
     }
 
     /// Writes the staging copy back (when an export could have changed it) and unlocks.
@@ -409,15 +443,16 @@ impl LockGuard {
                 return Err(self.other_thread(py));
             }
         };
-        self.write_back(&mut held);
+        let written = self.write_back(&mut held);
         let live = self.live_exports();
         if live == 0 {
             self.staging = None;
         }
-        let Held { guard, _owner } = held;
+        let Held { guard, owner } = held;
         let result = guard.unlock();
-        drop(_owner);
+        drop(owner);
         result.py(py)?;
+        written.py(py)?;
         Ok(live)
     }
 }
@@ -431,7 +466,8 @@ impl Drop for LockGuard {
         };
         match bound.into_inner() {
             Ok(mut held) => {
-                self.write_back(&mut held);
+                // A segment shrunk meanwhile gets nothing written; nobody to tell here.
+                let _ = self.write_back(&mut held);
                 drop(held);
             }
             Err(bound) => {
@@ -737,7 +773,7 @@ impl LockGuard {
             )));
         }
         if slf.staging.is_none() {
-            let copy = Staging::new(slf.held(py)?.as_slice());
+            let copy = Staging::new(slf.bytes(py)?.as_slice());
             slf.staging = Some(copy);
         }
         if writable {

@@ -2,6 +2,7 @@
 the lock (LiveExportsError, a BufferError), guards used from another thread (qshm.Error,
 kind "LockError"), odd arguments (TypeError, ValueError, IndexError, OverflowError)."""
 
+import os
 import sys
 import threading
 
@@ -260,6 +261,52 @@ def test_no_misuse_panics(shm, key):
         attempt(lambda: qshm.MappedSegment.open_file(text))
         attempt(lambda: qshm.MappedSegment.memfd(text, 8).detach())
     assert {"TypeError", "ValueError", "IndexError", "OverflowError", "Error"} <= outcomes
+
+
+def test_a_segment_shrunk_by_another_process_is_an_error_not_sigbus(shm, key):
+    """A peer's ftruncate of a POSIX segment under our mapping: touching the pages that are
+    gone would kill the interpreter (SIGBUS). The first touch of the bytes in each lock
+    checks the size: indexing, slicing, read, write and buffer exports raise qshm.Error
+    (kind "InvalidSize"); a lock that touches nothing still works; a staging copy is not
+    written back into a segment shrunk while it was exported (unlock says so, and unlocks)."""
+    a = shm(key(), type="posix")
+    a.create(65536)
+    path = "/dev/shm" + a.native_name
+    with a.lock() as g:
+        g[0:5] = b"hello"
+        v = memoryview(g)
+        v[5:7] = b"!!"
+        os.truncate(path, 100)  # shrunk while a writable export lives
+        v.release()
+        with pytest.raises(qshm.Error) as e:
+            g.unlock()
+        assert e.value.kind == "InvalidSize", e.value
+    for touch in [lambda g: g[0], lambda g: g[60000:60005], lambda g: g.read(0, 5),
+                  lambda g: g.write(b"x", 0), lambda g: g.__setitem__(3, 1),
+                  lambda g: memoryview(g), lambda g: bytes(g)]:
+        with a.lock() as g:
+            with pytest.raises(qshm.Error) as e:
+                touch(g)
+            assert e.value.kind == "InvalidSize", e.value
+            assert "shrank the segment to 100 bytes" in str(e.value)
+    with a.lock():
+        pass
+    os.truncate(path, 65536)  # whole again (zero-filled past 100)
+    with a.lock() as g:
+        assert bytes(g[0:7]) == b"hello\0\0"
+
+
+def test_a_mapped_file_truncated_by_another_process_is_an_error_not_sigbus(cleanup, key):
+    """The lock word of a mapped segment is in its file: truncated below it (or below the
+    data), the lock is refused with InvalidSize, before and after it would be taken."""
+    seg = qshm.MappedSegment.create_file(key("qpyseg"), 4096)
+    cleanup(lambda: seg.is_attached and seg.detach())
+    for size in [0, 100, 4096]:
+        os.truncate(seg.path, size)
+        for take in [seg.lock, seg.try_lock]:
+            with pytest.raises(qshm.Error) as e:
+                take()
+            assert e.value.kind == "InvalidSize", e.value
 
 
 def test_timeouts(shm, key):
