@@ -366,8 +366,22 @@ fn a_file_truncated_while_a_locker_waits_is_refused() {
     let held = seg.lock().unwrap();
     std::thread::scope(|s| {
         let waiter = s.spawn(|| seg.lock().map(drop));
-        // Let the waiter pass the check before the lock and start waiting.
-        std::thread::sleep(Duration::from_millis(200));
+        // Until the waiter sleeps (it has made the check before the lock): the lock word, at
+        // offset 64 of the file (include/qshm.h), has WAITERS (bit 31) set.
+        let file = std::fs::File::open(&path).unwrap();
+        let t0 = std::time::Instant::now();
+        loop {
+            let mut word = [0u8; 8];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut word, 64).unwrap();
+            if u64::from_ne_bytes(word) & 0x8000_0000 != 0 {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the waiter never slept"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         peer.set_len(header).unwrap();
         drop(held);
         let err = waiter.join().unwrap().unwrap_err();

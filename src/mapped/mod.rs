@@ -78,12 +78,11 @@
 //!   [`ReceiveOptions::allow_unsealed`] opts in. A write-sealed memfd
 //!   ([`MappedSegment::seal_write`]) is immutable: every receiver gets a read-only copy.
 //! * plain files cannot be sealed. Their size is checked before the lock is taken (its word
-//!   is in the file's header), and again under it when the lock had to wait, before the
-//!   guard lends a slice ([`FileOptions::check_size_on_lock`], on by default: one `fstat`
-//!   per uncontended lock, two per contended one). **What
-//!   remains**: a peer that truncates the file while this process takes the lock or while
-//!   a guard lends its bytes can still crash this process — with untrusted peers, use a
-//!   sealed memfd.
+//!   is in the file's header) and again under it, before the guard lends a slice
+//!   ([`FileOptions::check_size_on_lock`], on by default: two `fstat`s per lock). **What
+//!   remains**: a peer that truncates the file, without the lock, in the moment between the
+//!   first check and the lock's compare-and-swap, or while a guard lends its bytes, can
+//!   still crash this process — with untrusted peers, use a sealed memfd.
 //!
 //! # Platform-specific behavior
 //!
@@ -518,8 +517,9 @@ impl MappedSegment {
 
     /// Takes the segment's lock, waiting as long as it takes.
     ///
-    /// Uncontended, this is one atomic compare-and-swap and no system call (plus one
-    /// `fstat` for a file with [`FileOptions::check_size_on_lock`]). A waiter sleeps on a
+    /// Uncontended, this is one atomic compare-and-swap and no system call (plus two
+    /// `fstat`s, before and under the lock, for a file with
+    /// [`FileOptions::check_size_on_lock`]). A waiter sleeps on a
     /// futex and checks every few milliseconds whether the holder is still alive; when it
     /// died, one waiter takes the lock over and the guard reports
     /// [`owner_died`](LockGuard::owner_died) until someone calls
@@ -604,6 +604,21 @@ impl MappedSegment {
     /// The label errors name the segment by.
     pub(crate) fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Checks that the backing file still holds the whole segment: the check a lock makes
+    /// (before and under it) with [`FileOptions::check_size_on_lock`], on demand, for a
+    /// caller about to touch bytes it copied out earlier, say. One `fstat` on Linux, macOS
+    /// and FreeBSD; nothing on Windows, which refuses to truncate a mapped file.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidSize`] when the file was truncated (touching its missing pages
+    /// would be SIGBUS); the `fstat`'s error when the size cannot be read.
+    pub fn check_size(&self) -> Result<()> {
+        self.inner
+            .check_size_now()
+            .map_err(|e| e.with_key(self.label.clone()))
     }
 
     /// The size of the data area in bytes (the header is not included).

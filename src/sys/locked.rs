@@ -37,16 +37,14 @@ pub(crate) unsafe trait Mapping: Sync {
     fn writable(&self) -> bool;
     /// Called before the lock is taken: a mapping whose lock lives in its own backing object
     /// (a mapped segment's header), which may have shrunk (a plain file a peer can
-    /// truncate), checks that here, since taking the lock touches it. What it returns is
-    /// handed to [`check_locked`](Mapping::check_locked).
-    fn check_before_lock(&self) -> Result<u32> {
-        Ok(0)
+    /// truncate), checks that here, since taking the lock touches it.
+    fn check_before_lock(&self) -> Result<()> {
+        Ok(())
     }
     /// Called with the lock held, before any slice is made: a mapping whose backing object
-    /// may have shrunk checks that here (unless `before` shows the lock was taken at once
-    /// after `check_before_lock`'s check).
-    fn check_locked(&self, before: u32) -> Result<()> {
-        let _ = before;
+    /// may have shrunk checks that here (ordered after the previous holder's unlock: a peer
+    /// that shrank it under the lock is seen).
+    fn check_locked(&self) -> Result<()> {
         Ok(())
     }
 }
@@ -322,7 +320,7 @@ impl<'a> Locked<'a> {
         wait: Wait,
         label: &dyn fmt::Display,
     ) -> Result<Locked<'a>> {
-        let before = mapping.check_before_lock()?;
+        mapping.check_before_lock()?;
         let owner_died = lock.lock(wait, label)?;
         let locked = Locked {
             lock,
@@ -332,7 +330,7 @@ impl<'a> Locked<'a> {
             owner_died,
         };
         // On failure `locked` drops here and unlocks.
-        mapping.check_locked(before)?;
+        mapping.check_locked()?;
         Ok(locked)
     }
 

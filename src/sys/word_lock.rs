@@ -99,9 +99,6 @@ pub(crate) struct WordLock<O> {
     state: NonNull<AtomicU32>,
     generation: NonNull<AtomicU64>,
     owners: O,
-    /// How many times a thread of this process found the lock taken (this process's own
-    /// count, not in the mapping): see [`WordLock::contended_count`].
-    contended: AtomicU32,
 }
 
 // SAFETY: the pointers address atomics in a shared mapping that stays mapped while the value
@@ -138,17 +135,7 @@ impl<O: Owners> WordLock<O> {
             state: NonNull::new(state.cast()).expect("non-null state"),
             generation: NonNull::new(generation.cast()).expect("non-null generation"),
             owners,
-            contended: AtomicU32::new(0),
         }
-    }
-
-    /// How many times a lock through this value has found the lock taken. A caller that
-    /// reads it before and after its own `lock` and finds it unchanged knows its lock was
-    /// the uncontended compare-and-swap, taken right away (other threads' contention only
-    /// makes it look contended).
-    #[cfg_attr(qshm_windows, allow(dead_code))] // Windows' files cannot shrink under a view
-    pub(crate) fn contended_count(&self) -> u32 {
-        self.contended.load(Ordering::Relaxed)
     }
 
     pub(crate) fn word(&self) -> &AtomicU64 {
@@ -193,7 +180,6 @@ impl<O: Owners> WordLock<O> {
 
     #[cold]
     fn lock_contended(&self, me: u64, wait: Wait, op: Operation) -> Result<bool> {
-        self.contended.fetch_add(1, Ordering::Relaxed);
         let deadline = match wait {
             Wait::For(d) => Instant::now().checked_add(d),
             Wait::Forever | Wait::Poll => None,

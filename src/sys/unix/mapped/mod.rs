@@ -495,16 +495,6 @@ impl MappedInner {
         &self.lock
     }
 
-    /// How many times a lock of this segment in this process found it taken
-    /// ([`WordLock::contended_count`](crate::sys::word_lock::WordLock::contended_count)).
-    #[inline]
-    fn contended_count(&self) -> u32 {
-        match &self.lock {
-            LockKind::Robust(l) => l.contended_count(),
-            LockKind::Immutable(_) => 0,
-        }
-    }
-
     /// Identities and liveness of the processes using the segment (its lock's
     /// [`Owners`](crate::sys::word_lock::Owners)); `None` for a write-sealed segment.
     pub(crate) fn owners(&self) -> Option<&dyn crate::sys::word_lock::Owners> {
@@ -751,32 +741,29 @@ unsafe impl Mapping for MappedInner {
     }
 
     /// The lock word is in the header, in the file: a file truncated below it would make
-    /// taking the lock SIGBUS, so the size is checked before. Returns the lock's count of
-    /// contended attempts, for `check_locked`.
+    /// taking the lock SIGBUS, so the size is checked before it is taken.
     #[inline]
-    fn check_before_lock(&self) -> Result<u32> {
+    fn check_before_lock(&self) -> Result<()> {
         if !self.check_size {
-            return Ok(0);
-        }
-        self.check_size_locked()?;
-        Ok(self.contended_count())
-    }
-
-    /// Checked again under the lock only when the lock was not taken at once after the check
-    /// before it (the file may have been truncated while this waited): the uncontended lock
-    /// makes one `fstat`, a contended one two.
-    #[inline]
-    fn check_locked(&self, before: u32) -> Result<()> {
-        if !self.check_size || self.contended_count() == before {
             return Ok(());
         }
-        self.check_size_locked()
+        self.check_size_now()
+    }
+
+    /// Checked again under the lock, before a slice is lent: the file may have been
+    /// truncated since the check before it (while this waited, or by a holder in between).
+    #[inline]
+    fn check_locked(&self) -> Result<()> {
+        if !self.check_size {
+            return Ok(());
+        }
+        self.check_size_now()
     }
 }
 
 impl MappedInner {
-    /// The size check of `check_locked`: one `fstat`.
-    fn check_size_locked(&self) -> Result<()> {
+    /// The size check made before and under the lock: one `fstat`.
+    pub(crate) fn check_size_now(&self) -> Result<()> {
         let needed = (self.header_size + self.data_size) as u64;
         let st =
             rustix::fs::fstat(&self.fd).map_err(|e| Ctx::label(Operation::Lock, "").errno(e))?;
