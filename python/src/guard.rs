@@ -49,9 +49,8 @@ use crate::errors::{self, IntoPy};
 pub(crate) enum Owner {
     /// A `qshm.SharedMemory`'s segment.
     Shm(Arc<qshm::SharedMemory>),
-    /// A `qshm.MappedSegment` (held only so that it outlives the guard: its lock checks
-    /// its file's size itself).
-    Mapped(#[allow(dead_code)] Arc<qshm::mapped::MappedSegment>),
+    /// A `qshm.MappedSegment` (its lock checks its file's size itself).
+    Mapped(Arc<qshm::mapped::MappedSegment>),
 }
 
 /// A `'static` borrow of what `arc` points to.
@@ -372,10 +371,11 @@ impl LockGuard {
 
     /// Writes `data` from `start` with step `step` (bounds-checked by the caller).
     fn put(&mut self, py: Python<'_>, start: isize, step: isize, data: &[u8]) -> PyResult<()> {
-        self.bytes(py)?;
+        self.held(py)?;
         if !self.writable {
             return Err(self.read_only());
         }
+        self.bytes(py)?;
         let at = |i: usize| start.wrapping_add((i as isize).wrapping_mul(step)) as usize;
         if let Some(s) = &self.staging {
             for (i, b) in data.iter().enumerate() {
@@ -420,8 +420,9 @@ impl LockGuard {
     /// process has shrunk meanwhile nothing is written, and that is the error.
     fn write_back(&self, held: &mut Held) -> qshm::Result<()> {
         if let (Some(s), true) = (&self.staging, self.exported_writable) {
-            if let Owner::Shm(shm) = &held.owner {
-                shm.check_size()?;
+            match &held.owner {
+                Owner::Shm(shm) => shm.check_size()?,
+                Owner::Mapped(seg) => seg.check_size()?,
             }
             if let Ok(bytes) = held.guard.as_mut_slice() {
                 s.copy_to(bytes);
@@ -466,9 +467,13 @@ impl Drop for LockGuard {
         };
         match bound.into_inner() {
             Ok(mut held) => {
-                // A segment shrunk meanwhile gets nothing written; nobody to tell here.
-                let _ = self.write_back(&mut held);
+                // A segment shrunk meanwhile gets nothing written: reported as the
+                // other-thread case is, there being no caller to raise it in.
+                let written = self.write_back(&mut held);
                 drop(held);
+                if let Err(err) = written {
+                    Python::attach(|py| errors::to_py(py, err).write_unraisable(py, None));
+                }
             }
             Err(bound) => {
                 drop(bound); // leaks the lock (see ThreadBound's drop)

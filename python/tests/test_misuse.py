@@ -298,9 +298,19 @@ def test_a_segment_shrunk_by_another_process_is_an_error_not_sigbus(shm, key):
 
 def test_a_mapped_file_truncated_by_another_process_is_an_error_not_sigbus(cleanup, key):
     """The lock word of a mapped segment is in its file: truncated below it (or below the
-    data), the lock is refused with InvalidSize, before and after it would be taken."""
+    data), the lock is refused with InvalidSize, before and after it would be taken; a
+    staging copy is not written back into a file truncated while it was exported."""
     seg = qshm.MappedSegment.create_file(key("qpyseg"), 4096)
     cleanup(lambda: seg.is_attached and seg.detach())
+    # Truncated while a writable export lives: the staging copy is not written back.
+    with seg.lock() as g:
+        v = memoryview(g)
+        v[0:2] = b"hi"
+        os.truncate(seg.path, 100)
+        v.release()
+        with pytest.raises(qshm.Error) as e:
+            g.unlock()
+        assert e.value.kind == "InvalidSize", e.value
     for size in [0, 100, 4096]:
         os.truncate(seg.path, size)
         for take in [seg.lock, seg.try_lock]:
