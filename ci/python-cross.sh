@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The Python package on aarch64, run for real: builds the package's abi3 wheel for
-# aarch64-unknown-linux-gnu (`maturin build --target`, a manylinux_2_34_aarch64 wheel) and
-# runs the whole pytest suite with it on Debian's aarch64 CPython (3.11) under qemu-user, with
-# the aarch64 numpy wheel from PyPI, and against the x86_64 PyQt6 peer ($QSHM_PYTHON): the
-# Qt interop tests then cross architectures as well as processes. Child processes (the
-# tests start many) run under qemu through binfmt_misc.
+# aarch64-unknown-linux-gnu (`maturin build --features abi3 --target`, a
+# manylinux_2_34_aarch64 wheel) and runs the whole pytest suite with it on Debian's aarch64
+# CPython (3.11) under qemu-user, with the aarch64 numpy wheel from PyPI, and against the
+# x86_64 PyQt6 peer ($QSHM_PYTHON): the Qt interop tests then cross architectures as well
+# as processes. Child processes (the tests start many) run under qemu through binfmt_misc.
 #
 # Needs what ci/cross.sh sets up (the aarch64 Rust target and linker, libc6:arm64 and
 # libgcc-s1:arm64, qemu-user registered with binfmt_misc) and ci/python.sh's venv (maturin,
@@ -60,7 +60,8 @@ python="$root/usr/bin/python$pyver"
 export LD_LIBRARY_PATH="$root/usr/lib/aarch64-linux-gnu:$root/lib/aarch64-linux-gnu"
 
 rm -rf "$root/wheel"
-(cd python && "$host_venv/bin/maturin" build --quiet --release --target "$target" --out "$root/wheel" >&2)
+(cd python && "$host_venv/bin/maturin" build --quiet --release --features abi3 \
+    --target "$target" --out "$root/wheel" >&2)
 wheels=("$root"/wheel/qshm-*-abi3-*_aarch64.whl)
 wheel="${wheels[0]}"
 
