@@ -519,8 +519,8 @@ impl MappedSegment {
     ///
     /// Uncontended, this is one atomic compare-and-swap and no system call (plus two
     /// `fstat`s, before and under the lock, for a file with
-    /// [`FileOptions::check_size_on_lock`]). A waiter sleeps on a
-    /// futex and checks every few milliseconds whether the holder is still alive; when it
+    /// [`FileOptions::check_size_on_lock`]). A waiter sleeps on a futex and checks every
+    /// few milliseconds whether the holder is still alive; when it
     /// died, one waiter takes the lock over and the guard reports
     /// [`owner_died`](LockGuard::owner_died) until someone calls
     /// [`mark_consistent`](LockGuard::mark_consistent).

@@ -114,9 +114,8 @@ impl FileOptions {
     /// Whether each lock checks that the file was not truncated (default `true`): before
     /// taking the lock, whose word is in the file's header, and again under it before the
     /// guard lends its bytes (two `fstat`s). Turn it off only when every peer is trusted:
-    /// the lock then makes no system call. No effect
-    /// on Windows, which refuses to truncate a file while any process maps it: no check is
-    /// needed there.
+    /// the lock then makes no system call. No effect on Windows, which refuses to truncate a
+    /// file while any process maps it: no check is needed there.
     pub fn check_size_on_lock(&mut self, check: bool) -> &mut FileOptions {
         self.check_size_on_lock = check;
         self

@@ -96,7 +96,6 @@ mod poll {
     const CALL: Duration = Duration::from_millis(10);
 
     pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<Woke> {
-        crate::sys::portable::hit(crate::sys::portable::Fallback::WaitWord);
         Ok(wait_until(
             || word.load(Ordering::Acquire) != expected,
             timeout,
@@ -106,6 +105,7 @@ mod poll {
     /// Polls `changed` with the backoff until it says yes (`Early`), `timeout` passes
     /// (`TimedOut`) or [`CALL`] has been spent (`Early`).
     pub(crate) fn wait_until(changed: impl Fn() -> bool, timeout: Option<Duration>) -> Woke {
+        crate::sys::portable::hit(crate::sys::portable::Fallback::WaitWord);
         let timeout = timeout.unwrap_or(Duration::MAX);
         let start = Instant::now();
         let mut pause = FIRST;
@@ -366,7 +366,6 @@ pub(crate) fn wake(word: &AtomicU32, count: u32) -> Result<()> {
 pub(crate) fn wait_u64(word: &AtomicU64, expected: u64, timeout: Option<Duration>) -> Result<Woke> {
     #[cfg(not(any(all(qshm_linux, not(qshm_portable)), qshm_freebsd)))]
     if !sleeps_in_kernel() {
-        crate::sys::portable::hit(crate::sys::portable::Fallback::WaitWord);
         return Ok(poll::wait_until(
             || word.load(Ordering::Acquire) != expected,
             timeout,

@@ -744,24 +744,27 @@ unsafe impl Mapping for MappedInner {
     /// taking the lock SIGBUS, so the size is checked before it is taken.
     #[inline]
     fn check_before_lock(&self) -> Result<()> {
-        if !self.check_size {
-            return Ok(());
-        }
-        self.check_size_now()
+        self.check_size_if_asked()
     }
 
     /// Checked again under the lock, before a slice is lent: the file may have been
     /// truncated since the check before it (while this waited, or by a holder in between).
     #[inline]
     fn check_locked(&self) -> Result<()> {
+        self.check_size_if_asked()
+    }
+}
+
+impl MappedInner {
+    /// The lock's size check, when the segment asks for it (`check_size_on_lock`).
+    #[inline]
+    fn check_size_if_asked(&self) -> Result<()> {
         if !self.check_size {
             return Ok(());
         }
         self.check_size_now()
     }
-}
 
-impl MappedInner {
     /// The size check made before and under the lock: one `fstat`.
     pub(crate) fn check_size_now(&self) -> Result<()> {
         let needed = (self.header_size + self.data_size) as u64;

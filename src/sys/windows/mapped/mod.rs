@@ -663,6 +663,11 @@ fn final_path(file: &File) -> Option<PathBuf> {
 }
 
 impl MappedInner {
+    /// `MappedSegment::check_size`: nothing to check (see the `Mapping` impl below).
+    pub(crate) fn check_size_now(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The data area: its first byte.
     #[inline]
     pub(crate) fn data_ptr(&self) -> *mut u8 {
@@ -775,11 +780,4 @@ unsafe impl Mapping for MappedInner {
 
     // No size check: Windows refuses to truncate a file while any process maps it
     // (`ERROR_USER_MAPPED_FILE`), and this value maps it until it is closed.
-}
-
-impl MappedInner {
-    /// `MappedSegment::check_size`: nothing to check (see the `Mapping` impl above).
-    pub(crate) fn check_size_now(&self) -> Result<()> {
-        Ok(())
-    }
 }
